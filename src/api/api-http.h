@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The HTTP layer of makima-api: one libmicrohttpd daemon per listening socket
+ * driven from sd_event, the per-request state, routing, authentication, and
+ * the helpers resource handlers answer with. */
+#pragma once
+
+#include <microhttpd.h>
+#include <json-c/json.h>
+
+#include <systemd/sd-event.h>
+
+#include "json-util.h"
+#include "macro.h"
+#include "model.h"
+
+typedef struct Manager Manager;
+
+/* Longest request target (path and query) we read; longer gets 414. */
+#define API_URI_MAX 8192U
+
+typedef struct Listener {
+        Manager *manager;
+        int fd;
+        bool is_unix;
+        char *description;              /* "unix:/run/makima/api.sock", "127.0.0.1:8080" */
+        char *unlink_path;              /* a socket file we created, removed at exit */
+        struct MHD_Daemon *daemon;
+        sd_event_source *io_source;
+        sd_event_source *timer_source;
+} Listener;
+
+/* Takes ownership of fd (closed with the listener, never shut down). */
+int listener_new(Manager *m, int fd, bool is_unix, const char *description, Listener **ret);
+Listener *listener_free(Listener *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Listener *, listener_free);
+
+typedef struct Request Request;
+typedef int (*RouteHandler)(Request *r);
+
+typedef struct Request {
+        Manager *manager;
+        Listener *listener;
+        struct MHD_Connection *connection;
+        const char *method;
+        const char *url;
+
+        /* The one {id} of the route's path, if any. */
+        char id[ID_STRING_MAX];
+        RouteHandler handler;
+
+        /* Who is asking. An admin sees every owner's objects. */
+        const char *owner;
+        char *owner_buf;
+        bool admin;
+
+        json_object *body;              /* the parsed body of POST and PATCH, else NULL */
+
+        /* Internal to api-http.c */
+        size_t uri_len;
+        bool started;
+        bool has_body;
+        bool wants_body;
+        bool body_too_large;
+        char *buf;
+        size_t buf_size, buf_alloc;
+        unsigned error_status;          /* an answer decided before the body was read */
+        const char *error_code;
+        char *error_message;
+        const char *error_header;       /* and a header to send with it */
+        char *error_header_value;
+        unsigned status;                /* what we answered (0: nothing yet) */
+        bool queued;
+} Request;
+
+/* The reply helpers queue the answer and return 0; on an error the request
+ * gets a generic 500. A handler returns what they return, or a negative errno
+ * for a failure it did not answer (then the client gets 500 internal). */
+int request_reply_json(Request *r, unsigned status, json_object *o);
+/* 201 with Location: <collection>/<id>. */
+int request_reply_created(Request *r, json_object *o, const char *collection, const char *id);
+int request_reply_no_content(Request *r);
+int request_reply_error(Request *r, unsigned status, const char *code, const char *format, ...) _printf_(4, 5);
+/* 400 invalid_field, the message naming the field. */
+#define request_reply_field(r, field, format, ...) \
+        request_reply_error((r), 400, "invalid_field", "field '%s': " format, (field), ##__VA_ARGS__)
+/* Maps a store failure to an answer: -ENOENT 404, -ESTALE 409 stale_version,
+ * -EBUSY 409 busy (with `busy_message`), anything else 500 with the store's
+ * words logged, not sent. */
+int request_reply_store_error(Request *r, int error, const char *what, const char *busy_message);
+/* A 404 for an object that does not exist or that the caller may not see. */
+int request_reply_not_found(Request *r, const char *what);
+
+/* Query parameters. Each returns 0 (found or defaulted), or answers 400 and
+ * returns -EINVAL. Unknown query parameters are rejected by the router. */
+int request_query_size(Request *r, const char *name, size_t def, size_t min, size_t max, size_t *ret);
+int request_query_int64(Request *r, const char *name, int64_t def, int64_t *ret);
+const char *request_query(Request *r, const char *name);
+/* The expected version from "If-Match": "N" (or -1 if none); answers 400 on a bad header. */
+int request_if_match(Request *r, int64_t *ret);
+/* Compares the version the client read (`body_version` from the body, -1 if
+ * absent, and If-Match) with the object's; answers 409 stale_version (or 400)
+ * and returns < 0 when they differ. */
+int request_check_version(Request *r, int64_t body_version, int64_t current, const char *what);
+
+/* True when the caller may see an object of this owner. */
+static inline bool request_may_see(const Request *r, const char *owner) {
+        return r->admin || streq_ptr(r->owner, owner);
+}
+
+/* Dispatches r->body by the table; answers 400 (naming the field) on a bad
+ * or unknown field and returns -EINVAL. */
+int request_dispatch_body(Request *r, const JsonDispatchField table[], void *userdata);
+/* The owner new objects of this request belong to: `requested` (the body's
+ * "owner", may be NULL) for an admin, else the caller. Answers 400 for a
+ * non-admin naming an owner, or a bad name. */
+int request_new_owner(Request *r, const char *requested, const char **ret);
+
+/* The resource handlers, one file per resource. */
+int api_health_get(Request *r);
+int api_contracts_list(Request *r);
+int api_contracts_create(Request *r);
+int api_contract_get(Request *r);
+int api_contract_patch(Request *r);
+int api_contract_delete(Request *r);
+int api_contract_phase(Request *r);
+int api_contract_events(Request *r);
+int api_tasks_list(Request *r);
+int api_tasks_create(Request *r);
+int api_task_get(Request *r);
+int api_task_patch(Request *r);
+int api_task_delete(Request *r);
+int api_task_events(Request *r);
+int api_tokens_create(Request *r);
+int api_token_delete(Request *r);
+
+/* Shared by the resources: the {"events":[…]} answer, the payload of a
+ * "status" or "phase" event, and string checks. */
+int api_reply_events(Request *r, int log, const char *id);
+int api_transition_payload(const char *from, const char *to, char **ret);
+bool api_ref_name_is_valid(const char *s);
+bool api_owner_name_is_valid(const char *s);

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The makima-api manager: the configuration it runs with, the store, the
+ * listening sockets (inherited from systemd or opened from --listen) and
+ * their HTTP daemons. */
+#pragma once
+
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "api-http.h"
+#include "conf.h"
+#include "store.h"
+
+typedef struct Manager {
+        sd_event *event;
+        const Config *config;
+        Store *store;
+
+        Listener **listeners;
+        size_t n_listeners;
+
+        uid_t uid;                      /* our own uid: a peer with it is admin */
+        size_t connection_memory_limit; /* for MHD, derived from MaxHeaderBytes */
+
+        uint64_t n_requests;
+        uint64_t n_requests_reported;
+        char *status;                   /* "Listening on …; store …" */
+        sd_event_source *status_timer;
+} Manager;
+
+/* `listen` (may be NULL) overrides [API] Listen= when not socket-activated. */
+int manager_new(sd_event *event, const Config *config, char **listen, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* "Listening on …; store …" plus the request count. */
+char *manager_status(Manager *m);

@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* /api/v1/tasks: create, list, read, change and delete tasks, and read their
+ * event logs. Status changes follow the task state machine and are written
+ * together with a "status" event. */
+
+#include "api-http.h"
+#include "api-manager.h"
+#include "json-util.h"
+#include "log.h"
+
+#define NAME_MAX_BYTES 256
+#define NAME_FROM_PLAN_BYTES 80
+
+/* Reads the task of the URL, answering 404 when it does not exist or the
+ * caller may not see it. */
+static int task_load(Request *r, Task **ret) {
+        _cleanup_(task_freep) Task *t = NULL;
+        int k;
+
+        k = store_task_get(r->manager->store, r->id, &t);
+        if (k < 0)
+                return request_reply_store_error(r, k, "task", NULL), k;
+        if (!request_may_see(r, t->owner))
+                return request_reply_not_found(r, "task"), -ENOENT;
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+static int reply_task(Request *r, unsigned status, const Task *t) {
+        _cleanup_json_ json_object *o = NULL;
+        int k;
+
+        k = task_to_json(t, &o);
+        if (k < 0)
+                return k;
+        if (status == 201)
+                return request_reply_created(r, o, "/api/v1/tasks", t->id);
+        return request_reply_json(r, status, o);
+}
+
+static bool present(Request *r, const char *field) {
+        return json_object_object_get_ex(r->body, field, NULL);
+}
+
+/* The first line of the plan that has text, trimmed, cut to at most
+ * NAME_FROM_PLAN_BYTES without splitting a UTF-8 sequence. */
+static char *name_from_plan(const char *plan) {
+        const char *p = plan + strspn(plan, " \t\r\n");
+        size_t n = strcspn(p, "\r\n");
+
+        while (n > 0 && strchr(" \t", p[n - 1]))
+                n--;
+        if (n > NAME_FROM_PLAN_BYTES) {
+                n = NAME_FROM_PLAN_BYTES;
+                while (n > 0 && ((unsigned char) p[n] & 0xc0) == 0x80)
+                        n--;
+        }
+        return strndup(p, n);
+}
+
+static bool text_is_plain(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < ' ' || *s == 0x7f)
+                        return false;
+        return true;
+}
+
+int api_tasks_list(Request *r) {
+        _cleanup_json_ json_object *o = NULL;
+        TaskFilter f = { .status = -1 };
+        Task **tasks = NULL;
+        const char *s;
+        json_object *a;
+        size_t n = 0;
+        int k;
+
+        k = request_query_size(r, "limit", 100, 1, 1000, &f.limit);
+        if (k < 0)
+                return k;
+        k = request_query_size(r, "offset", 0, 0, SIZE_MAX / 2, &f.offset);
+        if (k < 0)
+                return k;
+        s = request_query(r, "status");
+        if (s) {
+                f.status = task_state_from_string(s);
+                if (f.status < 0)
+                        return request_reply_error(r, 400, "invalid_parameter", "query parameter 'status': no task status '%s'", s);
+        }
+        f.contract_id = request_query(r, "contract");
+        if (f.contract_id && !id_is_valid(f.contract_id))
+                return request_reply_error(r, 400, "invalid_parameter", "query parameter 'contract': expected a contract id");
+        f.parent_task_id = request_query(r, "parent");
+        if (f.parent_task_id && !id_is_valid(f.parent_task_id))
+                return request_reply_error(r, 400, "invalid_parameter", "query parameter 'parent': expected a task id");
+        if (!r->admin)
+                f.owner = r->owner;
+
+        k = store_task_list(r->manager->store, &f, &tasks, &n);
+        if (k < 0)
+                return request_reply_store_error(r, k, "tasks", NULL);
+
+        o = json_object_new_object();
+        a = json_object_new_array_ext((int) n);
+        if (!o || !a || json_object_object_add(o, "tasks", a) < 0) {
+                json_object_put(a);
+                task_array_free(tasks, n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_object *e;
+
+                k = task_to_json(tasks[i], &e);
+                if (k < 0 || json_object_array_add(a, e) < 0) {
+                        task_array_free(tasks, n);
+                        return k < 0 ? k : -ENOMEM;
+                }
+        }
+        task_array_free(tasks, n);
+        return request_reply_json(r, 200, o);
+}
+
+typedef struct TaskCreate {
+        char *owner;
+        char *name;
+        char *plan;
+        char *repo;
+        char *base_branch;
+        char *target_branch;
+        char *parent_task_id;
+        char *contract_id;
+        bool is_supervisor;
+        bool autonomous_loop;
+        int max_iterations;
+} TaskCreate;
+
+static void task_create_done(TaskCreate *c) {
+        free(c->owner);
+        free(c->name);
+        free(c->plan);
+        free(c->repo);
+        free(c->base_branch);
+        free(c->target_branch);
+        free(c->parent_task_id);
+        free(c->contract_id);
+}
+
+/* Checks the fields that do not need the store. */
+static int task_check_fields(Request *r, const char *name, const char *plan, const char *base_branch,
+                             const char *target_branch, int max_iterations) {
+        unsigned hard_limit = r->manager->config->loop_hard_limit;
+
+        if (present(r, "name") && (isempty(name) || strlen(name) > NAME_MAX_BYTES))
+                return request_reply_field(r, "name", "expected 1 to %d bytes", NAME_MAX_BYTES), -EINVAL;
+        if (present(r, "plan") && isempty(plan + strspn(plan, " \t\r\n")))
+                return request_reply_field(r, "plan", "must not be empty"), -EINVAL;
+        if (base_branch && !api_ref_name_is_valid(base_branch))
+                return request_reply_field(r, "base_branch", "not a valid branch name"), -EINVAL;
+        if (target_branch && !api_ref_name_is_valid(target_branch))
+                return request_reply_field(r, "target_branch", "not a valid branch name"), -EINVAL;
+        if (present(r, "max_iterations") && (unsigned) max_iterations > hard_limit)
+                return request_reply_field(r, "max_iterations", "must be at most %u (the configured hard limit)", hard_limit), -EINVAL;
+        return 0;
+}
+
+int api_tasks_create(Request *r) {
+        static const JsonDispatchField table[] = {
+                { "owner",           json_dispatch_string, offsetof(TaskCreate, owner),           0              },
+                { "name",            json_dispatch_string, offsetof(TaskCreate, name),            0              },
+                { "plan",            json_dispatch_string, offsetof(TaskCreate, plan),            JSON_MANDATORY },
+                { "repo",            json_dispatch_string, offsetof(TaskCreate, repo),            JSON_NULLABLE  },
+                { "base_branch",     json_dispatch_string, offsetof(TaskCreate, base_branch),     JSON_NULLABLE  },
+                { "target_branch",   json_dispatch_string, offsetof(TaskCreate, target_branch),   JSON_NULLABLE  },
+                { "parent_task_id",  json_dispatch_string, offsetof(TaskCreate, parent_task_id),  JSON_NULLABLE  },
+                { "contract_id",     json_dispatch_string, offsetof(TaskCreate, contract_id),     JSON_NULLABLE  },
+                { "is_supervisor",   json_dispatch_bool,   offsetof(TaskCreate, is_supervisor),   0              },
+                { "autonomous_loop", json_dispatch_bool,   offsetof(TaskCreate, autonomous_loop), 0              },
+                { "max_iterations",  json_dispatch_uint,   offsetof(TaskCreate, max_iterations),  0              },
+                {}
+        };
+        _cleanup_(task_create_done) TaskCreate p = {};
+        _cleanup_(contract_freep) Contract *contract = NULL;
+        _cleanup_(task_freep) Task *parent = NULL, *t = NULL;
+        const char *owner;
+        int k;
+
+        k = request_dispatch_body(r, table, &p);
+        if (k < 0)
+                return k;
+        k = task_check_fields(r, p.name, p.plan, p.base_branch, p.target_branch, p.max_iterations);
+        if (k < 0)
+                return k;
+        if (p.repo && (isempty(p.repo) || p.repo[0] == '-' || !text_is_plain(p.repo)))
+                return request_reply_field(r, "repo", "expected a path or git URL");
+        k = request_new_owner(r, p.owner, &owner);
+        if (k < 0)
+                return k;
+
+        /* Referenced objects must exist and be the caller's to see; a task
+         * belongs to the owner of its contract or parent. */
+        if (p.contract_id) {
+                k = id_is_valid(p.contract_id) ? store_contract_get(r->manager->store, p.contract_id, &contract) : -ENOENT;
+                if (k == -ENOENT || (k >= 0 && !request_may_see(r, contract->owner)))
+                        return request_reply_field(r, "contract_id", "no such contract");
+                if (k < 0)
+                        return request_reply_store_error(r, k, "contract", NULL);
+                if (contract_status_is_final(contract->status))
+                        return request_reply_field(r, "contract_id", "the contract is %s",
+                                                   contract_status_to_string(contract->status));
+                if (p.owner && !streq(p.owner, contract->owner))
+                        return request_reply_field(r, "owner", "the contract belongs to another owner");
+                owner = contract->owner;
+        }
+        if (p.parent_task_id) {
+                k = id_is_valid(p.parent_task_id) ? store_task_get(r->manager->store, p.parent_task_id, &parent) : -ENOENT;
+                if (k == -ENOENT || (k >= 0 && !request_may_see(r, parent->owner)))
+                        return request_reply_field(r, "parent_task_id", "no such task");
+                if (k < 0)
+                        return request_reply_store_error(r, k, "task", NULL);
+                if ((p.owner || contract) && !streq(owner, parent->owner))
+                        return request_reply_field(r, "parent_task_id", "the task belongs to another owner");
+                owner = parent->owner;
+        }
+
+        t = task_new();
+        if (!t || !(t->owner = strdup(owner)))
+                return -ENOMEM;
+        t->name = p.name ? TAKE_PTR(p.name) : name_from_plan(p.plan);
+        if (!t->name)
+                return -ENOMEM;
+        t->plan = TAKE_PTR(p.plan);
+        t->repo = TAKE_PTR(p.repo);
+        t->base_branch = TAKE_PTR(p.base_branch);
+        t->target_branch = TAKE_PTR(p.target_branch);
+        t->parent_task_id = TAKE_PTR(p.parent_task_id);
+        t->contract_id = TAKE_PTR(p.contract_id);
+        t->is_supervisor = p.is_supervisor;
+        t->autonomous_loop = present(r, "autonomous_loop") ? p.autonomous_loop : contract && contract->autonomous_loop;
+        t->max_iterations = p.max_iterations;
+        t->status = TASK_PENDING;
+
+        k = store_task_insert(r->manager->store, t);
+        if (k < 0)
+                return request_reply_store_error(r, k, "task", NULL);
+        log_debug("Task %s created for %s.", t->id, t->owner);
+        return reply_task(r, 201, t);
+}
+
+int api_task_get(Request *r) {
+        _cleanup_(task_freep) Task *t = NULL;
+        int k;
+
+        k = task_load(r, &t);
+        if (k < 0)
+                return k;
+        return reply_task(r, 200, t);
+}
+
+typedef struct TaskPatch {
+        char *name;
+        char *plan;
+        char *base_branch;
+        char *target_branch;
+        bool autonomous_loop;
+        int max_iterations;
+        TaskState status;
+        char *error;
+        int64_t version;
+} TaskPatch;
+
+static void task_patch_done(TaskPatch *p) {
+        free(p->name);
+        free(p->plan);
+        free(p->base_branch);
+        free(p->target_branch);
+        free(p->error);
+}
+
+static void replace(char **field, char **value) {
+        free(*field);
+        *field = TAKE_PTR(*value);
+}
+
+int api_task_patch(Request *r) {
+        static const JsonDispatchField table[] = {
+                { "name",            json_dispatch_string,     offsetof(TaskPatch, name),            0             },
+                { "plan",            json_dispatch_string,     offsetof(TaskPatch, plan),            0             },
+                { "base_branch",     json_dispatch_string,     offsetof(TaskPatch, base_branch),     JSON_NULLABLE },
+                { "target_branch",   json_dispatch_string,     offsetof(TaskPatch, target_branch),   JSON_NULLABLE },
+                { "autonomous_loop", json_dispatch_bool,       offsetof(TaskPatch, autonomous_loop), 0             },
+                { "max_iterations",  json_dispatch_uint,       offsetof(TaskPatch, max_iterations),  0             },
+                { "status",          json_dispatch_task_state, offsetof(TaskPatch, status),          0             },
+                { "error",           json_dispatch_string,     offsetof(TaskPatch, error),           JSON_NULLABLE },
+                { "version",         json_dispatch_int64,      offsetof(TaskPatch, version),         0             },
+                {}
+        };
+        _cleanup_(task_patch_done) TaskPatch p = { .status = _TASK_STATE_INVALID, .version = -1 };
+        _cleanup_(task_freep) Task *t = NULL;
+        _cleanup_free_ char *payload = NULL;
+        Event event = { .type = (char *) "status" };
+        TaskState from;
+        int k;
+
+        k = request_dispatch_body(r, table, &p);
+        if (k < 0)
+                return k;
+        if (present(r, "version") && p.version < 1)
+                return request_reply_field(r, "version", "expected a positive integer");
+        k = task_check_fields(r, p.name, p.plan, p.base_branch, p.target_branch, p.max_iterations);
+        if (k < 0)
+                return k;
+
+        k = task_load(r, &t);
+        if (k < 0)
+                return k;
+        k = request_check_version(r, p.version, t->version, "task");
+        if (k < 0)
+                return k;
+
+        from = t->status;
+        if (p.status >= 0 && p.status != from) {
+                if (!task_state_transition_allowed(from, p.status))
+                        return request_reply_error(r, 409, "invalid_transition", "A task cannot go from status '%s' to '%s'.",
+                                                   task_state_to_string(from), task_state_to_string(p.status));
+                k = api_transition_payload(task_state_to_string(from), task_state_to_string(p.status), &payload);
+                if (k < 0)
+                        return k;
+                event.payload = payload;
+                t->status = p.status;
+                if (p.status == TASK_RUNNING && t->started_at == 0)
+                        t->started_at = now_usec();
+                if (task_state_is_final(p.status))
+                        t->completed_at = now_usec();
+        }
+        if (p.name)
+                replace(&t->name, &p.name);
+        if (p.plan)
+                replace(&t->plan, &p.plan);
+        if (present(r, "base_branch"))
+                replace(&t->base_branch, &p.base_branch);
+        if (present(r, "target_branch"))
+                replace(&t->target_branch, &p.target_branch);
+        if (present(r, "error"))
+                replace(&t->error, &p.error);
+        if (present(r, "autonomous_loop"))
+                t->autonomous_loop = p.autonomous_loop;
+        if (present(r, "max_iterations"))
+                t->max_iterations = p.max_iterations;
+
+        /* Written at the version just read: a change made since is refused (-ESTALE). */
+        k = store_task_update(r->manager->store, t, payload ? &event : NULL);
+        if (k < 0)
+                return request_reply_store_error(r, k, "task", NULL);
+        return reply_task(r, 200, t);
+}
+
+int api_task_delete(Request *r) {
+        _cleanup_(task_freep) Task *t = NULL;
+        int64_t version;
+        int k;
+
+        k = request_query_int64(r, "version", -1, &version);
+        if (k < 0)
+                return k;
+        k = task_load(r, &t);
+        if (k < 0)
+                return k;
+
+        k = store_task_delete(r->manager->store, t->id, version);
+        if (k < 0)
+                return request_reply_store_error(r, k, "task", "The task is running; cancel it first.");
+        log_debug("Task %s deleted.", t->id);
+        return request_reply_no_content(r);
+}
+
+int api_task_events(Request *r) {
+        _cleanup_(task_freep) Task *t = NULL;
+        int k;
+
+        k = task_load(r, &t);
+        if (k < 0)
+                return k;
+        return api_reply_events(r, EVENT_LOG_TASK, t->id);
+}
