@@ -1,0 +1,260 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# makima under a real systemd: installs the build into a guest booted by
+# tests/boot-systemd.sh (systemd as PID 1 in its own namespaces, on an
+# overlay of the host), then drives it the way an administrator would:
+# socket activation, the CLI over the Unix socket, the journal, the state
+# directory, restarts, the D-Bus policy, a worker, the cleanup job.
+#
+#   test-systemd.sh BUILD_DIR
+
+set -eu
+
+build=$(cd "${1:?usage: test-systemd.sh BUILD_DIR}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+boot=$here/boot-systemd.sh
+MESON=${MESON:-meson}
+
+skip() {
+        echo "SKIP: $*" >&2
+        exit 77
+}
+
+[ "$(id -u)" = 0 ] || skip "needs root"
+for c in unshare nsenter pivot_root findmnt; do
+        command -v "$c" >/dev/null || skip "$c is not installed"
+done
+grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
+grep -qw overlay /proc/filesystems || skip "no overlayfs"
+findmnt -n -t cgroup2 >/dev/null || skip "no cgroup2 hierarchy"
+unshare --mount --pid --fork --net --uts --ipc --cgroup true 2>/dev/null ||
+        skip "cannot create namespaces"
+
+tmp=$(mktemp -d --tmpdir makima-test-systemd.XXXXXX)
+guest=$tmp/guest
+
+cleanup() {
+        local rc=$?
+        if [ "$rc" != 0 ] && [ -f "$guest/pid" ]; then
+                echo "---- guest journal (last 150 lines) ----" >&2
+                "$boot" exec "$guest" journalctl -b --no-pager -n 150 >&2 || true
+                echo "---- failed units ----" >&2
+                "$boot" exec "$guest" systemctl --no-pager --failed >&2 || true
+        fi
+        "$boot" stop "$guest" || true
+        rm -rf "$tmp"
+        exit "$rc"
+}
+trap cleanup EXIT
+
+fail() {
+        echo "FAIL: $*" >&2
+        exit 1
+}
+
+step() {
+        echo "== $*"
+}
+
+# Runs a command inside the guest.
+g() {
+        "$boot" exec "$guest" "$@"
+}
+
+# Runs a command inside the guest as USER:GROUP with USER's groups.
+as() {
+        local user=$1 group=$2
+        shift 2
+        g setpriv --reuid="$user" --regid="$group" --init-groups "$@"
+}
+
+# Runs curl in the guest and prints the HTTP status.
+http_status() {
+        g curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$@"
+}
+
+expect_state() {
+        local unit=$1 want=$2 got
+        got=$(g systemctl is-active "$unit" || true)
+        [ "$got" = "$want" ] || fail "$unit is '$got', expected '$want'"
+}
+
+# ---- install and boot ----
+step "install into a payload and boot"
+"$MESON" install -C "$build" --destdir "$tmp/payload" --no-rebuild --quiet >/dev/null
+cli=$(find "$tmp/payload" -path '*/bin/makima' -type f | head -n1)
+[ -n "$cli" ] || fail "meson did not install the makima CLI"
+cli=${cli#"$tmp/payload"}
+worker_unit=$(find "$tmp/payload" -name 'makima-worker@.service' | head -n1)
+[ -n "$worker_unit" ] || fail "meson did not install makima-worker@.service"
+
+start=$(date +%s%N)
+"$boot" start "$guest" "$tmp/payload" >/dev/null
+state=$(cat "$guest/state")
+echo "booted in $((($(date +%s%N) - start) / 1000000)) ms, system is $state"
+[ "$state" = running ] || fail "guest system is '$state', not 'running'"
+
+step "sysusers and tmpfiles ran at boot"
+g getent passwd makima >/dev/null || fail "no user makima in the guest"
+got=$(g stat -c '%a %U %G' /run/makima)
+[ "$got" = "750 root makima" ] || fail "/run/makima is '$got'"
+
+# ---- socket activation ----
+step "socket activation"
+g systemctl enable --now makima-api.socket
+expect_state makima-api.socket active
+expect_state makima-api.service inactive
+got=$(g stat -c '%a %U %G' /run/makima/api.sock)
+[ "$got" = "660 root makima" ] || fail "/run/makima/api.sock is '$got'"
+
+code=$(http_status --unix-socket /run/makima/api.sock http://makima/api/v1/health)
+[ "$code" = 200 ] || fail "health over the Unix socket: HTTP $code"
+expect_state makima-api.service active
+echo "health over /run/makima/api.sock: 200, makima-api.service activated"
+
+code=$(http_status http://127.0.0.1:7080/api/v1/health)
+[ "$code" = 200 ] || fail "health over 127.0.0.1:7080: HTTP $code"
+echo "health over 127.0.0.1:7080: 200"
+
+# The service user, not root, runs it, and it told systemd it is ready.
+pid=$(g systemctl show -P MainPID makima-api.service)
+user=$(g ps -o user= -p "$pid")
+[ "$user" = makima ] || fail "makima-api runs as '$user'"
+echo "makima-api: pid $pid, user $user, status '$(g systemctl show -P StatusText makima-api.service)'"
+
+# ---- the CLI, as root, over the socket ----
+step "makima CLI through /run/makima/api.sock"
+mk() {
+        g "$cli" "$@"
+}
+mk contract create --name "systemd test" --goal "prove the units work" >"$tmp/contract.out" ||
+        fail "makima contract create"
+cat "$tmp/contract.out"
+contract=$(grep -oE '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' "$tmp/contract.out" | head -n1)
+[ -n "$contract" ] || fail "no contract id in the output of makima contract create"
+mk task create --contract "$contract" --name first --prompt "say hello" >"$tmp/task.out" ||
+        fail "makima task create"
+cat "$tmp/task.out"
+mk task list --contract "$contract" >"$tmp/list.out" || fail "makima task list"
+cat "$tmp/list.out"
+grep -q first "$tmp/list.out" || fail "makima task list does not show the task"
+
+# ---- the journal and the state directory ----
+step "journal and state directory"
+g journalctl -u makima-api.service --no-pager -o cat _PID="$pid" >"$tmp/api.journal"
+[ -s "$tmp/api.journal" ] || fail "no journal lines from makima-api (pid $pid)"
+sed 's/^/  journal: /' "$tmp/api.journal" | head -n 5
+
+got=$(g stat -c '%a %U %G' /var/lib/makima)
+[ "$got" = "750 makima makima" ] || fail "/var/lib/makima is '$got'"
+g find /var/lib/makima -maxdepth 1 -type f >"$tmp/state.files"
+[ -s "$tmp/state.files" ] || fail "makima-api wrote nothing under /var/lib/makima"
+while read -r f; do
+        owner=$(g stat -c '%U:%G %a' "$f")
+        echo "  state: $f $owner"
+        case "$owner" in
+        "makima:makima 600" | "makima:makima 640") ;;
+        *) fail "$f is '$owner', expected makima:makima and no access for others" ;;
+        esac
+done <"$tmp/state.files"
+
+# ---- stop, then the socket brings it back ----
+step "restart by socket activation"
+g systemctl stop makima-api.service
+expect_state makima-api.service inactive
+expect_state makima-api.socket active
+code=$(http_status --unix-socket /run/makima/api.sock http://makima/api/v1/health)
+[ "$code" = 200 ] || fail "health after stop: HTTP $code"
+expect_state makima-api.service active
+pid2=$(g systemctl show -P MainPID makima-api.service)
+[ "$pid2" != "$pid" ] || fail "makima-api.service was not restarted"
+mk task list --contract "$contract" | grep -q first || fail "the task is gone after a restart"
+echo "re-activated as pid $pid2; the store kept the task"
+
+# ---- D-Bus ----
+step "D-Bus name and policy"
+g busctl status org.makima1 >"$tmp/busname" 2>&1 ||
+        fail "org.makima1 is not on the system bus: $(cat "$tmp/busname")"
+unit=$(sed -n 's/^Unit=//p' "$tmp/busname")
+[ "$unit" = makima-api.service ] || fail "org.makima1 is owned by '$unit'"
+echo "org.makima1 is owned by makima-api.service"
+
+# Anyone may introspect; anything else from nobody is refused by the bus
+# (AccessDenied) before it reaches the service, while calls from root and
+# from a member of the group makima reach it (and it answers them with an
+# error of its own). Only the service may own the name.
+call() {
+        "$@" dbus-send --system --print-reply --dest=org.makima1 / \
+                org.makima1.NoSuchInterface.NoSuchMethod 2>&1 || true
+}
+request_name() {
+        "$@" dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+                org.freedesktop.DBus.RequestName string:org.makima1 uint32:4 2>&1 || true
+}
+g useradd --system --no-create-home --groups makima makima-admin
+as nobody nogroup busctl introspect org.makima1 / >/dev/null ||
+        fail "nobody may not introspect org.makima1"
+out=$(call as nobody nogroup)
+grep -q '^Error org.freedesktop.DBus.Error.AccessDenied' <<<"$out" ||
+        fail "nobody's call was not denied: $out"
+for who in g "as makima-admin makima-admin"; do
+        out=$(call $who)
+        grep -q '^Error ' <<<"$out" || fail "NoSuchMethod succeeded: $out"
+        ! grep -q AccessDenied <<<"$out" || fail "a call by '$who' was denied: $out"
+done
+for who in "nobody nogroup" "makima-admin makima-admin"; do
+        out=$(request_name as $who)
+        grep -q '^Error org.freedesktop.DBus.Error.AccessDenied' <<<"$out" ||
+                fail "'$who' may own org.makima1: $out"
+done
+echo "policy: nobody may introspect only; root and the group makima may call; only the service owns"
+
+# ---- worker ----
+step "worker"
+g systemctl start makima-worker@1.service
+expect_state makima-worker@1.service active
+wpid=$(g systemctl show -P MainPID makima-worker@1.service)
+g journalctl -u makima-worker@1.service --no-pager -o cat _PID="$wpid" >"$tmp/worker.journal"
+[ -s "$tmp/worker.journal" ] || fail "no journal lines from makima-worker@1"
+sed 's/^/  journal: /' "$tmp/worker.journal" | head -n 5
+g systemctl stop makima-worker@1.service
+
+# The worker's sandboxing must leave bwrap able to build an agent's sandbox
+# and Node.js (the agent) able to JIT: run both under the worker unit's own
+# settings, with only ExecStart= and Type= swapped.
+step "bwrap and node under the worker's sandboxing"
+g sh -c 'cat >/usr/local/sbin/makima-sandbox-probe && chmod 755 /usr/local/sbin/makima-sandbox-probe' <<'PROBE'
+#!/bin/sh
+set -e
+bwrap --unshare-user --unshare-pid --unshare-ipc --unshare-uts --unshare-net \
+        --unshare-cgroup-try --die-with-parent --new-session --ro-bind / / \
+        --proc /proc --dev /dev --tmpfs /tmp \
+        /bin/echo "bwrap: sandbox built as $(id -un)"
+if command -v node >/dev/null; then
+        bwrap --unshare-user --unshare-pid --die-with-parent --ro-bind / / \
+                --proc /proc --dev /dev --tmpfs /tmp \
+                node -e 'console.log("node: JIT works, " + [1, 2, 3].map(x => x * 2))'
+fi
+PROBE
+sed -e '/^ExecStart=/c ExecStart=/usr/local/sbin/makima-sandbox-probe' \
+    -e 's/^Type=notify/Type=oneshot/' -e '/^WatchdogSec=/d' -e '/^Restart/d' \
+    "$worker_unit" | g sh -c 'cat >/etc/systemd/system/makima-sandbox-probe@.service'
+g systemctl daemon-reload
+g systemctl start makima-sandbox-probe@1.service ||
+        fail "bwrap cannot run under makima-worker@.service's sandboxing"
+g journalctl -u makima-sandbox-probe@1.service --no-pager -o cat |
+        grep -E '^(bwrap|node):' || fail "the sandbox probe printed nothing"
+
+# ---- cleanup ----
+step "cleanup"
+g systemctl start makima-cleanup.service
+result=$(g systemctl show -P Result makima-cleanup.service)
+[ "$result" = success ] || fail "makima-cleanup.service: $result"
+echo "makima-cleanup.service: $result"
+
+step "makima.target"
+g systemctl start makima.target
+expect_state makima.target active
+expect_state makima-cleanup.timer active
+
+echo "all systemd checks passed"
