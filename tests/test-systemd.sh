@@ -46,6 +46,8 @@ cleanup() {
         exit "$rc"
 }
 trap cleanup EXIT
+# A timeout's SIGTERM must still tear the guest down.
+trap 'exit 143' TERM INT
 
 fail() {
         echo "FAIL: $*" >&2

@@ -26,6 +26,7 @@ fail() {
 
 tmp=$(mktemp -d --tmpdir makima-test-units.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 143' TERM INT
 dest=$tmp/dest
 
 "$MESON" install -C "$build" --destdir "$dest" --no-rebuild --quiet >/dev/null
