@@ -1,0 +1,613 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The PostgreSQL backend (libpq): every statement goes through PQexecParams
+ * with text parameters. Writes that must be atomic run in a transaction
+ * that first locks the row they depend on, so writers on any host serialize
+ * on it; concurrent openers serialize their migrations on an advisory lock. */
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+
+#include "store-internal.h"
+
+/* Built-in type OIDs (catalog/pg_type_d.h; they never change). */
+#define PG_BOOLOID 16
+#define PG_INT8OID 20
+#define PG_INT2OID 21
+#define PG_INT4OID 23
+#define PG_TEXTOID 25
+#define PG_FLOAT4OID 700
+#define PG_FLOAT8OID 701
+
+/* The advisory lock key migrations take: "makima" in ASCII. */
+#define PG_MIGRATION_LOCK INT64_C(0x6d616b696d61)
+
+#define PG_PARAMS_MAX 32
+#define PG_COLUMNS_MAX 32
+
+/* Per object kind (indexed by EventLog). */
+typedef struct PgObject {
+        const char *name;
+        const char *version;            /* first column: version */
+        const char *lock;               /* the same, and locks the row against appenders and writers */
+        const char *update;
+        const char *event_last;
+        const char *event_insert;
+} PgObject;
+
+static const PgObject pg_objects[_EVENT_LOG_MAX] = {
+        [EVENT_LOG_TASK] = {
+                .name = "Task",
+                .version = "SELECT version, status FROM tasks WHERE id = $1",
+                .lock = "SELECT version, status FROM tasks WHERE id = $1 FOR NO KEY UPDATE",
+                .update =
+                        "UPDATE tasks SET updated_at = $3, version = version + 1, owner = $5, name = $6, plan = $7, "
+                        "repo = $8, base_branch = $9, target_branch = $10, parent_task_id = $11, contract_id = $12, "
+                        "is_supervisor = $13, autonomous_loop = $14, max_iterations = $15, iteration_count = $16, "
+                        "status = $17, error = $18, worktree = $19, branch = $20, session_id = $21, cost_usd = $22, "
+                        "started_at = $23, completed_at = $24 "
+                        "WHERE id = $1 AND version = $4",
+                .event_last = "SELECT MAX(seq) FROM task_events WHERE task_id = $1",
+                .event_insert =
+                        "INSERT INTO task_events (task_id, seq, type, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+        },
+        [EVENT_LOG_CONTRACT] = {
+                .name = "Contract",
+                .version = "SELECT version FROM contracts WHERE id = $1",
+                .lock = "SELECT version FROM contracts WHERE id = $1 FOR NO KEY UPDATE",
+                .update =
+                        "UPDATE contracts SET updated_at = $3, version = version + 1, owner = $5, name = $6, "
+                        "description = $7, type = $8, phase = $9, status = $10, autonomous_loop = $11, "
+                        "supervisor_task_id = $12 "
+                        "WHERE id = $1 AND version = $4",
+                .event_last = "SELECT MAX(seq) FROM contract_events WHERE contract_id = $1",
+                .event_insert =
+                        "INSERT INTO contract_events (contract_id, seq, type, payload, created_at) "
+                        "VALUES ($1, $2, $3, $4, $5)",
+        },
+};
+
+typedef struct PgStore {
+        Store base;
+        PGconn *conn;
+        bool in_transaction;
+} PgStore;
+
+static PgStore *pg_store(Store *s) {
+        return (PgStore *) s;
+}
+
+static void pq_clearp(PGresult **res) {
+        if (*res)
+                PQclear(*res);
+}
+
+static int pg_fail(PgStore *p, const PGresult *res) {
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+        int r = -EIO;
+
+        if (!msg)
+                msg = res ? PQresultErrorMessage(res) : PQerrorMessage(p->conn);
+        if (state) {
+                if (streq(state, "23505"))              /* unique_violation */
+                        r = -EEXIST;
+                else if (streq(state, "23503"))         /* foreign_key_violation */
+                        r = -ENOENT;
+                else if (streq(state, "23502") ||       /* not_null_violation */
+                         streq(state, "23514") ||       /* check_violation */
+                         startswith(state, "22"))       /* data_exception */
+                        r = -EINVAL;
+        }
+        /* libpq's messages end in a newline. */
+        return store_error(&p->base, r, "%.*s", (int) strcspn(msg, "\n"), msg);
+}
+
+static void pg_value(const StoreValue *v, const char **ret_text, Oid *ret_type, char buf[static 32]) {
+        static const Oid types[_STORE_VALUE_TYPE_MAX] = {
+                [STORE_VALUE_TEXT] = PG_TEXTOID,
+                [STORE_VALUE_INT] = PG_INT8OID,
+                [STORE_VALUE_BOOL] = PG_BOOLOID,
+                [STORE_VALUE_DOUBLE] = PG_FLOAT8OID,
+        };
+
+        *ret_type = types[v->type];
+        if (v->null) {
+                *ret_text = NULL;
+                return;
+        }
+        switch (v->type) {
+        case STORE_VALUE_TEXT:
+                *ret_text = v->text;
+                return;
+        case STORE_VALUE_INT:
+                snprintf(buf, 32, "%" PRIi64, v->i);
+                break;
+        case STORE_VALUE_BOOL:
+                snprintf(buf, 32, "%s", v->b ? "t" : "f");
+                break;
+        default:
+                /* Enough digits to read back the same double. */
+                snprintf(buf, 32, "%.17g", v->d);
+        }
+        *ret_text = buf;
+}
+
+static void pg_row(const PGresult *res, int row, StoreValue *v, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                const char *t = PQgetvalue(res, row, (int) i);
+
+                if (PQgetisnull(res, row, (int) i)) {
+                        v[i] = VALUE_TEXT(NULL);
+                        continue;
+                }
+                switch (PQftype(res, (int) i)) {
+                case PG_BOOLOID:
+                        v[i] = VALUE_BOOL(t[0] == 't');
+                        break;
+                case PG_INT2OID:
+                case PG_INT4OID:
+                case PG_INT8OID:
+                        v[i] = VALUE_INT(strtoll(t, NULL, 10));
+                        break;
+                case PG_FLOAT4OID:
+                case PG_FLOAT8OID:
+                        v[i] = (StoreValue) { .type = STORE_VALUE_DOUBLE, .d = strtod(t, NULL) };
+                        break;
+                default:
+                        v[i] = VALUE_TEXT(t);
+                }
+        }
+}
+
+/* Returns the number of rows of a query, or of rows changed by anything else. */
+static int pg_run(PgStore *p, const char *sql, const StoreValue *params, size_t n_params, StoreRowFunc f,
+                  void *userdata) {
+        _cleanup_(pq_clearp) PGresult *res = NULL;
+        const char *values[PG_PARAMS_MAX];
+        char buf[PG_PARAMS_MAX][32];
+        Oid types[PG_PARAMS_MAX];
+        int r;
+
+        if (n_params > PG_PARAMS_MAX)
+                return -E2BIG;
+        for (size_t i = 0; i < n_params; i++)
+                pg_value(&params[i], &values[i], &types[i], buf[i]);
+
+        /* A lost connection (server restart) is reopened, but only between
+         * transactions: inside one, the work done so far is gone. */
+        if (!p->in_transaction && PQstatus(p->conn) == CONNECTION_BAD)
+                PQreset(p->conn);
+
+        res = PQexecParams(p->conn, sql, (int) n_params, types, values, NULL, NULL, 0);
+        switch (PQresultStatus(res)) {
+        case PGRES_COMMAND_OK:
+                return atoi(PQcmdTuples(res));
+        case PGRES_TUPLES_OK:
+                break;
+        default:
+                return pg_fail(p, res);
+        }
+
+        if (f) {
+                size_t n_columns = (size_t) PQnfields(res);
+                StoreValue row[PG_COLUMNS_MAX];
+
+                if (n_columns > PG_COLUMNS_MAX)
+                        return -E2BIG;
+                for (int i = 0; i < PQntuples(res); i++) {
+                        pg_row(res, i, row, n_columns);
+                        r = f(row, n_columns, userdata);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return PQntuples(res);
+}
+
+/* Statements without parameters; may be several separated by ';'. */
+static int pg_exec(PgStore *p, const char *sql) {
+        _cleanup_(pq_clearp) PGresult *res = NULL;
+
+        res = PQexec(p->conn, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                return pg_fail(p, res);
+        return 0;
+}
+
+static int pg_query(Store *s, const char *sql, const StoreValue *params, size_t n_params, StoreRowFunc f,
+                    void *userdata) {
+        return pg_run(pg_store(s), sql, params, n_params, f, userdata);
+}
+
+/* A transaction is open while the guard `txn` is set; leaving the scope
+ * without pg_commit() rolls it back. */
+static void pg_rollbackp(PgStore **txn) {
+        if (*txn) {
+                PQclear(PQexec((*txn)->conn, "ROLLBACK"));
+                (*txn)->in_transaction = false;
+        }
+}
+
+static int pg_begin(PgStore *p, PgStore **txn) {
+        int r;
+
+        if (PQstatus(p->conn) == CONNECTION_BAD)
+                PQreset(p->conn);
+        r = pg_exec(p, "BEGIN");
+        if (r < 0)
+                return r;
+        p->in_transaction = true;
+        *txn = p;
+        return 0;
+}
+
+static int pg_commit(PgStore **txn) {
+        int r;
+
+        r = pg_exec(*txn, "COMMIT");
+        if (r < 0)
+                return r;
+        (*txn)->in_transaction = false;
+        *txn = NULL;
+        return 0;
+}
+
+static int pg_migrate(PgStore *p) {
+        for (;;) {
+                _cleanup_(pg_rollbackp) PgStore *txn = NULL;
+                const StoreMigration *m = NULL;
+                int64_t current;
+                int r;
+
+                r = pg_begin(p, &txn);
+                if (r < 0)
+                        return r;
+                /* Held to the end of the transaction: a second opener waits,
+                 * then sees this migration done. */
+                r = pg_run(p, "SELECT pg_advisory_xact_lock($1)", PARAMS(VALUE_INT(PG_MIGRATION_LOCK)), NULL, NULL);
+                if (r < 0)
+                        return r;
+                r = pg_exec(p, STORE_SCHEMA_VERSION_TABLE);
+                if (r < 0)
+                        return r;
+                r = pg_run(p, "SELECT MAX(version) FROM schema_version", NULL, 0, store_row_int64, &current);
+                if (r < 0)
+                        return r;
+                if (current > store_latest_schema_version())
+                        return store_error(&p->base, -EPROTONOSUPPORT,
+                                           "Database schema version %" PRIi64 " is newer than this makima knows (%d)",
+                                           current, store_latest_schema_version());
+
+                for (size_t i = 0; i < store_n_migrations && !m; i++)
+                        if (store_migrations[i].version > current)
+                                m = &store_migrations[i];
+                if (!m) {
+                        p->base.schema_version = (int) current;
+                        return pg_commit(&txn);
+                }
+
+                r = pg_exec(p, m->sql[STORE_BACKEND_POSTGRESQL]);
+                if (r < 0)
+                        return r;
+                r = pg_run(p, "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)",
+                           PARAMS(VALUE_INT(m->version), VALUE_INT(now_usec())), NULL, NULL);
+                if (r < 0)
+                        return r;
+                r = pg_commit(&txn);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* The store does not log; libpq would print notices such as "relation
+ * already exists, skipping" to stderr. */
+static void pg_notice_ignore(void *userdata, const char *message) {
+}
+
+static void pg_free(Store *s) {
+        PgStore *p = pg_store(s);
+
+        if (p->conn)
+                PQfinish(p->conn);
+        free(p);
+}
+
+static int pg_open(const char *path, Store **ret) {
+        _cleanup_(store_freep) Store *s = NULL;
+        PgStore *p;
+        int r;
+
+        p = calloc(1, sizeof(PgStore));
+        if (!p)
+                return -ENOMEM;
+        p->base.vtable = &store_pg_vtable;
+        p->base.backend = STORE_BACKEND_POSTGRESQL;
+        s = &p->base;
+
+        p->conn = PQconnectdb(path);
+        if (!p->conn)
+                return -ENOMEM;
+        if (PQstatus(p->conn) != CONNECTION_OK)
+                return pg_fail(p, NULL);
+        (void) PQsetNoticeProcessor(p->conn, pg_notice_ignore, NULL);
+        if (PQsetClientEncoding(p->conn, "UTF8") != 0)
+                return pg_fail(p, NULL);
+
+        r = pg_migrate(p);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* Why an UPDATE … WHERE id AND version changed nothing. */
+static int pg_update_refused(PgStore *p, EventLog kind, const char *id, int64_t version) {
+        const PgObject *o = &pg_objects[kind];
+        int r;
+
+        r = pg_run(p, o->version, PARAMS(VALUE_TEXT(id)), NULL, NULL);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(&p->base, -ENOENT, "%s %s does not exist", o->name, id);
+        return store_error(&p->base, -ESTALE, "%s %s was changed since version %" PRIi64, o->name, id, version);
+}
+
+/* Appends to a log inside the caller's transaction, which holds the row
+ * lock of the log's owner: no other appender can read the same max(seq). */
+static int pg_events_insert(PgStore *p, EventLog log, const char *object_id, const Event *events, size_t n,
+                            usec_t now, int64_t *ret_first_seq) {
+        const PgObject *o = &pg_objects[log];
+        int64_t last;
+        int r;
+
+        r = pg_run(p, o->event_last, PARAMS(VALUE_TEXT(object_id)), store_row_int64, &last);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = pg_run(p, o->event_insert,
+                           PARAMS(VALUE_TEXT(object_id),
+                                  VALUE_INT(last + 1 + (int64_t) i),
+                                  VALUE_TEXT(events[i].type),
+                                  VALUE_TEXT(events[i].payload),
+                                  VALUE_USEC(events[i].created_at ?: now)),
+                           NULL, NULL);
+                if (r < 0)
+                        return r;
+        }
+        *ret_first_seq = last + 1;
+        return 0;
+}
+
+static int pg_update(PgStore *p, EventLog kind, const char *id, int64_t version, const StoreValue *v, size_t n,
+                     const Event *event, usec_t now, int64_t *ret_seq) {
+        _cleanup_(pg_rollbackp) PgStore *txn = NULL;
+        int r;
+
+        /* Without an event the UPDATE is atomic on its own. With one, the
+         * UPDATE's row lock is also what keeps other appenders out. */
+        if (event) {
+                r = pg_begin(p, &txn);
+                if (r < 0)
+                        return r;
+        }
+        r = pg_run(p, pg_objects[kind].update, v, n, NULL, NULL);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return pg_update_refused(p, kind, id, version);
+        if (!event)
+                return 0;
+        r = pg_events_insert(p, kind, id, event, 1, now, ret_seq);
+        if (r < 0)
+                return r;
+        return pg_commit(&txn);
+}
+
+static int pg_contract_insert(Store *s, const Contract *c) {
+        StoreValue v[CONTRACT_N_COLUMNS];
+        int r;
+
+        contract_to_values(c, v);
+        r = pg_run(pg_store(s),
+                   "INSERT INTO contracts (" CONTRACT_COLUMNS ") "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                   v, CONTRACT_N_COLUMNS, NULL, NULL);
+        return r < 0 ? r : 0;
+}
+
+static int pg_contract_get(Store *s, const char *id, Contract **ret) {
+        _cleanup_(contract_freep) Contract *c = NULL;
+        int r;
+
+        r = pg_run(pg_store(s), "SELECT " CONTRACT_COLUMNS " FROM contracts WHERE id = $1", PARAMS(VALUE_TEXT(id)),
+                   store_row_contract, &c);
+        if (r < 0)
+                return r == -EBADMSG ? store_error(s, r, "Malformed contract %s", id) : r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "Contract %s does not exist", id);
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static int pg_contract_update(Store *s, const Contract *c, const Event *event, usec_t now, int64_t *ret_seq) {
+        StoreValue v[CONTRACT_N_COLUMNS];
+
+        contract_to_values(c, v);
+        return pg_update(pg_store(s), EVENT_LOG_CONTRACT, c->id, c->version, v, CONTRACT_N_COLUMNS, event, now,
+                         ret_seq);
+}
+
+static int pg_contract_delete(Store *s, const char *id, int64_t version) {
+        _cleanup_(pg_rollbackp) PgStore *txn = NULL;
+        PgStore *p = pg_store(s);
+        bool active = false;
+        int64_t current;
+        int r;
+
+        r = pg_begin(p, &txn);
+        if (r < 0)
+                return r;
+        /* The contract's row lock keeps new tasks out (their foreign key
+         * check waits for it); locking every task of it makes us wait for a
+         * change in flight and read its outcome, not the state before. */
+        r = pg_run(p, "SELECT version FROM contracts WHERE id = $1 FOR UPDATE", PARAMS(VALUE_TEXT(id)),
+                   store_row_int64, &current);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "Contract %s does not exist", id);
+        if (version >= 0 && current != version)
+                return store_error(s, -ESTALE, "Contract %s was changed since version %" PRIi64, id, version);
+        r = pg_run(p, "SELECT status FROM tasks WHERE contract_id = $1 FOR UPDATE", PARAMS(VALUE_TEXT(id)),
+                   store_row_task_active, &active);
+        if (r < 0)
+                return r;
+        if (active)
+                return store_error(s, -EBUSY, "Contract %s has an active task", id);
+        /* Its tasks and every event go with it: ON DELETE CASCADE. */
+        r = pg_run(p, "DELETE FROM contracts WHERE id = $1", PARAMS(VALUE_TEXT(id)), NULL, NULL);
+        if (r < 0)
+                return r;
+        return pg_commit(&txn);
+}
+
+static int pg_task_insert(Store *s, const Task *t) {
+        StoreValue v[TASK_N_COLUMNS];
+        int r;
+
+        task_to_values(t, v);
+        r = pg_run(pg_store(s),
+                   "INSERT INTO tasks (" TASK_COLUMNS ") "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+                   "$17, $18, $19, $20, $21, $22, $23, $24)",
+                   v, TASK_N_COLUMNS, NULL, NULL);
+        if (r == -ENOENT)
+                return store_error(s, r, "Contract %s does not exist", t->contract_id);
+        return r < 0 ? r : 0;
+}
+
+static int pg_task_get(Store *s, const char *id, Task **ret) {
+        _cleanup_(task_freep) Task *t = NULL;
+        int r;
+
+        r = pg_run(pg_store(s), "SELECT " TASK_COLUMNS " FROM tasks WHERE id = $1", PARAMS(VALUE_TEXT(id)),
+                   store_row_task, &t);
+        if (r < 0)
+                return r == -EBADMSG ? store_error(s, r, "Malformed task %s", id) : r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "Task %s does not exist", id);
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+static int pg_task_update(Store *s, const Task *t, const Event *event, usec_t now, int64_t *ret_seq) {
+        StoreValue v[TASK_N_COLUMNS];
+
+        task_to_values(t, v);
+        return pg_update(pg_store(s), EVENT_LOG_TASK, t->id, t->version, v, TASK_N_COLUMNS, event, now, ret_seq);
+}
+
+static int pg_task_delete(Store *s, const char *id, int64_t version) {
+        _cleanup_(pg_rollbackp) PgStore *txn = NULL;
+        PgStore *p = pg_store(s);
+        StoreTaskState state;
+        int r;
+
+        r = pg_begin(p, &txn);
+        if (r < 0)
+                return r;
+        r = pg_run(p, "SELECT version, status FROM tasks WHERE id = $1 FOR UPDATE", PARAMS(VALUE_TEXT(id)),
+                   store_row_task_state, &state);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "Task %s does not exist", id);
+        if (version >= 0 && state.version != version)
+                return store_error(s, -ESTALE, "Task %s was changed since version %" PRIi64, id, version);
+        if (task_state_is_active(state.status))
+                return store_error(s, -EBUSY, "Task %s is %s", id, task_state_to_string(state.status));
+        r = pg_run(p, "DELETE FROM tasks WHERE id = $1", PARAMS(VALUE_TEXT(id)), NULL, NULL);
+        if (r < 0)
+                return r;
+        return pg_commit(&txn);
+}
+
+static int pg_event_append(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
+                           usec_t now, int64_t *ret_first_seq) {
+        _cleanup_(pg_rollbackp) PgStore *txn = NULL;
+        PgStore *p = pg_store(s);
+        int r;
+
+        r = pg_begin(p, &txn);
+        if (r < 0)
+                return r;
+        r = pg_run(p, pg_objects[log].lock, PARAMS(VALUE_TEXT(object_id)), NULL, NULL);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "%s %s does not exist", pg_objects[log].name, object_id);
+        r = pg_events_insert(p, log, object_id, events, n, now, ret_first_seq);
+        if (r < 0)
+                return r;
+        return pg_commit(&txn);
+}
+
+static int pg_token_insert(Store *s, const char *id, const char *owner, const char *token_hash,
+                           const char *description, usec_t now) {
+        int r;
+
+        r = pg_run(pg_store(s),
+                   "INSERT INTO api_tokens (id, owner, token_hash, description, created_at) VALUES ($1, $2, $3, $4, $5)",
+                   PARAMS(VALUE_TEXT(id), VALUE_TEXT(owner), VALUE_TEXT(token_hash), VALUE_TEXT(description),
+                          VALUE_USEC(now)),
+                   NULL, NULL);
+        return r < 0 ? r : 0;
+}
+
+static int pg_token_lookup(Store *s, const char *token_hash, char **ret_owner) {
+        _cleanup_free_ char *owner = NULL;
+        int r;
+
+        r = pg_run(pg_store(s), "SELECT owner FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                   PARAMS(VALUE_TEXT(token_hash)), store_row_string, &owner);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "No such token");
+        *ret_owner = TAKE_PTR(owner);
+        return 0;
+}
+
+static int pg_token_revoke(Store *s, const char *id, usec_t now) {
+        int r;
+
+        r = pg_run(pg_store(s), "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                   PARAMS(VALUE_TEXT(id), VALUE_USEC(now)), NULL, NULL);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "Token %s does not exist", id);
+        return 0;
+}
+
+const StoreVTable store_pg_vtable = {
+        .sigil = '$',
+        .open = pg_open,
+        .free = pg_free,
+        .query = pg_query,
+        .contract_insert = pg_contract_insert,
+        .contract_get = pg_contract_get,
+        .contract_update = pg_contract_update,
+        .contract_delete = pg_contract_delete,
+        .task_insert = pg_task_insert,
+        .task_get = pg_task_get,
+        .task_update = pg_task_update,
+        .task_delete = pg_task_delete,
+        .event_append = pg_event_append,
+        .token_insert = pg_token_insert,
+        .token_lookup = pg_token_lookup,
+        .token_revoke = pg_token_revoke,
+};

@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The SQLite backend: one database file in WAL mode. Every write runs in a
+ * BEGIN IMMEDIATE transaction, so concurrent writers (other handles, other
+ * processes) queue on the busy timeout instead of failing half-way, and the
+ * fixed statements are prepared once per handle. */
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+
+#include "store-internal.h"
+
+#define SQLITE_BUSY_TIMEOUT_MSEC 5000
+#define SQLITE_COLUMNS_MAX 32
+
+typedef enum SqliteStatement {
+        SQL_BEGIN,
+        SQL_COMMIT,
+        SQL_SCHEMA_VERSION,
+        SQL_SCHEMA_VERSION_INSERT,
+        SQL_CONTRACT_INSERT,
+        SQL_CONTRACT_GET,
+        SQL_CONTRACT_UPDATE,
+        SQL_CONTRACT_VERSION,
+        SQL_CONTRACT_TASK_STATES,
+        SQL_CONTRACT_DELETE,
+        SQL_TASK_INSERT,
+        SQL_TASK_GET,
+        SQL_TASK_UPDATE,
+        SQL_TASK_STATE,
+        SQL_TASK_DELETE,
+        SQL_TASK_EVENT_LAST,
+        SQL_TASK_EVENT_INSERT,
+        SQL_CONTRACT_EVENT_LAST,
+        SQL_CONTRACT_EVENT_INSERT,
+        SQL_TOKEN_INSERT,
+        SQL_TOKEN_LOOKUP,
+        SQL_TOKEN_REVOKE,
+        _SQL_MAX,
+} SqliteStatement;
+
+/* Parameters are numbered as in the *_to_values() arrays (store-internal.h). */
+static const char *const sqlite_sql[_SQL_MAX] = {
+        [SQL_BEGIN] = "BEGIN IMMEDIATE",
+        [SQL_COMMIT] = "COMMIT",
+        [SQL_SCHEMA_VERSION] = "SELECT MAX(version) FROM schema_version",
+        [SQL_SCHEMA_VERSION_INSERT] = "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+
+        [SQL_CONTRACT_INSERT] =
+                "INSERT INTO contracts (" CONTRACT_COLUMNS ") "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        [SQL_CONTRACT_GET] = "SELECT " CONTRACT_COLUMNS " FROM contracts WHERE id = ?1",
+        [SQL_CONTRACT_UPDATE] =
+                "UPDATE contracts SET updated_at = ?3, version = version + 1, owner = ?5, name = ?6, "
+                "description = ?7, type = ?8, phase = ?9, status = ?10, autonomous_loop = ?11, "
+                "supervisor_task_id = ?12 "
+                "WHERE id = ?1 AND version = ?4",
+        [SQL_CONTRACT_VERSION] = "SELECT version FROM contracts WHERE id = ?1",
+        [SQL_CONTRACT_TASK_STATES] = "SELECT status FROM tasks WHERE contract_id = ?1",
+        [SQL_CONTRACT_DELETE] = "DELETE FROM contracts WHERE id = ?1",
+
+        [SQL_TASK_INSERT] =
+                "INSERT INTO tasks (" TASK_COLUMNS ") "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+                "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+        [SQL_TASK_GET] = "SELECT " TASK_COLUMNS " FROM tasks WHERE id = ?1",
+        [SQL_TASK_UPDATE] =
+                "UPDATE tasks SET updated_at = ?3, version = version + 1, owner = ?5, name = ?6, plan = ?7, "
+                "repo = ?8, base_branch = ?9, target_branch = ?10, parent_task_id = ?11, contract_id = ?12, "
+                "is_supervisor = ?13, autonomous_loop = ?14, max_iterations = ?15, iteration_count = ?16, "
+                "status = ?17, error = ?18, worktree = ?19, branch = ?20, session_id = ?21, cost_usd = ?22, "
+                "started_at = ?23, completed_at = ?24 "
+                "WHERE id = ?1 AND version = ?4",
+        [SQL_TASK_STATE] = "SELECT version, status FROM tasks WHERE id = ?1",
+        [SQL_TASK_DELETE] = "DELETE FROM tasks WHERE id = ?1",
+
+        [SQL_TASK_EVENT_LAST] = "SELECT MAX(seq) FROM task_events WHERE task_id = ?1",
+        [SQL_TASK_EVENT_INSERT] =
+                "INSERT INTO task_events (task_id, seq, type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        [SQL_CONTRACT_EVENT_LAST] = "SELECT MAX(seq) FROM contract_events WHERE contract_id = ?1",
+        [SQL_CONTRACT_EVENT_INSERT] =
+                "INSERT INTO contract_events (contract_id, seq, type, payload, created_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5)",
+
+        [SQL_TOKEN_INSERT] =
+                "INSERT INTO api_tokens (id, owner, token_hash, description, created_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5)",
+        [SQL_TOKEN_LOOKUP] = "SELECT owner FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+        [SQL_TOKEN_REVOKE] = "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+};
+
+/* Per object kind (indexed by EventLog): what the generic paths below need. */
+typedef struct SqliteObject {
+        const char *name;
+        SqliteStatement version;        /* first column: version */
+        SqliteStatement update;
+        SqliteStatement event_last;
+        SqliteStatement event_insert;
+} SqliteObject;
+
+static const SqliteObject sqlite_objects[_EVENT_LOG_MAX] = {
+        [EVENT_LOG_TASK] = { "Task", SQL_TASK_STATE, SQL_TASK_UPDATE, SQL_TASK_EVENT_LAST, SQL_TASK_EVENT_INSERT },
+        [EVENT_LOG_CONTRACT] = { "Contract", SQL_CONTRACT_VERSION, SQL_CONTRACT_UPDATE, SQL_CONTRACT_EVENT_LAST,
+                                 SQL_CONTRACT_EVENT_INSERT },
+};
+
+typedef struct SqliteStore {
+        Store base;
+        sqlite3 *db;
+        sqlite3_stmt *statements[_SQL_MAX];
+} SqliteStore;
+
+static SqliteStore *sqlite_store(Store *s) {
+        return (SqliteStore *) s;
+}
+
+static int sqlite_fail(SqliteStore *q, int rc) {
+        int r;
+
+        switch (rc) {
+        case SQLITE_CONSTRAINT_UNIQUE:
+        case SQLITE_CONSTRAINT_PRIMARYKEY:
+                r = -EEXIST;
+                break;
+        case SQLITE_CONSTRAINT_FOREIGNKEY:
+                r = -ENOENT;
+                break;
+        case SQLITE_CONSTRAINT_NOTNULL:
+        case SQLITE_CONSTRAINT_CHECK:
+                r = -EINVAL;
+                break;
+        case SQLITE_NOMEM:
+                r = -ENOMEM;
+                break;
+        default:
+                r = -EIO;
+        }
+        return store_error(&q->base, r, "%s", q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+}
+
+static int sqlite_bind(SqliteStore *q, sqlite3_stmt *st, const StoreValue *params, size_t n) {
+        /* An UPDATE does not use every value of the array it shares with the
+         * INSERT; slots past the statement's last one do not exist. */
+        size_t max = (size_t) sqlite3_bind_parameter_count(st);
+
+        for (size_t i = 0; i < n && i < max; i++) {
+                const StoreValue *v = &params[i];
+                int idx = (int) i + 1, rc;
+
+                if (v->null)
+                        rc = sqlite3_bind_null(st, idx);
+                else
+                        switch (v->type) {
+                        case STORE_VALUE_TEXT:
+                                rc = sqlite3_bind_text(st, idx, v->text, -1, SQLITE_STATIC);
+                                break;
+                        case STORE_VALUE_INT:
+                                rc = sqlite3_bind_int64(st, idx, v->i);
+                                break;
+                        case STORE_VALUE_BOOL:
+                                rc = sqlite3_bind_int(st, idx, v->b);
+                                break;
+                        case STORE_VALUE_DOUBLE:
+                                rc = sqlite3_bind_double(st, idx, v->d);
+                                break;
+                        default:
+                                return -EINVAL;
+                        }
+                if (rc != SQLITE_OK)
+                        return sqlite_fail(q, rc);
+        }
+        return 0;
+}
+
+static void sqlite_row(sqlite3_stmt *st, StoreValue *v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                switch (sqlite3_column_type(st, (int) i)) {
+                case SQLITE_NULL:
+                        v[i] = VALUE_TEXT(NULL);
+                        break;
+                case SQLITE_INTEGER:
+                        v[i] = VALUE_INT(sqlite3_column_int64(st, (int) i));
+                        break;
+                case SQLITE_FLOAT:
+                        v[i] = (StoreValue) { .type = STORE_VALUE_DOUBLE, .d = sqlite3_column_double(st, (int) i) };
+                        break;
+                default:
+                        v[i] = VALUE_TEXT((const char *) sqlite3_column_text(st, (int) i));
+                }
+}
+
+static void sqlite_resetp(sqlite3_stmt **st) {
+        if (*st) {
+                (void) sqlite3_reset(*st);
+                (void) sqlite3_clear_bindings(*st);
+        }
+}
+
+static void sqlite_finalizep(sqlite3_stmt **st) {
+        if (*st)
+                (void) sqlite3_finalize(*st);
+}
+
+/* Binds, steps through every row and leaves the statement reset. Returns the
+ * number of rows of a query, or of rows changed by anything else. */
+static int sqlite_step_all(SqliteStore *q, sqlite3_stmt *st, const StoreValue *params, size_t n_params,
+                           StoreRowFunc f, void *userdata) {
+        _cleanup_(sqlite_resetp) sqlite3_stmt *reset = st;
+        size_t n_columns = (size_t) sqlite3_column_count(st);
+        StoreValue row[SQLITE_COLUMNS_MAX];
+        int r, rows = 0;
+
+        if (n_columns > SQLITE_COLUMNS_MAX)
+                return -E2BIG;
+        r = sqlite_bind(q, st, params, n_params);
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                int rc = sqlite3_step(st);
+                if (rc == SQLITE_DONE)
+                        break;
+                if (rc != SQLITE_ROW)
+                        return sqlite_fail(q, rc);
+                rows++;
+                if (f) {
+                        sqlite_row(st, row, n_columns);
+                        r = f(row, n_columns, userdata);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        return n_columns > 0 ? rows : sqlite3_changes(q->db);
+}
+
+static int sqlite_run(SqliteStore *q, SqliteStatement id, const StoreValue *params, size_t n_params,
+                      StoreRowFunc f, void *userdata) {
+        if (!q->statements[id]) {
+                int rc = sqlite3_prepare_v3(q->db, sqlite_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                            &q->statements[id], NULL);
+                if (rc != SQLITE_OK)
+                        return sqlite_fail(q, rc);
+        }
+        return sqlite_step_all(q, q->statements[id], params, n_params, f, userdata);
+}
+
+static int sqlite_exec(SqliteStore *q, const char *script) {
+        int rc = sqlite3_exec(q->db, script, NULL, NULL, NULL);
+        return rc == SQLITE_OK ? 0 : sqlite_fail(q, rc);
+}
+
+static int sqlite_query(Store *s, const char *sql, const StoreValue *params, size_t n_params, StoreRowFunc f,
+                        void *userdata) {
+        SqliteStore *q = sqlite_store(s);
+        _cleanup_(sqlite_finalizep) sqlite3_stmt *st = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_fail(q, rc);
+        return sqlite_step_all(q, st, params, n_params, f, userdata);
+}
+
+/* A transaction is open while the guard `txn` is set; leaving the scope
+ * without sqlite_commit() rolls it back. SQLite may already have rolled
+ * back on its own after some errors, hence the autocommit test. */
+static void sqlite_rollbackp(SqliteStore **txn) {
+        if (*txn && !sqlite3_get_autocommit((*txn)->db))
+                (void) sqlite3_exec((*txn)->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int sqlite_begin(SqliteStore *q, SqliteStore **txn) {
+        int r = sqlite_run(q, SQL_BEGIN, NULL, 0, NULL, NULL);
+        if (r < 0)
+                return r;
+        *txn = q;
+        return 0;
+}
+
+static int sqlite_commit(SqliteStore **txn) {
+        int r = sqlite_run(*txn, SQL_COMMIT, NULL, 0, NULL, NULL);
+        if (r < 0)
+                return r;
+        *txn = NULL;
+        return 0;
+}
+
+/* One write statement in its own transaction: returns the rows changed. */
+static int sqlite_write(SqliteStore *q, SqliteStatement id, const StoreValue *params, size_t n_params) {
+        _cleanup_(sqlite_rollbackp) SqliteStore *txn = NULL;
+        int r, changes;
+
+        r = sqlite_begin(q, &txn);
+        if (r < 0)
+                return r;
+        changes = sqlite_run(q, id, params, n_params, NULL, NULL);
+        if (changes < 0)
+                return changes;
+        r = sqlite_commit(&txn);
+        if (r < 0)
+                return r;
+        return changes;
+}
+
+static int sqlite_migrate(SqliteStore *q) {
+        for (;;) {
+                _cleanup_(sqlite_rollbackp) SqliteStore *txn = NULL;
+                const StoreMigration *m = NULL;
+                int64_t current;
+                int r;
+
+                r = sqlite_begin(q, &txn);
+                if (r < 0)
+                        return r;
+                r = sqlite_exec(q, STORE_SCHEMA_VERSION_TABLE);
+                if (r < 0)
+                        return r;
+                r = sqlite_run(q, SQL_SCHEMA_VERSION, NULL, 0, store_row_int64, &current);
+                if (r < 0)
+                        return r;
+                if (current > store_latest_schema_version())
+                        return store_error(&q->base, -EPROTONOSUPPORT,
+                                           "Database schema version %" PRIi64 " is newer than this makima knows (%d)",
+                                           current, store_latest_schema_version());
+
+                for (size_t i = 0; i < store_n_migrations && !m; i++)
+                        if (store_migrations[i].version > current)
+                                m = &store_migrations[i];
+                if (!m) {
+                        q->base.schema_version = (int) current;
+                        return sqlite_commit(&txn);
+                }
+
+                r = sqlite_exec(q, m->sql[STORE_BACKEND_SQLITE]);
+                if (r < 0)
+                        return r;
+                r = sqlite_run(q, SQL_SCHEMA_VERSION_INSERT, PARAMS(VALUE_INT(m->version), VALUE_INT(now_usec())),
+                               NULL, NULL);
+                if (r < 0)
+                        return r;
+                r = sqlite_commit(&txn);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static void sqlite_free(Store *s) {
+        SqliteStore *q = sqlite_store(s);
+
+        for (size_t i = 0; i < _SQL_MAX; i++)
+                (void) sqlite3_finalize(q->statements[i]);
+        (void) sqlite3_close(q->db);
+        free(q);
+}
+
+static int sqlite_open(const char *path, Store **ret) {
+        _cleanup_(store_freep) Store *s = NULL;
+        SqliteStore *q;
+        int r, rc;
+
+        q = calloc(1, sizeof(SqliteStore));
+        if (!q)
+                return -ENOMEM;
+        q->base.vtable = &store_sqlite_vtable;
+        q->base.backend = STORE_BACKEND_SQLITE;
+        s = &q->base;
+
+        if (!streq(path, ":memory:")) {
+                /* SQLite would create the file 0644 (less umask), and it holds
+                 * every agent's output. Its -wal and -shm files take the
+                 * database file's mode. */
+                _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+                if (fd < 0)
+                        return -errno;
+        }
+
+        rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_fail(q, rc);
+        (void) sqlite3_extended_result_codes(q->db, 1);
+        (void) sqlite3_busy_timeout(q->db, SQLITE_BUSY_TIMEOUT_MSEC);
+
+        r = sqlite_exec(q, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+        if (r < 0)
+                return r;
+        r = sqlite_migrate(q);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* Why an UPDATE … WHERE id AND version changed nothing. */
+static int sqlite_update_refused(SqliteStore *q, EventLog kind, const char *id, int64_t version) {
+        const SqliteObject *o = &sqlite_objects[kind];
+        int r;
+
+        r = sqlite_run(q, o->version, PARAMS(VALUE_TEXT(id)), NULL, NULL);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(&q->base, -ENOENT, "%s %s does not exist", o->name, id);
+        return store_error(&q->base, -ESTALE, "%s %s was changed since version %" PRIi64, o->name, id, version);
+}
+
+/* Appends to a log inside the caller's write transaction, which BEGIN
+ * IMMEDIATE makes the only writer: max(seq) cannot move under us. */
+static int sqlite_events_insert(SqliteStore *q, EventLog log, const char *object_id, const Event *events, size_t n,
+                                usec_t now, int64_t *ret_first_seq) {
+        const SqliteObject *o = &sqlite_objects[log];
+        int64_t last;
+        int r;
+
+        r = sqlite_run(q, o->event_last, PARAMS(VALUE_TEXT(object_id)), store_row_int64, &last);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = sqlite_run(q, o->event_insert,
+                               PARAMS(VALUE_TEXT(object_id),
+                                      VALUE_INT(last + 1 + (int64_t) i),
+                                      VALUE_TEXT(events[i].type),
+                                      VALUE_TEXT(events[i].payload),
+                                      VALUE_USEC(events[i].created_at ?: now)),
+                               NULL, NULL);
+                if (r < 0)
+                        return r;
+        }
+        *ret_first_seq = last + 1;
+        return 0;
+}
+
+static int sqlite_update(SqliteStore *q, EventLog kind, const char *id, int64_t version, const StoreValue *v,
+                         size_t n, const Event *event, usec_t now, int64_t *ret_seq) {
+        _cleanup_(sqlite_rollbackp) SqliteStore *txn = NULL;
+        int r;
+
+        r = sqlite_begin(q, &txn);
+        if (r < 0)
+                return r;
+        r = sqlite_run(q, sqlite_objects[kind].update, v, n, NULL, NULL);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return sqlite_update_refused(q, kind, id, version);
+        if (event) {
+                r = sqlite_events_insert(q, kind, id, event, 1, now, ret_seq);
+                if (r < 0)
+                        return r;
+        }
+        return sqlite_commit(&txn);
+}
+
+static int sqlite_contract_insert(Store *s, const Contract *c) {
+        StoreValue v[CONTRACT_N_COLUMNS];
+        int r;
+
+        contract_to_values(c, v);
+        r = sqlite_write(sqlite_store(s), SQL_CONTRACT_INSERT, v, CONTRACT_N_COLUMNS);
+        return r < 0 ? r : 0;
+}
+
+static int sqlite_contract_get(Store *s, const char *id, Contract **ret) {
+        _cleanup_(contract_freep) Contract *c = NULL;
+        int r;
+
+        r = sqlite_run(sqlite_store(s), SQL_CONTRACT_GET, PARAMS(VALUE_TEXT(id)), store_row_contract, &c);
+        if (r < 0)
+                return r == -EBADMSG ? store_error(s, r, "Malformed contract %s", id) : r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "Contract %s does not exist", id);
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static int sqlite_contract_update(Store *s, const Contract *c, const Event *event, usec_t now, int64_t *ret_seq) {
+        StoreValue v[CONTRACT_N_COLUMNS];
+
+        contract_to_values(c, v);
+        return sqlite_update(sqlite_store(s), EVENT_LOG_CONTRACT, c->id, c->version, v, CONTRACT_N_COLUMNS, event,
+                             now, ret_seq);
+}
+
+static int sqlite_contract_delete(Store *s, const char *id, int64_t version) {
+        _cleanup_(sqlite_rollbackp) SqliteStore *txn = NULL;
+        SqliteStore *q = sqlite_store(s);
+        bool active = false;
+        int64_t current;
+        int r;
+
+        r = sqlite_begin(q, &txn);
+        if (r < 0)
+                return r;
+        r = sqlite_run(q, SQL_CONTRACT_VERSION, PARAMS(VALUE_TEXT(id)), store_row_int64, &current);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "Contract %s does not exist", id);
+        if (version >= 0 && current != version)
+                return store_error(s, -ESTALE, "Contract %s was changed since version %" PRIi64, id, version);
+        r = sqlite_run(q, SQL_CONTRACT_TASK_STATES, PARAMS(VALUE_TEXT(id)), store_row_task_active, &active);
+        if (r < 0)
+                return r;
+        if (active)
+                return store_error(s, -EBUSY, "Contract %s has an active task", id);
+        /* Its tasks and every event go with it: ON DELETE CASCADE. */
+        r = sqlite_run(q, SQL_CONTRACT_DELETE, PARAMS(VALUE_TEXT(id)), NULL, NULL);
+        if (r < 0)
+                return r;
+        return sqlite_commit(&txn);
+}
+
+static int sqlite_task_insert(Store *s, const Task *t) {
+        StoreValue v[TASK_N_COLUMNS];
+        int r;
+
+        task_to_values(t, v);
+        r = sqlite_write(sqlite_store(s), SQL_TASK_INSERT, v, TASK_N_COLUMNS);
+        if (r == -ENOENT)
+                return store_error(s, r, "Contract %s does not exist", t->contract_id);
+        return r < 0 ? r : 0;
+}
+
+static int sqlite_task_get(Store *s, const char *id, Task **ret) {
+        _cleanup_(task_freep) Task *t = NULL;
+        int r;
+
+        r = sqlite_run(sqlite_store(s), SQL_TASK_GET, PARAMS(VALUE_TEXT(id)), store_row_task, &t);
+        if (r < 0)
+                return r == -EBADMSG ? store_error(s, r, "Malformed task %s", id) : r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "Task %s does not exist", id);
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+static int sqlite_task_update(Store *s, const Task *t, const Event *event, usec_t now, int64_t *ret_seq) {
+        StoreValue v[TASK_N_COLUMNS];
+
+        task_to_values(t, v);
+        return sqlite_update(sqlite_store(s), EVENT_LOG_TASK, t->id, t->version, v, TASK_N_COLUMNS, event, now,
+                             ret_seq);
+}
+
+static int sqlite_task_delete(Store *s, const char *id, int64_t version) {
+        _cleanup_(sqlite_rollbackp) SqliteStore *txn = NULL;
+        SqliteStore *q = sqlite_store(s);
+        StoreTaskState state;
+        int r;
+
+        r = sqlite_begin(q, &txn);
+        if (r < 0)
+                return r;
+        r = sqlite_run(q, SQL_TASK_STATE, PARAMS(VALUE_TEXT(id)), store_row_task_state, &state);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "Task %s does not exist", id);
+        if (version >= 0 && state.version != version)
+                return store_error(s, -ESTALE, "Task %s was changed since version %" PRIi64, id, version);
+        if (task_state_is_active(state.status))
+                return store_error(s, -EBUSY, "Task %s is %s", id, task_state_to_string(state.status));
+        r = sqlite_run(q, SQL_TASK_DELETE, PARAMS(VALUE_TEXT(id)), NULL, NULL);
+        if (r < 0)
+                return r;
+        return sqlite_commit(&txn);
+}
+
+static int sqlite_event_append(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
+                               usec_t now, int64_t *ret_first_seq) {
+        _cleanup_(sqlite_rollbackp) SqliteStore *txn = NULL;
+        SqliteStore *q = sqlite_store(s);
+        int r;
+
+        r = sqlite_begin(q, &txn);
+        if (r < 0)
+                return r;
+        r = sqlite_run(q, sqlite_objects[log].version, PARAMS(VALUE_TEXT(object_id)), NULL, NULL);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "%s %s does not exist", sqlite_objects[log].name, object_id);
+        r = sqlite_events_insert(q, log, object_id, events, n, now, ret_first_seq);
+        if (r < 0)
+                return r;
+        return sqlite_commit(&txn);
+}
+
+static int sqlite_token_insert(Store *s, const char *id, const char *owner, const char *token_hash,
+                               const char *description, usec_t now) {
+        int r;
+
+        r = sqlite_write(sqlite_store(s), SQL_TOKEN_INSERT,
+                         PARAMS(VALUE_TEXT(id), VALUE_TEXT(owner), VALUE_TEXT(token_hash),
+                                VALUE_TEXT(description), VALUE_USEC(now)));
+        return r < 0 ? r : 0;
+}
+
+static int sqlite_token_lookup(Store *s, const char *token_hash, char **ret_owner) {
+        _cleanup_free_ char *owner = NULL;
+        int r;
+
+        r = sqlite_run(sqlite_store(s), SQL_TOKEN_LOOKUP, PARAMS(VALUE_TEXT(token_hash)), store_row_string, &owner);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "No such token");
+        *ret_owner = TAKE_PTR(owner);
+        return 0;
+}
+
+static int sqlite_token_revoke(Store *s, const char *id, usec_t now) {
+        int r;
+
+        r = sqlite_write(sqlite_store(s), SQL_TOKEN_REVOKE, PARAMS(VALUE_TEXT(id), VALUE_USEC(now)));
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "Token %s does not exist", id);
+        return 0;
+}
+
+const StoreVTable store_sqlite_vtable = {
+        .sigil = '?',
+        .open = sqlite_open,
+        .free = sqlite_free,
+        .query = sqlite_query,
+        .contract_insert = sqlite_contract_insert,
+        .contract_get = sqlite_contract_get,
+        .contract_update = sqlite_contract_update,
+        .contract_delete = sqlite_contract_delete,
+        .task_insert = sqlite_task_insert,
+        .task_get = sqlite_task_get,
+        .task_update = sqlite_task_update,
+        .task_delete = sqlite_task_delete,
+        .event_append = sqlite_event_append,
+        .token_insert = sqlite_token_insert,
+        .token_lookup = sqlite_token_lookup,
+        .token_revoke = sqlite_token_revoke,
+};
