@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* How the makima client talks to makima-api: option parsing shared by every
+ * command, one call per connection with errors reported in one line, paging
+ * through lists, and turning short ids into full ones. */
+
+#include <stdarg.h>
+
+#include "cli.h"
+
+/* Generous: a list of 1000 tasks on a busy server still fits. */
+#define CLI_TIMEOUT (60 * USEC_PER_SEC)
+#define CLI_PAGE 1000
+/* An id prefix shorter than this is more likely a typo than an id. */
+#define CLI_ID_PREFIX_MIN 4
+
+int cli_usage_error(Cli *cli, const char *command, const char *format, ...) {
+        va_list ap;
+
+        fprintf(stderr, "%s: ", cli->program);
+        va_start(ap, format);
+        vfprintf(stderr, format, ap);
+        va_end(ap);
+        fprintf(stderr, "\nTry '%s%s%s --help'.\n", cli->program, command ? " " : "", strempty(command));
+        cli->usage_error = true;
+        return -EINVAL;
+}
+
+int cli_common_option(Cli *cli, int c, const char *arg) {
+        switch (c) {
+        case ARG_JSON:
+                cli->json = true;
+                return 1;
+        case ARG_URL:
+                if (free_and_strdup(&cli->url, arg) < 0)
+                        return log_oom();
+                cli->endpoint = http_endpoint_free(cli->endpoint);
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+int cli_parse_options(Cli *cli, const char *command, int argc, char *argv[], const struct option *options,
+                      const char *short_options, void (*help)(void),
+                      int (*handle)(Cli *cli, int c, const char *arg, void *userdata), void *userdata) {
+        _cleanup_free_ char *shorts = NULL;
+        int c, r;
+
+        /* A leading ':' makes getopt tell a missing value from an unknown option, and keeps it quiet. */
+        if (asprintf(&shorts, ":h%s", strempty(short_options)) < 0)
+                return log_oom();
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, shorts, options, NULL)) >= 0) {
+                if (c == 'h') {
+                        help();
+                        return 0;
+                }
+                if (c == '?') {
+                        if (optopt)
+                                return cli_usage_error(cli, command, "unknown option '-%c'", optopt);
+                        return cli_usage_error(cli, command, "unknown option '%s'", argv[optind - 1]);
+                }
+                if (c == ':') {
+                        if (optopt && optopt < 0x100)
+                                return cli_usage_error(cli, command, "option '-%c' needs a value", optopt);
+                        return cli_usage_error(cli, command, "option '%s' needs a value", argv[optind - 1]);
+                }
+                r = cli_common_option(cli, c, optarg);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
+                if (!handle)
+                        return cli_usage_error(cli, command, "unexpected option");
+                r = handle(cli, c, optarg, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 1;
+}
+
+static int cli_endpoint(Cli *cli) {
+        int r;
+
+        if (cli->endpoint)
+                return 0;
+        r = http_endpoint_parse(cli->url, &cli->endpoint);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                cli->usage_error = true;
+                return log_error_errno(r, "bad API address '%s': expected unix:/path or http://host:port", cli->url);
+        }
+        return 0;
+}
+
+/* Says why a call failed, from the API's {"error":{"code","message"}} when there is one. */
+static int report_http_error(Cli *cli, const HttpResponse *resp, json_object *body, const char *what) {
+        json_object *error = NULL;
+        const char *code = NULL, *message = NULL;
+
+        if (body && json_object_object_get_ex(body, "error", &error)) {
+                code = json_get_string(error, "code");
+                message = json_get_string(error, "message");
+        }
+
+        /* "No such task." under "task 1234…" says the same thing twice. */
+        if (streq_ptr(code, "not_found") && what)
+                message = "not found";
+        if (resp->status == 401 && !cli->api_key)
+                log_error("%s%s%s (set MAKIMA_API_KEY to a token from 'makima token create')",
+                          strempty(what), what ? ": " : "", message ?: "authentication required");
+        else if (message)
+                log_error("%s%s%s", strempty(what), what ? ": " : "", message);
+        else
+                log_error("%s%sHTTP %u %s", strempty(what), what ? ": " : "", resp->status, resp->reason);
+        return -EIO;
+}
+
+static int cli_callv(Cli *cli, const char *method, json_object *body, const char *what, json_object **ret,
+                     const char *path_format, va_list ap) {
+        _cleanup_(http_response_freep) HttpResponse *resp = NULL;
+        _cleanup_json_ json_object *reply = NULL;
+        _cleanup_free_ char *path = NULL, *full = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        const char *body_text = NULL, *parse_error = NULL;
+        int r;
+
+        r = cli_endpoint(cli);
+        if (r < 0)
+                return r;
+        if (vasprintf(&path, path_format, ap) < 0 || asprintf(&full, "/api/v1%s", path) < 0)
+                return log_oom();
+        if (body)
+                body_text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+
+        fd = http_connect(cli->endpoint, CLI_TIMEOUT);
+        if (fd < 0)
+                return log_error_errno(fd, "cannot connect to %s: %m (is makima-api running? set MAKIMA_API_URL)",
+                                       cli->url);
+        r = http_exchange(fd, cli->endpoint, method, full, cli->api_key, body_text, CLI_TIMEOUT, &resp);
+        if (r == -EINVAL && cli->api_key)
+                return log_error_errno(r, "MAKIMA_API_KEY contains characters a token cannot have");
+        if (r < 0)
+                return log_error_errno(r, "%s %s on %s failed: %m", method, full, cli->url);
+
+        if (resp->body_size > 0) {
+                r = json_parse_strict(resp->body, resp->body_size, &reply, &parse_error);
+                if (r < 0 && resp->status / 100 == 2)
+                        return log_error_errno(r, "%s %s: the API answered with invalid JSON: %s", method, full,
+                                               strna(parse_error));
+        }
+        if (resp->status / 100 != 2)
+                return report_http_error(cli, resp, reply, what);
+
+        if (ret)
+                *ret = TAKE_PTR(reply);
+        return 0;
+}
+
+int cli_call(Cli *cli, const char *method, json_object *body, const char *what, json_object **ret,
+             const char *path_format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, path_format);
+        r = cli_callv(cli, method, body, what, ret, path_format, ap);
+        va_end(ap);
+        return r;
+}
+
+int cli_list_all(Cli *cli, const char *collection, const char *query, const char *what, json_object **ret) {
+        _cleanup_json_ json_object *all = NULL, *items = NULL;
+
+        items = json_object_new_array();
+        if (!items)
+                return log_oom();
+
+        for (size_t offset = 0;;) {
+                _cleanup_json_ json_object *page = NULL;
+                json_object *a;
+                size_t n;
+                int r;
+
+                r = cli_call(cli, "GET", NULL, what, &page, "/%s?limit=%d&offset=%zu%s%s", collection, CLI_PAGE,
+                             offset, isempty(query) ? "" : "&", strempty(query));
+                if (r < 0)
+                        return r;
+                if (!page || !json_object_object_get_ex(page, collection, &a) || !json_object_is_type(a, json_type_array))
+                        return log_error_errno(EBADMSG, "the API's list of %s has no \"%s\" array", collection,
+                                               collection);
+                n = json_object_array_length(a);
+                for (size_t i = 0; i < n; i++)
+                        if (json_object_array_add(items, json_object_get(json_object_array_get_idx(a, i))) < 0)
+                                return log_oom();
+                if (n < CLI_PAGE)
+                        break;
+                offset += n;
+        }
+
+        all = json_object_new_object();
+        if (!all || json_object_object_add(all, collection, TAKE_PTR(items)) < 0)
+                return log_oom();
+        *ret = TAKE_PTR(all);
+        return 0;
+}
+
+int cli_resolve_id(Cli *cli, const char *collection, const char *noun, const char *id, char **ret) {
+        _cleanup_json_ json_object *list = NULL;
+        _cleanup_free_ char *what = NULL;
+        const char *found = NULL;
+        json_object *a;
+        size_t n_found = 0, l = strlen(id);
+        char *s;
+        int r;
+
+        if (asprintf(&what, "%s %s", noun, id) < 0)
+                return log_oom();
+
+        /* Only something that can be the start of a UUID is worth a list call. */
+        if (id_is_valid(id) || l < CLI_ID_PREFIX_MIN || l >= ID_STRING_MAX - 1 ||
+            strspn(id, "0123456789abcdefABCDEF-") != l) {
+                if (isempty(id) || strchr(id, '/') || strchr(id, '?') || strchr(id, '%'))
+                        return cli_usage_error(cli, NULL, "'%s' is not a %s id", id, noun);
+                s = strdup(id);
+                if (!s)
+                        return log_oom();
+                *ret = s;
+                return 0;
+        }
+
+        r = cli_list_all(cli, collection, "", what, &list);
+        if (r < 0)
+                return r;
+        (void) json_object_object_get_ex(list, collection, &a);
+        for (size_t i = 0; i < json_object_array_length(a); i++) {
+                const char *candidate = json_get_string(json_object_array_get_idx(a, i), "id");
+
+                if (candidate && strncasecmp(candidate, id, l) == 0) {
+                        found = candidate;
+                        n_found++;
+                }
+        }
+        if (n_found == 0)
+                return log_error_errno(ENOENT, "%s: not found", what);
+        if (n_found > 1)
+                return log_error_errno(ENOTUNIQ, "%s: ambiguous, %zu %s ids start with it; give more of the id",
+                                       what, n_found, noun);
+        s = strdup(found);
+        if (!s)
+                return log_oom();
+        *ret = s;
+        return 0;
+}
+
+char *cli_url_escape(const char *s) {
+        static const char hex[] = "0123456789ABCDEF";
+        char *buf, *p;
+
+        buf = malloc(strlen(s) * 3 + 1);
+        if (!buf)
+                return NULL;
+        p = buf;
+        for (; *s; s++) {
+                unsigned char c = (unsigned char) *s;
+
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    strchr("-._~", c))
+                        *p++ = (char) c;
+                else {
+                        *p++ = '%';
+                        *p++ = hex[c >> 4];
+                        *p++ = hex[c & 15];
+                }
+        }
+        *p = '\0';
+        return buf;
+}
+
+int cli_show_events(Cli *cli, const char *collection, const char *id, int64_t after, const char *what) {
+        _cleanup_json_ json_object *all = NULL, *items = NULL;
+
+        items = json_object_new_array();
+        if (!items)
+                return log_oom();
+
+        /* Page by sequence number: "after" is stable even while events are being added. */
+        for (;;) {
+                _cleanup_json_ json_object *page = NULL;
+                json_object *a;
+                size_t n;
+                int r;
+
+                r = cli_call(cli, "GET", NULL, what, &page, "/%s/%s/events?after=%" PRIi64 "&limit=%d",
+                             collection, id, after, CLI_PAGE);
+                if (r < 0)
+                        return r;
+                if (!page || !json_object_object_get_ex(page, "events", &a) || !json_object_is_type(a, json_type_array))
+                        return log_error_errno(EBADMSG, "the API's list of events has no \"events\" array");
+                n = json_object_array_length(a);
+                for (size_t i = 0; i < n; i++) {
+                        json_object *e = json_object_array_get_idx(a, i);
+
+                        after = MAX(after, json_get_int(e, "seq", after));
+                        if (cli->json) {
+                                if (json_object_array_add(items, json_object_get(e)) < 0)
+                                        return log_oom();
+                        } else {
+                                r = cli_print_event(cli, e);
+                                if (r < 0)
+                                        return log_oom();
+                        }
+                }
+                if (n < CLI_PAGE)
+                        break;
+        }
+
+        if (!cli->json)
+                return fflush(stdout) == 0 ? 0 : log_error_errno(errno, "Failed to write the events: %m");
+        all = json_object_new_object();
+        if (!all || json_object_object_add(all, "events", TAKE_PTR(items)) < 0)
+                return log_oom();
+        return cli_print_json(all);
+}
+
+int cli_parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret) {
+        char *end = NULL;
+        long long v;
+
+        if (isempty(s) || !strchr("0123456789-+", s[0]))
+                return -EINVAL;
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (*end != '\0')
+                return -EINVAL;
+        if (v < min || v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+int cli_want_operands(Cli *cli, const char *command, int argc, char *argv[], int n, const char *names) {
+        if (argc - optind < n)
+                return cli_usage_error(cli, command, "missing %s", names);
+        if (argc - optind > n)
+                return cli_usage_error(cli, command, "unexpected argument '%s'", argv[optind + n]);
+        return 0;
+}

@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* "makima task …": create tasks (one agent run each), list and show them,
+ * read their events, cancel and delete them. */
+
+#include <limits.h>
+
+#include "cli.h"
+#include "model.h"
+
+static const char *const task_keys[] = {
+        "id", "name", "owner", "status", "error", "plan", "repo", "base_branch", "target_branch", "branch",
+        "worktree", "contract_id", "parent_task_id", "is_supervisor", "autonomous_loop", "iteration_count",
+        "max_iterations", "session_id", "cost_usd", "created_at", "started_at", "updated_at", "completed_at",
+        "version", NULL,
+};
+
+void help_task(void) {
+        printf("makima task COMMAND ...\n\n"
+               "Tasks: one agent working on a plan in its own git worktree.\n\n"
+               "Commands:\n"
+               "  create [--repo=PATH|URL] [--name=NAME] [--contract=ID] [--base-branch=BRANCH]\n"
+               "         [--autonomous-loop] [--max-iterations=N] PLAN\n"
+               "                           Create a task and print its id\n"
+               "  list [--contract=ID] [--status=STATUS]\n"
+               "                           List tasks\n"
+               "  show ID                  Show a task\n"
+               "  events ID [--after=SEQ]  Show a task's events\n"
+               "  cancel ID                Cancel a task\n"
+               "  delete ID                Delete a task\n\n"
+               "Options:\n" CLI_COMMON_HELP);
+}
+
+static void help_create(void) {
+        printf("makima task create [OPTIONS...] PLAN\n\n"
+               "Create a task that works on PLAN and print its id (with --json, the task).\n\n"
+               "Options:\n"
+               "     --repo=PATH|URL      The git repository to work in; a local path is made absolute\n"
+               "     --name=NAME          A short name for lists\n"
+               "     --contract=ID        Make the task part of a contract\n"
+               "     --base-branch=BRANCH Start the task's branch from BRANCH\n"
+               "     --autonomous-loop    Restart the agent until it says the work is done\n"
+               "     --max-iterations=N   At most N agent runs in the loop (default: the configured one)\n"
+               CLI_COMMON_HELP);
+}
+
+static void help_list(void) {
+        printf("makima task list [OPTIONS...]\n\n"
+               "List the tasks you may see, newest first.\n\n"
+               "Options:\n"
+               "     --contract=ID        Only tasks of this contract\n"
+               "     --status=STATUS      Only tasks with this status (pending, running, paused, waiting,\n"
+               "                          done, failed, interrupted, cancelled, iteration_limit_reached,\n"
+               "                          merged)\n"
+               CLI_COMMON_HELP);
+}
+
+static void help_show(void) {
+        printf("makima task show [OPTIONS...] ID\n\n"
+               "Show a task. ID may be a unique prefix of the id.\n\n"
+               "Options:\n" CLI_COMMON_HELP);
+}
+
+static void help_events(void) {
+        printf("makima task events [OPTIONS...] ID\n\n"
+               "Show a task's events, one per line: #SEQ TIME TYPE SUMMARY.\n\n"
+               "Options:\n"
+               "     --after=SEQ          Only events after sequence number SEQ\n"
+               CLI_COMMON_HELP);
+}
+
+static void help_cancel(void) {
+        printf("makima task cancel [OPTIONS...] ID\n\n"
+               "Cancel a task: its agent is stopped and it will not run again.\n\n"
+               "Options:\n" CLI_COMMON_HELP);
+}
+
+static void help_delete(void) {
+        printf("makima task delete [OPTIONS...] ID\n\n"
+               "Delete a task and its events (refused while it is running).\n\n"
+               "Options:\n" CLI_COMMON_HELP);
+}
+
+enum {
+        ARG_REPO = _ARG_COMMON_MAX,
+        ARG_NAME,
+        ARG_CONTRACT,
+        ARG_BASE_BRANCH,
+        ARG_AUTONOMOUS_LOOP,
+        ARG_MAX_ITERATIONS,
+        ARG_STATUS,
+        ARG_AFTER,
+};
+
+typedef struct TaskArgs {
+        const char *repo;
+        const char *name;
+        const char *contract;
+        const char *base_branch;
+        bool autonomous_loop;
+        int64_t max_iterations;         /* -1: not given */
+        const char *status;
+        int64_t after;
+} TaskArgs;
+
+static int handle_option(Cli *cli, int c, const char *arg, void *userdata) {
+        TaskArgs *a = userdata;
+
+        switch (c) {
+        case ARG_REPO:
+                a->repo = arg;
+                return 0;
+        case ARG_NAME:
+                a->name = arg;
+                return 0;
+        case ARG_CONTRACT:
+                a->contract = arg;
+                return 0;
+        case ARG_BASE_BRANCH:
+                a->base_branch = arg;
+                return 0;
+        case ARG_AUTONOMOUS_LOOP:
+                a->autonomous_loop = true;
+                return 0;
+        case ARG_MAX_ITERATIONS:
+                if (cli_parse_int64(arg, 1, INT_MAX, &a->max_iterations) < 0)
+                        return cli_usage_error(cli, "task create", "--max-iterations expects a positive number, not '%s'", arg);
+                return 0;
+        case ARG_STATUS:
+                if (task_state_from_string(arg) < 0)
+                        return cli_usage_error(cli, "task list", "unknown task status '%s'", arg);
+                a->status = arg;
+                return 0;
+        case ARG_AFTER:
+                if (cli_parse_int64(arg, 0, INT64_MAX, &a->after) < 0)
+                        return cli_usage_error(cli, "task events", "--after expects a sequence number, not '%s'", arg);
+                return 0;
+        }
+        return -EINVAL;
+}
+
+/* Git's own rule: "scheme://…", or "host:path" with the colon before any slash, is remote. */
+static bool repo_is_url(const char *repo) {
+        const char *colon = strchr(repo, ':'), *slash = strchr(repo, '/');
+
+        return strstr(repo, "://") || (colon && (!slash || colon < slash));
+}
+
+int verb_task_create(Cli *cli, int argc, char *argv[]) {
+        static const struct option options[] = {
+                CLI_COMMON_OPTIONS,
+                { "repo",            required_argument, NULL, ARG_REPO            },
+                { "name",            required_argument, NULL, ARG_NAME            },
+                { "contract",        required_argument, NULL, ARG_CONTRACT        },
+                { "base-branch",     required_argument, NULL, ARG_BASE_BRANCH     },
+                { "autonomous-loop", no_argument,       NULL, ARG_AUTONOMOUS_LOOP },
+                { "max-iterations",  required_argument, NULL, ARG_MAX_ITERATIONS  },
+                {}
+        };
+        _cleanup_json_ json_object *body = NULL, *reply = NULL;
+        _cleanup_free_ char *repo = NULL, *contract = NULL;
+        TaskArgs a = { .max_iterations = -1 };
+        int r;
+
+        r = cli_parse_options(cli, "task create", argc, argv, options, NULL, help_create, handle_option, &a);
+        if (r <= 0)
+                return r;
+        r = cli_want_operands(cli, "task create", argc, argv, 1, "PLAN");
+        if (r < 0)
+                return r;
+        if (isempty(argv[optind]))
+                return cli_usage_error(cli, "task create", "the plan must not be empty");
+
+        if (a.repo) {
+                if (isempty(a.repo))
+                        return cli_usage_error(cli, "task create", "--repo must not be empty");
+                if (repo_is_url(a.repo))
+                        repo = strdup(a.repo);
+                else {
+                        /* The worker runs elsewhere, with another working directory: send where the repository really is. */
+                        repo = realpath(a.repo, NULL);
+                        if (!repo && errno != ENOMEM)
+                                return log_error_errno(errno, "--repo %s: %m", a.repo);
+                }
+                if (!repo)
+                        return log_oom();
+        }
+        if (a.contract) {
+                r = cli_resolve_id(cli, "contracts", "contract", a.contract, &contract);
+                if (r < 0)
+                        return r;
+        }
+
+        body = json_object_new_object();
+        if (!body ||
+            json_add_string(body, "plan", argv[optind]) < 0 ||
+            (a.name && json_add_string(body, "name", a.name) < 0) ||
+            (repo && json_add_string(body, "repo", repo) < 0) ||
+            (contract && json_add_string(body, "contract_id", contract) < 0) ||
+            (a.base_branch && json_add_string(body, "base_branch", a.base_branch) < 0) ||
+            (a.autonomous_loop && json_object_object_add(body, "autonomous_loop", json_object_new_boolean(true)) < 0) ||
+            (a.max_iterations > 0 &&
+             json_object_object_add(body, "max_iterations", json_object_new_int64(a.max_iterations)) < 0))
+                return log_oom();
+
+        r = cli_call(cli, "POST", body, "task create", &reply, "/tasks");
+        if (r < 0)
+                return r;
+        if (cli->json)
+                return cli_print_json(reply);
+        printf("%s\n", strna(json_get_string(reply, "id")));
+        return 0;
+}
+
+/* A task without a name is known by the start of its plan. */
+static char *task_title(json_object *t) {
+        const char *name = json_get_string(t, "name"), *plan = json_get_string(t, "plan");
+        size_t l, cut = 0, w = 0;
+        char *s;
+
+        if (!isempty(name))
+                return strdup(name);
+        if (!plan)
+                return strdup("-");
+        l = strcspn(plan, "\n");
+        while (cut < l && w < 40) {
+                cut++;
+                while (cut < l && ((unsigned char) plan[cut] & 0xC0) == 0x80)
+                        cut++;
+                w++;
+        }
+        if (asprintf(&s, "%.*s%s", (int) cut, plan, cut < l || plan[l] ? "…" : "") < 0)
+                return NULL;
+        return s;
+}
+
+int verb_task_list(Cli *cli, int argc, char *argv[]) {
+        static const struct option options[] = {
+                CLI_COMMON_OPTIONS,
+                { "contract", required_argument, NULL, ARG_CONTRACT },
+                { "status",   required_argument, NULL, ARG_STATUS   },
+                {}
+        };
+        _cleanup_json_ json_object *list = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_free_ char *query = NULL, *contract = NULL;
+        TaskArgs a = {};
+        json_object *tasks;
+        int r;
+
+        r = cli_parse_options(cli, "task list", argc, argv, options, NULL, help_list, handle_option, &a);
+        if (r <= 0)
+                return r;
+        r = cli_want_operands(cli, "task list", argc, argv, 0, "");
+        if (r < 0)
+                return r;
+        if (a.contract) {
+                r = cli_resolve_id(cli, "contracts", "contract", a.contract, &contract);
+                if (r < 0)
+                        return r;
+        }
+
+        if (asprintf(&query, "%s%s%s%s%s", contract ? "contract=" : "", strempty(contract),
+                     contract && a.status ? "&" : "", a.status ? "status=" : "", strempty(a.status)) < 0)
+                return log_oom();
+        r = cli_list_all(cli, "tasks", query, "task list", &list);
+        if (r < 0)
+                return r;
+        if (cli->json)
+                return cli_print_json(list);
+
+        t = table_new(cli, "ID", "STATUS", "ITER", "CONTRACT", "UPDATED", "NAME", NULL);
+        if (!t)
+                return log_oom();
+        (void) json_object_object_get_ex(list, "tasks", &tasks);
+        for (size_t i = 0; i < json_object_array_length(tasks); i++) {
+                json_object *task = json_object_array_get_idx(tasks, i);
+                const char *status = json_get_string(task, "status");
+                _cleanup_free_ char *title = NULL, *iter = NULL;
+                char id[9], cid[9], updated[64];
+                int64_t max = json_get_int(task, "max_iterations", 0);
+
+                title = task_title(task);
+                if (!title)
+                        return log_oom();
+                if (max > 0 ? asprintf(&iter, "%" PRIi64 "/%" PRIi64, json_get_int(task, "iteration_count", 0), max) < 0 :
+                              asprintf(&iter, "%" PRIi64, json_get_int(task, "iteration_count", 0)) < 0)
+                        return log_oom();
+                r = table_add_row(t, 1, cli_status_color(cli, status),
+                                  short_id(json_get_string(task, "id"), id), status, iter,
+                                  json_get_string(task, "contract_id") ? short_id(json_get_string(task, "contract_id"), cid) : NULL,
+                                  format_relative(json_get_string(task, "updated_at"), updated, sizeof(updated)),
+                                  title);
+                if (r < 0)
+                        return log_oom();
+        }
+        return table_print(t, "No tasks.");
+}
+
+static int parse_id_command(Cli *cli, const char *command, int argc, char *argv[], void (*help)(void),
+                            TaskArgs *a, char **ret_id) {
+        static const struct option options[] = {
+                CLI_COMMON_OPTIONS,
+                {}
+        };
+        static const struct option options_events[] = {
+                CLI_COMMON_OPTIONS,
+                { "after", required_argument, NULL, ARG_AFTER },
+                {}
+        };
+        int r;
+
+        r = cli_parse_options(cli, command, argc, argv, a ? options_events : options, NULL, help,
+                              handle_option, a);
+        if (r <= 0)
+                return r;
+        r = cli_want_operands(cli, command, argc, argv, 1, "ID");
+        if (r < 0)
+                return r;
+        r = cli_resolve_id(cli, "tasks", "task", argv[optind], ret_id);
+        if (r < 0)
+                return r;
+        return 1;
+}
+
+int verb_task_show(Cli *cli, int argc, char *argv[]) {
+        _cleanup_json_ json_object *reply = NULL;
+        _cleanup_free_ char *id = NULL, *what = NULL;
+        int r;
+
+        r = parse_id_command(cli, "task show", argc, argv, help_show, NULL, &id);
+        if (r <= 0)
+                return r;
+        if (asprintf(&what, "task %s", id) < 0)
+                return log_oom();
+        r = cli_call(cli, "GET", NULL, what, &reply, "/tasks/%s", id);
+        if (r < 0)
+                return r;
+        if (cli->json)
+                return cli_print_json(reply);
+        return cli_print_object(cli, reply, task_keys);
+}
+
+int verb_task_events(Cli *cli, int argc, char *argv[]) {
+        _cleanup_free_ char *id = NULL, *what = NULL;
+        TaskArgs a = {};
+        int r;
+
+        r = parse_id_command(cli, "task events", argc, argv, help_events, &a, &id);
+        if (r <= 0)
+                return r;
+        if (asprintf(&what, "task %s", id) < 0)
+                return log_oom();
+        return cli_show_events(cli, "tasks", id, a.after, what);
+}
+
+int verb_task_cancel(Cli *cli, int argc, char *argv[]) {
+        _cleanup_json_ json_object *body = NULL, *reply = NULL;
+        _cleanup_free_ char *id = NULL, *what = NULL;
+        char sid[9];
+        int r;
+
+        r = parse_id_command(cli, "task cancel", argc, argv, help_cancel, NULL, &id);
+        if (r <= 0)
+                return r;
+        body = json_object_new_object();
+        if (!body || json_add_string(body, "status", "cancelled") < 0)
+                return log_oom();
+        if (asprintf(&what, "task %s", id) < 0)
+                return log_oom();
+        r = cli_call(cli, "PATCH", body, what, &reply, "/tasks/%s", id);
+        if (r < 0)
+                return r;
+        if (cli->json)
+                return cli_print_json(reply);
+        printf("Task %s cancelled.\n", short_id(id, sid));
+        return 0;
+}
+
+int verb_task_delete(Cli *cli, int argc, char *argv[]) {
+        _cleanup_free_ char *id = NULL, *what = NULL;
+        char sid[9];
+        int r;
+
+        r = parse_id_command(cli, "task delete", argc, argv, help_delete, NULL, &id);
+        if (r <= 0)
+                return r;
+        if (asprintf(&what, "task %s", id) < 0)
+                return log_oom();
+        r = cli_call(cli, "DELETE", NULL, what, NULL, "/tasks/%s", id);
+        if (r < 0)
+                return r;
+        if (!cli->json)
+                printf("Task %s deleted.\n", short_id(id, sid));
+        return 0;
+}

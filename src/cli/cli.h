@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What the makima command-line client's files share: the invocation's
+ * settings, calling the API with one-line error reports, resolving short
+ * ids, and the output helpers of cli-table.c. */
+#pragma once
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+
+#include "http-client.h"
+#include "json-util.h"
+#include "log.h"
+
+#define DEFAULT_API_URL "unix:" "/run/makima/api.sock"
+#define EXIT_USAGE 2
+
+typedef struct Cli {
+        const char *program;            /* "makima" */
+        char *url;                      /* --url, else $MAKIMA_API_URL, else DEFAULT_API_URL */
+        const char *api_key;            /* $MAKIMA_API_KEY */
+        bool json;                      /* --json */
+        bool color;                     /* stdout is a terminal and NO_COLOR is unset */
+        bool usage_error;               /* the failure was the caller's: exit 2 */
+        HttpEndpoint *endpoint;         /* parsed from url on first use */
+} Cli;
+
+/* Options every command takes; a command's own table starts with these. */
+enum {
+        ARG_JSON = 0x100,
+        ARG_URL,
+        ARG_VERSION,
+        _ARG_COMMON_MAX,
+};
+#define CLI_COMMON_OPTIONS                                              \
+        { "help",    no_argument,       NULL, 'h'         },            \
+        { "json",    no_argument,       NULL, ARG_JSON    },            \
+        { "url",     required_argument, NULL, ARG_URL     }
+
+/* The --help lines of the common options. */
+#define CLI_COMMON_HELP                                                                         \
+        "  -h --help               Show this help\n"                                           \
+        "     --json               Print the API's JSON objects instead of tables\n"           \
+        "     --url=URL            The API: unix:PATH or http://HOST:PORT\n"                    \
+        "                          (default: $MAKIMA_API_URL, else " DEFAULT_API_URL ")\n"
+
+/* Parses a decimal number in [min, max]; -EINVAL or -ERANGE otherwise. */
+int cli_parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret);
+
+/* Handles a common option; returns 1 if c was one, 0 if not, < 0 on error. */
+int cli_common_option(Cli *cli, int c, const char *arg);
+
+/* Prints "makima: <message>" and "Try 'makima <command> --help'." and
+ * returns -EINVAL with cli->usage_error set. */
+int cli_usage_error(Cli *cli, const char *command, const char *format, ...) _printf_(3, 4);
+
+/* A command: "contract create", with its handler and its --help text. */
+typedef struct Verb {
+        const char *noun;
+        const char *verb;
+        int (*run)(Cli *cli, int argc, char *argv[]);
+} Verb;
+
+/* Parses argv for a command with the given options (common ones included by
+ * the caller's table). For each option not common calls handle(). Prints
+ * the help and returns 0 on --help; returns 1 to go on, < 0 on a usage
+ * error. Leaves optind at the first operand. */
+int cli_parse_options(Cli *cli, const char *command, int argc, char *argv[], const struct option *options,
+                      const char *short_options, void (*help)(void),
+                      int (*handle)(Cli *cli, int c, const char *arg, void *userdata), void *userdata);
+
+/* Checks that exactly n operands follow the options; `names` says which for the message. */
+int cli_want_operands(Cli *cli, const char *command, int argc, char *argv[], int n, const char *names);
+
+/* ---- cli-api.c ---- */
+
+/* Calls the API: method, a path under /api/v1 (printf-formatted), an optional
+ * JSON body. On a 2xx answer returns 0 and the parsed body (NULL when there
+ * is none). Otherwise reports one line on stderr — "makima: <what>: <why>",
+ * what may be NULL — and returns < 0. */
+int cli_call(Cli *cli, const char *method, json_object *body, const char *what, json_object **ret,
+             const char *path_format, ...) _printf_(6, 7);
+
+/* Calls GET on a list path and collects every page of its "key" array into
+ * one {"key":[…]} object (the API's own shape). query is "" or "a=b&c=d". */
+int cli_list_all(Cli *cli, const char *collection, const char *query, const char *what, json_object **ret);
+
+/* Turns an id the user typed into a full id: a full id is used as is; a
+ * shorter prefix is looked up among the objects of `collection` ("tasks",
+ * "contracts") and must match exactly one. Reports and returns < 0 if not. */
+int cli_resolve_id(Cli *cli, const char *collection, const char *noun, const char *id, char **ret);
+
+/* Prints every event of /collection/id after `after` (one per line, or one
+ * {"events":[…]} object with --json). */
+int cli_show_events(Cli *cli, const char *collection, const char *id, int64_t after, const char *what);
+
+/* URL-encodes s for a query string. */
+char *cli_url_escape(const char *s);
+
+/* ---- cli-table.c ---- */
+
+typedef struct Table Table;
+
+Table *table_new(Cli *cli, const char *first_header, ...);   /* headers, ended by NULL */
+Table *table_free(Table *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
+/* Adds a row: one string per column (NULL shows as "-"), and an ANSI color
+ * sequence for the column `color_column` (-1: none). */
+int table_add_row(Table *t, int color_column, const char *color, ...);
+/* Prints the table, or a line saying there is nothing if it has no rows. */
+int table_print(Table *t, const char *empty_message);
+
+/* Colors used for task statuses and the like; "" when colors are off. */
+const char *cli_status_color(Cli *cli, const char *status);
+const char *cli_ansi(Cli *cli, const char *sequence);
+#define ANSI_NORMAL "\x1B[0m"
+#define ANSI_BOLD "\x1B[1m"
+#define ANSI_GREY "\x1B[0;38;5;245m"
+#define ANSI_RED "\x1B[0;31m"
+#define ANSI_GREEN "\x1B[0;32m"
+#define ANSI_YELLOW "\x1B[0;33m"
+#define ANSI_BLUE "\x1B[0;34m"
+#define ANSI_MAGENTA "\x1B[0;35m"
+
+/* Field accessors that tolerate a missing or null member. */
+const char *json_get_string(json_object *o, const char *key);
+int64_t json_get_int(json_object *o, const char *key, int64_t def);
+bool json_get_bool(json_object *o, const char *key);
+
+/* "2026-11-21T12:07:13.123456Z" → µs since the epoch. */
+int parse_timestamp(const char *s, usec_t *ret);
+/* "3m ago", "2h ago", "in 5s"; "-" for NULL or an unparsable time. */
+char *format_relative(const char *timestamp, char *buf, size_t size);
+/* Local time "2026-11-21 13:07:13"; the input itself if it does not parse. */
+char *format_local(const char *timestamp, char *buf, size_t size);
+/* The first 8 characters of an id. */
+char *short_id(const char *id, char buf[static 9]);
+
+/* --json output: the object pretty-printed, then a newline. */
+int cli_print_json(json_object *o);
+/* A "key: value" block of the object's members in the given order (NULL
+ * ends the list); timestamps (keys ending in "_at") get a relative time too. */
+int cli_print_object(Cli *cli, json_object *o, const char *const *keys);
+/* One event per line: "#seq time type summary". */
+int cli_print_event(Cli *cli, json_object *event);
+
+/* ---- the commands ---- */
+
+int verb_contract_create(Cli *cli, int argc, char *argv[]);
+int verb_contract_list(Cli *cli, int argc, char *argv[]);
+int verb_contract_show(Cli *cli, int argc, char *argv[]);
+int verb_contract_phase(Cli *cli, int argc, char *argv[]);
+int verb_contract_delete(Cli *cli, int argc, char *argv[]);
+int verb_contract_events(Cli *cli, int argc, char *argv[]);
+void help_contract(void);
+
+int verb_task_create(Cli *cli, int argc, char *argv[]);
+int verb_task_list(Cli *cli, int argc, char *argv[]);
+int verb_task_show(Cli *cli, int argc, char *argv[]);
+int verb_task_events(Cli *cli, int argc, char *argv[]);
+int verb_task_cancel(Cli *cli, int argc, char *argv[]);
+int verb_task_delete(Cli *cli, int argc, char *argv[]);
+void help_task(void);
+
+int verb_token_create(Cli *cli, int argc, char *argv[]);
+int verb_token_delete(Cli *cli, int argc, char *argv[]);
+void help_token(void);
+
+int verb_up(Cli *cli, int argc, char *argv[]);
