@@ -25,10 +25,13 @@ bindir=$(dirname "$initdb")
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/makima-pg.XXXXXX")
 
-# initdb and postgres refuse to run as root: run them as postgres then.
+# initdb and postgres refuse to run as root: run them as postgres then (or
+# nobody, where the packages did not create that user).
+server_user=postgres
+id -u postgres >/dev/null 2>&1 || server_user=nobody
 as_server() {
         if [ "$(id -u)" = 0 ]; then
-                runuser -u postgres -- "$@"
+                runuser -u "$server_user" -- "$@"
         else
                 "$@"
         fi
@@ -47,7 +50,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if [ "$(id -u)" = 0 ]; then
-        chown postgres: "$dir"
+        chown "$server_user" "$dir"
 fi
 chmod 0700 "$dir"
 
