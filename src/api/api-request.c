@@ -336,7 +336,7 @@ int request_dispatch_body(Request *r, const JsonDispatchField table[], void *use
         if (!f->name)
                 (void) request_reply_error(r, 400, "invalid_field", "field '%s' is unknown or cannot be set here", bad);
         else if (!json_object_object_get_ex(r->body, bad, NULL))
-                (void) request_reply_field(r, bad, "is required");
+                (void) request_reply_error(r, 400, "invalid_field", "field '%s' is required", bad);
         else {
                 k = field_expectation(f, &expected);
                 if (k < 0)

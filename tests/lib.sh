@@ -1,0 +1,204 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Helpers for the integration tests that drive a real makima-api with curl:
+# a temporary state directory and config, start and stop (SIGTERM, exit 0),
+# requests over the Unix socket (as admin) or TCP (with a bearer token), and
+# checks of status codes and JSON. Source it; needs bash, curl and jq.
+
+set -euo pipefail
+
+MAKIMA_API_BIN=${MAKIMA_API_BIN:-}
+TEST_NAME=$(basename "$0")
+TMP=''
+API_PID=''
+API_SOCK=''
+API_PORT=''
+API_URL=''
+STATUS=''
+BODY=''
+
+fail() {
+        echo "$TEST_NAME: FAIL: $*" >&2
+        if [[ -n "$BODY" ]]; then
+                echo "$TEST_NAME: last answer ($STATUS): $(head -c 2000 <<<"$BODY")" >&2
+        fi
+        if [[ -n "$TMP" && -s "$TMP/api.log" ]]; then
+                echo "$TEST_NAME: last lines of makima-api's log:" >&2
+                tail -n 30 "$TMP/api.log" >&2
+        fi
+        exit 1
+}
+
+say() {
+        echo "$TEST_NAME: $*" >&2
+}
+
+# Kills what the test started (only by the pids it recorded) and removes the state.
+lib_cleanup() {
+        local rc=$?
+        local pid
+
+        for pid in $API_PID ${EXTRA_PIDS:-}; do
+                kill -TERM "$pid" 2>/dev/null || true
+        done
+        for pid in $API_PID ${EXTRA_PIDS:-}; do
+                wait "$pid" 2>/dev/null || true
+        done
+        if [[ -n "$TMP" && "${KEEP_TMP:-0}" != 1 ]]; then
+                rm -rf "$TMP"
+        fi
+        exit "$rc"
+}
+
+# lib_init PATH/TO/makima-api: checks tools, makes $TMP, writes a config.
+lib_init() {
+        local tool
+
+        MAKIMA_API_BIN=${1:-$MAKIMA_API_BIN}
+        [[ -n "$MAKIMA_API_BIN" && -x "$MAKIMA_API_BIN" ]] || fail "usage: $0 PATH/TO/makima-api (or MAKIMA_API_BIN)"
+        for tool in curl jq ss; do
+                command -v "$tool" >/dev/null || { echo "$TEST_NAME: $tool is missing, skipping" >&2; exit 77; }
+        done
+
+        TMP=$(mktemp -d "${TMPDIR:-/tmp}/makima-test.XXXXXX")
+        chmod 0755 "$TMP"
+        trap lib_cleanup EXIT
+        API_SOCK="$TMP/api.sock"
+        write_config
+}
+
+# write_config [LINES…]: the config makima-api starts with; extra lines go in [API].
+write_config() {
+        {
+                printf '[Store]\nBackend=sqlite\nPath=%s/makima.db\n\n[API]\n' "$TMP"
+                printf '%s\n' "$@"
+        } > "$TMP/makima.conf"
+}
+
+# A loopback port nobody listens on (racy in theory; api_start retries).
+free_port() {
+        local p
+
+        for _ in $(seq 100); do
+                p=$(( 20000 + RANDOM % 40000 ))
+                if [[ -z "$(ss -Htln "sport = :$p")" ]]; then
+                        echo "$p"
+                        return 0
+                fi
+        done
+        fail "no free loopback port"
+}
+
+# wait_for_health CURL-ARGS…: until GET /api/v1/health answers 200 (10 s).
+wait_for_health() {
+        for _ in $(seq 200); do
+                if [[ "$(curl -s -o /dev/null -w '%{http_code}' "$@" 2>/dev/null)" == 200 ]]; then
+                        return 0
+                fi
+                [[ -z "$API_PID" ]] || kill -0 "$API_PID" 2>/dev/null || fail "makima-api exited during start-up"
+                sleep 0.05
+        done
+        fail "makima-api did not answer /api/v1/health"
+}
+
+# api_start [ARGS…]: makima-api on $API_SOCK and a TCP port, in the background.
+api_start() {
+        local try
+
+        for try in 1 2 3; do
+                API_PORT=$(free_port)
+                API_URL="http://127.0.0.1:$API_PORT"
+                "$MAKIMA_API_BIN" --config "$TMP/makima.conf" \
+                        --listen "unix:$API_SOCK" --listen "127.0.0.1:$API_PORT" "$@" \
+                        >>"$TMP/api.log" 2>&1 &
+                API_PID=$!
+                for _ in $(seq 200); do
+                        kill -0 "$API_PID" 2>/dev/null || break
+                        if [[ "$(curl -s -o /dev/null -w '%{http_code}' "$API_URL/api/v1/health")" == 200 ]]; then
+                                wait_for_health --unix-socket "$API_SOCK" http://localhost/api/v1/health
+                                return 0
+                        fi
+                        sleep 0.05
+                done
+                if kill -0 "$API_PID" 2>/dev/null; then
+                        fail "makima-api did not answer on $API_URL"
+                fi
+                wait "$API_PID" || true
+                API_PID=''
+                grep -q "Failed to bind" "$TMP/api.log" || fail "makima-api did not start"
+        done
+        fail "makima-api could not bind a port"
+}
+
+# api_stop: SIGTERM; makima-api must exit 0 (and clean, under sanitizers).
+api_stop() {
+        local rc=0
+
+        [[ -n "$API_PID" ]] || fail "api_stop: not running"
+        kill -TERM "$API_PID"
+        wait "$API_PID" || rc=$?
+        API_PID=''
+        (( rc == 0 )) || fail "makima-api exited with $rc after SIGTERM"
+}
+
+# req TRANSPORT METHOD PATH [BODY] [CURL-ARGS…]: one request; sets STATUS,
+# BODY and $TMP/headers. TRANSPORT is "admin" (the Unix socket, root's peer
+# credentials), "anon" (TCP, no credentials) or a token (TCP, Bearer).
+req() {
+        local transport=$1 method=$2 path=$3 data=${4:-}
+        local args=(-sS -X "$method" -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}')
+
+        shift 3
+        (( $# )) && shift
+        case "$transport" in
+        admin) args+=(--unix-socket "$API_SOCK") ; path="http://localhost$path" ;;
+        anon)  path="$API_URL$path" ;;
+        *)     args+=(-H "Authorization: Bearer $transport") ; path="$API_URL$path" ;;
+        esac
+        if [[ -n "$data" ]]; then
+                # A Content-Type among the caller's arguments replaces ours.
+                [[ " $* " == *" -H Content-Type:"* ]] || args+=(-H 'Content-Type: application/json')
+                args+=(--data-binary "$data")
+        fi
+        STATUS=$(curl "${args[@]}" "$@" "$path") || fail "curl $method $path failed"
+        BODY=$(cat "$TMP/body")
+}
+
+expect_status() {
+        [[ "$STATUS" == "$1" ]] || fail "${2:-request}: expected HTTP $1, got $STATUS"
+}
+
+# expect_error STATUS CODE [WHAT]: the answer is the JSON error with this code.
+expect_error() {
+        expect_status "$1" "${3:-request}"
+        local code
+
+        code=$(jq -er '.error.code' <<<"$BODY" 2>/dev/null) || fail "${3:-request}: no JSON error body"
+        [[ "$code" == "$2" ]] || fail "${3:-request}: expected error code $2, got $code"
+        jq -e '.error.message | type == "string" and length > 0' <<<"$BODY" >/dev/null ||
+                fail "${3:-request}: error without a message"
+        grep -qi '^content-type: application/json' "$TMP/headers" || fail "${3:-request}: error is not application/json"
+}
+
+# expect_message REGEX: the error message matches.
+expect_message() {
+        jq -er '.error.message' <<<"$BODY" | grep -Eq -- "$1" || fail "error message does not match /$1/"
+}
+
+# jqr FILTER: FILTER applied to the last answer, raw.
+jqr() {
+        jq -er "$1" <<<"$BODY" || fail "jq '$1' failed on the answer"
+}
+
+# expect_json FILTER VALUE: the filter gives exactly VALUE (raw output).
+expect_json() {
+        local got
+
+        got=$(jq -r "$1" <<<"$BODY") || fail "jq '$1' failed on the answer"
+        [[ "$got" == "$2" ]] || fail "$1: expected '$2', got '$got'"
+}
+
+# expect_header NAME REGEX
+expect_header() {
+        grep -i "^$1:" "$TMP/headers" | tr -d '\r' | grep -Eq -- "$2" ||
+                fail "header $1 does not match /$2/: $(grep -i "^$1:" "$TMP/headers" || echo none)"
+}
