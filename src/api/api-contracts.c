@@ -117,6 +117,7 @@ int api_contracts_create(Request *r) {
         _cleanup_(contract_freep) Contract *c = NULL;
         _cleanup_json_ json_object *payload = NULL;
         const char *owner;
+        /* Its object_id, set below, is borrowed: the store then makes no copy for us to free. */
         Event event = { .type = (char *) "created" };
         int k;
 
@@ -151,6 +152,7 @@ int api_contracts_create(Request *r) {
             json_add_string(payload, "phase", contract_phase_to_string(c->phase)) >= 0 &&
             json_add_string(payload, "owner", c->owner) >= 0) {
                 event.payload = (char *) json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
+                event.object_id = c->id;
                 k = store_event_append(r->manager->store, EVENT_LOG_CONTRACT, c->id, &event, 1);
                 if (k < 0)
                         log_warning_errno(k, "Failed to record the creation of contract %s: %m: %s", c->id,
@@ -214,6 +216,7 @@ int api_contract_patch(Request *r) {
         _cleanup_(contract_patch_done) ContractPatch p = { .status = _CONTRACT_STATUS_INVALID, .version = -1 };
         _cleanup_(contract_freep) Contract *c = NULL;
         _cleanup_free_ char *payload = NULL;
+        /* Its object_id, set below, is borrowed: the store then makes no copy for us to free. */
         Event event = { .type = (char *) "status" };
         ContractStatus from;
         int k;
@@ -248,6 +251,7 @@ int api_contract_patch(Request *r) {
                 if (k < 0)
                         return k;
                 event.payload = payload;
+                event.object_id = c->id;
                 c->status = p.status;
         }
         if (p.name) {
@@ -335,6 +339,7 @@ int api_contract_phase(Request *r) {
         if (k < 0)
                 return k;
         event.payload = payload;
+        event.object_id = c->id;
         c->phase = p.phase;
 
         k = store_contract_update(r->manager->store, c, &event);

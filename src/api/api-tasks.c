@@ -296,6 +296,7 @@ int api_task_patch(Request *r) {
         _cleanup_(task_patch_done) TaskPatch p = { .status = _TASK_STATE_INVALID, .version = -1 };
         _cleanup_(task_freep) Task *t = NULL;
         _cleanup_free_ char *payload = NULL;
+        /* Its object_id, set below, is borrowed: the store then makes no copy for us to free. */
         Event event = { .type = (char *) "status" };
         TaskState from;
         int k;
@@ -325,6 +326,7 @@ int api_task_patch(Request *r) {
                 if (k < 0)
                         return k;
                 event.payload = payload;
+                event.object_id = t->id;
                 t->status = p.status;
                 if (p.status == TASK_RUNNING && t->started_at == 0)
                         t->started_at = now_usec();
