@@ -1,0 +1,913 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Builds the bwrap command line an agent runs under: a root of its own in
+ * which the system is read-only, /dev, /proc and /tmp are fresh, and the only
+ * host state in reach is the task's worktree, the git metadata a commit needs,
+ * and the task's home. See sandbox.h for the interface. */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "sandbox.h"
+#include "seccomp.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* How deep to follow a chain of #! interpreters, and to walk /etc. */
+#define INTERPRETER_DEPTH_MAX 4
+#define ETC_DEPTH_MAX 8
+
+/* The read-only system. On merged-/usr systems the top-level ones are
+ * symlinks into /usr and are recreated as such. */
+static const char *const system_dirs[] = { "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/etc" };
+
+typedef struct Builder {
+        const SandboxParams *p;
+        char **argv;
+        char **env;
+        char **path_dirs;               /* put before DEFAULT_PATH in the agent's $PATH */
+        char **protected;               /* canonical paths no extra bind may expose */
+        int fds[3];
+        size_t n_fds;
+} Builder;
+
+static inline void closedirp(DIR **d) {
+        if (*d)
+                (void) closedir(*d);
+}
+
+static int strv_add(char ***l, ...) {
+        const char *s;
+        va_list ap;
+        int r = 0;
+
+        va_start(ap, l);
+        while ((s = va_arg(ap, const char *))) {
+                r = strv_extend(l, s);
+                if (r < 0)
+                        break;
+        }
+        va_end(ap);
+        return r;
+}
+
+#define FOREACH_STRING(x, ...) \
+        for (const char *const *x##_i = (const char *const[]) { __VA_ARGS__, NULL }, *x; (x = *x##_i); x##_i++)
+
+static bool strv_contains(char **l, const char *s) {
+        for (; l && *l; l++)
+                if (streq(*l, s))
+                        return true;
+        return false;
+}
+
+/* True if path is dir or lies below it (both canonical). */
+static bool path_is_under(const char *path, const char *dir) {
+        const char *rest;
+
+        if (streq(dir, "/"))
+                return true;
+        rest = startswith(path, dir);
+        return rest && IN_SET(*rest, '\0', '/');
+}
+
+static bool path_in_system(const char *path) {
+        for (size_t i = 0; i < ELEMENTSOF(system_dirs); i++)
+                if (path_is_under(path, system_dirs[i]))
+                        return true;
+        return false;
+}
+
+/* The absolute path with "//", "." and ".." taken out by spelling alone. */
+static int path_normalize(const char *path, char **ret) {
+        _cleanup_free_ char *t = NULL;
+        char *w;
+
+        if (!path || path[0] != '/')
+                return -EINVAL;
+        t = malloc(strlen(path) + 2);
+        if (!t)
+                return -ENOMEM;
+        w = t;
+        for (const char *s = path; *s;) {
+                size_t n;
+
+                s += strspn(s, "/");
+                n = strcspn(s, "/");
+                if (n == 0 || (n == 1 && s[0] == '.')) {
+                } else if (n == 2 && s[0] == '.' && s[1] == '.') {
+                        while (w > t && *--w != '/')
+                                ;
+                } else {
+                        *w++ = '/';
+                        memcpy(w, s, n);
+                        w += n;
+                }
+                s += n;
+        }
+        if (w == t)
+                *w++ = '/';
+        *w = '\0';
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+/* realpath() for a path that exists, else its normalized spelling. */
+static int path_canonical(const char *path, char **ret) {
+        char *t;
+
+        if (!path || path[0] != '/')
+                return -EINVAL;
+        t = realpath(path, NULL);
+        if (t) {
+                *ret = t;
+                return 0;
+        }
+        if (errno != ENOENT)
+                return -errno;
+        return path_normalize(path, ret);
+}
+
+static char *path_dirname(const char *path) {
+        const char *slash = strrchr(path, '/');
+
+        if (!slash || slash == path)
+                return strdup("/");
+        return strndup(path, slash - path);
+}
+
+static int file_read_line(const char *path, char **ret) {
+        _cleanup_fclose_ FILE *f = NULL;
+        char buf[PATH_MAX + 16];
+
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        if (!fgets(buf, sizeof(buf), f))
+                return ferror(f) ? -EIO : -EBADMSG;
+        buf[strcspn(buf, "\r\n")] = '\0';
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int sandbox_find_executable(const char *name, const char *search_path, char **ret) {
+        if (isempty(name))
+                return -EINVAL;
+        if (strchr(name, '/')) {
+                struct stat st;
+
+                if (stat(name, &st) < 0)
+                        return -errno;
+                if (!S_ISREG(st.st_mode) || access(name, X_OK) < 0)
+                        return -ENOENT;
+                *ret = strdup(name);
+                return *ret ? 0 : -ENOMEM;
+        }
+
+        search_path = search_path ?: getenv("PATH") ?: DEFAULT_PATH;
+        for (const char *s = search_path; *s;) {
+                size_t n = strcspn(s, ":");
+                _cleanup_free_ char *t = NULL;
+                struct stat st;
+
+                /* An empty or relative entry would mean the worker's cwd: never wanted. */
+                if (n > 0 && s[0] == '/') {
+                        if (asprintf(&t, "%.*s/%s", (int) n, s, name) < 0)
+                                return -ENOMEM;
+                        if (stat(t, &st) >= 0 && S_ISREG(st.st_mode) && access(t, X_OK) >= 0) {
+                                *ret = TAKE_PTR(t);
+                                return 0;
+                        }
+                }
+                s += n;
+                s += *s == ':';
+        }
+        return -ENOENT;
+}
+
+/* Refuses a bind that would show the agent what it must not see: an ancestor
+ * of (or the same as) the state directory, the store, the worktree or home
+ * directories; or anything inside the directories that hold every task's
+ * worktree and home. */
+static int check_exposure(Builder *b, const char *path, const char *what) {
+        _cleanup_free_ char *canonical = NULL;
+        int r;
+
+        r = path_canonical(path, &canonical);
+        if (r < 0)
+                return log_error_errno(r, "Failed to resolve %s %s: %m", what, path);
+        for (size_t i = 0; b->protected[i]; i++) {
+                const char *prot = b->protected[i];
+                /* Entries from index 2 on hold every task's worktree or home. */
+                bool shared_parent = i >= 2;
+
+                if (path_is_under(prot, canonical) || (shared_parent && path_is_under(canonical, prot)))
+                        return log_error_errno(EPERM, "%s %s would expose %s to the agent; refusing.",
+                                               what, path, prot);
+        }
+        return 0;
+}
+
+static int protected_paths(const SandboxParams *p, char ***ret) {
+        _cleanup_(strv_freep) char **l = NULL;
+        const Config *c = p->config;
+        const char *sources[5] = { c->state_dir, c->store_path, c->worker_worktree_dir };
+        _cleanup_free_ char *wt_parent = path_dirname(p->worktree), *home_parent = path_dirname(p->home);
+        int r;
+
+        if (!wt_parent || !home_parent)
+                return -ENOMEM;
+        sources[3] = wt_parent;
+        sources[4] = home_parent;
+        for (size_t i = 0; i < ELEMENTSOF(sources); i++) {
+                char *t;
+
+                if (!sources[i])
+                        continue;
+                r = path_canonical(sources[i], &t);
+                if (r < 0)
+                        return r;
+                r = strv_push(&l, t);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* The directory of the npm package a script belongs to, or NULL: npm links
+ * bin/claude to lib/node_modules/@anthropic-ai/claude-code/cli.js, and the
+ * script needs the rest of its package. */
+static char *npm_package_root(const char *path) {
+        const char *m = NULL, *s, *end;
+
+        for (s = path; (s = strstr(s, "/node_modules/")); s++)
+                m = s;
+        if (!m)
+                return NULL;
+        s = m + strlen("/node_modules/");
+        end = s + strcspn(s, "/");
+        if (*s == '@' && *end == '/')
+                end = end + 1 + strcspn(end + 1, "/");
+        if (*end != '/')
+                return NULL;
+        return strndup(path, end - path);
+}
+
+/* Reads "#!/usr/bin/env node" or "#!/path/to/interp arg": returns the
+ * program the kernel or env will run, or NULL if there is no #! line. */
+static int shebang_program(const char *path, char **ret) {
+        _cleanup_close_ int fd = -EBADF;
+        char buf[256], *s, *word;
+        ssize_t n;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        if (n < 2 || !startswith(buf, "#!")) {
+                *ret = NULL;
+                return 0;
+        }
+        buf[strcspn(buf, "\n")] = '\0';
+
+        s = buf + 2;
+        word = strtok(s, " \t");
+        if (word && streq(strrchr(word, '/') ? strrchr(word, '/') + 1 : word, "env"))
+                /* env's own options (-S …) and NAME=VALUE come before the program. */
+                do
+                        word = strtok(NULL, " \t");
+                while (word && (word[0] == '-' || strchr(word, '=')));
+        if (!word) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(word);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Makes a program that lives outside the system directories reachable: its
+ * npm package, or else its file, read-only at the same path; then the same
+ * for its #! interpreter. Returns the path to run. `dir` is searched before
+ * $PATH, so that an nvm or npm prefix finds its own node. */
+static int bind_program(Builder *b, const char *name, const char *dir, unsigned depth, char **ret) {
+        _cleanup_free_ char *found = NULL, *real = NULL, *root = NULL, *interp = NULL, *search = NULL;
+        int r;
+
+        if (dir && asprintf(&search, "%s:%s", dir, getenv("PATH") ?: DEFAULT_PATH) < 0)
+                return -ENOMEM;
+        r = sandbox_find_executable(name, search, &found);
+        if (r < 0)
+                return log_error_errno(r, "Failed to find the agent's program '%s': %m", name);
+        real = realpath(found, NULL);
+        if (!real)
+                return log_error_errno(errno, "Failed to resolve %s: %m", found);
+        if (path_in_system(real)) {
+                *ret = TAKE_PTR(found);
+                return 0;
+        }
+
+        root = npm_package_root(real);
+        r = check_exposure(b, root ?: real, "The agent's program");
+        if (r < 0)
+                return r;
+        r = strv_add(&b->argv, "--ro-bind", root ?: real, root ?: real, NULL);
+        if (r < 0)
+                return r;
+
+        r = shebang_program(real, &interp);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s: %m", real);
+        if (interp && depth < INTERPRETER_DEPTH_MAX) {
+                _cleanup_free_ char *found_dir = path_dirname(found), *interp_path = NULL, *interp_dir = NULL;
+
+                if (!found_dir)
+                        return -ENOMEM;
+                r = bind_program(b, interp, found_dir, depth + 1, &interp_path);
+                if (r < 0)
+                        return r;
+                /* "#!/usr/bin/env node" looks node up in the agent's $PATH. */
+                interp_dir = path_dirname(interp_path);
+                if (!interp_dir)
+                        return -ENOMEM;
+                if (!strchr(interp, '/') && !path_in_system(interp_dir) && !strv_contains(b->path_dirs, interp_dir)) {
+                        r = strv_extend(&b->path_dirs, interp_dir);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        *ret = TAKE_PTR(real);
+        return 0;
+}
+
+/* Hides what in /etc only its owner or group may read: the shadow files,
+ * TLS keys, database credentials, /etc/makima's tokens. When the worker runs
+ * as root the agent's uid maps to root outside, so mode bits alone would not
+ * keep it out. The rule is the one every local user lives under. */
+static int hide_private(Builder *b, int dir_fd, const char *path, unsigned depth) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+        int fd, r;
+
+        fd = openat(dir_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                (void) close(fd);
+                return r;
+        }
+
+        while ((errno = 0, de = readdir(d))) {
+                _cleanup_free_ char *child = NULL;
+                struct stat st;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (asprintf(&child, "%s/%s", path, de->d_name) < 0)
+                        return -ENOMEM;
+
+                if (S_ISDIR(st.st_mode)) {
+                        if ((st.st_mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH) || streq(child, "/etc/makima"))
+                                r = strv_add(&b->argv, "--tmpfs", child, "--remount-ro", child, NULL);
+                        else if (depth < ETC_DEPTH_MAX)
+                                r = hide_private(b, dirfd(d), child, depth + 1);
+                        else
+                                r = 0;
+                } else if (S_ISREG(st.st_mode) && !(st.st_mode & S_IROTH))
+                        /* /dev/null on a nodev mount: opening it fails. */
+                        r = strv_add(&b->argv, "--ro-bind", "/dev/null", child, NULL);
+                else
+                        r = 0;
+                if (r < 0 && r != -EACCES)
+                        return r;
+        }
+        return -errno;
+}
+
+static int memfd_with(const char *name, const char *text, int *ret) {
+        _cleanup_close_ int fd = -EBADF;
+        size_t n = strlen(text);
+
+        fd = memfd_create(name, MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, text, n) != (ssize_t) n)
+                return -EIO;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno;
+        *ret = TAKE_FD(fd);
+        return 0;
+}
+
+/* Adds an fd to hand to bwrap and names it in argv after `option`. */
+static int add_fd_arg(Builder *b, int fd, const char *option, const char *dest) {
+        char num[12];
+
+        if (b->n_fds >= ELEMENTSOF(b->fds)) {
+                (void) close(fd);
+                return -E2BIG;
+        }
+        b->fds[b->n_fds++] = fd;
+        (void) snprintf(num, sizeof(num), "%i", fd);
+        return strv_add(&b->argv, option, num, dest, NULL);
+}
+
+static int add_system(Builder *b) {
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(system_dirs); i++) {
+                const char *d = system_dirs[i];
+                struct stat st;
+
+                if (lstat(d, &st) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        return log_error_errno(errno, "Failed to stat %s: %m", d);
+                }
+                if (S_ISLNK(st.st_mode)) {
+                        char target[PATH_MAX];
+                        ssize_t n;
+
+                        n = readlink(d, target, sizeof(target) - 1);
+                        if (n < 0)
+                                return log_error_errno(errno, "Failed to read symlink %s: %m", d);
+                        target[n] = '\0';
+                        r = strv_add(&b->argv, "--symlink", target, d, NULL);
+                } else if (S_ISDIR(st.st_mode))
+                        r = strv_add(&b->argv, "--ro-bind", d, d, NULL);
+                else
+                        r = 0;
+                if (r < 0)
+                        return r;
+        }
+
+        r = hide_private(b, AT_FDCWD, "/etc", 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to list /etc: %m");
+        return 0;
+}
+
+/* The agent gets a passwd entry of its own: ssh and git refuse to work for a
+ * uid without one, and the host's list of users is none of its business. */
+static int add_user_database(Builder *b, const char *shell) {
+        _cleanup_free_ char *passwd = NULL, *group = NULL;
+        int fd, r;
+
+        if (asprintf(&passwd,
+                     "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                     SANDBOX_USER ":x:%u:%u:makima agent:%s:%s\n"
+                     "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                     SANDBOX_UID, SANDBOX_GID, b->p->home, shell) < 0)
+                return -ENOMEM;
+        if (asprintf(&group, "root:x:0:\n" SANDBOX_USER ":x:%u:\nnogroup:x:65534:\n", SANDBOX_GID) < 0)
+                return -ENOMEM;
+
+        r = memfd_with("makima-passwd", passwd, &fd);
+        if (r < 0)
+                return r;
+        r = add_fd_arg(b, fd, "--ro-bind-data", "/etc/passwd");
+        if (r < 0)
+                return r;
+        r = memfd_with("makima-group", group, &fd);
+        if (r < 0)
+                return r;
+        return add_fd_arg(b, fd, "--ro-bind-data", "/etc/group");
+}
+
+static int add_extra_paths(Builder *b, char **paths, const char *what, bool writable) {
+        int r;
+
+        for (char **i = paths; i && *i; i++) {
+                r = check_exposure(b, *i, what);
+                if (r < 0)
+                        return r;
+                if (access(*i, F_OK) < 0) {
+                        log_warning_errno(errno, "%s %s is not there, skipping: %m", what, *i);
+                        continue;
+                }
+                r = strv_add(&b->argv, writable ? "--bind" : "--ro-bind", *i, *i, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static bool exists(const char *dir, const char *name) {
+        _cleanup_free_ char *t = NULL;
+
+        if (asprintf(&t, "%s/%s", dir, name) < 0)
+                return false;
+        return access(t, F_OK) >= 0;
+}
+
+/* Adds "OPTION DIR/NAME DIR/NAME" for a bind, "OPTION DIR/NAME" otherwise. */
+static int add_sub(Builder *b, const char *option, const char *dir, const char *name) {
+        _cleanup_free_ char *t = NULL;
+
+        if (asprintf(&t, "%s/%s", dir, name) < 0)
+                return -ENOMEM;
+        return strv_add(&b->argv, option, t, strstr(option, "bind") ? t : NULL, NULL);
+}
+
+/* The git metadata of a linked worktree (git worktree add). A commit writes
+ * the worktree's own directory (HEAD, index) and the repository's objects,
+ * refs and logs; everything else of the repository stays read-only, above
+ * all hooks/ and config, which run code when the worker's own git next
+ * touches the repository. Files that tell git where the repository is
+ * (<worktree>/.git, commondir, gitdir) are read-only too, or the agent
+ * could point the worker's git at a repository of its own making. */
+static int add_git(Builder *b) {
+        const SandboxParams *p = b->p;
+        _cleanup_free_ char *dotgit = NULL, *line = NULL, *gitdir = NULL, *common = NULL, *t = NULL;
+        bool hide_others;
+        struct stat st;
+        const char *target;
+        int r;
+
+        if (asprintf(&dotgit, "%s/.git", p->worktree) < 0)
+                return -ENOMEM;
+        if (lstat(dotgit, &st) < 0) {
+                if (errno != ENOENT)
+                        return log_error_errno(errno, "Failed to stat %s: %m", dotgit);
+                if (p->git_dir)
+                        return log_error_errno(EINVAL, "%s has no .git, but a git directory was given.", p->worktree);
+                return 0;
+        }
+        if (S_ISDIR(st.st_mode)) {
+                log_notice("%s has a .git directory of its own, not a linked worktree's: it is read-only in the sandbox.",
+                           p->worktree);
+                return strv_add(&b->argv, "--ro-bind", dotgit, dotgit, NULL);
+        }
+
+        r = file_read_line(dotgit, &line);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s: %m", dotgit);
+        target = startswith(line, "gitdir: ");
+        if (isempty(target))
+                return log_error_errno(EBADMSG, "%s does not say where its git directory is.", dotgit);
+        /* Bound where the file says, not where symlinks lead: that is the
+         * path git inside the sandbox will open. */
+        if (asprintf(&t, "%s%s%s", target[0] == '/' ? "" : p->worktree, target[0] == '/' ? "" : "/", target) < 0)
+                return -ENOMEM;
+        r = path_normalize(t, &gitdir);
+        if (r < 0)
+                return r;
+        t = mfree(t);
+
+        if (p->git_dir)
+                r = path_normalize(p->git_dir, &common);
+        else {
+                _cleanup_free_ char *commondir_file = NULL, *rel = NULL;
+
+                if (asprintf(&commondir_file, "%s/commondir", gitdir) < 0)
+                        return -ENOMEM;
+                r = file_read_line(commondir_file, &rel);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read %s (is %s a linked worktree?): %m",
+                                               commondir_file, p->worktree);
+                if (asprintf(&t, "%s%s%s", rel[0] == '/' ? "" : gitdir, rel[0] == '/' ? "" : "/", rel) < 0)
+                        return -ENOMEM;
+                r = path_normalize(t, &common);
+        }
+        if (r < 0)
+                return r;
+        if (streq(common, gitdir) || path_is_under(p->worktree, common))
+                return log_error_errno(EINVAL, "%s: git directory %s and repository %s do not make a linked worktree.",
+                                       p->worktree, gitdir, common);
+        r = check_exposure(b, common, "The git directory");
+        if (r < 0)
+                return r;
+
+        r = strv_add(&b->argv, "--ro-bind", common, common, NULL);
+        if (r < 0)
+                return r;
+        /* Other tasks' worktrees are registered here too. */
+        hide_others = exists(common, "worktrees");
+        if (hide_others) {
+                r = add_sub(b, "--tmpfs", common, "worktrees");
+                if (r < 0)
+                        return r;
+        }
+        FOREACH_STRING(sub, "objects", "refs", "logs")
+                if (exists(common, sub)) {
+                        r = add_sub(b, "--bind", common, sub);
+                        if (r < 0)
+                                return r;
+                }
+        r = strv_add(&b->argv, "--bind", gitdir, gitdir, NULL);
+        if (r < 0)
+                return r;
+        FOREACH_STRING(f, "commondir", "gitdir")
+                if (exists(gitdir, f)) {
+                        r = add_sub(b, "--ro-bind", gitdir, f);
+                        if (r < 0)
+                                return r;
+                }
+        r = strv_add(&b->argv, "--ro-bind", dotgit, dotgit, NULL);
+        if (r < 0)
+                return r;
+        if (hide_others)
+                return add_sub(b, "--remount-ro", common, "worktrees");
+        return 0;
+}
+
+/* Sets NAME=VALUE in an environment block, replacing an earlier NAME=. */
+static int env_put(char ***env, const char *assignment) {
+        size_t n = strcspn(assignment, "=");
+
+        for (char **i = *env; i && *i; i++)
+                if (strneq(*i, assignment, n) && (*i)[n] == '=')
+                        return free_and_strdup(i, assignment);
+        return strv_extend(env, assignment);
+}
+
+static int env_putf(char ***env, const char *name, const char *value) {
+        _cleanup_free_ char *t = NULL;
+
+        if (asprintf(&t, "%s=%s", name, value) < 0)
+                return -ENOMEM;
+        return env_put(env, t);
+}
+
+/* A small, fixed environment: nothing of the worker's leaks in by accident. */
+static int build_env(Builder *b, const char *shell) {
+        _cleanup_free_ char *path = NULL;
+        size_t len = strlen(DEFAULT_PATH) + 1;
+        int r;
+
+        for (char **i = b->path_dirs; i && *i; i++)
+                len += strlen(*i) + 1;
+        path = malloc(len);
+        if (!path)
+                return -ENOMEM;
+        path[0] = '\0';
+        for (char **i = b->path_dirs; i && *i; i++) {
+                strcat(path, *i);
+                strcat(path, ":");
+        }
+        strcat(path, DEFAULT_PATH);
+
+        const char *const base[][2] = {
+                { "PATH", path },
+                { "HOME", b->p->home },
+                { "USER", SANDBOX_USER },
+                { "LOGNAME", SANDBOX_USER },
+                { "SHELL", shell },
+                { "LANG", "C.UTF-8" },
+                { "TERM", "dumb" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(base); i++) {
+                r = env_putf(&b->env, base[i][0], base[i][1]);
+                if (r < 0)
+                        return r;
+        }
+        for (char **i = b->p->config->agent_environment; i && *i; i++) {
+                r = env_put(&b->env, *i);
+                if (r < 0)
+                        return r;
+        }
+        for (char **i = b->p->environment; i && *i; i++) {
+                r = env_put(&b->env, *i);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int add_command(Builder *b, const char *program) {
+        int r;
+
+        r = strv_extend(&b->argv, program);
+        for (char **i = b->p->command + 1; r >= 0 && *i; i++)
+                r = strv_extend(&b->argv, *i);
+        return r;
+}
+
+static void builder_done(Builder *b) {
+        strv_free(b->argv);
+        strv_free(b->env);
+        strv_free(b->path_dirs);
+        strv_free(b->protected);
+        for (size_t i = 0; i < b->n_fds; i++)
+                (void) close(b->fds[i]);
+}
+
+static int builder_finish(Builder *b, const char *cwd, SandboxCommand *ret) {
+        _cleanup_free_ int *fds = NULL;
+        _cleanup_free_ char *c = NULL;
+
+        if (cwd) {
+                c = strdup(cwd);
+                if (!c)
+                        return -ENOMEM;
+        }
+        if (b->n_fds > 0) {
+                fds = calloc(b->n_fds, sizeof(int));
+                if (!fds)
+                        return -ENOMEM;
+                memcpy(fds, b->fds, b->n_fds * sizeof(int));
+        }
+        *ret = (SandboxCommand) {
+                .argv = TAKE_PTR(b->argv),
+                .envp = TAKE_PTR(b->env),
+                .cwd = TAKE_PTR(c),
+                .fds = TAKE_PTR(fds),
+                .n_fds = b->n_fds,
+                .sandboxed = !cwd,
+        };
+        b->n_fds = 0;
+        return 0;
+}
+
+static int check_params(const SandboxParams *p) {
+        const char *dirs[] = { p->worktree, p->home };
+
+        if (!p->config || !p->config->state_dir || !p->config->worker_worktree_dir)
+                return log_error_errno(EINVAL, "The sandbox needs a finalized configuration.");
+        if (isempty(p->task_id))
+                return log_error_errno(EINVAL, "The sandbox needs a task id.");
+        if (!p->command || isempty(p->command[0]))
+                return log_error_errno(EINVAL, "The sandbox needs a command to run.");
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                struct stat st;
+
+                if (!dirs[i] || dirs[i][0] != '/')
+                        return log_error_errno(EINVAL, "The sandbox needs absolute worktree and home paths.");
+                if (stat(dirs[i], &st) < 0)
+                        return log_error_errno(errno, "Failed to stat %s: %m", dirs[i]);
+                if (!S_ISDIR(st.st_mode))
+                        return log_error_errno(ENOTDIR, "%s is not a directory.", dirs[i]);
+        }
+        return 0;
+}
+
+static int build_unsandboxed(Builder *b, SandboxCommand *ret) {
+        _cleanup_free_ char *program = NULL;
+        int r;
+
+        log_warning("[Sandbox] Enabled=no: task %s runs unsandboxed, with all the rights of the worker.",
+                    b->p->task_id);
+        r = sandbox_find_executable(b->p->command[0], NULL, &program);
+        if (r < 0)
+                return log_error_errno(r, "Failed to find the agent's program '%s': %m", b->p->command[0]);
+        r = add_command(b, program);
+        if (r < 0)
+                return r;
+        r = build_env(b, "/bin/sh");
+        if (r < 0)
+                return r;
+        return builder_finish(b, b->p->worktree, ret);
+}
+
+int sandbox_build(const SandboxParams *p, SandboxCommand *ret) {
+        _cleanup_(builder_done) Builder b = { .p = p };
+        _cleanup_free_ char *bwrap = NULL, *program = NULL, *resolv = NULL;
+        const Config *c = p->config;
+        const char *shell = access("/bin/bash", X_OK) >= 0 ? "/bin/bash" : "/bin/sh";
+        char hostname[sizeof("makima-") + 8], uid[12], gid[12];
+        size_t k;
+        int r;
+
+        r = check_params(p);
+        if (r < 0)
+                return r;
+        r = protected_paths(p, &b.protected);
+        if (r < 0)
+                return log_error_errno(r, "Failed to resolve the state directory: %m");
+
+        if (!c->sandbox_enabled)
+                return build_unsandboxed(&b, ret);
+
+        r = sandbox_find_executable(p->bwrap ?: "bwrap", NULL, &bwrap);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                log_error("%s", SANDBOX_BWRAP_MISSING);
+                return -ENOPKG;
+        }
+
+        k = strlen(strcpy(hostname, "makima-"));
+        for (const char *s = p->task_id; *s && k < sizeof(hostname) - 1; s++)
+                if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9'))
+                        hostname[k++] = *s;
+        hostname[k] = '\0';
+        (void) snprintf(uid, sizeof(uid), "%u", SANDBOX_UID);
+        (void) snprintf(gid, sizeof(gid), "%u", SANDBOX_GID);
+
+        r = strv_add(&b.argv, bwrap,
+                     /* The agent dies with the worker, and cannot reach its terminal. */
+                     "--die-with-parent", "--new-session",
+                     "--unshare-user", "--uid", uid, "--gid", gid,
+                     "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                     "--hostname", hostname,
+                     "--cap-drop", "ALL",
+                     NULL);
+        if (r >= 0 && !c->sandbox_network)
+                r = strv_extend(&b.argv, "--unshare-net");
+        if (r < 0)
+                return log_oom();
+
+        r = add_system(&b);
+        if (r < 0)
+                return r;
+        r = add_user_database(&b, shell);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write the sandbox's passwd and group: %m");
+        r = strv_add(&b.argv, "--dev", "/dev", "--proc", "/proc",
+                     "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/run", NULL);
+        if (r < 0)
+                return log_oom();
+        /* resolv.conf often points into /run (systemd-resolved's stub). */
+        resolv = realpath("/etc/resolv.conf", NULL);
+        if (c->sandbox_network && resolv && !path_in_system(resolv)) {
+                r = strv_add(&b.argv, "--ro-bind", resolv, resolv, NULL);
+                if (r < 0)
+                        return log_oom();
+        }
+
+        /* Writable extras first: a read-only bind inside one still wins. */
+        r = add_extra_paths(&b, c->sandbox_read_write_paths, "ReadWritePaths=", true);
+        if (r < 0)
+                return r;
+        r = add_extra_paths(&b, c->sandbox_read_only_paths, "ReadOnlyPaths=", false);
+        if (r < 0)
+                return r;
+        r = add_extra_paths(&b, p->read_only_paths, "Read-only path", false);
+        if (r < 0)
+                return r;
+        r = bind_program(&b, p->command[0], NULL, 0, &program);
+        if (r < 0)
+                return r;
+
+        r = strv_add(&b.argv, "--bind", p->worktree, p->worktree, NULL);
+        if (r < 0)
+                return log_oom();
+        r = add_git(&b);
+        if (r < 0)
+                return r;
+        /* bwrap's root is a tmpfs the agent could write: close it last. */
+        r = strv_add(&b.argv, "--bind", p->home, p->home, "--remount-ro", "/", "--chdir", p->worktree, NULL);
+        if (r < 0)
+                return log_oom();
+
+        if (!p->no_seccomp) {
+                int fd;
+
+                r = sandbox_seccomp_export_fd(&fd);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to build the seccomp filter: %m");
+                r = add_fd_arg(&b, fd, "--seccomp", NULL);
+                if (r < 0)
+                        return log_oom();
+        } else
+                log_warning("The seccomp filter is off for task %s (debugging only).", p->task_id);
+
+        r = strv_extend(&b.argv, "--");
+        if (r >= 0)
+                r = add_command(&b, program);
+        if (r >= 0)
+                r = build_env(&b, shell);
+        if (r >= 0)
+                r = builder_finish(&b, NULL, ret);
+        if (r < 0)
+                return log_oom();
+        return 0;
+}
+
+void sandbox_command_done(SandboxCommand *c) {
+        if (!c)
+                return;
+        strv_free(c->argv);
+        strv_free(c->envp);
+        free(c->cwd);
+        for (size_t i = 0; i < c->n_fds; i++)
+                (void) close(c->fds[i]);
+        free(c->fds);
+        *c = (SandboxCommand) {};
+}
+
+int sandbox_command_exec(const SandboxCommand *c) {
+        /* Only here, after fork(): in the worker the fds stay O_CLOEXEC, so no
+         * other child inherits another task's sandbox files. */
+        for (size_t i = 0; i < c->n_fds; i++) {
+                int flags = fcntl(c->fds[i], F_GETFD);
+
+                if (flags < 0 || fcntl(c->fds[i], F_SETFD, flags & ~FD_CLOEXEC) < 0)
+                        return -errno;
+        }
+        if (c->cwd && chdir(c->cwd) < 0)
+                return -errno;
+        execve(c->argv[0], c->argv, c->envp);
+        return -errno;
+}

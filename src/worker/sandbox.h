@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The sandbox every agent runs in: builds the bwrap command line, its
+ * environment and the fds it reads (seccomp BPF, passwd, group) from the
+ * configuration and one task's paths, and execs it in a forked child. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "conf.h"
+
+/* What the agent's processes are inside the sandbox. */
+#define SANDBOX_UID 1000
+#define SANDBOX_GID 1000
+#define SANDBOX_USER "agent"
+
+/* sandbox_build() returns -ENOPKG when bwrap cannot be found; this is the
+ * reason to give the task. */
+#define SANDBOX_BWRAP_MISSING "bwrap not found: install bubblewrap or set [Sandbox] Enabled=no"
+
+typedef struct SandboxParams {
+        const Config *config;           /* [Sandbox], [Agent] Environment=; state_dir and
+                                         * worker_worktree_dir must be set (config_finalize()) */
+        const char *task_id;            /* names the host: makima-<first 8 characters> */
+        const char *worktree;           /* read-write at the same path (sessions are keyed by
+                                         * the cwd); the cwd */
+        const char *home;               /* the task's private home, under the state directory;
+                                         * read-write at the same path, $HOME */
+        const char *git_dir;            /* the repository's common git dir; NULL: found from
+                                         * <worktree>/.git */
+        char **command;                 /* the agent's argv; argv[0] is looked up in the worker's
+                                         * $PATH, and where it lives outside the system
+                                         * directories its file (or npm package) is bound
+                                         * read-only */
+        char **environment;             /* KEY=VALUE for this task only (its own token, …); they
+                                         * win over [Agent] Environment= */
+        char **read_only_paths;         /* more read-only binds, beside [Sandbox] ReadOnlyPaths= */
+        const char *bwrap;              /* NULL: "bwrap" in $PATH */
+        bool no_seccomp;                /* debugging only (makima-sandbox-run --no-seccomp) */
+} SandboxParams;
+
+typedef struct SandboxCommand {
+        char **argv;                    /* argv[0] is an absolute path, for execve() */
+        char **envp;
+        char *cwd;                      /* NULL when bwrap changes directory itself */
+        int *fds;                       /* O_CLOEXEC here; named by number in argv, so they must
+                                         * stay open under the same numbers in the child */
+        size_t n_fds;
+        bool sandboxed;                 /* false with [Sandbox] Enabled=no */
+} SandboxCommand;
+
+/* Builds the command for one start of one task's agent (the fds are read by
+ * bwrap, so a SandboxCommand is good for one spawn). With Enabled=no it is
+ * the agent's own command line, and a warning is logged on every call.
+ * Returns -ENOPKG if bwrap is missing (give the task SANDBOX_BWRAP_MISSING),
+ * -EPERM if a configured path would expose the state directory or another
+ * task, or another -errno; each is logged. */
+int sandbox_build(const SandboxParams *p, SandboxCommand *ret);
+void sandbox_command_done(SandboxCommand *c);
+
+/* In the forked child only: makes the fds inheritable, changes directory if
+ * needed and execs. Returns -errno only on failure. */
+int sandbox_command_exec(const SandboxCommand *c);
+
+/* Looks name up in the colon-separated search path (NULL: $PATH, or a default
+ * if that is unset); a name with a slash is taken as it is. -ENOENT if there
+ * is no executable regular file by that name. */
+int sandbox_find_executable(const char *name, const char *search_path, char **ret);
