@@ -282,7 +282,14 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 _noreturn_ static void child_exec(pid_t parent, int output_fd, char **argv) {
         sigset_t none;
 
-        /* Our blocked signals and the parent's death would otherwise pass on unnoticed. */
+        /* A fresh start for signals: our SIGPIPE and the shell's ignored SIGINT must not
+         * pass on through exec, nor the mask we block the loop's signals with. */
+        for (int sig = 1; sig < _NSIG; sig++) {
+                struct sigaction sa = { .sa_handler = SIG_DFL };
+
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) sigaction(sig, &sa, NULL);
+        }
         sigemptyset(&none);
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
         (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -475,7 +482,8 @@ static int mkdir_parents(const char *path, mode_t mode) {
         for (char *s = p + 1; *s; s++)
                 if (*s == '/') {
                         *s = '\0';
-                        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        /* Only the directory itself is private; its parents are ordinary ones, like mkdir -p. */
+                        if (mkdir(p, 0777) < 0 && errno != EEXIST)
                                 return -errno;
                         *s = '/';
                 }

@@ -1,0 +1,455 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Drives a real makima-api with the real makima CLI, the way a person would:
+# every command in table and --json form, error messages and exit codes,
+# unix and http transports with tokens minted by `makima token create`, owner
+# isolation, and that --help, the man page and the commands agree.
+#
+# Usage: test-cli.sh PATH/TO/makima-api PATH/TO/makima PATH/TO/makima.1
+
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+MAKIMA=$(realpath "${2:?usage: $0 makima-api makima makima.1}")
+MAN_PAGE=${3:?usage: $0 makima-api makima makima.1}
+uuid_re='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+nouuid=00000000-0000-4000-8000-000000000000
+
+OUT=''
+ERR=''
+RC=0
+
+# run RC ARGS…: runs makima, keeps stdout in $OUT and stderr in $ERR, checks the exit status.
+run() {
+        local want=$1
+        shift
+        RC=0
+        "$MAKIMA" "$@" >"$TMP/out" 2>"$TMP/err" || RC=$?
+        OUT=$(cat "$TMP/out")
+        ERR=$(cat "$TMP/err")
+        if [[ "$RC" != "$want" ]]; then
+                echo "stdout: $OUT" >&2
+                echo "stderr: $ERR" >&2
+                fail "makima $*: exit status $RC, expected $want"
+        fi
+}
+
+out_has() {
+        grep -Eq -- "$1" <<<"$OUT" || fail "stdout does not match /$1/: $OUT"
+}
+out_lacks() {
+        ! grep -Eq -- "$1" <<<"$OUT" || fail "stdout matches /$1/ but should not: $OUT"
+}
+# err_is TEXT: stderr is exactly this one line.
+err_is() {
+        [[ "$ERR" == "$1" ]] || fail "stderr: expected '$1', got '$ERR'"
+}
+err_has() {
+        grep -Eq -- "$1" <<<"$ERR" || fail "stderr does not match /$1/: $ERR"
+}
+# json_is FILTER VALUE: on $OUT.
+json_is() {
+        local got
+        got=$(jq -r "$1" <<<"$OUT") || fail "stdout is not JSON for '$1': $OUT"
+        [[ "$got" == "$2" ]] || fail "$1: expected '$2', got '$got'"
+}
+# same_as_api PATH: $OUT (from --json) is exactly what the API serves at PATH.
+same_as_api() {
+        req admin GET "$1"
+        expect_status 200 "GET $1"
+        [[ "$(jq -S . <<<"$OUT")" == "$(jq -S . <<<"$BODY")" ]] ||
+                fail "--json output differs from GET $1: $OUT vs $BODY"
+}
+
+# ---- help, version, man page ----
+
+test_help() {
+        local noun verb opt text overview
+
+        MAN_TEXT=$(man_text)
+        run 0 --version
+        [[ "$OUT" =~ ^makima\ [0-9] ]] || fail "--version: $OUT"
+
+        run 0 --help
+        text=$OUT
+        overview=$OUT
+        for noun in contract task token; do
+                run 0 "$noun" --help
+                text+=$'\n'$OUT
+        done
+        for verb in "contract create" "contract list" "contract show" "contract phase" "contract delete" \
+                    "contract events" "task create" "task list" "task show" "task events" "task cancel" \
+                    "task delete" "token create" "token delete" "up"; do
+                # shellcheck disable=SC2086
+                run 0 $verb --help
+                [[ "$OUT" == "makima $verb "* ]] || fail "makima $verb --help does not start with its synopsis: $OUT"
+                text+=$'\n'$OUT
+                # Every command of the help is in the man page, and in the overview.
+                man_has "$verb"
+                grep -q -- "$verb" <<<"$overview" || fail "makima --help does not list '$verb'"
+                # -h works like --help.
+                # shellcheck disable=SC2086
+                run 0 $verb -h
+        done
+
+        # Every option any --help mentions is documented in the man page.
+        for opt in $(grep -Eo -- '--[a-z][a-z-]*' <<<"$text" | sort -u); do
+                man_has "$opt"
+        done
+        # …and every option the man page documents exists in some --help.
+        for opt in $(grep -Eo -- '--[a-z][a-z-]*' <<<"$MAN_TEXT" | sort -u); do
+                grep -q -- "$opt" <<<"$text" || fail "the man page documents $opt, which no --help mentions"
+        done
+}
+
+# The man page as plain text: roff escapes and font changes removed.
+man_text() {
+        sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' -e 's/\\c$//' -e 's/^\.[A-Z][A-Z]* //' "$MAN_PAGE" | tr -s ' '
+}
+
+man_has() {
+        grep -qF -- "$1" <<<"$MAN_TEXT" || fail "the man page does not mention '$1'"
+}
+
+# ---- usage errors: exit 2 and a hint ----
+
+test_usage() {
+        run 2
+        err_has '^makima: missing command$'
+        err_has "^Try 'makima --help'.$"
+        run 2 frobnicate
+        err_has "unknown command 'frobnicate'"
+        run 2 task
+        err_has "Try 'makima task --help'."
+        run 2 task frob
+        err_has "unknown command 'task frob'"
+        run 2 --nope task list
+        err_has "unknown option '--nope'"
+        run 2 task list --nope
+        err_has "unknown option '--nope'"
+        err_has "Try 'makima task list --help'."
+        run 2 task create
+        err_has '^makima: missing PLAN$'
+        run 2 task create a b
+        err_has "unexpected argument 'b'"
+        run 2 task create --repo
+        err_has "option '--repo' needs a value"
+        run 2 task create --max-iterations x plan
+        err_has "max-iterations expects a positive number"
+        run 2 task list --status sleeping
+        err_has "unknown task status 'sleeping'"
+        run 2 task show
+        err_has 'missing ID'
+        run 2 contract create --type weird name
+        err_has "unknown contract type 'weird'"
+        run 2 contract phase "$nouuid" bogus
+        err_has "unknown phase 'bogus'"
+        run 2 contract events --after -1 "$nouuid"
+        run 2 token create
+        err_has -- '--owner=NAME is required'
+        run 2 token delete not-an-id
+        run 2 up --workers lots
+        run 2 --url ftp://example.com task list
+        err_has "bad API address 'ftp://example.com'"
+        # Nothing on stdout for any of them.
+        [[ -z "$OUT" ]] || fail "usage error printed on stdout: $OUT"
+}
+
+# ---- transport errors ----
+
+test_cannot_connect() {
+        local port
+
+        MAKIMA_API_URL="unix:$TMP/nobody.sock" run 1 task list
+        err_is "makima: cannot connect to unix:$TMP/nobody.sock: No such file or directory (is makima-api running? set MAKIMA_API_URL)"
+        port=$(free_port)
+        run 1 --url "http://127.0.0.1:$port" contract list
+        err_is "makima: cannot connect to http://127.0.0.1:$port: Connection refused (is makima-api running? set MAKIMA_API_URL)"
+        # --url wins over the environment.
+        MAKIMA_API_URL="http://127.0.0.1:$port" run 0 --url "unix:$API_SOCK" contract list
+}
+
+# ---- contracts ----
+
+test_contracts() {
+        local c c2 short
+
+        run 0 contract create --type simple --description "Port to libfoo 2" --autonomous-loop "port libfoo"
+        [[ "$OUT" =~ $uuid_re ]] || fail "contract create printed '$OUT', not an id"
+        [[ -z "$ERR" ]] || fail "contract create wrote to stderr: $ERR"
+        c=$OUT
+        short=${c:0:8}
+        CONTRACT=$c
+
+        run 0 --json contract create second
+        json_is .name second
+        json_is .type spec
+        json_is .phase research
+        json_is .status active
+        c2=$(jq -r .id <<<"$OUT")
+        same_as_api "/api/v1/contracts/$c2"
+
+        run 0 contract list
+        out_has '^ID +NAME +TYPE +PHASE +STATUS +UPDATED$'
+        out_has "^$short +port libfoo +simple +plan +active +(now|[0-9]+s ago)$"
+        out_has "^${c2:0:8} +second +spec +research +active"
+        out_lacks "$c"                  # full ids are not in the table
+        run 0 contract list --json
+        json_is '.contracts | length' 2
+        same_as_api /api/v1/contracts
+        run 0 contract list --status completed
+        [[ "$OUT" == "No contracts." ]] || fail "empty list: $OUT"
+        run 0 contract list --status active --json
+        json_is '.contracts | length' 2
+
+        run 0 contract show "$c"
+        out_has "^ +id: $c$"
+        out_has '^ +name: port libfoo$'
+        out_has '^ +description: Port to libfoo 2$'
+        out_has '^ +phases: plan → execute → review$'
+        out_has '^ +autonomous_loop: yes$'
+        out_has '^ +created_at: [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} \((now|[0-9]+s ago)\)$'
+        # A unique prefix is as good as the id.
+        run 0 contract show --json "$short"
+        same_as_api "/api/v1/contracts/$c"
+        run 0 --json contract show "$c"
+        json_is .autonomous_loop true
+
+        run 0 contract phase "$short" execute
+        [[ "$OUT" == "Contract $short is in phase execute." ]] || fail "phase: $OUT"
+        run 0 --json contract phase "$c" plan
+        json_is .phase plan
+        # Skipping ahead is refused by the API: its message, exit 1.
+        run 1 contract phase "$c" review
+        err_is "makima: contract $c: A contract of type 'simple' cannot go from phase 'plan' to 'review'."
+        # A phase the type does not have.
+        run 1 contract phase "$c" research
+        err_has "^makima: contract $c: .*'research'"
+
+        run 0 contract events "$c"
+        out_has '^#1 [0-9-]{10} [0-9:]{8} created '
+        out_has '^#2 .* phase plan → execute$'
+        out_has '^#3 .* phase execute → plan$'
+        run 0 contract events --after 2 "$c"
+        out_lacks '^#[12] '
+        out_has '^#3 '
+        run 0 contract events --json "$c"
+        json_is '.events | length' 3
+        same_as_api "/api/v1/contracts/$c/events"
+
+        run 1 contract show "$nouuid"
+        err_is "makima: contract $nouuid: not found"
+        run 1 contract show abcdef0
+        err_is "makima: contract abcdef0: not found"
+
+        run 0 contract delete "$c2"
+        [[ "$OUT" == "Contract ${c2:0:8} deleted." ]] || fail "delete: $OUT"
+        run 1 contract show "$c2"
+        err_is "makima: contract $c2: not found"
+        run 1 contract delete "$c2"
+        err_is "makima: contract $c2: not found"
+}
+
+# ---- tasks ----
+
+test_tasks() {
+        local t t2 t3 repo
+
+        repo="$TMP/work repo"
+        mkdir -p "$repo"
+        git -C "$repo" init -q
+
+        # A relative --repo is sent as an absolute path; only the id is printed.
+        (cd "$(dirname "$TMP")" && "$MAKIMA" task create --repo "$(basename "$TMP")/work repo" --name first \
+                --contract "${CONTRACT:0:6}" --base-branch main --autonomous-loop --max-iterations 7 \
+                $'Fix the build\nthen the tests' >"$TMP/out" 2>"$TMP/err") || fail "task create: $(cat "$TMP/err")"
+        OUT=$(cat "$TMP/out")
+        [[ "$OUT" =~ $uuid_re ]] || fail "task create printed '$OUT', not only an id"
+        t=$OUT
+        run 0 task show --json "$t"
+        json_is .repo "$(realpath "$repo")"
+        json_is .name first
+        json_is .contract_id "$CONTRACT"
+        json_is .base_branch main
+        json_is .autonomous_loop true
+        json_is .max_iterations 7
+        json_is .status pending
+        same_as_api "/api/v1/tasks/$t"
+
+        # A URL stays as it is.
+        run 0 --json task create --repo https://example.com/x.git "second task, no name"
+        json_is .repo https://example.com/x.git
+        t2=$(jq -r .id <<<"$OUT")
+        run 0 task create --repo git@example.com:x.git third
+        t3=$OUT
+        run 0 task show --json "$t3"
+        json_is .repo git@example.com:x.git
+        run 1 task create --repo "$TMP/missing" plan
+        err_is "makima: --repo $TMP/missing: No such file or directory"
+
+        run 0 task list
+        out_has '^ID +STATUS +ITER +CONTRACT +UPDATED +NAME$'
+        out_has "^${t:0:8} +pending +0/7 +${CONTRACT:0:8} +(now|[0-9]+s ago) +first$"
+        out_has "^${t2:0:8} +pending +0 +- +.* +second task, no name$"
+        run 0 task list --contract "$CONTRACT"
+        out_has "^${t:0:8} "
+        out_lacks "^${t2:0:8} "
+        run 0 task list --json
+        json_is '.tasks | length' 3
+        same_as_api /api/v1/tasks
+        run 0 task list --json --contract "${CONTRACT:0:8}"
+        json_is '.tasks | length' 1
+        json_is '.tasks[0].id' "$t"
+
+        run 0 task show "${t:0:8}"
+        out_has "^ +id: $t$"
+        out_has '^ +status: pending$'
+        out_has '^ +plan: Fix the build$'
+        out_has '^ +then the tests$'
+        out_has '^ +max_iterations: 7$'
+
+        run 0 task cancel "$t2"
+        [[ "$OUT" == "Task ${t2:0:8} cancelled." ]] || fail "cancel: $OUT"
+        run 0 task list --status cancelled --json
+        json_is '.tasks | length' 1
+        json_is '.tasks[0].id' "$t2"
+        run 0 task list --status cancelled
+        out_has "^${t2:0:8} +cancelled "
+
+        run 0 task events "$t2"
+        out_has '^#[0-9]+ [0-9-]{10} [0-9:]{8} [a-z_]+ pending → cancelled$'
+        run 0 --json task events "$t2"
+        json_is '[.events[].data.to] | last' cancelled
+        same_as_api "/api/v1/tasks/$t2/events"
+        last=$(jq '.events | last | .seq' <<<"$OUT")
+        run 0 task events --after "$last" "$t2"
+        [[ -z "$OUT" ]] || fail "events after the last: $OUT"
+
+        # A failed task cannot be cancelled: the API's word for it, exit 1.
+        req admin PATCH "/api/v1/tasks/$t3" '{"status":"failed"}'
+        expect_status 200 "fail the task"
+        run 1 task cancel "$t3"
+        err_is "makima: task $t3: A task cannot go from status 'failed' to 'cancelled'."
+        run 0 --json task cancel "$t"
+        json_is .status cancelled
+
+        run 1 task show "$nouuid"
+        err_is "makima: task $nouuid: not found"
+        run 1 task events "$nouuid"
+        err_is "makima: task $nouuid: not found"
+        run 0 task delete "$t3"
+        [[ "$OUT" == "Task ${t3:0:8} deleted." ]] || fail "delete: $OUT"
+        run 1 task delete "$t3"
+        err_is "makima: task $t3: not found"
+
+        # Too short to be taken for a prefix: sent as it is.
+        run 1 task show ab
+        err_is "makima: task ab: not found"
+        run 2 task show ../contracts
+        err_has "^makima: '../contracts' is not a task id$"
+}
+
+# ---- tokens, http, owners ----
+
+test_tokens_and_owners() {
+        local alice bob bob_id t_alice t_admin
+
+        run 0 token create --owner alice --description "test laptop"
+        alice=$OUT
+        [[ -n "$alice" && "$alice" != *$'\n'* ]] || fail "token create printed more than the token: $OUT"
+        err_has 'cannot be shown again'
+        run 0 --json token create --owner bob
+        bob=$(jq -r .token <<<"$OUT")
+        bob_id=$(jq -r .id <<<"$OUT")
+        json_is .owner bob
+        [[ "$bob_id" =~ $uuid_re ]] || fail "token id: $bob_id"
+
+        # Over TCP with a token: the object belongs to the token's owner.
+        export MAKIMA_API_URL=$API_URL
+        MAKIMA_API_KEY=$alice run 0 task create "alice's work"
+        t_alice=$OUT
+        MAKIMA_API_KEY=$alice run 0 task show --json "$t_alice"
+        json_is .owner alice
+        MAKIMA_API_KEY=$alice run 0 task list --json
+        json_is '.tasks | length' 1
+        MAKIMA_API_KEY=$alice run 0 contract list
+        [[ "$OUT" == "No contracts." ]] || fail "alice sees contracts: $OUT"
+        # localhost resolves to ::1 and 127.0.0.1: the client tries each address.
+        MAKIMA_API_KEY=$alice run 0 --url "http://localhost:$API_PORT" task show "${t_alice:0:8}"
+
+        # Bob sees none of it, not even by prefix.
+        MAKIMA_API_KEY=$bob run 0 task list
+        [[ "$OUT" == "No tasks." ]] || fail "bob sees tasks: $OUT"
+        MAKIMA_API_KEY=$bob run 1 task show "$t_alice"
+        err_is "makima: task $t_alice: not found"
+        MAKIMA_API_KEY=$bob run 1 task show "${t_alice:0:8}"
+        err_is "makima: task ${t_alice:0:8}: not found"
+        MAKIMA_API_KEY=$bob run 1 task cancel "$t_alice"
+        MAKIMA_API_KEY=$bob run 1 contract show "$CONTRACT"
+        err_is "makima: contract $CONTRACT: not found"
+
+        # The admin on the Unix socket sees everyone's.
+        unset MAKIMA_API_URL
+        export MAKIMA_API_URL="unix:$API_SOCK"
+        run 0 task show --json "$t_alice"
+        json_is .owner alice
+        run 0 task create "root's own"
+        t_admin=$OUT
+        MAKIMA_API_KEY=$alice run 0 --url "$API_URL" task list --json
+        jq -e --arg id "$t_admin" 'all(.tasks[]; .id != $id)' <<<"$OUT" >/dev/null || fail "alice sees root's task"
+
+        # Without a token, or with a bad one, over TCP.
+        run 1 --url "$API_URL" task list
+        err_is "makima: task list: Authentication required: send Authorization: Bearer TOKEN. (set MAKIMA_API_KEY to a token from 'makima token create')"
+        MAKIMA_API_KEY=not-a-token run 1 --url "$API_URL" task list
+        err_is "makima: task list: The token is not valid or has been revoked."
+        MAKIMA_API_KEY=$'a\r\nX-Evil: 1' run 1 --url "$API_URL" task list
+        err_has 'MAKIMA_API_KEY'
+        # Only administrators mint tokens.
+        MAKIMA_API_KEY=$alice run 1 --url "$API_URL" token create --owner mallory
+        err_has '^makima: token create: This needs an administrator'
+        run 1 token create --owner '-bad'
+        err_has "^makima: token create: field 'owner'"
+
+        # A revoked token stops working.
+        run 0 token delete "$bob_id"
+        [[ "$OUT" == "Token ${bob_id:0:8} revoked." ]] || fail "token delete: $OUT"
+        MAKIMA_API_KEY=$bob run 1 --url "$API_URL" task list
+        err_has 'not valid or has been revoked'
+        run 1 token delete "$nouuid"
+        err_is "makima: token $nouuid: not found"
+}
+
+# ---- output details ----
+
+test_output() {
+        # No colors when stdout is not a terminal; colors when it is (script gives us one).
+        run 0 task list
+        [[ "$OUT" != *$'\e['* ]] || fail "colors on a pipe"
+        if command -v script >/dev/null; then
+                MAKIMA_API_URL="unix:$API_SOCK" script -qec "$MAKIMA task list" /dev/null >"$TMP/tty" 2>&1 ||
+                        fail "makima under script failed: $(cat "$TMP/tty")"
+                grep -q $'\e\\[' "$TMP/tty" || fail "no colors on a terminal"
+                MAKIMA_API_URL="unix:$API_SOCK" NO_COLOR=1 script -qec "$MAKIMA task list" /dev/null >"$TMP/tty" 2>&1
+                ! grep -q $'\e\\[' "$TMP/tty" || fail "colors despite NO_COLOR"
+        fi
+        # --json is valid JSON for every list, even when empty.
+        run 0 --json contract list --status failed
+        json_is '.contracts | length' 0
+}
+
+lib_init "$1"
+api_start
+export MAKIMA_API_URL="unix:$API_SOCK"
+unset MAKIMA_API_KEY
+
+test_help
+test_usage
+test_cannot_connect
+test_contracts
+test_tasks
+test_tokens_and_owners
+test_output
+
+api_stop
+say "ok"

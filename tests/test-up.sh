@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The quick start, end to end: `makima up` in the background, the CLI against
+# the address it prints, SIGTERM and Ctrl-C take every child down and exit 0,
+# the state survives a second start, and a child that dies, a daemon that
+# cannot start or cannot be found make it stop with status 1.
+#
+# Usage: test-up.sh PATH/TO/makima-api PATH/TO/makima
+
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+MAKIMA=$(realpath "${2:?usage: $0 makima-api makima}")
+UP_PID=''
+STATE=''
+
+# up_start ARGS…: `makima up` in the background, output in $TMP/up.out and up.err.
+up_start() {
+        : >"$TMP/up.out"
+        : >"$TMP/up.err"
+        "$MAKIMA" up "$@" >"$TMP/up.out" 2>"$TMP/up.err" &
+        UP_PID=$!
+        EXTRA_PIDS=$UP_PID
+}
+
+# up_wait_ready: until it prints the export line; sets URL.
+up_wait_ready() {
+        for _ in $(seq 300); do
+                if grep -q '^ *export MAKIMA_API_URL=' "$TMP/up.out"; then
+                        URL=$(sed -n 's/^ *export MAKIMA_API_URL=//p' "$TMP/up.out")
+                        return 0
+                fi
+                kill -0 "$UP_PID" 2>/dev/null || up_fail "makima up exited before it was ready"
+                sleep 0.1
+        done
+        up_fail "makima up did not get ready"
+}
+
+up_fail() {
+        echo "--- makima up stdout:" >&2
+        cat "$TMP/up.out" >&2
+        echo "--- makima up stderr:" >&2
+        cat "$TMP/up.err" >&2
+        fail "$@"
+}
+
+# up_children: the pids of its children.
+up_children() {
+        ps -o pid= --ppid "$UP_PID" | tr -d ' '
+}
+
+# up_stop SIGNAL: sends it, and expects exit 0 with every child gone.
+up_stop() {
+        local sig=$1 children rc=0 pid
+
+        children=$(up_children)
+        [[ -n "$children" ]] || up_fail "makima up has no children"
+        kill "-$sig" "$UP_PID"
+        wait "$UP_PID" || rc=$?
+        UP_PID=''
+        EXTRA_PIDS=''
+        (( rc == 0 )) || up_fail "makima up exited with $rc after SIG$sig"
+        for pid in $children; do
+                # A zombie would still answer kill -0; a reaped child is gone for good.
+                ! kill -0 "$pid" 2>/dev/null || up_fail "child $pid is still there after SIG$sig"
+        done
+        grep -q "Received SIG$sig; stopping" "$TMP/up.err" || up_fail "no word of SIG$sig"
+}
+
+lib_init "$1"
+unset MAKIMA_API_KEY MAKIMA_API_URL MAKIMA_API_BIN MAKIMA_WORKER_BIN
+STATE="$TMP/state dir/.makima"
+worker_bin="$(dirname "$MAKIMA")/../worker/makima-worker"
+
+# ---- first start: a new directory, daemons found next to makima in the build tree ----
+
+up_start --state-dir "$STATE" --workers 1
+up_wait_ready
+[[ "$URL" == "unix:$(realpath "$STATE")/api.sock" ]] || up_fail "printed URL '$URL'"
+[[ -S "$(realpath "$STATE")/api.sock" && -f "$STATE/makima.db" && -f "$STATE/makima.conf" ]] ||
+        up_fail "the state directory lacks the socket, the store or the config: $(ls -la "$STATE")"
+[[ "$(stat -c %a "$STATE")" == 700 ]] || up_fail "the state directory is not private"
+
+ps -o args= --ppid "$UP_PID" | grep -q "makima-api --listen unix:$(realpath "$STATE")/api.sock" ||
+        up_fail "no makima-api child: $(ps -o args= --ppid "$UP_PID")"
+if [[ -x "$worker_bin" ]]; then
+        grep -q '1 worker\.' "$TMP/up.out" || up_fail "the worker is not announced"
+        for _ in $(seq 50); do
+                ps -o args= --ppid "$UP_PID" | grep -q 'makima-worker --instance 1' && break
+                sleep 0.1
+        done
+        ps -o args= --ppid "$UP_PID" | grep -q 'makima-worker --instance 1' || up_fail "no worker child"
+else
+        grep -q 'makima-worker not found.*running without workers' "$TMP/up.err" ||
+                up_fail "a missing worker is not reported"
+        grep -q '0 workers\.' "$TMP/up.out" || up_fail "0 workers not announced"
+fi
+grep -q '^api *| makima-api: ' "$TMP/up.err" || up_fail "the API's output is not prefixed"
+
+# The CLI works against the printed address.
+export MAKIMA_API_URL=$URL
+repo="$TMP/repo"
+git init -q "$repo"
+git -C "$repo" -c user.name=t -c user.email=t@example.com commit -q --allow-empty -m init
+contract=$("$MAKIMA" contract create --type simple "quick start") || up_fail "contract create failed"
+task=$("$MAKIMA" task create --repo "$repo" --contract "$contract" --name hello "Say hello") ||
+        up_fail "task create failed"
+[[ "$task" =~ ^[0-9a-f-]{36}$ ]] || up_fail "task create printed '$task'"
+"$MAKIMA" task list >"$TMP/list" || up_fail "task list failed"
+grep -Eq "^${task:0:8} +[a-z_]+ .* hello$" "$TMP/list" || up_fail "task list: $(cat "$TMP/list")"
+"$MAKIMA" contract list | grep -q "quick start" || up_fail "contract list lacks the contract"
+
+# One `makima up` per directory.
+rc=0
+"$MAKIMA" up --state-dir "$STATE" --workers 0 >"$TMP/second.out" 2>"$TMP/second.err" || rc=$?
+(( rc == 1 )) || up_fail "a second makima up on the same directory exited with $rc"
+grep -q "Another 'makima up' is running on" "$TMP/second.err" || up_fail "second: $(cat "$TMP/second.err")"
+
+up_stop TERM
+[[ ! -e "$(realpath "$STATE")/api.sock" ]] || fail "the socket is left behind"
+"$MAKIMA" task list 2>"$TMP/err" && fail "the API still answers after makima up stopped"
+grep -q 'cannot connect' "$TMP/err" || fail "after stop: $(cat "$TMP/err")"
+
+# ---- second start on the same directory: the state is still there; Ctrl-C stops it ----
+
+MAKIMA_API_BIN=$1 up_start --state-dir "$STATE" --workers 0 --config "$STATE/makima.conf"
+up_wait_ready
+grep -q '0 workers\.' "$TMP/up.out" || up_fail "--workers 0 still started workers"
+"$MAKIMA" --json task show "$task" >"$TMP/task.json" || up_fail "the task is gone after a restart"
+[[ "$(jq -r .name "$TMP/task.json")" == hello && "$(jq -r .contract_id "$TMP/task.json")" == "$contract" ]] ||
+        up_fail "the task changed across the restart: $(cat "$TMP/task.json")"
+[[ "$(jq -r .repo "$TMP/task.json")" == "$(realpath "$repo")" ]] || up_fail "repo: $(cat "$TMP/task.json")"
+"$MAKIMA" contract show "$contract" | grep -q 'name: quick start' || up_fail "the contract is gone"
+up_stop INT
+
+# ---- a child that dies takes the rest down, exit 1 ----
+
+up_start --state-dir "$STATE" --workers 1
+up_wait_ready
+api_pid=$(ps -o pid=,args= --ppid "$UP_PID" | awk '/makima-api/ { print $1 }')
+[[ -n "$api_pid" ]] || up_fail "no makima-api child"
+children=$(up_children)
+kill -KILL "$api_pid"
+rc=0
+wait "$UP_PID" || rc=$?
+(( rc == 1 )) || up_fail "makima up exited with $rc after its API was killed"
+grep -q "api (pid $api_pid) was killed by SIGKILL unexpectedly; stopping the rest" "$TMP/up.err" ||
+        up_fail "no word of the API's death"
+for pid in $children; do
+        ! kill -0 "$pid" 2>/dev/null || up_fail "child $pid survived"
+done
+UP_PID=''
+EXTRA_PIDS=''
+
+# ---- an API that cannot start: exit 1, its own words passed through ----
+
+printf '[Store]\nBackend=floppy\n' >"$TMP/bad.conf"
+rc=0
+"$MAKIMA" up --state-dir "$STATE" --workers 1 --config "$TMP/bad.conf" >"$TMP/up.out" 2>"$TMP/up.err" || rc=$?
+(( rc == 1 )) || up_fail "makima up with a bad config exited with $rc"
+grep -q '^api *| makima-api: .*floppy' "$TMP/up.err" || up_fail "the API's complaint is not shown"
+grep -q 'api (pid [0-9]*) exited with status 1 unexpectedly before the API answered' "$TMP/up.err" ||
+        up_fail "no word of the failed start"
+
+# ---- no API to run: a clear error ----
+
+rc=0
+MAKIMA_API_BIN="$TMP/nowhere/makima-api" "$MAKIMA" up --state-dir "$STATE" >"$TMP/up.out" 2>"$TMP/up.err" || rc=$?
+(( rc == 1 )) || fail "makima up without an API exited with $rc"
+grep -q "MAKIMA_API_BIN=$TMP/nowhere/makima-api: No such file or directory" "$TMP/up.err" ||
+        fail "missing API: $(cat "$TMP/up.err")"
+
+rc=0
+"$MAKIMA" up --state-dir "$STATE" --workers 2 extra >/dev/null 2>"$TMP/up.err" || rc=$?
+(( rc == 2 )) || fail "makima up with an operand exited with $rc"
+
+say "ok"
