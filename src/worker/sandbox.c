@@ -13,28 +13,26 @@
 
 #include "log.h"
 #include "sandbox.h"
+#include "sandbox-paths.h"
 #include "seccomp.h"
 
+/* The agent's $PATH, after the directories its program's interpreter needs. */
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-/* How deep to follow a chain of #! interpreters, and to walk /etc. */
-#define INTERPRETER_DEPTH_MAX 4
+/* How deep /etc is searched for what to hide. */
 #define ETC_DEPTH_MAX 8
-
-/* The read-only system. On merged-/usr systems the top-level ones are
- * symlinks into /usr and are recreated as such. */
-static const char *const system_dirs[] = { "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/etc" };
 
 typedef struct Builder {
         const SandboxParams *p;
         char **argv;
         char **env;
-        char **path_dirs;               /* put before DEFAULT_PATH in the agent's $PATH */
-        char **protected;               /* canonical paths no extra bind may expose */
+        SandboxProgram program;         /* the agent's, and what it needs */
+        char **private_paths;           /* canonical: no bind may be one of these or above them */
+        char **shared_dirs;             /* canonical: nor inside these (every task's worktree or home) */
         int fds[3];
         size_t n_fds;
 } Builder;
 
-static inline void closedirp(DIR **d) {
+static void closedirp(DIR **d) {
         if (*d)
                 (void) closedir(*d);
 }
@@ -57,141 +55,10 @@ static int strv_add(char ***l, ...) {
 #define FOREACH_STRING(x, ...) \
         for (const char *const *x##_i = (const char *const[]) { __VA_ARGS__, NULL }, *x; (x = *x##_i); x##_i++)
 
-static bool strv_contains(char **l, const char *s) {
-        for (; l && *l; l++)
-                if (streq(*l, s))
-                        return true;
-        return false;
-}
-
-/* True if path is dir or lies below it (both canonical). */
-static bool path_is_under(const char *path, const char *dir) {
-        const char *rest;
-
-        if (streq(dir, "/"))
-                return true;
-        rest = startswith(path, dir);
-        return rest && IN_SET(*rest, '\0', '/');
-}
-
-static bool path_in_system(const char *path) {
-        for (size_t i = 0; i < ELEMENTSOF(system_dirs); i++)
-                if (path_is_under(path, system_dirs[i]))
-                        return true;
-        return false;
-}
-
-/* The absolute path with "//", "." and ".." taken out by spelling alone. */
-static int path_normalize(const char *path, char **ret) {
-        _cleanup_free_ char *t = NULL;
-        char *w;
-
-        if (!path || path[0] != '/')
-                return -EINVAL;
-        t = malloc(strlen(path) + 2);
-        if (!t)
-                return -ENOMEM;
-        w = t;
-        for (const char *s = path; *s;) {
-                size_t n;
-
-                s += strspn(s, "/");
-                n = strcspn(s, "/");
-                if (n == 0 || (n == 1 && s[0] == '.')) {
-                } else if (n == 2 && s[0] == '.' && s[1] == '.') {
-                        while (w > t && *--w != '/')
-                                ;
-                } else {
-                        *w++ = '/';
-                        memcpy(w, s, n);
-                        w += n;
-                }
-                s += n;
-        }
-        if (w == t)
-                *w++ = '/';
-        *w = '\0';
-        *ret = TAKE_PTR(t);
-        return 0;
-}
-
-/* realpath() for a path that exists, else its normalized spelling. */
-static int path_canonical(const char *path, char **ret) {
-        char *t;
-
-        if (!path || path[0] != '/')
-                return -EINVAL;
-        t = realpath(path, NULL);
-        if (t) {
-                *ret = t;
-                return 0;
-        }
-        if (errno != ENOENT)
-                return -errno;
-        return path_normalize(path, ret);
-}
-
-static char *path_dirname(const char *path) {
-        const char *slash = strrchr(path, '/');
-
-        if (!slash || slash == path)
-                return strdup("/");
-        return strndup(path, slash - path);
-}
-
-static int file_read_line(const char *path, char **ret) {
-        _cleanup_fclose_ FILE *f = NULL;
-        char buf[PATH_MAX + 16];
-
-        f = fopen(path, "re");
-        if (!f)
-                return -errno;
-        if (!fgets(buf, sizeof(buf), f))
-                return ferror(f) ? -EIO : -EBADMSG;
-        buf[strcspn(buf, "\r\n")] = '\0';
-        *ret = strdup(buf);
-        return *ret ? 0 : -ENOMEM;
-}
-
-int sandbox_find_executable(const char *name, const char *search_path, char **ret) {
-        if (isempty(name))
-                return -EINVAL;
-        if (strchr(name, '/')) {
-                struct stat st;
-
-                if (stat(name, &st) < 0)
-                        return -errno;
-                if (!S_ISREG(st.st_mode) || access(name, X_OK) < 0)
-                        return -ENOENT;
-                *ret = strdup(name);
-                return *ret ? 0 : -ENOMEM;
-        }
-
-        search_path = search_path ?: getenv("PATH") ?: DEFAULT_PATH;
-        for (const char *s = search_path; *s;) {
-                size_t n = strcspn(s, ":");
-                _cleanup_free_ char *t = NULL;
-                struct stat st;
-
-                /* An empty or relative entry would mean the worker's cwd: never wanted. */
-                if (n > 0 && s[0] == '/') {
-                        if (asprintf(&t, "%.*s/%s", (int) n, s, name) < 0)
-                                return -ENOMEM;
-                        if (stat(t, &st) >= 0 && S_ISREG(st.st_mode) && access(t, X_OK) >= 0) {
-                                *ret = TAKE_PTR(t);
-                                return 0;
-                        }
-                }
-                s += n;
-                s += *s == ':';
-        }
-        return -ENOENT;
-}
-
-/* Refuses a bind that would show the agent what it must not see: an ancestor
- * of (or the same as) the state directory, the store, the worktree or home
- * directories; or anything inside the directories that hold every task's
- * worktree and home. */
+/* Refuses a bind (from the configuration, or found by us) that would show
+ * the agent the state directory or the store, by being one of them or above
+ * them; or other tasks' worktrees and homes, by being anywhere in or above
+ * the directories that hold them. */
 static int check_exposure(Builder *b, const char *path, const char *what) {
         _cleanup_free_ char *canonical = NULL;
         int r;
@@ -199,151 +66,60 @@ static int check_exposure(Builder *b, const char *path, const char *what) {
         r = path_canonical(path, &canonical);
         if (r < 0)
                 return log_error_errno(r, "Failed to resolve %s %s: %m", what, path);
-        for (size_t i = 0; b->protected[i]; i++) {
-                const char *prot = b->protected[i];
-                /* Entries from index 2 on hold every task's worktree or home. */
-                bool shared_parent = i >= 2;
-
-                if (path_is_under(prot, canonical) || (shared_parent && path_is_under(canonical, prot)))
-                        return log_error_errno(EPERM, "%s %s would expose %s to the agent; refusing.",
-                                               what, path, prot);
-        }
+        for (char **i = b->private_paths; i && *i; i++)
+                if (path_is_under(*i, canonical))
+                        goto refuse;
+        for (char **i = b->shared_dirs; i && *i; i++)
+                if (path_is_under(*i, canonical) || path_is_under(canonical, *i))
+                        goto refuse;
         return 0;
+
+refuse:
+        return log_error_errno(EPERM, "%s %s would expose the state directory or other tasks to the agent; refusing.",
+                               what, path);
 }
 
-static int protected_paths(const SandboxParams *p, char ***ret) {
-        _cleanup_(strv_freep) char **l = NULL;
-        const Config *c = p->config;
-        const char *sources[5] = { c->state_dir, c->store_path, c->worker_worktree_dir };
-        _cleanup_free_ char *wt_parent = path_dirname(p->worktree), *home_parent = path_dirname(p->home);
+static int strv_add_canonical(char ***l, const char *path) {
+        char *t;
+        int r;
+
+        r = path_canonical(path, &t);
+        if (r < 0)
+                return r;
+        return strv_push(l, t);
+}
+
+static int add_protected(Builder *b) {
+        const Config *c = b->p->config;
+        _cleanup_free_ char *wt_parent = path_dirname(b->p->worktree), *home_parent = path_dirname(b->p->home);
         int r;
 
         if (!wt_parent || !home_parent)
                 return -ENOMEM;
-        sources[3] = wt_parent;
-        sources[4] = home_parent;
-        for (size_t i = 0; i < ELEMENTSOF(sources); i++) {
-                char *t;
-
-                if (!sources[i])
-                        continue;
-                r = path_canonical(sources[i], &t);
-                if (r < 0)
-                        return r;
-                r = strv_push(&l, t);
-                if (r < 0)
-                        return r;
-        }
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
-/* The directory of the npm package a script belongs to, or NULL: npm links
- * bin/claude to lib/node_modules/@anthropic-ai/claude-code/cli.js, and the
- * script needs the rest of its package. */
-static char *npm_package_root(const char *path) {
-        const char *m = NULL, *s, *end;
-
-        for (s = path; (s = strstr(s, "/node_modules/")); s++)
-                m = s;
-        if (!m)
-                return NULL;
-        s = m + strlen("/node_modules/");
-        end = s + strcspn(s, "/");
-        if (*s == '@' && *end == '/')
-                end = end + 1 + strcspn(end + 1, "/");
-        if (*end != '/')
-                return NULL;
-        return strndup(path, end - path);
-}
-
-/* Reads "#!/usr/bin/env node" or "#!/path/to/interp arg": returns the
- * program the kernel or env will run, or NULL if there is no #! line. */
-static int shebang_program(const char *path, char **ret) {
-        _cleanup_close_ int fd = -EBADF;
-        char buf[256], *s, *word;
-        ssize_t n;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, sizeof(buf) - 1);
-        if (n < 0)
-                return -errno;
-        buf[n] = '\0';
-        if (n < 2 || !startswith(buf, "#!")) {
-                *ret = NULL;
-                return 0;
-        }
-        buf[strcspn(buf, "\n")] = '\0';
-
-        s = buf + 2;
-        word = strtok(s, " \t");
-        if (word && streq(strrchr(word, '/') ? strrchr(word, '/') + 1 : word, "env"))
-                /* env's own options (-S …) and NAME=VALUE come before the program. */
-                do
-                        word = strtok(NULL, " \t");
-                while (word && (word[0] == '-' || strchr(word, '=')));
-        if (!word) {
-                *ret = NULL;
-                return 0;
-        }
-        *ret = strdup(word);
-        return *ret ? 0 : -ENOMEM;
-}
-
-/* Makes a program that lives outside the system directories reachable: its
- * npm package, or else its file, read-only at the same path; then the same
- * for its #! interpreter. Returns the path to run. `dir` is searched before
- * $PATH, so that an nvm or npm prefix finds its own node. */
-static int bind_program(Builder *b, const char *name, const char *dir, unsigned depth, char **ret) {
-        _cleanup_free_ char *found = NULL, *real = NULL, *root = NULL, *interp = NULL, *search = NULL;
-        int r;
-
-        if (dir && asprintf(&search, "%s:%s", dir, getenv("PATH") ?: DEFAULT_PATH) < 0)
-                return -ENOMEM;
-        r = sandbox_find_executable(name, search, &found);
-        if (r < 0)
-                return log_error_errno(r, "Failed to find the agent's program '%s': %m", name);
-        real = realpath(found, NULL);
-        if (!real)
-                return log_error_errno(errno, "Failed to resolve %s: %m", found);
-        if (path_in_system(real)) {
-                *ret = TAKE_PTR(found);
-                return 0;
-        }
-
-        root = npm_package_root(real);
-        r = check_exposure(b, root ?: real, "The agent's program");
-        if (r < 0)
-                return r;
-        r = strv_add(&b->argv, "--ro-bind", root ?: real, root ?: real, NULL);
+        r = strv_add_canonical(&b->private_paths, c->state_dir);
+        if (r >= 0 && c->store_path)
+                r = strv_add_canonical(&b->private_paths, c->store_path);
+        if (r >= 0)
+                r = strv_add_canonical(&b->shared_dirs, c->worker_worktree_dir);
+        if (r >= 0)
+                r = strv_add_canonical(&b->shared_dirs, wt_parent);
+        if (r >= 0)
+                r = strv_add_canonical(&b->shared_dirs, home_parent);
         if (r < 0)
                 return r;
 
-        r = shebang_program(real, &interp);
-        if (r < 0)
-                return log_error_errno(r, "Failed to read %s: %m", real);
-        if (interp && depth < INTERPRETER_DEPTH_MAX) {
-                _cleanup_free_ char *found_dir = path_dirname(found), *interp_path = NULL, *interp_dir = NULL;
+        /* The task's own directories are bound read-write: they must not
+         * hold the state directory or the store either. */
+        for (const char *const *d = (const char *const[]) { b->p->worktree, b->p->home, NULL }; *d; d++) {
+                _cleanup_free_ char *canonical = NULL;
 
-                if (!found_dir)
-                        return -ENOMEM;
-                r = bind_program(b, interp, found_dir, depth + 1, &interp_path);
+                r = path_canonical(*d, &canonical);
                 if (r < 0)
                         return r;
-                /* "#!/usr/bin/env node" looks node up in the agent's $PATH. */
-                interp_dir = path_dirname(interp_path);
-                if (!interp_dir)
-                        return -ENOMEM;
-                if (!strchr(interp, '/') && !path_in_system(interp_dir) && !strv_contains(b->path_dirs, interp_dir)) {
-                        r = strv_extend(&b->path_dirs, interp_dir);
-                        if (r < 0)
-                                return r;
-                }
+                for (char **i = b->private_paths; *i; i++)
+                        if (path_is_under(*i, canonical))
+                                return log_error_errno(EPERM, "%s holds %s; refusing to give it to the agent.", *d, *i);
         }
-
-        *ret = TAKE_PTR(real);
         return 0;
 }
 
@@ -351,20 +127,14 @@ static int bind_program(Builder *b, const char *name, const char *dir, unsigned 
  * TLS keys, database credentials, /etc/makima's tokens. When the worker runs
  * as root the agent's uid maps to root outside, so mode bits alone would not
  * keep it out. The rule is the one every local user lives under. */
-static int hide_private(Builder *b, int dir_fd, const char *path, unsigned depth) {
+static int hide_private(Builder *b, const char *path, unsigned depth) {
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
-        int fd, r;
+        int r;
 
-        fd = openat(dir_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
+        d = opendir(path);
+        if (!d)
                 return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                (void) close(fd);
-                return r;
-        }
 
         while ((errno = 0, de = readdir(d))) {
                 _cleanup_free_ char *child = NULL;
@@ -381,7 +151,7 @@ static int hide_private(Builder *b, int dir_fd, const char *path, unsigned depth
                         if ((st.st_mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH) || streq(child, "/etc/makima"))
                                 r = strv_add(&b->argv, "--tmpfs", child, "--remount-ro", child, NULL);
                         else if (depth < ETC_DEPTH_MAX)
-                                r = hide_private(b, dirfd(d), child, depth + 1);
+                                r = hide_private(b, child, depth + 1);
                         else
                                 r = 0;
                 } else if (S_ISREG(st.st_mode) && !(st.st_mode & S_IROTH))
@@ -392,7 +162,7 @@ static int hide_private(Builder *b, int dir_fd, const char *path, unsigned depth
                 if (r < 0 && r != -EACCES)
                         return r;
         }
-        return -errno;
+        return errno > 0 ? -errno : 0;
 }
 
 static int memfd_with(const char *name, const char *text, int *ret) {
@@ -426,8 +196,8 @@ static int add_fd_arg(Builder *b, int fd, const char *option, const char *dest) 
 static int add_system(Builder *b) {
         int r;
 
-        for (size_t i = 0; i < ELEMENTSOF(system_dirs); i++) {
-                const char *d = system_dirs[i];
+        for (const char *const *dir = sandbox_system_dirs; *dir; dir++) {
+                const char *d = *dir;
                 struct stat st;
 
                 if (lstat(d, &st) < 0) {
@@ -452,7 +222,7 @@ static int add_system(Builder *b) {
                         return r;
         }
 
-        r = hide_private(b, AT_FDCWD, "/etc", 0);
+        r = hide_private(b, "/etc", 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to list /etc: %m");
         return 0;
@@ -529,97 +299,70 @@ static int add_sub(Builder *b, const char *option, const char *dir, const char *
  * could point the worker's git at a repository of its own making. */
 static int add_git(Builder *b) {
         const SandboxParams *p = b->p;
-        _cleanup_free_ char *dotgit = NULL, *line = NULL, *gitdir = NULL, *common = NULL, *t = NULL;
+        _cleanup_(sandbox_git_done) SandboxGit g = {};
         bool hide_others;
-        struct stat st;
-        const char *target;
         int r;
 
-        if (asprintf(&dotgit, "%s/.git", p->worktree) < 0)
-                return -ENOMEM;
-        if (lstat(dotgit, &st) < 0) {
-                if (errno != ENOENT)
-                        return log_error_errno(errno, "Failed to stat %s: %m", dotgit);
-                if (p->git_dir)
-                        return log_error_errno(EINVAL, "%s has no .git, but a git directory was given.", p->worktree);
+        r = sandbox_git_find(p->worktree, p->git_dir, &g);
+        if (r == -ENOENT && !p->git_dir)
                 return 0;
-        }
-        if (S_ISDIR(st.st_mode)) {
+        if (r == -EBADMSG)
+                return log_error_errno(r, "%s is not a linked git worktree (see its .git file).", p->worktree);
+        if (r < 0)
+                return log_error_errno(r, "Failed to find the git directory of %s: %m", p->worktree);
+        if (g.dotgit_is_dir) {
                 log_notice("%s has a .git directory of its own, not a linked worktree's: it is read-only in the sandbox.",
                            p->worktree);
-                return strv_add(&b->argv, "--ro-bind", dotgit, dotgit, NULL);
+                return strv_add(&b->argv, "--ro-bind", g.dotgit, g.dotgit, NULL);
         }
 
-        r = file_read_line(dotgit, &line);
-        if (r < 0)
-                return log_error_errno(r, "Failed to read %s: %m", dotgit);
-        target = startswith(line, "gitdir: ");
-        if (isempty(target))
-                return log_error_errno(EBADMSG, "%s does not say where its git directory is.", dotgit);
-        /* Bound where the file says, not where symlinks lead: that is the
-         * path git inside the sandbox will open. */
-        if (asprintf(&t, "%s%s%s", target[0] == '/' ? "" : p->worktree, target[0] == '/' ? "" : "/", target) < 0)
-                return -ENOMEM;
-        r = path_normalize(t, &gitdir);
-        if (r < 0)
-                return r;
-        t = mfree(t);
-
-        if (p->git_dir)
-                r = path_normalize(p->git_dir, &common);
-        else {
-                _cleanup_free_ char *commondir_file = NULL, *rel = NULL;
-
-                if (asprintf(&commondir_file, "%s/commondir", gitdir) < 0)
-                        return -ENOMEM;
-                r = file_read_line(commondir_file, &rel);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to read %s (is %s a linked worktree?): %m",
-                                               commondir_file, p->worktree);
-                if (asprintf(&t, "%s%s%s", rel[0] == '/' ? "" : gitdir, rel[0] == '/' ? "" : "/", rel) < 0)
-                        return -ENOMEM;
-                r = path_normalize(t, &common);
-        }
-        if (r < 0)
-                return r;
-        if (streq(common, gitdir) || path_is_under(p->worktree, common))
-                return log_error_errno(EINVAL, "%s: git directory %s and repository %s do not make a linked worktree.",
-                                       p->worktree, gitdir, common);
-        r = check_exposure(b, common, "The git directory");
+        r = check_exposure(b, g.common, "The repository");
+        if (r >= 0)
+                r = check_exposure(b, g.gitdir, "The worktree's git directory");
         if (r < 0)
                 return r;
 
-        r = strv_add(&b->argv, "--ro-bind", common, common, NULL);
+        r = strv_add(&b->argv, "--ro-bind", g.common, g.common, NULL);
         if (r < 0)
                 return r;
         /* Other tasks' worktrees are registered here too. */
-        hide_others = exists(common, "worktrees");
+        hide_others = exists(g.common, "worktrees");
         if (hide_others) {
-                r = add_sub(b, "--tmpfs", common, "worktrees");
+                r = add_sub(b, "--tmpfs", g.common, "worktrees");
                 if (r < 0)
                         return r;
         }
         FOREACH_STRING(sub, "objects", "refs", "logs")
-                if (exists(common, sub)) {
-                        r = add_sub(b, "--bind", common, sub);
+                if (exists(g.common, sub)) {
+                        r = add_sub(b, "--bind", g.common, sub);
                         if (r < 0)
                                 return r;
                 }
-        r = strv_add(&b->argv, "--bind", gitdir, gitdir, NULL);
+        r = strv_add(&b->argv, "--bind", g.gitdir, g.gitdir, NULL);
         if (r < 0)
                 return r;
         FOREACH_STRING(f, "commondir", "gitdir")
-                if (exists(gitdir, f)) {
-                        r = add_sub(b, "--ro-bind", gitdir, f);
+                if (exists(g.gitdir, f)) {
+                        r = add_sub(b, "--ro-bind", g.gitdir, f);
                         if (r < 0)
                                 return r;
                 }
-        r = strv_add(&b->argv, "--ro-bind", dotgit, dotgit, NULL);
+        r = strv_add(&b->argv, "--ro-bind", g.dotgit, g.dotgit, NULL);
         if (r < 0)
                 return r;
         if (hide_others)
-                return add_sub(b, "--remount-ro", common, "worktrees");
+                return add_sub(b, "--remount-ro", g.common, "worktrees");
         return 0;
+}
+
+/* The agent's program, and what it needs to run. */
+static int add_program(Builder *b) {
+        int r;
+
+        r = sandbox_program_find(b->p->command[0], &b->program);
+        if (r < 0)
+                return log_error_errno(r, "Failed to find the agent's program %s: %m", b->p->command[0]);
+        return add_extra_paths(b, b->program.read_only, "The agent's program", false);
 }
 
 /* Sets NAME=VALUE in an environment block, replacing an earlier NAME=. */
@@ -646,13 +389,13 @@ static int build_env(Builder *b, const char *shell) {
         size_t len = strlen(DEFAULT_PATH) + 1;
         int r;
 
-        for (char **i = b->path_dirs; i && *i; i++)
+        for (char **i = b->program.path_dirs; i && *i; i++)
                 len += strlen(*i) + 1;
         path = malloc(len);
         if (!path)
                 return -ENOMEM;
         path[0] = '\0';
-        for (char **i = b->path_dirs; i && *i; i++) {
+        for (char **i = b->program.path_dirs; i && *i; i++) {
                 strcat(path, *i);
                 strcat(path, ":");
         }
@@ -697,8 +440,9 @@ static int add_command(Builder *b, const char *program) {
 static void builder_done(Builder *b) {
         strv_free(b->argv);
         strv_free(b->env);
-        strv_free(b->path_dirs);
-        strv_free(b->protected);
+        sandbox_program_done(&b->program);
+        strv_free(b->private_paths);
+        strv_free(b->shared_dirs);
         for (size_t i = 0; i < b->n_fds; i++)
                 (void) close(b->fds[i]);
 }
@@ -772,7 +516,7 @@ static int build_unsandboxed(Builder *b, SandboxCommand *ret) {
 
 int sandbox_build(const SandboxParams *p, SandboxCommand *ret) {
         _cleanup_(builder_done) Builder b = { .p = p };
-        _cleanup_free_ char *bwrap = NULL, *program = NULL, *resolv = NULL;
+        _cleanup_free_ char *bwrap = NULL, *resolv = NULL;
         const Config *c = p->config;
         const char *shell = access("/bin/bash", X_OK) >= 0 ? "/bin/bash" : "/bin/sh";
         char hostname[sizeof("makima-") + 8], uid[12], gid[12];
@@ -782,7 +526,9 @@ int sandbox_build(const SandboxParams *p, SandboxCommand *ret) {
         r = check_params(p);
         if (r < 0)
                 return r;
-        r = protected_paths(p, &b.protected);
+        r = add_protected(&b);
+        if (r == -EPERM)
+                return r;
         if (r < 0)
                 return log_error_errno(r, "Failed to resolve the state directory: %m");
 
@@ -846,7 +592,7 @@ int sandbox_build(const SandboxParams *p, SandboxCommand *ret) {
         r = add_extra_paths(&b, p->read_only_paths, "Read-only path", false);
         if (r < 0)
                 return r;
-        r = bind_program(&b, p->command[0], NULL, 0, &program);
+        r = add_program(&b);
         if (r < 0)
                 return r;
 
@@ -875,7 +621,7 @@ int sandbox_build(const SandboxParams *p, SandboxCommand *ret) {
 
         r = strv_extend(&b.argv, "--");
         if (r >= 0)
-                r = add_command(&b, program);
+                r = add_command(&b, b.program.path);
         if (r >= 0)
                 r = build_env(&b, shell);
         if (r >= 0)

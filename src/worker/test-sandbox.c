@@ -260,6 +260,13 @@ static void test_exposure(void) {
         config_for_test(&c);
         assert_se(strv_extend(&c.sandbox_read_write_paths, c.store_path) >= 0);
         assert_se(build(&c, command, &cmd) == -EPERM);
+        c.sandbox_read_write_paths = strv_free(c.sandbox_read_write_paths);
+
+        /* Nor may the task's own directories hold the state directory. */
+        SandboxParams params = { .config = &c, .task_id = "t", .worktree = root, .home = home1, .command = command };
+        assert_se(sandbox_build(&params, &cmd) == -EPERM);
+        params = (SandboxParams) { .config = &c, .task_id = "t", .worktree = wt1, .home = state, .command = command };
+        assert_se(sandbox_build(&params, &cmd) == -EPERM);
 }
 
 static void test_bwrap_missing(void) {

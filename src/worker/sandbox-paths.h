@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What the sandbox has to find on the host before it can bind anything:
+ * where a worktree's git metadata is, what an agent's program needs to run,
+ * and the path arithmetic both rely on. Nothing here logs. */
+#pragma once
+
+#include <stdbool.h>
+
+/* True if path is dir or lies below it (both canonical). */
+bool path_is_under(const char *path, const char *dir);
+/* The absolute path with "//", "." and ".." taken out by spelling alone. */
+int path_normalize(const char *path, char **ret);
+/* realpath() for a path that exists, else its normalized spelling. */
+int path_canonical(const char *path, char **ret);
+char *path_dirname(const char *path);
+
+/* A worktree's git metadata, each path as git inside the sandbox will open it. */
+typedef struct SandboxGit {
+        char *dotgit;                   /* <worktree>/.git */
+        bool dotgit_is_dir;             /* a repository of its own, not a linked worktree */
+        char *gitdir;                   /* <repository>/worktrees/<name> (linked only) */
+        char *common;                   /* the repository's git directory (linked only) */
+} SandboxGit;
+
+/* Reads <worktree>/.git, and the commondir file it leads to unless `git_dir`
+ * (the repository's git directory) is given. -ENOENT: no .git at all;
+ * -EBADMSG: a .git file or commondir that makes no linked worktree. */
+int sandbox_git_find(const char *worktree, const char *git_dir, SandboxGit *ret);
+void sandbox_git_done(SandboxGit *g);
+
+/* An agent's program and what it needs bound to run. */
+typedef struct SandboxProgram {
+        char *path;                     /* what to execute */
+        char **read_only;               /* to bind at the same path: the file, or its npm package,
+                                         * and its #! interpreter's */
+        char **path_dirs;               /* to put in front of the agent's $PATH */
+} SandboxProgram;
+
+/* Looks name up in the worker's $PATH. A program in the system directories
+ * (which are bound anyway) needs nothing; another needs its npm package (npm
+ * links bin/claude to lib/node_modules/@anthropic-ai/claude-code/cli.js), or
+ * else its file, and the same for the interpreter its #! line names or asks
+ * env for, which is looked for beside it first (an nvm prefix has its own
+ * node). */
+int sandbox_program_find(const char *name, SandboxProgram *ret);
+void sandbox_program_done(SandboxProgram *p);
+
+/* The directories bound read-only as the system (NULL-terminated). On
+ * merged-/usr systems the top-level ones are symlinks into /usr. */
+extern const char *const sandbox_system_dirs[];
+bool path_in_system(const char *path);
