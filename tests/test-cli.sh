@@ -438,6 +438,43 @@ test_output() {
         json_is '.contracts | length' 0
 }
 
+# ---- lists and event logs longer than one page (the API gives at most 1000) ----
+
+test_paging() {
+        local before c i phase
+
+        run 0 --json contract list
+        before=$(jq '.contracts | length' <<<"$OUT")
+        for i in $(seq 1001); do
+                printf -- '--next\n--unix-socket "%s"\n-sf\n-o /dev/null\n-H "Content-Type: application/json"\n' "$API_SOCK"
+                printf -- '--data-binary "{\\"name\\":\\"bulk %d\\",\\"type\\":\\"simple\\"}"\n' "$i"
+                printf -- 'url = "http://localhost/api/v1/contracts"\n'
+        done >"$TMP/bulk.curl"
+        curl -K "$TMP/bulk.curl" || fail "creating 1001 contracts failed"
+        run 0 --json contract list
+        json_is '.contracts | map(.id) | unique | length' $(( before + 1001 ))
+        run 0 contract list
+        [[ $(wc -l <<<"$OUT") == $(( before + 1002 )) ]] || fail "the table has $(wc -l <<<"$OUT") lines"
+
+        run 0 --json contract list
+        c=$(jq -r '.contracts[] | select(.name == "bulk 1") | .id' <<<"$OUT")
+        for i in $(seq 1001); do
+                if (( i % 2 )); then phase=execute; else phase=plan; fi
+                printf -- '--next\n--unix-socket "%s"\n-sf\n-o /dev/null\n-H "Content-Type: application/json"\n' "$API_SOCK"
+                printf -- '--data-binary "{\\"phase\\":\\"%s\\"}"\n' "$phase"
+                printf -- 'url = "http://localhost/api/v1/contracts/%s/phase"\n' "$c"
+        done >"$TMP/phases.curl"
+        curl -K "$TMP/phases.curl" || fail "1001 phase changes failed"
+        run 0 contract events "$c"
+        [[ $(wc -l <<<"$OUT") == 1002 ]] || fail "contract events printed $(wc -l <<<"$OUT") lines, expected 1002"
+        [[ "$(cut -d' ' -f1 <<<"$OUT" | tr -d '#')" == "$(seq 1002)" ]] || fail "events are not #1..#1002 in order"
+        run 0 --json contract events --after 1 "$c"
+        json_is '[.events[].seq] == [range(2; 1003)]' true
+        # A prefix is found beyond the first page too.
+        run 0 contract show "${c:0:8}"
+        out_has "^ +id: $c$"
+}
+
 lib_init "$1"
 api_start
 export MAKIMA_API_URL="unix:$API_SOCK"
@@ -450,6 +487,7 @@ test_contracts
 test_tasks
 test_tokens_and_owners
 test_output
+test_paging
 
 api_stop
 say "ok"

@@ -27,7 +27,9 @@ up_start() {
 up_wait_ready() {
         for _ in $(seq 300); do
                 if grep -q '^ *export MAKIMA_API_URL=' "$TMP/up.out"; then
-                        URL=$(sed -n 's/^ *export MAKIMA_API_URL=//p' "$TMP/up.out")
+                        # As a user would: paste the line into a shell.
+                        URL=$(unset MAKIMA_API_URL; eval "$(grep '^ *export MAKIMA_API_URL=' "$TMP/up.out")";
+                              echo "$MAKIMA_API_URL")
                         return 0
                 fi
                 kill -0 "$UP_PID" 2>/dev/null || up_fail "makima up exited before it was ready"
@@ -69,7 +71,8 @@ up_stop() {
 
 lib_init "$1"
 unset MAKIMA_API_KEY MAKIMA_API_URL MAKIMA_API_BIN MAKIMA_WORKER_BIN
-STATE="$TMP/state dir/.makima"
+# A space and a quote in the path: the printed export line must survive a shell.
+STATE="$TMP/state dir/it's/.makima"
 worker_bin="$(dirname "$MAKIMA")/../worker/makima-worker"
 
 # ---- first start: a new directory, daemons found next to makima in the build tree ----

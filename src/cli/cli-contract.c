@@ -37,7 +37,7 @@ static void help_create(void) {
 
 static void help_list(void) {
         printf("makima contract list [OPTIONS...]\n\n"
-               "List the contracts you may see, newest first.\n\n"
+               "List the contracts you may see, oldest first.\n\n"
                "Options:\n"
                "     --status=STATUS      Only contracts with this status (active, paused, completed,\n"
                "                          failed, cancelled)\n"

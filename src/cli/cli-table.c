@@ -56,17 +56,21 @@ Table *table_new(Cli *cli, const char *first_header, ...) {
         return TAKE_PTR(t);
 }
 
+static char **row_free(char **row, size_t n) {
+        if (row)
+                for (size_t i = 0; i < n; i++)
+                        free(row[i]);
+        return mfree(row);
+}
+
 Table *table_free(Table *t) {
         if (!t)
                 return NULL;
         for (size_t i = 0; i < t->n_columns; i++)
                 free(t->headers[i]);
         free(t->headers);
-        for (size_t r = 0; r < t->n_rows; r++) {
-                for (size_t i = 0; i < t->n_columns; i++)
-                        free(t->rows[r][i]);
-                free(t->rows[r]);
-        }
+        for (size_t r = 0; r < t->n_rows; r++)
+                row_free(t->rows[r], t->n_columns);
         free(t->rows);
         free(t->colors);
         free(t->color_columns);
@@ -85,9 +89,27 @@ static char *cell_text(const char *s) {
         return c;
 }
 
+/* Grows the per-row arrays to hold one more row. */
+static int table_reserve(Table *t) {
+        char ***rows = reallocarray(t->rows, t->n_rows + 1, sizeof(char **));
+        if (!rows)
+                return -ENOMEM;
+        t->rows = rows;
+        const char **colors = reallocarray(t->colors, t->n_rows + 1, sizeof(char *));
+        if (!colors)
+                return -ENOMEM;
+        t->colors = colors;
+        int *cc = reallocarray(t->color_columns, t->n_rows + 1, sizeof(int));
+        if (!cc)
+                return -ENOMEM;
+        t->color_columns = cc;
+        return 0;
+}
+
 int table_add_row(Table *t, int color_column, const char *color, ...) {
-        _cleanup_free_ char **row = NULL;
+        char **row;
         va_list ap;
+        bool oom = false;
 
         row = calloc(t->n_columns, sizeof(char *));
         if (!row)
@@ -95,38 +117,18 @@ int table_add_row(Table *t, int color_column, const char *color, ...) {
         va_start(ap, color);
         for (size_t i = 0; i < t->n_columns; i++) {
                 row[i] = cell_text(va_arg(ap, const char *));
-                if (!row[i]) {
-                        va_end(ap);
-                        for (size_t j = 0; j < i; j++)
-                                free(row[j]);
-                        return -ENOMEM;
-                }
+                oom = oom || !row[i];
         }
         va_end(ap);
-
-        char ***rows = reallocarray(t->rows, t->n_rows + 1, sizeof(char **));
-        if (!rows)
-                goto oom;
-        t->rows = rows;
-        const char **colors = reallocarray(t->colors, t->n_rows + 1, sizeof(char *));
-        if (!colors)
-                goto oom;
-        t->colors = colors;
-        int *cc = reallocarray(t->color_columns, t->n_rows + 1, sizeof(int));
-        if (!cc)
-                goto oom;
-        t->color_columns = cc;
+        if (oom || table_reserve(t) < 0) {
+                row_free(row, t->n_columns);
+                return -ENOMEM;
+        }
 
         t->colors[t->n_rows] = color;
         t->color_columns[t->n_rows] = color_column;
-        t->rows[t->n_rows++] = TAKE_PTR(row);
+        t->rows[t->n_rows++] = row;
         return 0;
-
-oom:
-        /* The row is still ours: free its cells (the array goes with the cleanup). */
-        for (size_t i = 0; i < t->n_columns; i++)
-                free(row[i]);
-        return -ENOMEM;
 }
 
 int table_print(Table *t, const char *empty_message) {

@@ -45,7 +45,7 @@ static void help_create(void) {
 
 static void help_list(void) {
         printf("makima task list [OPTIONS...]\n\n"
-               "List the tasks you may see, newest first.\n\n"
+               "List the tasks you may see, oldest first.\n\n"
                "Options:\n"
                "     --contract=ID        Only tasks of this contract\n"
                "     --status=STATUS      Only tasks with this status (pending, running, paused, waiting,\n"

@@ -277,8 +277,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-/* The child's side of the fork: only async-signal-safe calls from here on.
- * argv and envp were built before fork(). */
+/* The child's side of the fork: only async-signal-safe calls from here on;
+ * argv and the environment were prepared before fork(). */
 _noreturn_ static void child_exec(pid_t parent, int output_fd, char **argv) {
         sigset_t none;
 
@@ -320,6 +320,7 @@ static int spawn(Up *u, const char *label, char **argv) {
                 return log_oom();
         }
         c->up = u;
+        c->exited = true;               /* nothing to wait for (or signal) until it is forked */
         c->output_fd = -EBADF;
         c->argv = argv;
         c->label = strdup(label);
@@ -345,8 +346,17 @@ static int spawn(Up *u, const char *label, char **argv) {
                 child_exec(parent, out_write, argv);
 
         c->pid = pid;
+        c->exited = false;
         (void) setpgid(pid, pid);       /* also here, so it holds whichever side runs first */
         close(TAKE_FD(out_write));
+
+        r = sd_event_add_child(u->event, &c->child_source, pid, WEXITED, on_child_exit, c);
+        if (r < 0) {
+                /* Unwatched, it could never be waited for: end it now (our exit reaps the zombie). */
+                (void) kill(pid, SIGKILL);
+                c->exited = true;
+                return log_error_errno(r, "Failed to watch %s: %m", label);
+        }
 
         r = fcntl(out_read, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
         if (r < 0)
@@ -356,15 +366,12 @@ static int spawn(Up *u, const char *label, char **argv) {
         r = sd_event_add_io(u->event, &c->output_source, c->output_fd, EPOLLIN, on_child_output, c);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the output of %s: %m", label);
-        r = sd_event_add_child(u->event, &c->child_source, pid, WEXITED, on_child_exit, c);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch %s: %m", label);
         log_debug("Started %s as pid %d.", label, (int) pid);
         return 0;
 }
 
-/* A NULL-terminated argv of copies; -ENOMEM if any copy fails. */
-static int make_argv(char ***ret, ...) {
+/* A NULL-terminated argv of copies of the arguments (ended by NULL); -ENOMEM if any copy fails. */
+__attribute__((sentinel)) static int make_argv(char ***ret, ...) {
         _cleanup_free_ char **argv = NULL;
         size_t n = 0;
         va_list ap;
@@ -372,11 +379,9 @@ static int make_argv(char ***ret, ...) {
         int r = 0;
 
         va_start(ap, ret);
-        while ((s = va_arg(ap, const char *)) != (const char *) -1) {
+        while ((s = va_arg(ap, const char *))) {
                 char **b;
 
-                if (!s)
-                        continue;       /* optional arguments left out */
                 b = reallocarray(argv, n + 2, sizeof(char *));
                 if (!b || !(b[n] = strdup(s))) {
                         if (b)
@@ -396,7 +401,6 @@ static int make_argv(char ***ret, ...) {
         *ret = TAKE_PTR(argv);
         return 0;
 }
-#define ARGV_END ((const char *) -1)
 
 static int start_workers(Up *u) {
         int r;
@@ -410,7 +414,7 @@ static int start_workers(Up *u) {
                 snprintf(instance, sizeof(instance), "%u", i);
                 snprintf(label, sizeof(label), "worker@%u", i);
                 r = make_argv(&argv, u->worker_binary, "--instance", instance, "--state-dir", u->state_dir,
-                              "--config", u->config, ARGV_END);
+                              "--config", u->config, NULL);
                 if (r < 0)
                         return log_oom();
                 r = spawn(u, label, argv);
@@ -431,7 +435,30 @@ static bool api_healthy(Up *u) {
                 resp->status == 200;
 }
 
+/* The word as a shell reads it back: as it is if it is plain, else in single quotes. */
+static char *shell_quote(const char *s) {
+        char *q, *p;
+
+        if (s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_.:@%+=,-")] == '\0')
+                return strdup(s);
+        q = malloc(strlen(s) * 4 + 3);
+        if (!q)
+                return NULL;
+        p = q;
+        *p++ = '\'';
+        for (; *s; s++)
+                if (*s == '\'') {
+                        memcpy(p, "'\\''", 4);
+                        p += 4;
+                } else
+                        *p++ = *s;
+        *p++ = '\'';
+        *p = '\0';
+        return q;
+}
+
 static int on_health_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        _cleanup_free_ char *quoted = NULL;
         Up *u = userdata;
         int r;
 
@@ -464,12 +491,18 @@ static int on_health_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         }
 
+        quoted = shell_quote(u->url);
+        if (!quoted) {
+                log_oom();
+                stop(u, EXIT_FAILURE);
+                return 0;
+        }
         printf("makima is up: state in %s, %u worker%s.\n"
                "Point the CLI at it with:\n\n"
                "  export MAKIMA_API_URL=%s\n\n"
                "Press Ctrl-C to stop.\n",
                u->state_dir, u->worker_binary ? u->n_workers : 0, (u->worker_binary ? u->n_workers : 0) == 1 ? "" : "s",
-               u->url);
+               quoted);
         fflush(stdout);
         return 0;
 }
@@ -668,7 +701,7 @@ int verb_up(Cli *cli, int argc, char *argv[]) {
         if (asprintf(&listen, "unix:%s", u.socket_path) < 0)
                 return log_oom();
         r = make_argv(&api_argv, u.api_binary, "--listen", listen, "--state-dir", u.state_dir, "--config", u.config,
-                      ARGV_END);
+                      NULL);
         free(listen);
         if (r < 0)
                 return log_oom();
