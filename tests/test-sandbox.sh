@@ -20,6 +20,10 @@ if ! command -v bwrap >/dev/null; then
         echo "bwrap is not installed; skipping"
         exit 77
 fi
+if ! bwrap --unshare-user --ro-bind / / true 2>/dev/null; then
+        echo "bwrap cannot create a user namespace here; skipping"
+        exit 77
+fi
 
 failures=0
 fail() {

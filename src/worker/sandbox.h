@@ -1,7 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The sandbox every agent runs in: builds the bwrap command line, its
  * environment and the fds it reads (seccomp BPF, passwd, group) from the
- * configuration and one task's paths, and execs it in a forked child. */
+ * configuration and one task's paths, and execs it in a forked child.
+ *
+ * Use, one start of an agent at a time:
+ *
+ *         r = sandbox_build(&params, &cmd);       (logs why it fails)
+ *         if (r == -ENOPKG) → fail the task with SANDBOX_BWRAP_MISSING
+ *         pid = fork();
+ *         child: dup2() the agent's pipes onto 0, 1, 2 (keep cmd.fds open),
+ *                sandbox_command_exec(&cmd); _exit(127);
+ *         parent: sandbox_command_done(&cmd);
+ *
+ * To cancel, kill pid (bwrap) with SIGTERM or SIGKILL: bwrap's child is the
+ * init of the sandbox's pid namespace and dies with it (--die-with-parent),
+ * which kills every process in the sandbox, daemons and setsid() ones too.
+ * The sandbox also dies with the worker. */
 #pragma once
 
 #include <stdbool.h>
@@ -58,7 +72,8 @@ int sandbox_build(const SandboxParams *p, SandboxCommand *ret);
 void sandbox_command_done(SandboxCommand *c);
 
 /* In the forked child only: makes the fds inheritable, changes directory if
- * needed and execs. Returns -errno only on failure. */
+ * needed and execs. Only async-signal-safe calls, so it is fine after fork()
+ * in a threaded worker. Returns -errno only on failure. */
 int sandbox_command_exec(const SandboxCommand *c);
 
 /* Looks name up in the colon-separated search path (NULL: $PATH, or a default

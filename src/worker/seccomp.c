@@ -13,7 +13,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
-#include "log.h"
 #include "seccomp.h"
 
 #define DENY(call, err) { .name = #call, .nr = SCMP_SYS(call), .error = (err), .arg = -1 }
@@ -102,8 +101,8 @@ static const SandboxSyscallRule rules[] = {
          * the rule above can check. */
         DENY(clone3, ENOSYS),
         /* io_uring runs work in kernel threads the filter never sees, and has
-         * been the busiest source of kernel exploits; libuv and friends fall
-         * back to plain system calls on ENOSYS. */
+         * been a rich source of kernel exploits; libuv and friends fall back
+         * to plain system calls on ENOSYS. */
         DENY(io_uring_setup, ENOSYS),
         DENY(io_uring_enter, ENOSYS),
         DENY(io_uring_register, ENOSYS),
