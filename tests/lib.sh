@@ -66,10 +66,16 @@ lib_init() {
         write_config
 }
 
-# write_config [LINES…]: the config makima-api starts with; extra lines go in [API].
+# write_config [LINES…]: the config makima-api starts with; extra lines go in
+# [API]. The store is SQLite in $TMP, or the PostgreSQL server named by
+# MAKIMA_TEST_PG_URL (see with-postgresql.sh).
 write_config() {
         {
-                printf '[Store]\nBackend=sqlite\nPath=%s/makima.db\n\n[API]\n' "$TMP"
+                if [[ -n "${MAKIMA_TEST_PG_URL:-}" ]]; then
+                        printf '[Store]\nBackend=postgresql\nURL=%s\n\n[API]\n' "$MAKIMA_TEST_PG_URL"
+                else
+                        printf '[Store]\nBackend=sqlite\nPath=%s/makima.db\n\n[API]\n' "$TMP"
+                fi
                 printf '%s\n' "$@"
         } > "$TMP/makima.conf"
 }

@@ -118,7 +118,7 @@ say "health and authentication"
 req anon GET /api/v1/health
 expect_status 200 health
 expect_json .status ok
-expect_json .store sqlite
+expect_json .store "$([[ -n "${MAKIMA_TEST_PG_URL:-}" ]] && echo postgresql || echo sqlite)"
 jqr '.version | length > 0' >/dev/null
 req anon HEAD /api/v1/health "" -I
 expect_status 200 "HEAD health"
@@ -567,6 +567,37 @@ if [[ "$(id -u)" == 0 ]] && command -v setpriv >/dev/null; then
         STATUS=$(nobody_curl --groups=100); BODY=$(cat "$TMP/body")
         expect_status 200 "a peer in AdminGroup"
         expect_json '.contracts | length' 5
+fi
+
+say "store failures"
+# A store that fails is 500 (its words in the log, not in the answer); a
+# store that does not answer makes health 503. makima-api still stops cleanly.
+if [[ -n "${MAKIMA_TEST_PG_URL:-}" ]]; then
+        pg_dir=$(sed -n 's/.*host=\([^ ]*\).*/\1/p' <<<"$MAKIMA_TEST_PG_URL")
+        pg_ctl=$(ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -n 1)
+        [[ -x "$pg_ctl" && -d "$pg_dir/data" ]] || fail "cannot find the test PostgreSQL server"
+        runuser -u "$(stat -c %U "$pg_dir/data")" -- "$pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null
+        req anon GET /api/v1/health
+        expect_error 503 unavailable "health without a server"
+        req admin GET /api/v1/tasks
+        expect_error 500 internal "a query without a server"
+        expect_message '^Internal error\.$'
+        grep -q 'store failure' "$TMP/api.log" || fail "the store failure is not in the log"
+elif command -v sqlite3 >/dev/null; then
+        # Another process holds the write lock past the store's busy timeout.
+        { echo 'BEGIN EXCLUSIVE;'; sleep 8; echo 'COMMIT;'; } | sqlite3 "$TMP/makima.db" &
+        EXTRA_PIDS=$!
+        sleep 0.5
+        req admin POST /api/v1/contracts '{"name":"locked out"}'
+        expect_error 500 internal "a write while the database is locked"
+        expect_message '^Internal error\.$'
+        grep -q 'store failure.*locked' "$TMP/api.log" || fail "the store's words are not in the log"
+        wait "$EXTRA_PIDS"
+        EXTRA_PIDS=''
+        req admin GET /api/v1/contracts
+        expect_json '[.contracts[].name] | index("locked out")' null
+else
+        say "sqlite3 is missing: skipping the store failure checks"
 fi
 
 api_stop

@@ -110,15 +110,64 @@ typedef struct Peer {
         char *name;                     /* the user name, for objects an admin creates */
 } Peer;
 
+/* NSS answers can be large (a group with many members): grow the buffer on ERANGE. */
+#define NSS_BUFFER_MAX (1024U * 1024U)
+
+static int group_gid(const char *name, gid_t *ret) {
+        _cleanup_free_ char *buf = NULL;
+        struct group gr, *result;
+
+        for (size_t size = 4096; size <= NSS_BUFFER_MAX; size *= 2) {
+                char *b = realloc(buf, size);
+                int k;
+
+                if (!b)
+                        return -ENOMEM;
+                buf = b;
+                k = getgrnam_r(name, &gr, buf, size, &result);
+                if (k == 0 && !result)
+                        return -ENOENT;
+                if (k == 0) {
+                        *ret = result->gr_gid;
+                        return 0;
+                }
+                if (k != ERANGE)
+                        return -k;
+        }
+        return -ERANGE;
+}
+
+static int user_name(uid_t uid, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        struct passwd pw, *result;
+
+        for (size_t size = 4096; size <= NSS_BUFFER_MAX; size *= 2) {
+                char *b = realloc(buf, size);
+                int k;
+
+                if (!b)
+                        return -ENOMEM;
+                buf = b;
+                k = getpwuid_r(uid, &pw, buf, size, &result);
+                if (k == 0 && !result)
+                        return asprintf(ret, "uid-%u", (unsigned) uid) < 0 ? -ENOMEM : 0;
+                if (k == 0)
+                        return (*ret = strdup(result->pw_name)) ? 0 : -ENOMEM;
+                if (k != ERANGE)
+                        return -k;
+        }
+        return -ERANGE;
+}
+
 static bool peer_in_group(int fd, gid_t primary, const char *group) {
         _cleanup_free_ gid_t *groups = NULL;
-        struct group gr, *result = NULL;
-        char buf[4096];
         socklen_t len = 64 * sizeof(gid_t);
+        gid_t gid = (gid_t) -1;
 
-        if (isempty(group) || getgrnam_r(group, &gr, buf, sizeof(buf), &result) != 0 || !result)
+        /* Looked up per connection, not once at start: the group may be made later. */
+        if (isempty(group) || group_gid(group, &gid) < 0)
                 return false;
-        if (primary == result->gr_gid)
+        if (primary == gid)
                 return true;
 
         for (;;) {
@@ -129,11 +178,11 @@ static bool peer_in_group(int fd, gid_t primary, const char *group) {
                 groups = g;
                 if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) >= 0)
                         break;
-                if (errno != ERANGE)
+                if (errno != ERANGE)    /* the kernel has set len to what it needs */
                         return false;
         }
         for (size_t i = 0; i < len / sizeof(gid_t); i++)
-                if (groups[i] == result->gr_gid)
+                if (groups[i] == gid)
                         return true;
         return false;
 }
@@ -153,19 +202,9 @@ static Peer *peer_new(Manager *m, struct MHD_Connection *connection) {
         if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return p;
 
-        p->admin = cred.uid == 0 || cred.uid == m->uid ||
-                peer_in_group(ci->connect_fd, cred.gid, m->config->api_admin_group);
-        if (p->admin) {
-                struct passwd pw, *result = NULL;
-                char buf[4096];
-
-                if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &result) == 0 && result)
-                        p->name = strdup(result->pw_name);
-                else if (asprintf(&p->name, "uid-%u", (unsigned) cred.uid) < 0)
-                        p->name = NULL;
-                if (!p->name)
-                        p->admin = false;
-        }
+        p->admin = (cred.uid == 0 || cred.uid == m->uid ||
+                    peer_in_group(ci->connect_fd, cred.gid, m->config->api_admin_group)) &&
+                user_name(cred.uid, &p->name) >= 0;
         return p;
 }
 
