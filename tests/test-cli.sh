@@ -325,6 +325,33 @@ test_tasks() {
         run 0 task events --after "$last" "$t2"
         [[ -z "$OUT" ]] || fail "events after the last: $OUT"
 
+        # --follow shows events as they come and ends with the task.
+        local t4 fpid jpid rc
+        run 0 task create "followed"
+        t4=$OUT
+        "$MAKIMA" task events --follow "$t4" >"$TMP/follow.out" 2>"$TMP/follow.err" &
+        fpid=$!
+        "$MAKIMA" --json task events -f "${t4:0:8}" >"$TMP/follow.json" 2>&1 &
+        jpid=$!
+        sleep 0.3
+        req admin PATCH "/api/v1/tasks/$t4" '{"status":"running"}'
+        expect_status 200 "start the task"
+        for _ in $(seq 50); do grep -q 'pending → running' "$TMP/follow.out" && break; sleep 0.1; done
+        grep -q 'pending → running' "$TMP/follow.out" || fail "--follow did not show a new event: $(cat "$TMP/follow.out")"
+        kill -0 "$fpid" 2>/dev/null || fail "--follow ended while the task runs"
+        run 0 task cancel "$t4"
+        rc=0; wait "$fpid" || rc=$?
+        (( rc == 0 )) || fail "--follow exited with $rc: $(cat "$TMP/follow.err")"
+        rc=0; wait "$jpid" || rc=$?
+        (( rc == 0 )) || fail "--json --follow exited with $rc: $(cat "$TMP/follow.json")"
+        [[ "$(grep -c . "$TMP/follow.out")" == 2 ]] || fail "--follow: $(cat "$TMP/follow.out")"
+        grep -q '^#2 .* running → cancelled$' "$TMP/follow.out" || fail "--follow: $(cat "$TMP/follow.out")"
+        [[ "$(jq -sc 'map(.data.to)' "$TMP/follow.json")" == '["running","cancelled"]' ]] ||
+                fail "--json --follow: $(cat "$TMP/follow.json")"
+        # On a finished task it prints what there is and ends.
+        run 0 task events --follow --after 1 "$t4"
+        [[ "$OUT" == "#2 "* && "$(grep -c . <<<"$OUT")" == 1 ]] || fail "--follow on a finished task: $OUT"
+
         # A failed task cannot be cancelled: the API's word for it, exit 1.
         req admin PATCH "/api/v1/tasks/$t3" '{"status":"failed"}'
         expect_status 200 "fail the task"

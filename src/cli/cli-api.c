@@ -6,10 +6,12 @@
 #include <stdarg.h>
 
 #include "cli.h"
+#include "model.h"
 
 /* Generous: a list of 1000 tasks on a busy server still fits. */
 #define CLI_TIMEOUT (60 * USEC_PER_SEC)
 #define CLI_PAGE 1000
+#define CLI_FOLLOW_INTERVAL (500 * USEC_PER_MSEC)
 /* An id prefix shorter than this is more likely a typo than an id. */
 #define CLI_ID_PREFIX_MIN 4
 
@@ -278,14 +280,11 @@ char *cli_url_escape(const char *s) {
         return buf;
 }
 
-int cli_show_events(Cli *cli, const char *collection, const char *id, int64_t after, const char *what) {
-        _cleanup_json_ json_object *all = NULL, *items = NULL;
-
-        items = json_object_new_array();
-        if (!items)
-                return log_oom();
-
-        /* Page by sequence number: "after" is stable even while events are being added. */
+/* Fetches the events after *after, page by page (by sequence number, which stays stable while
+ * events are added). Each goes to `items` if it is not NULL, else to stdout: one line, or with
+ * --json one compact object per line. */
+static int fetch_events(Cli *cli, const char *collection, const char *id, int64_t *after, const char *what,
+                        json_object *items) {
         for (;;) {
                 _cleanup_json_ json_object *page = NULL;
                 json_object *a;
@@ -293,7 +292,7 @@ int cli_show_events(Cli *cli, const char *collection, const char *id, int64_t af
                 int r;
 
                 r = cli_call(cli, "GET", NULL, what, &page, "/%s/%s/events?after=%" PRIi64 "&limit=%d",
-                             collection, id, after, CLI_PAGE);
+                             collection, id, *after, CLI_PAGE);
                 if (r < 0)
                         return r;
                 if (!page || !json_object_object_get_ex(page, "events", &a) || !json_object_is_type(a, json_type_array))
@@ -302,26 +301,73 @@ int cli_show_events(Cli *cli, const char *collection, const char *id, int64_t af
                 for (size_t i = 0; i < n; i++) {
                         json_object *e = json_object_array_get_idx(a, i);
 
-                        after = MAX(after, json_get_int(e, "seq", after));
-                        if (cli->json) {
-                                if (json_object_array_add(items, json_object_get(e)) < 0)
-                                        return log_oom();
-                        } else {
+                        *after = MAX(*after, json_get_int(e, "seq", *after));
+                        if (items)
+                                r = json_object_array_add(items, json_object_get(e));
+                        else if (cli->json)
+                                r = puts(json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN |
+                                                                        JSON_C_TO_STRING_NOSLASHESCAPE)) < 0 ? -EIO : 0;
+                        else
                                 r = cli_print_event(cli, e);
-                                if (r < 0)
-                                        return log_oom();
-                        }
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to show an event: %m");
                 }
+                if (fflush(stdout) != 0)
+                        return log_error_errno(errno, "Failed to write the events: %m");
                 if (n < CLI_PAGE)
-                        break;
+                        return 0;
+        }
+}
+
+/* True once the task or contract has a final status: no more events will come. */
+static int object_finished(Cli *cli, const char *collection, const char *id, const char *what) {
+        _cleanup_json_ json_object *o = NULL;
+        const char *status;
+        int r;
+
+        r = cli_call(cli, "GET", NULL, what, &o, "/%s/%s", collection, id);
+        if (r < 0)
+                return r;
+        status = json_get_string(o, "status");
+        if (!status)
+                return log_error_errno(EBADMSG, "the API's %s has no status", what);
+        if (streq(collection, "tasks"))
+                return task_state_is_final(task_state_from_string(status));
+        return contract_status_is_final(contract_status_from_string(status));
+}
+
+int cli_show_events(Cli *cli, const char *collection, const char *id, int64_t after, bool follow, const char *what) {
+        _cleanup_json_ json_object *all = NULL, *items = NULL;
+        int r;
+
+        if (!follow) {
+                /* --json without --follow prints the API's own shape, {"events":[…]}, with every page. */
+                if (cli->json) {
+                        items = json_object_new_array();
+                        if (!items)
+                                return log_oom();
+                }
+                r = fetch_events(cli, collection, id, &after, what, items);
+                if (r < 0 || !cli->json)
+                        return r;
+                all = json_object_new_object();
+                if (!all || json_object_object_add(all, "events", TAKE_PTR(items)) < 0)
+                        return log_oom();
+                return cli_print_json(all);
         }
 
-        if (!cli->json)
-                return fflush(stdout) == 0 ? 0 : log_error_errno(errno, "Failed to write the events: %m");
-        all = json_object_new_object();
-        if (!all || json_object_object_add(all, "events", TAKE_PTR(items)) < 0)
-                return log_oom();
-        return cli_print_json(all);
+        for (;;) {
+                /* Status first, then events: whatever was written before the end is still shown. */
+                int finished = object_finished(cli, collection, id, what);
+                if (finished < 0)
+                        return finished;
+                r = fetch_events(cli, collection, id, &after, what, NULL);
+                if (r < 0)
+                        return r;
+                if (finished)
+                        return 0;
+                (void) usleep(CLI_FOLLOW_INTERVAL);
+        }
 }
 
 int cli_parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret) {

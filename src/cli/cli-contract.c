@@ -20,7 +20,8 @@ void help_contract(void) {
                "  show ID                  Show a contract\n"
                "  phase ID PHASE           Move a contract to another phase\n"
                "  delete ID                Delete a contract\n"
-               "  events ID [--after=SEQ]  Show a contract's events\n\n"
+               "  events ID [--after=SEQ] [--follow]\n"
+               "                           Show a contract's events\n\n"
                "Options:\n" CLI_COMMON_HELP);
 }
 
@@ -67,6 +68,8 @@ static void help_events(void) {
                "Show a contract's events, one per line: #SEQ TIME TYPE SUMMARY.\n\n"
                "Options:\n"
                "     --after=SEQ          Only events after sequence number SEQ\n"
+               "  -f --follow             Keep showing new events until the contract is completed\n"
+               "                          or cancelled (with --json, one object per line)\n"
                CLI_COMMON_HELP);
 }
 
@@ -284,25 +287,37 @@ int verb_contract_delete(Cli *cli, int argc, char *argv[]) {
         return 0;
 }
 
-static int handle_after(Cli *cli, int c, const char *arg, void *userdata) {
+typedef struct EventsArgs {
+        int64_t after;
+        bool follow;
+} EventsArgs;
+
+static int handle_events(Cli *cli, int c, const char *arg, void *userdata) {
+        EventsArgs *a = userdata;
+
+        if (c == 'f') {
+                a->follow = true;
+                return 0;
+        }
         if (c != ARG_AFTER)
                 return -EINVAL;
-        if (cli_parse_int64(arg, 0, INT64_MAX, userdata) < 0)
-                return cli_usage_error(cli, NULL, "--after expects a sequence number, not '%s'", arg);
+        if (cli_parse_int64(arg, 0, INT64_MAX, &a->after) < 0)
+                return cli_usage_error(cli, "contract events", "--after expects a sequence number, not '%s'", arg);
         return 0;
 }
 
 int verb_contract_events(Cli *cli, int argc, char *argv[]) {
         static const struct option options[] = {
                 CLI_COMMON_OPTIONS,
-                { "after", required_argument, NULL, ARG_AFTER },
+                { "after",  required_argument, NULL, ARG_AFTER },
+                { "follow", no_argument,       NULL, 'f'       },
                 {}
         };
         _cleanup_free_ char *id = NULL, *what = NULL;
-        int64_t after = 0;
+        EventsArgs a = {};
         int r;
 
-        r = cli_parse_options(cli, "contract events", argc, argv, options, NULL, help_events, handle_after, &after);
+        r = cli_parse_options(cli, "contract events", argc, argv, options, "f", help_events, handle_events, &a);
         if (r <= 0)
                 return r;
         r = cli_want_operands(cli, "contract events", argc, argv, 1, "ID");
@@ -313,5 +328,5 @@ int verb_contract_events(Cli *cli, int argc, char *argv[]) {
                 return r;
         if (asprintf(&what, "contract %s", id) < 0)
                 return log_oom();
-        return cli_show_events(cli, "contracts", id, after, what);
+        return cli_show_events(cli, "contracts", id, a.after, a.follow, what);
 }

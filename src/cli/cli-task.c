@@ -24,7 +24,8 @@ void help_task(void) {
                "  list [--contract=ID] [--status=STATUS]\n"
                "                           List tasks\n"
                "  show ID                  Show a task\n"
-               "  events ID [--after=SEQ]  Show a task's events\n"
+               "  events ID [--after=SEQ] [--follow]\n"
+               "                           Show a task's events\n"
                "  cancel ID                Cancel a task\n"
                "  delete ID                Delete a task\n\n"
                "Options:\n" CLI_COMMON_HELP);
@@ -65,6 +66,8 @@ static void help_events(void) {
                "Show a task's events, one per line: #SEQ TIME TYPE SUMMARY.\n\n"
                "Options:\n"
                "     --after=SEQ          Only events after sequence number SEQ\n"
+               "  -f --follow             Keep showing new events until the task has finished\n"
+               "                          (with --json, one object per line)\n"
                CLI_COMMON_HELP);
 }
 
@@ -100,6 +103,7 @@ typedef struct TaskArgs {
         int64_t max_iterations;         /* -1: not given */
         const char *status;
         int64_t after;
+        bool follow;
 } TaskArgs;
 
 static int handle_option(Cli *cli, int c, const char *arg, void *userdata) {
@@ -129,6 +133,9 @@ static int handle_option(Cli *cli, int c, const char *arg, void *userdata) {
                 if (task_state_from_string(arg) < 0)
                         return cli_usage_error(cli, "task list", "unknown task status '%s'", arg);
                 a->status = arg;
+                return 0;
+        case 'f':
+                a->follow = true;
                 return 0;
         case ARG_AFTER:
                 if (cli_parse_int64(arg, 0, INT64_MAX, &a->after) < 0)
@@ -304,12 +311,13 @@ static int parse_id_command(Cli *cli, const char *command, int argc, char *argv[
         };
         static const struct option options_events[] = {
                 CLI_COMMON_OPTIONS,
-                { "after", required_argument, NULL, ARG_AFTER },
+                { "after",  required_argument, NULL, ARG_AFTER },
+                { "follow", no_argument,       NULL, 'f'       },
                 {}
         };
         int r;
 
-        r = cli_parse_options(cli, command, argc, argv, a ? options_events : options, NULL, help,
+        r = cli_parse_options(cli, command, argc, argv, a ? options_events : options, a ? "f" : NULL, help,
                               handle_option, a);
         if (r <= 0)
                 return r;
@@ -350,7 +358,7 @@ int verb_task_events(Cli *cli, int argc, char *argv[]) {
                 return r;
         if (asprintf(&what, "task %s", id) < 0)
                 return log_oom();
-        return cli_show_events(cli, "tasks", id, a.after, what);
+        return cli_show_events(cli, "tasks", id, a.after, a.follow, what);
 }
 
 int verb_task_cancel(Cli *cli, int argc, char *argv[]) {

@@ -91,8 +91,9 @@ int cli_list_all(Cli *cli, const char *collection, const char *query, const char
 int cli_resolve_id(Cli *cli, const char *collection, const char *noun, const char *id, char **ret);
 
 /* Prints every event of /collection/id after `after` (one per line, or one
- * {"events":[…]} object with --json). */
-int cli_show_events(Cli *cli, const char *collection, const char *id, int64_t after, const char *what);
+ * {"events":[…]} object with --json). With follow, keeps printing new ones
+ * (with --json one object per line) until the object's status is final. */
+int cli_show_events(Cli *cli, const char *collection, const char *id, int64_t after, bool follow, const char *what);
 
 /* URL-encodes s for a query string. */
 char *cli_url_escape(const char *s);

@@ -404,6 +404,39 @@ static void test_tcp_roundtrip(void) {
         ASSERT_EQ(http_connect(e, 5 * USEC_PER_SEC), -ECONNREFUSED);
 }
 
+static void test_ipv6_roundtrip(void) {
+        _cleanup_(http_endpoint_freep) HttpEndpoint *e = NULL;
+        _cleanup_(http_response_freep) HttpResponse *r = NULL;
+        _cleanup_free_ char *url = NULL;
+        struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        socklen_t salen = sizeof(sa);
+        char host[64];
+        int l, fd;
+        pid_t pid;
+
+        l = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (l < 0 || bind(l, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                printf("no IPv6 loopback here, skipping the IPv6 round trip\n");
+                if (l >= 0)
+                        close(l);
+                return;
+        }
+        ASSERT_EQ(getsockname(l, (struct sockaddr *) &sa, &salen), 0);
+        ASSERT_EQ(listen(l, 1), 0);
+        ASSERT(asprintf(&url, "http://[::1]:%u", ntohs(sa.sin6_port)) > 0);
+        ASSERT_EQ(http_endpoint_parse(url, &e), 0);
+
+        pid = serve_once(l, false);
+        fd = http_connect(e, 5 * USEC_PER_SEC);
+        ASSERT(fd >= 0);
+        ASSERT_EQ(http_exchange(fd, e, "PATCH", "/api/v1/tasks/x", "t", "{}", 5 * USEC_PER_SEC, &r), 0);
+        close(fd);
+        wait_ok(pid);
+        snprintf(host, sizeof(host), "\r\nHost: [::1]:%u\r\n", ntohs(sa.sin6_port));
+        ASSERT(strneq(r->body, "PATCH /api/v1/tasks/x HTTP/1.1\r\n", 32));
+        ASSERT(strstr(r->body, host));
+}
+
 int main(void) {
         test_endpoint();
         test_parse_good();
@@ -411,6 +444,7 @@ int main(void) {
         test_parse_limits();
         test_unix_roundtrip();
         test_tcp_roundtrip();
+        test_ipv6_roundtrip();
         printf("all tests passed\n");
         return EXIT_SUCCESS;
 }
