@@ -136,6 +136,11 @@ grep -q '0 workers\.' "$TMP/up.out" || up_fail "--workers 0 still started worker
 "$MAKIMA" contract show "$contract" | grep -q 'name: quick start' || up_fail "the contract is gone"
 up_stop INT
 
+# A closed terminal (SIGHUP) stops it the same way.
+up_start --state-dir "$STATE" --workers 0
+up_wait_ready
+up_stop HUP
+
 # ---- a child that dies takes the rest down, exit 1 ----
 
 up_start --state-dir "$STATE" --workers 1
@@ -176,5 +181,9 @@ grep -q "MAKIMA_API_BIN=$TMP/nowhere/makima-api: No such file or directory" "$TM
 rc=0
 "$MAKIMA" up --state-dir "$STATE" --workers 2 extra >/dev/null 2>"$TMP/up.err" || rc=$?
 (( rc == 2 )) || fail "makima up with an operand exited with $rc"
+rc=0
+"$MAKIMA" up --json >/dev/null 2>"$TMP/up.err" || rc=$?
+(( rc == 2 )) || fail "makima up --json exited with $rc"
+grep -q "unknown option '--json'" "$TMP/up.err" || fail "up --json: $(cat "$TMP/up.err")"
 
 say "ok"

@@ -635,8 +635,9 @@ static int up_setup(Up *u, const UpArgs *a) {
 }
 
 int verb_up(Cli *cli, int argc, char *argv[]) {
+        /* Not the common --json and --url: up serves an API, it does not call one. */
         static const struct option options[] = {
-                CLI_COMMON_OPTIONS,
+                { "help",      no_argument,       NULL, 'h'           },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "workers",   required_argument, NULL, ARG_WORKERS   },
                 { "config",    required_argument, NULL, ARG_CONFIG    },
@@ -665,6 +666,7 @@ int verb_up(Cli *cli, int argc, char *argv[]) {
         sigaddset(&mask, SIGCHLD);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
         (void) signal(SIGPIPE, SIG_IGN);
@@ -673,21 +675,19 @@ int verb_up(Cli *cli, int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
         /* A signal and a child exit seen in the same iteration: the signal explains the exit, so it goes first. */
-        sd_event_source *s;
-        r = sd_event_add_signal(u.event, &s, SIGTERM, on_signal, &u);
-        if (r >= 0) {
+        /* SIGHUP too: a closed terminal is as good as Ctrl-C. */
+        static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP };
+        for (size_t i = 0; i < ELEMENTSOF(stop_signals); i++) {
+                sd_event_source *s;
+
+                r = sd_event_add_signal(u.event, &s, stop_signals[i], on_signal, &u);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch SIG%s: %m", sigabbrev_np(stop_signals[i]));
                 (void) sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IMPORTANT);
+                /* The loop owns it from now on and frees it with itself. */
                 (void) sd_event_source_set_floating(s, true);
                 sd_event_source_unref(s);
-                r = sd_event_add_signal(u.event, &s, SIGINT, on_signal, &u);
         }
-        if (r >= 0) {
-                (void) sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IMPORTANT);
-                (void) sd_event_source_set_floating(s, true);
-                sd_event_source_unref(s);
-        }
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch signals: %m");
 
         /* Children must not take our supervisor's notification socket or a journal stream meant for us. */
         (void) unsetenv("NOTIFY_SOCKET");
