@@ -16,6 +16,9 @@
 #define COMMENTS "#;"
 /* No sane configuration comes close; this stops us from slurping /dev/zero. */
 #define CONFIG_FILE_MAX (4U * 1024U * 1024U)
+/* List keys end up in one process's argv or environment, which the kernel
+ * caps anyway; a cap here also keeps appending and de-duplication cheap. */
+#define CONFIG_LIST_MAX 4096U
 
 char **strv_free(char **l) {
         for (char **i = l; i && *i; i++)
@@ -67,27 +70,24 @@ static char *strstrip(char *s) {
 
 int config_split_words(const char *value, char ***ret) {
         _cleanup_(strv_freep) char **l = NULL;
+        _cleanup_free_ char *word = NULL;
         const char *p = value;
-        int r;
+        size_t n = 0, cap = 8;
 
+        /* Unquoting and unescaping only shrink the text, so one buffer holds any word. */
+        word = malloc(strlen(value) + 1);
         /* An empty value gives an empty vector, not NULL, so callers can tell it from a failure. */
-        l = calloc(1, sizeof(char *));
-        if (!l)
+        l = calloc(cap, sizeof(char *));
+        if (!word || !l)
                 return -ENOMEM;
 
         for (;;) {
-                _cleanup_free_ char *word = NULL;
                 char quote = 0;
                 size_t k = 0;
 
                 p += strspn(p, WHITESPACE);
                 if (*p == '\0')
                         break;
-
-                /* Unquoting and unescaping only shrink the text. */
-                word = malloc(strlen(p) + 1);
-                if (!word)
-                        return -ENOMEM;
 
                 for (; *p; p++) {
                         if (*p == '\\') {
@@ -122,11 +122,18 @@ int config_split_words(const char *value, char ***ret) {
                 }
                 if (quote != 0)
                         return -EINVAL;
-                word[k] = '\0';
 
-                r = strv_push(&l, TAKE_PTR(word));
-                if (r < 0)
-                        return r;
+                /* Grown by doubling, not strv_push(): a value may hold many words. */
+                if (n + 2 > cap) {
+                        char **t = reallocarray(l, cap * 2, sizeof(char *));
+                        if (!t)
+                                return -ENOMEM;
+                        l = t, cap *= 2;
+                }
+                l[n] = strndup(word, k);
+                if (!l[n])
+                        return -ENOMEM;
+                l[++n] = NULL;
         }
 
         *ret = TAKE_PTR(l);
@@ -360,6 +367,16 @@ static bool listen_address_is_valid(const char *s) {
         return memchr(s, ':', (size_t) (colon - s)) == NULL;
 }
 
+/* Appends a copy of value to the list the item names, within CONFIG_LIST_MAX. */
+static int list_append(const char *filename, unsigned line, const ConfigItem *item, char ***l, const char *value) {
+        if (strv_length(*l) >= CONFIG_LIST_MAX)
+                return log_error_errno(EINVAL, "%s:%u: Too many entries for %s= in [%s], at most %u are allowed.",
+                                       filename, line, item->lvalue, item->section, CONFIG_LIST_MAX);
+        if (strv_extend(l, value) < 0)
+                return log_oom();
+        return 0;
+}
+
 static int parse_listen(const char *filename, unsigned line, const ConfigItem *item, const char *rvalue, void *data) {
         char ***l = data;
 
@@ -369,9 +386,7 @@ static int parse_listen(const char *filename, unsigned line, const ConfigItem *i
         }
         if (!listen_address_is_valid(rvalue))
                 return log_bad_value(filename, line, item, rvalue, "expected unix:PATH or HOST:PORT.");
-        if (strv_extend(l, rvalue) < 0)
-                return log_oom();
-        return 0;
+        return list_append(filename, line, item, l, rvalue);
 }
 
 static int split_words_or_log(const char *filename, unsigned line, const ConfigItem *item, const char *rvalue,
@@ -400,9 +415,9 @@ static int parse_words(const char *filename, unsigned line, const ConfigItem *it
         if (r < 0)
                 return r;
         for (char **w = words; *w; w++) {
-                r = strv_extend(l, *w);
+                r = list_append(filename, line, item, l, *w);
                 if (r < 0)
-                        return log_oom();
+                        return r;
         }
         return 0;
 }
@@ -461,11 +476,11 @@ static int parse_environment(const char *filename, unsigned line, const ConfigIt
                         if (strneq(*i, *w, n))
                                 break;
                 if (i && *i)
-                        r = free_and_strdup(i, *w);
+                        r = free_and_strdup(i, *w) < 0 ? log_oom() : 0;
                 else
-                        r = strv_extend(l, *w);
+                        r = list_append(filename, line, item, l, *w);
                 if (r < 0)
-                        return log_oom();
+                        return r;
         }
         return 0;
 }
@@ -649,12 +664,9 @@ int config_parse_string(Config *c, const char *name, const char *text) {
                 len = 0, first_line = 0;
         }
 
-        /* A continuation on the last line just ends there. */
-        if (len > 0) {
-                r = parse_line(c, name, first_line, buf, &section);
-                if (r < 0)
-                        return r;
-        }
+        /* A continuation at the end of the text just ends there. */
+        if (len > 0)
+                return parse_line(c, name, first_line, buf, &section);
         return 0;
 }
 

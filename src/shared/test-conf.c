@@ -279,6 +279,24 @@ static void test_lists(void) {
         assert_se(strv_length(c.agent_extra_args) == 0);
         assert_strv(c.agent_environment, "Y=2");
         config_done(&c);
+
+        /* A list holds at most 4096 entries, however they are spread over lines. */
+        {
+                _cleanup_free_ char *text = NULL;
+                size_t n = 0;
+
+                text = malloc(4096 * 3 + 128);
+                assert_se(text);
+                n += sprintf(text, "[Agent]\nExtraArgs=");
+                for (unsigned i = 0; i < 4095; i++)
+                        n += sprintf(text + n, "%c%c ", 'a' + i % 26, 'a' + i / 26 % 26);
+                n += sprintf(text + n, "\nExtraArgs=last\n");
+                parse_ok(&c, text);
+                assert_se(strv_length(c.agent_extra_args) == 4096);
+                config_done(&c);
+                sprintf(text + n, "ExtraArgs=one-too-many\n");
+                parse_fail(text, 4, "ExtraArgs", "at most 4096");
+        }
 }
 
 static void test_quoting(void) {
@@ -321,9 +339,12 @@ static void test_continuation(void) {
         /* "1\" + "0" is "1 0", not a number; reported at the first physical line. */
         parse_fail("[Worker]\nLeaseSec=1\\\n0\n", 2, "LeaseSec", "1 0");
 
-        /* A continuation on the last line just ends the file. */
+        /* A continuation on the last line just ends the file, also when only comments follow. */
         parse_ok(&c, "[Agent]\nExtraArgs=a \\");
         assert_strv(c.agent_extra_args, "a");
+        config_done(&c);
+        parse_ok(&c, "[Agent]\nExtraArgs=a \\\nb \\\n# trailing comment\n");
+        assert_strv(c.agent_extra_args, "a", "b");
         config_done(&c);
 
         /* A comment line is never continued. */
