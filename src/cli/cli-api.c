@@ -120,6 +120,7 @@ static int report_http_error(Cli *cli, const HttpResponse *resp, json_object *bo
         return -EIO;
 }
 
+_printf_(6, 0)
 static int cli_callv(Cli *cli, const char *method, json_object *body, const char *what, json_object **ret,
                      const char *path_format, va_list ap) {
         _cleanup_(http_response_freep) HttpResponse *resp = NULL;

@@ -434,7 +434,7 @@ static const char *message_text(json_object *message) {
 
 /* One line that says what an event was about, whatever its type. */
 static char *event_summary(json_object *data) {
-        static const char *const keys[] = { "summary", "text", "result", "message", "reason", "error" };
+        static const char *const keys[] = { "summary", "text", "result", "message", "reason", "error", "subtype" };
         json_object *message = NULL;
         const char *s = NULL;
         char *out;
