@@ -15,6 +15,9 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_tokener *, json_tokener_free);
 
+/* Compact, and "a/b" stays "a/b": the CLI's own JSON.stringify style. */
+#define JSON_PLAIN (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
 /* Deep enough for any tool input a model may produce nested five levels down
  * in message.content[].input; json-c's default of 32 is not. */
 #define STREAM_JSON_MAX_DEPTH 256
@@ -102,8 +105,8 @@ static double get_double(json_object *o, const char *key) {
         return isfinite(d) ? d : 0;
 }
 
-/* A non-negative count; negative, fractional-looking or absent values read as
- * 0, huge ones saturate. */
+/* A count: negative, non-numeric or absent values read as 0, huge ones
+ * saturate. */
 static uint64_t get_u64(json_object *o, const char *key) {
         json_object *v = get(o, key);
 
@@ -111,10 +114,10 @@ static uint64_t get_u64(json_object *o, const char *key) {
                 return 0;
         if (json_object_is_type(v, json_type_int)) {
                 int64_t i = json_object_get_int64(v);
-                if (i > 0)
-                        return (uint64_t) i;
-                /* json-c keeps values above INT64_MAX as unsigned */
-                return i == INT64_MAX ? json_object_get_uint64(v) : 0;
+                /* json-c keeps values above INT64_MAX unsigned, and says INT64_MAX here */
+                if (i == INT64_MAX)
+                        return json_object_get_uint64(v);
+                return i > 0 ? (uint64_t) i : 0;
         }
         if (json_object_is_type(v, json_type_double)) {
                 double d = json_object_get_double(v);
@@ -193,6 +196,18 @@ static int append_line(char **buf, size_t *len, const char *s, size_t max) {
         return more ? append_str(buf, len, "…") : 0;
 }
 
+/* Appends sep and the first line of s, if s has any text. */
+static int append_part(char **buf, size_t *len, const char *sep, const char *s, size_t max) {
+        int r;
+
+        if (isempty(s))
+                return 0;
+        r = append_str(buf, len, sep);
+        if (r < 0)
+                return r;
+        return append_line(buf, len, s, max);
+}
+
 /* Control characters (a session id or tool name may hold anything) become
  * spaces, so a summary is always one line. */
 static void strip_controls(char *s) {
@@ -251,51 +266,48 @@ static int join_blocks(json_object *content, const char *type, const char *field
 /* A path as the journal shows it: relative to the agent's cwd when below it,
  * else its basename. */
 static const char *short_path(const char *path, const char *cwd) {
-        const char *rel, *slash;
+        const char *slash;
 
-        if (cwd && !isempty(cwd)) {
+        if (!isempty(cwd)) {
                 size_t l = strlen(cwd);
                 while (l > 1 && cwd[l - 1] == '/')
                         l--;
                 if (strneq(path, cwd, l) && path[l] == '/' && path[l + 1] != '\0')
                         return path + l + 1;
         }
-        rel = path;
-        slash = strrchr(rel, '/');
-        if (slash && slash[1] != '\0')
-                return slash + 1;
-        return rel;
+        slash = strrchr(path, '/');
+        return slash && slash[1] != '\0' ? slash + 1 : path;
 }
 
+/* The input field that best says what a tool call does, in order of
+ * preference; paths are shortened. Grep's pattern says more than its path. */
+static const struct {
+        const char *key;
+        bool is_path;
+} tool_arg_keys[] = {
+        { "file_path", true }, { "notebook_path", true }, { "command", false }, { "pattern", false },
+        { "url", false },      { "query", false },        { "description", false }, { "skill", false },
+        { "path", true },      { "prompt", false },
+};
+
 static int tool_summary(const char *name, json_object *input, const char *cwd, char **ret) {
-        static const char *const path_keys[] = { "file_path", "notebook_path", "path" };
-        static const char *const arg_keys[] = { "command", "pattern", "url", "query", "description",
-                                                "skill", "prompt" };
         _cleanup_free_ char *buf = NULL;
-        const char *arg = NULL;
         size_t len = 0;
         int r;
 
         r = append_str(&buf, &len, name ?: "?");
         if (r < 0)
                 return r;
-        for (size_t i = 0; !arg && i < ELEMENTSOF(path_keys); i++) {
-                const char *p = get_string(input, path_keys[i]);
-                if (!isempty(p))
-                        arg = short_path(p, cwd);
-        }
-        for (size_t i = 0; !arg && i < ELEMENTSOF(arg_keys); i++) {
-                const char *p = get_string(input, arg_keys[i]);
-                if (!isempty(p))
-                        arg = p;
-        }
-        if (arg) {
-                r = append_str(&buf, &len, " ");
+        for (size_t i = 0; i < ELEMENTSOF(tool_arg_keys); i++) {
+                const char *arg = get_string(input, tool_arg_keys[i].key);
+
+                if (isempty(arg))
+                        continue;
+                r = append_part(&buf, &len, " ", tool_arg_keys[i].is_path ? short_path(arg, cwd) : arg,
+                                STREAM_JSON_TOOL_ARG_MAX);
                 if (r < 0)
                         return r;
-                r = append_line(&buf, &len, arg, STREAM_JSON_TOOL_ARG_MAX);
-                if (r < 0)
-                        return r;
+                break;
         }
         strip_controls(buf);
         *ret = TAKE_PTR(buf);
@@ -344,9 +356,7 @@ static int parse_message_content(StreamEvent *e, json_object *content, const cha
 
                         u->id = get_string(b, "id");
                         u->name = get_string(b, "name");
-                        u->input = strdup(input ? json_object_to_json_string_ext(
-                                                          input, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
-                                                : "{}");
+                        u->input = strdup(input ? json_object_to_json_string_ext(input, JSON_PLAIN) : "{}");
                         if (!u->input)
                                 return -ENOMEM;
                         r = tool_summary(u->name, input, cwd, &u->summary);
@@ -483,8 +493,8 @@ static int parse_json_object(const char *line, size_t len, json_object **ret) {
         json_object *o = NULL;
         size_t done = 0;
 
-        /* json-c would stop at a NUL and call the rest trailing garbage
-         * anyway; say so directly. */
+        /* A JSON text holds no NUL (strings escape it); refuse one here
+         * rather than depend on how json-c treats it. */
         if (memchr(line, '\0', len))
                 return -EBADMSG;
 
@@ -556,72 +566,49 @@ int stream_json_parse_line_full(const char *line, size_t len, const char *cwd, S
 
 /* ---- summaries ---- */
 
+/* Every string quoted in a summary is cut (append_line), so a summary stays
+ * short whatever the line holds. */
 static int summary_assistant(const StreamEvent *e, char **buf, size_t *len) {
         int r;
 
-        if (e->error) {
-                r = appendf(buf, len, "error %s", e->error);
-                if (r < 0)
-                        return r;
-        }
-        if (!isempty(e->text)) {
-                if (*len > 0) {
-                        r = append_str(buf, len, ": ");
-                        if (r < 0)
-                                return r;
-                }
-                r = append_line(buf, len, e->text, STREAM_JSON_SUMMARY_TEXT_MAX);
-                if (r < 0)
-                        return r;
-        }
+        r = append_part(buf, len, "error ", e->error, STREAM_JSON_TOOL_ARG_MAX);
+        if (r < 0)
+                return r;
+        r = append_part(buf, len, *len > 0 ? ": " : "", e->text, STREAM_JSON_SUMMARY_TEXT_MAX);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < e->n_tool_uses; i++) {
-                r = appendf(buf, len, "%stool %s", *len > 0 ? "; " : "", e->tool_uses[i].summary);
-                if (r < 0)
-                        return r;
-        }
-        if (*len == 0 && !isempty(e->thinking)) {
-                r = append_str(buf, len, "thinking ");
-                if (r < 0)
-                        return r;
-                r = append_line(buf, len, e->thinking, STREAM_JSON_SUMMARY_TEXT_MAX);
+                r = append_part(buf, len, *len > 0 ? "; tool " : "tool ", e->tool_uses[i].summary, SIZE_MAX);
                 if (r < 0)
                         return r;
         }
         if (*len == 0)
-                return append_str(buf, len, "assistant");
-        return 0;
+                r = append_part(buf, len, "thinking ", e->thinking, STREAM_JSON_SUMMARY_TEXT_MAX);
+        if (r >= 0 && *len == 0)
+                r = append_str(buf, len, "assistant");
+        return r;
 }
 
 static int summary_user(const StreamEvent *e, char **buf, size_t *len) {
-        int r = 0;
+        int r;
 
         for (size_t i = 0; i < e->n_tool_results; i++) {
                 const StreamToolResult *t = &e->tool_results[i];
 
-                r = appendf(buf, len, "%stool_result %s", i > 0 ? "; " : "", t->is_error ? "error" : "ok");
+                r = append_str(buf, len, i > 0 ? "; tool_result " : "tool_result ");
+                if (r >= 0)
+                        r = append_str(buf, len, t->is_error ? "error" : "ok");
+                if (r >= 0 && t->is_error)
+                        r = append_part(buf, len, ": ", t->content, STREAM_JSON_SUMMARY_TEXT_MAX);
                 if (r < 0)
                         return r;
-                if (t->is_error && !isempty(t->content)) {
-                        r = append_str(buf, len, ": ");
-                        if (r < 0)
-                                return r;
-                        r = append_line(buf, len, t->content, STREAM_JSON_SUMMARY_TEXT_MAX);
-                        if (r < 0)
-                                return r;
-                }
         }
-        if (*len == 0) {
-                r = append_str(buf, len, "user");
-                if (r < 0)
-                        return r;
-                if (!isempty(e->text)) {
-                        r = append_str(buf, len, " ");
-                        if (r < 0)
-                                return r;
-                        r = append_line(buf, len, e->text, STREAM_JSON_SUMMARY_TEXT_MAX);
-                }
-        }
-        return r;
+        if (*len > 0)
+                return 0;
+        r = append_str(buf, len, "user");
+        if (r < 0)
+                return r;
+        return append_part(buf, len, " ", e->text, STREAM_JSON_SUMMARY_TEXT_MAX);
 }
 
 static int summary_result(const StreamEvent *e, char **buf, size_t *len) {
@@ -629,43 +616,30 @@ static int summary_result(const StreamEvent *e, char **buf, size_t *len) {
         const char *what = e->is_error && streq_ptr(e->subtype, "success") ? "error" : (e->subtype ?: "?");
         int r;
 
-        r = appendf(buf, len, "result %s", what);
-        if (r < 0)
-                return r;
-        if (e->api_error_status > 0) {
+        r = append_part(buf, len, "result ", what, STREAM_JSON_TOOL_ARG_MAX);
+        if (r >= 0 && e->api_error_status > 0)
                 r = appendf(buf, len, " (HTTP %u)", e->api_error_status);
-                if (r < 0)
-                        return r;
-        }
-        r = appendf(buf, len, " $%.4f %u turn%s", e->total_cost_usd, e->num_turns, e->num_turns == 1 ? "" : "s");
-        if (r < 0)
-                return r;
-        if (e->is_error && !isempty(e->result)) {
-                r = append_str(buf, len, ": ");
-                if (r < 0)
-                        return r;
-                r = append_line(buf, len, e->result, STREAM_JSON_SUMMARY_TEXT_MAX);
-        }
+        if (r >= 0)
+                r = appendf(buf, len, " $%.4f %u turn%s", e->total_cost_usd, e->num_turns,
+                            e->num_turns == 1 ? "" : "s");
+        if (r >= 0 && e->is_error)
+                r = append_part(buf, len, ": ", e->result, STREAM_JSON_SUMMARY_TEXT_MAX);
         return r;
 }
 
 static int summary_rate_limit(const StreamEvent *e, char **buf, size_t *len) {
+        char ts[64];
+        struct tm tm;
+        time_t t;
         int r;
 
-        r = appendf(buf, len, "rate_limit %s", e->status ?: "?");
-        if (r < 0)
+        r = append_part(buf, len, "rate_limit ", e->status ?: "?", STREAM_JSON_TOOL_ARG_MAX);
+        if (r < 0 || e->resets_at == 0)
                 return r;
-        if (e->resets_at > 0 && e->resets_at < (uint64_t) INT64_MAX) {
-                time_t t = (time_t) e->resets_at;
-                char ts[64];
-                struct tm tm;
-
-                if (gmtime_r(&t, &tm) && strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
-                        r = appendf(buf, len, " until %s", ts);
-                else
-                        r = appendf(buf, len, " until %" PRIu64, e->resets_at);
-        }
-        return r;
+        t = (time_t) MIN(e->resets_at, (uint64_t) INT64_MAX);
+        if (gmtime_r(&t, &tm) && strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+                return appendf(buf, len, " until %s", ts);
+        return appendf(buf, len, " until %" PRIu64, e->resets_at);
 }
 
 int stream_event_summary(const StreamEvent *e, char **ret) {
@@ -678,13 +652,17 @@ int stream_event_summary(const StreamEvent *e, char **ret) {
 
         switch (e->type) {
         case STREAM_EVENT_SYSTEM_INIT:
-                r = appendf(&buf, &len, "init session %s model %s", strna(e->session_id), strna(e->model));
+                r = append_part(&buf, &len, "init session ", strna(e->session_id), STREAM_JSON_TOOL_ARG_MAX);
+                if (r >= 0)
+                        r = append_part(&buf, &len, " model ", strna(e->model), STREAM_JSON_TOOL_ARG_MAX);
                 break;
         case STREAM_EVENT_SYSTEM_OTHER:
-                r = appendf(&buf, &len, "system %s", strna(e->subtype));
+                r = append_part(&buf, &len, "system ", strna(e->subtype), STREAM_JSON_TOOL_ARG_MAX);
                 if (r >= 0 && streq_ptr(e->subtype, "api_retry"))
-                        r = appendf(&buf, &len, " attempt %u/%u status %u %s", e->retry_attempt, e->retry_max,
-                                    e->error_status, strna(e->error));
+                        r = appendf(&buf, &len, " attempt %u/%u status %u", e->retry_attempt, e->retry_max,
+                                    e->error_status);
+                if (r >= 0 && streq_ptr(e->subtype, "api_retry"))
+                        r = append_part(&buf, &len, " ", strna(e->error), STREAM_JSON_TOOL_ARG_MAX);
                 break;
         case STREAM_EVENT_ASSISTANT:
                 r = summary_assistant(e, &buf, &len);
@@ -699,33 +677,26 @@ int stream_event_summary(const StreamEvent *e, char **ret) {
                 r = summary_rate_limit(e, &buf, &len);
                 break;
         case STREAM_EVENT_CONTROL_REQUEST:
-                r = appendf(&buf, &len, "control_request %s %s", strna(e->subtype), strna(e->request_id));
-                if (r >= 0 && e->tool_name)
-                        r = appendf(&buf, &len, " tool %s", e->tool_name);
-                break;
         case STREAM_EVENT_CONTROL_RESPONSE:
-                r = appendf(&buf, &len, "control_response %s %s", strna(e->subtype), strna(e->request_id));
-                if (r >= 0 && e->error) {
-                        r = append_str(&buf, &len, ": ");
-                        if (r >= 0)
-                                r = append_line(&buf, &len, e->error, STREAM_JSON_SUMMARY_TEXT_MAX);
-                }
+                r = append_str(&buf, &len, stream_event_type_to_string(e->type));
+                if (r >= 0)
+                        r = append_part(&buf, &len, " ", strna(e->subtype), STREAM_JSON_TOOL_ARG_MAX);
+                if (r >= 0)
+                        r = append_part(&buf, &len, " ", strna(e->request_id), STREAM_JSON_TOOL_ARG_MAX);
+                if (r >= 0)
+                        r = append_part(&buf, &len, " tool ", e->tool_name, STREAM_JSON_TOOL_ARG_MAX);
+                if (r >= 0)
+                        r = append_part(&buf, &len, ": ", e->error, STREAM_JSON_SUMMARY_TEXT_MAX);
                 break;
         case STREAM_EVENT_STREAM_EVENT:
-                r = appendf(&buf, &len, "stream_event %s", strna(e->subtype));
+                r = append_part(&buf, &len, "stream_event ", strna(e->subtype), STREAM_JSON_TOOL_ARG_MAX);
                 break;
         default:
                 r = append_str(&buf, &len, "unknown");
-                if (r >= 0 && e->type_string) {
-                        r = append_str(&buf, &len, " ");
-                        if (r >= 0)
-                                r = append_line(&buf, &len, e->type_string, STREAM_JSON_TOOL_ARG_MAX);
-                }
-                if (r >= 0 && e->subtype) {
-                        r = append_str(&buf, &len, " ");
-                        if (r >= 0)
-                                r = append_line(&buf, &len, e->subtype, STREAM_JSON_TOOL_ARG_MAX);
-                }
+                if (r >= 0)
+                        r = append_part(&buf, &len, " ", e->type_string, STREAM_JSON_TOOL_ARG_MAX);
+                if (r >= 0)
+                        r = append_part(&buf, &len, " ", e->subtype, STREAM_JSON_TOOL_ARG_MAX);
                 break;
         }
         if (r < 0)
@@ -744,7 +715,7 @@ static int to_line(json_object *o, char **ret) {
         char *line;
 
         /* Plain output escapes newlines inside strings, so this is one line. */
-        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        s = json_object_to_json_string_ext(o, JSON_PLAIN);
         if (!s || asprintf(&line, "%s\n", s) < 0)
                 return -ENOMEM;
         *ret = line;

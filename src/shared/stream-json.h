@@ -60,7 +60,7 @@ typedef struct StreamEvent {
         StreamEventType type;
         json_object *json;              /* the whole line; take a reference to keep it */
         const char *type_string;        /* "type" as sent */
-        const char *subtype;            /* system, result, control request/response subtype; stream_event event type */
+        const char *subtype;            /* of system, result, control_*; a stream_event's event type */
         const char *session_id;
         const char *uuid;
 

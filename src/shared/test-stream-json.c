@@ -369,7 +369,7 @@ static void test_tool_summaries(void) {
                   "0123456789\"}}]}}", NULL,
                   "tool Bash echo 012345678901234567890123456789012345678901234567890123456789012345678901234…" },
                 { "{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"Grep\","
-                  "\"input\":{\"pattern\":\"TODO\",\"path\":\"/w/repo/src\"}}]}}", "/w/repo", "tool Grep src" },
+                  "\"input\":{\"pattern\":\"TODO\",\"path\":\"/w/repo/src\"}}]}}", "/w/repo", "tool Grep TODO" },
                 { "{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"Glob\","
                   "\"input\":{\"pattern\":\"**/*.c\"}}]}}", NULL, "tool Glob **/*.c" },
                 { "{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"Task\","

@@ -170,6 +170,12 @@ def substitute(value, env):
     return value
 
 
+def stream_error_status(step):
+    err = step["stream_error"]
+    kind = err if isinstance(err, str) else err.get("type")
+    return {v: k for k, v in ERROR_TYPES.items()}.get(kind, 500)
+
+
 def sse(event, data):
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
@@ -344,8 +350,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not body.get("stream"):
             # The CLI falls back to a non-streaming request after a stream
             # fails; the real API reports the same failure as a status there.
-            status = {v: k for k, v in ERROR_TYPES.items()}.get(err.get("type"), 500)
-            return self.send_error_body(status, err.get("message"), error_type=err.get("type"))
+            return self.send_error_body(stream_error_status(step), err.get("message"), error_type=err.get("type"))
         model = body.get("model", "claude-fake")
         ev = [sse("message_start", {"type": "message_start", "message": {
             "id": f"msg_fake_{self.n}", "type": "message", "role": "assistant", "model": model,
@@ -421,7 +426,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(delay)
             return self.respond_error(step)
         if "stream_error" in step:
-            entry.update(status=200, response="stream_error")
+            entry.update(status=200 if body.get("stream") else stream_error_status(step),
+                         response="stream_error")
             fake.log(entry)
             time.sleep(delay)
             return self.respond_stream_error(body, step)

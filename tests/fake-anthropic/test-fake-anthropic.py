@@ -221,6 +221,7 @@ class FakeTest(unittest.TestCase):
         self.assertEqual(main[1]["tool_results"], [{"tool_use_id": tu["id"], "is_error": False,
                                                    "content": "written"}])
         self.assertEqual(main[1]["status"], 429)
+        self.assertEqual([main[6]["status"], main[7]["status"]], [200, 529])  # stream_error, streamed or not
         self.assertTrue(main[-1]["exhausted"])
 
 
