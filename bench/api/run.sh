@@ -127,13 +127,13 @@ api_url="http://127.0.0.1:$api_port"
 for _ in $(seq 200); do
         kill -0 "$api_pid" 2>/dev/null || die "makima-api exited during start-up"
         if [[ -S "$api_sock" ]] &&
-           curl -s -o /dev/null --unix-socket "$api_sock" http://localhost/api/v1/tasks &&
-           curl -s -o /dev/null "$api_url/api/v1/tasks"; then
+           curl -sf -o /dev/null --unix-socket "$api_sock" http://localhost/api/v1/health &&
+           curl -sf -o /dev/null "$api_url/api/v1/health"; then
                 break
         fi
         sleep 0.05
 done
-[[ -S "$api_sock" ]] || die "makima-api did not open $api_sock"
+curl -sf -o /dev/null "$api_url/api/v1/health" || die "makima-api does not answer GET /api/v1/health"
 
 token=$(curl -sS --fail-with-body --unix-socket "$api_sock" \
                 -H 'Content-Type: application/json' \
