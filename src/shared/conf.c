@@ -346,23 +346,23 @@ static int parse_boolean(const char *filename, unsigned line, const ConfigItem *
         return 0;
 }
 
-/* "unix:PATH" or "HOST:PORT" (an IPv6 HOST in brackets). */
+/* What makima-api's --listen takes: "unix:PATH", an absolute PATH, "HOST:PORT",
+ * "[V6]:PORT", or ":PORT" / "*:PORT" for every address. */
 static bool listen_address_is_valid(const char *s) {
-        const char *colon, *port;
-        uint64_t v;
+        const char *colon;
+        uint64_t port;
 
         if (s[strcspn(s, WHITESPACE)] != '\0')
                 return false;
         if (startswith(s, "unix:"))
                 return s[5] != '\0';
+        if (path_is_absolute(s))
+                return true;
         colon = strrchr(s, ':');
-        if (!colon || colon == s)
-                return false;
-        port = colon + 1;
-        if (parse_decimal(port, &v) < 0 || v < 1 || v > 65535)
+        if (!colon || parse_decimal(colon + 1, &port) < 0 || port < 1 || port > 65535)
                 return false;
         if (s[0] == '[')
-                return colon[-1] == ']' && colon - s > 2;
+                return colon - s > 2 && colon[-1] == ']';
         /* A bare IPv6 address would be ambiguous about where its port starts. */
         return memchr(s, ':', (size_t) (colon - s)) == NULL;
 }
@@ -385,7 +385,7 @@ static int parse_listen(const char *filename, unsigned line, const ConfigItem *i
                 return 0;
         }
         if (!listen_address_is_valid(rvalue))
-                return log_bad_value(filename, line, item, rvalue, "expected unix:PATH or HOST:PORT.");
+                return log_bad_value(filename, line, item, rvalue, "expected unix:PATH, /PATH or HOST:PORT.");
         return list_append(filename, line, item, l, rvalue);
 }
 

@@ -247,6 +247,13 @@ static void test_syntax(void) {
         assert_strv(c.api_listen, "a:1", "b:2");
         config_done(&c);
 
+        /* Every address form makima-api's --listen takes. */
+        parse_ok(&c, "[API]\nListen=unix:@abstract\nListen=/run/m.sock\nListen=:8080\nListen=*:8080\n"
+                     "Listen=0.0.0.0:65535\nListen=[fe80::1]:1\nListen=localhost:80\n");
+        assert_strv(c.api_listen, "unix:@abstract", "/run/m.sock", ":8080", "*:8080", "0.0.0.0:65535",
+                    "[fe80::1]:1", "localhost:80");
+        config_done(&c);
+
         /* Empty text and text without a final newline. */
         parse_ok(&c, "");
         config_done(&c);
@@ -377,6 +384,11 @@ static void test_errors(void) {
         parse_fail("[API]\nListen=host:65536\n", 2, "Listen", "host:65536");
         parse_fail("[API]\nListen=::1:80\n", 2, "Listen", "::1:80");
         parse_fail("[API]\nListen=unix:\n", 2, "Listen", "unix:");
+        parse_fail("[API]\nListen=relative.sock\n", 2, "Listen", "relative.sock");
+        parse_fail("[API]\nListen=host:\n", 2, "Listen", "host:");
+        parse_fail("[API]\nListen=[]:80\n", 2, "Listen", "[]:80");
+        parse_fail("[API]\nListen=[::1:80\n", 2, "Listen", "[::1:80");
+        parse_fail("[API]\nListen=/with space.sock\n", 2, "Listen", "/with space.sock");
         parse_fail("[API]\nMaxBodyBytes=1X\n", 2, "MaxBodyBytes", "1X");
         parse_fail("[API]\nMaxBodyBytes=2G\n", 2, "MaxBodyBytes", "2G");
         parse_fail("[API]\nMaxHeaderBytes=100\n", 2, "MaxHeaderBytes", "100");
@@ -721,6 +733,154 @@ static void test_finalize(void) {
         log_set_max_level(LOG_INFO);
 }
 
+static const char *const all_keys[] = {
+        "Backend", "Path", "URL",
+        "Listen", "MaxBodyBytes", "MaxHeaderBytes", "MaxConnections", "ConnectionTimeoutSec", "AdminGroup",
+        "MaxConcurrentTasks", "WorktreeDir", "PollIntervalSec", "LeaseSec",
+        "Command", "Environment", "ExtraArgs",
+        "Enabled", "Network", "ReadOnlyPaths", "ReadWritePaths",
+        "DefaultMaxIterations", "HardLimit", "NoChangeThreshold", "SameErrorThreshold",
+};
+
+/* The source tree, found from this file's name as the compiler saw it (relative
+ * to the build directory, where meson test runs us). */
+static char *source_file(const char *relative) {
+        const char *me = __FILE__, *tail = strstr(me, "src/shared/test-conf.c");
+        char *p;
+
+        assert_se(tail);
+        assert_se(asprintf(&p, "%.*s%s", (int) (tail - me), me, relative) > 0);
+        return p;
+}
+
+static char *read_source_file(const char *relative) {
+        _cleanup_free_ char *path = source_file(relative);
+        char *text = NULL;
+        size_t n = 0;
+        FILE *f;
+
+        f = fopen(path, "re");
+        if (!f) {
+                fprintf(stderr, "Cannot open %s (run from the build directory, as meson test does): %m\n", path);
+                abort();
+        }
+        assert_se(getdelim(&text, &n, '\0', f) > 0);
+        fclose(f);
+        return text;
+}
+
+static void assert_config_equal(const Config *a, const Config *b) {
+#define STRV_EQ(x, y) (strv_length(x) == strv_length(y))      /* the defaults are all empty lists */
+        assert_se(a->store_backend == b->store_backend);
+        assert_se(streq_ptr(a->store_path, b->store_path) && streq_ptr(a->store_url, b->store_url));
+        assert_se(STRV_EQ(a->api_listen, b->api_listen));
+        assert_se(a->api_max_body_bytes == b->api_max_body_bytes);
+        assert_se(a->api_max_header_bytes == b->api_max_header_bytes);
+        assert_se(a->api_max_connections == b->api_max_connections);
+        assert_se(a->api_connection_timeout == b->api_connection_timeout);
+        assert_se(streq_ptr(a->api_admin_group, b->api_admin_group));
+        assert_se(a->worker_max_concurrent_tasks == b->worker_max_concurrent_tasks);
+        assert_se(streq_ptr(a->worker_worktree_dir, b->worker_worktree_dir));
+        assert_se(a->worker_poll_interval == b->worker_poll_interval);
+        assert_se(a->worker_lease == b->worker_lease);
+        assert_se(streq_ptr(a->agent_command, b->agent_command));
+        assert_se(STRV_EQ(a->agent_environment, b->agent_environment));
+        assert_se(STRV_EQ(a->agent_extra_args, b->agent_extra_args));
+        assert_se(a->sandbox_enabled == b->sandbox_enabled && a->sandbox_network == b->sandbox_network);
+        assert_se(STRV_EQ(a->sandbox_read_only_paths, b->sandbox_read_only_paths));
+        assert_se(STRV_EQ(a->sandbox_read_write_paths, b->sandbox_read_write_paths));
+        assert_se(a->loop_default_max_iterations == b->loop_default_max_iterations);
+        assert_se(a->loop_hard_limit == b->loop_hard_limit);
+        assert_se(a->loop_no_change_threshold == b->loop_no_change_threshold);
+        assert_se(a->loop_same_error_threshold == b->loop_same_error_threshold);
+#undef STRV_EQ
+}
+
+/* data/makima.conf lists every key commented out with its default: with the
+ * keys uncommented it must parse, silently, to exactly the built-in defaults. */
+static void test_default_file(void) {
+        _cleanup_free_ char *text = read_source_file("data/makima.conf"), *uncommented = NULL;
+        Config defaults, c;
+        size_t k = 0;
+
+        assert_se(config_init(&defaults) == 0);
+        parse_ok(&c, text);
+        assert_config_equal(&c, &defaults);
+        config_done(&c);
+
+        uncommented = malloc(strlen(text) + 1);
+        assert_se(uncommented);
+        for (const char *p = text; *p; ) {
+                size_t n = strcspn(p, "\n");
+
+                if (p[0] == '#' && p[1] >= 'A' && p[1] <= 'Z' && memchr(p, '=', n))
+                        p++, n--;       /* "#Key=value" → "Key=value" */
+                memcpy(uncommented + k, p, n);
+                k += n;
+                p += n;
+                if (*p == '\n')
+                        uncommented[k++] = *p++;
+        }
+        uncommented[k] = '\0';
+        parse_ok(&c, uncommented);
+        assert_config_equal(&c, &defaults);
+        config_done(&c);
+
+        for (size_t i = 0; i < ELEMENTSOF(all_keys); i++) {
+                _cleanup_free_ char *line = NULL;
+
+                assert_se(asprintf(&line, "\n%s=", all_keys[i]) > 0);
+                if (!strstr(uncommented, line)) {
+                        fprintf(stderr, "data/makima.conf lacks %s=\n", all_keys[i]);
+                        abort();
+                }
+        }
+        config_done(&defaults);
+}
+
+/* man/makima.conf.5 documents every key, and its example is a valid drop-in. */
+static void test_man_page(void) {
+        _cleanup_free_ char *man = read_source_file("man/makima.conf.5"), *example = NULL;
+        const char *start, *end;
+        size_t k = 0;
+        Config c;
+
+        for (size_t i = 0; i < ELEMENTSOF(all_keys); i++) {
+                _cleanup_free_ char *entry = NULL;
+
+                assert_se(asprintf(&entry, "\n.BI %s= ", all_keys[i]) > 0);
+                if (!strstr(man, entry)) {
+                        fprintf(stderr, "man/makima.conf.5 has no entry for %s=\n", all_keys[i]);
+                        abort();
+                }
+        }
+
+        start = strstr(man, "\n.EX\n");
+        end = start ? strstr(start, "\n.EE\n") : NULL;
+        assert_se(start && end);
+        start += strlen("\n.EX\n");
+        example = malloc((size_t) (end - start) + 2);
+        assert_se(example);
+        /* Undo the roff escapes the example uses. */
+        for (const char *p = start; p < end; p++) {
+                if (p[0] == '\\' && p[1] == '-')
+                        example[k++] = '-', p++;
+                else if (p[0] == '\\' && p[1] == 'e')
+                        example[k++] = '\\', p++;
+                else
+                        example[k++] = *p;
+        }
+        example[k++] = '\n';
+        example[k] = '\0';
+        parse_ok(&c, example);
+        assert_se(c.store_backend == STORE_BACKEND_POSTGRESQL);
+        assert_se(strv_length(c.api_listen) == 2);
+        assert_strv(c.agent_environment, "ANTHROPIC_MODEL=claude-opus-4", "HTTPS_PROXY=http://proxy.example.org:3128");
+        assert_strv(c.agent_extra_args, "--append-system-prompt", "Keep commits small.");
+        assert_se(config_finalize(&c) == 0);
+        config_done(&c);
+}
+
 static int rm_rf(const char *path) {
         char *argv[] = { (char *) "rm", (char *) "-rf", (char *) path, NULL };
         pid_t pid = fork();
@@ -756,6 +916,8 @@ int main(void) {
         test_strv();
         test_load();
         test_finalize();
+        test_default_file();
+        test_man_page();
 
         assert_se(rm_rf(tmpdir) == 0);
         printf("test-conf: ok\n");
