@@ -129,15 +129,16 @@ step "makima CLI through /run/makima/api.sock"
 mk() {
         g "$cli" "$@"
 }
-mk contract create --name "systemd test" --goal "prove the units work" >"$tmp/contract.out" ||
+uuid='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+contract=$(mk contract create --description="prove the units work" "systemd test") ||
         fail "makima contract create"
-cat "$tmp/contract.out"
-contract=$(grep -oE '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' "$tmp/contract.out" | head -n1)
-[ -n "$contract" ] || fail "no contract id in the output of makima contract create"
-mk task create --contract "$contract" --name first --prompt "say hello" >"$tmp/task.out" ||
+grep -qE "$uuid" <<<"$contract" || fail "makima contract create printed '$contract', not an id"
+echo "contract $contract"
+task=$(mk task create --contract="$contract" --name=first "say hello") ||
         fail "makima task create"
-cat "$tmp/task.out"
-mk task list --contract "$contract" >"$tmp/list.out" || fail "makima task list"
+grep -qE "$uuid" <<<"$task" || fail "makima task create printed '$task', not an id"
+echo "task $task"
+mk task list --contract="$contract" >"$tmp/list.out" || fail "makima task list"
 cat "$tmp/list.out"
 grep -q first "$tmp/list.out" || fail "makima task list does not show the task"
 
@@ -170,7 +171,7 @@ code=$(http_status --unix-socket /run/makima/api.sock http://makima/api/v1/healt
 expect_state makima-api.service active
 pid2=$(g systemctl show -P MainPID makima-api.service)
 [ "$pid2" != "$pid" ] || fail "makima-api.service was not restarted"
-mk task list --contract "$contract" | grep -q first || fail "the task is gone after a restart"
+mk task list --contract="$contract" | grep -q first || fail "the task is gone after a restart"
 echo "re-activated as pid $pid2; the store kept the task"
 
 # ---- D-Bus ----
@@ -221,31 +222,46 @@ g journalctl -u makima-worker@1.service --no-pager -o cat _PID="$wpid" >"$tmp/wo
 sed 's/^/  journal: /' "$tmp/worker.journal" | head -n 5
 g systemctl stop makima-worker@1.service
 
-# The worker's sandboxing must leave bwrap able to build an agent's sandbox
-# and Node.js (the agent) able to JIT: run both under the worker unit's own
-# settings, with only ExecStart= and Type= swapped.
-step "bwrap and node under the worker's sandboxing"
-g sh -c 'cat >/usr/local/sbin/makima-sandbox-probe && chmod 755 /usr/local/sbin/makima-sandbox-probe' <<'PROBE'
+# The worker's own sandboxing must leave room for the agents' sandbox: run
+# makima-sandbox-run (the sandbox the worker puts each agent in, seccomp
+# filter included) under the worker unit's settings, with only ExecStart=
+# and Type= swapped, on a real linked worktree, with Node.js (the agent's
+# runtime, which JIT-compiles) inside when it is installed.
+step "the agent sandbox under the worker's sandboxing"
+sandbox_run=$(find "$tmp/payload" -name makima-sandbox-run -type f | head -n1)
+[ -n "$sandbox_run" ] || fail "meson did not install makima-sandbox-run"
+sandbox_run=${sandbox_run#"$tmp/payload"}
+g sh -c 'cat >/usr/local/sbin/makima-sandbox-probe && chmod 755 /usr/local/sbin/makima-sandbox-probe' <<PROBE
 #!/bin/sh
-set -e
-bwrap --unshare-user --unshare-pid --unshare-ipc --unshare-uts --unshare-net \
-        --unshare-cgroup-try --die-with-parent --new-session --ro-bind / / \
-        --proc /proc --dev /dev --tmpfs /tmp \
-        /bin/echo "bwrap: sandbox built as $(id -un)"
+set -eu
+# The layout the worker uses: the repository elsewhere (here the unit's
+# private /tmp), worktrees and homes under the state directory.
+repo=/tmp/sandbox-probe-repo
+wt=\$STATE_DIRECTORY/worktrees/sandbox-probe
+home=\$STATE_DIRECTORY/homes/sandbox-probe
+git init -q "\$repo"
+git -C "\$repo" -c user.name=probe -c user.email=probe@localhost commit -q --allow-empty -m probe
+mkdir -p "\$home" "\${wt%/*}"
+git -C "\$repo" worktree add -q "\$wt"
+run() {
+        $sandbox_run --task-id probe --worktree "\$wt" --home "\$home" -- "\$@"
+}
+run /bin/sh -c 'echo "sandbox: \$(id -un) in \$PWD"; touch written-in-sandbox'
+test -f "\$wt/written-in-sandbox"
 if command -v node >/dev/null; then
-        bwrap --unshare-user --unshare-pid --die-with-parent --ro-bind / / \
-                --proc /proc --dev /dev --tmpfs /tmp \
-                node -e 'console.log("node: JIT works, " + [1, 2, 3].map(x => x * 2))'
+        run node -e 'console.log("node: JIT works, " + [1, 2, 3].map(x => x * 2))'
 fi
+git -C "\$repo" worktree remove --force "\$wt"
+rm -rf "\$home"
 PROBE
 sed -e '/^ExecStart=/c ExecStart=/usr/local/sbin/makima-sandbox-probe' \
     -e 's/^Type=notify/Type=oneshot/' -e '/^WatchdogSec=/d' -e '/^Restart/d' \
     "$worker_unit" | g sh -c 'cat >/etc/systemd/system/makima-sandbox-probe@.service'
 g systemctl daemon-reload
 g systemctl start makima-sandbox-probe@1.service ||
-        fail "bwrap cannot run under makima-worker@.service's sandboxing"
+        fail "the agent sandbox cannot run under makima-worker@.service's sandboxing"
 g journalctl -u makima-sandbox-probe@1.service --no-pager -o cat |
-        grep -E '^(bwrap|node):' || fail "the sandbox probe printed nothing"
+        grep -E '^(sandbox|node):' || fail "the sandbox probe printed nothing"
 
 # ---- cleanup ----
 step "cleanup"
