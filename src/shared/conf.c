@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "conf.h"
 #include "log.h"
@@ -683,6 +684,9 @@ static int read_config_file(const char *path, char **ret) {
                 return -errno;
         if (S_ISDIR(st.st_mode))
                 return -EISDIR;
+        /* "--config /dev/null" is the usual way to say "defaults only". */
+        if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3)
+                return (*ret = strdup("")) ? 0 : -ENOMEM;
         if (!S_ISREG(st.st_mode))
                 return -EBADFD;
 

@@ -254,6 +254,13 @@ static void test_syntax(void) {
                     "[fe80::1]:1", "localhost:80");
         config_done(&c);
 
+        /* No text is an error; no name is allowed. */
+        assert_se(config_init(&c) == 0);
+        assert_se(config_parse_string(&c, "x", NULL) == -EINVAL);
+        assert_se(config_parse_string(&c, NULL, "[Worker]\nLeaseSec=3\n") == 0);
+        assert_se(c.worker_lease == 3 * USEC_PER_SEC);
+        config_done(&c);
+
         /* Empty text and text without a final newline. */
         parse_ok(&c, "");
         config_done(&c);
@@ -527,6 +534,7 @@ static void test_parse_size(void) {
         assert_se(config_parse_size("1.5M", &v) == -EINVAL);
         assert_se(config_parse_size("18446744073709551616", &v) == -ERANGE);
         assert_se(config_parse_size("17179869184G", &v) == -ERANGE);
+        assert_se(config_parse_size(NULL, &v) == -EINVAL);
         assert_se(v == 7);
 }
 
@@ -548,6 +556,7 @@ static void test_parse_bool(void) {
                 b = true;
                 assert_se(config_parse_bool(bad[i], &b) == -EINVAL && b);
         }
+        assert_se(config_parse_bool(NULL, &b) == -EINVAL && b);
 }
 
 static void test_strv(void) {
@@ -649,6 +658,33 @@ static void test_load(void) {
         log = capture_end();
         assert_se(strstr(log, dropin_dir) && strstr(log, "Is a directory"));
         log = mfree(log);
+        config_done(&c);
+
+        /* /dev/null reads as empty; other devices, FIFOs and files over 4 MiB are refused. */
+        assert_se(config_init(&c) == 0);
+        assert_se(config_load(&c, "/dev/null", false) == 0);
+        assert_se(c.worker_max_concurrent_tasks == 2);
+        capture_begin();
+        assert_se(config_load(&c, "/dev/zero", false) == -EBADFD);
+        log = capture_end();
+        assert_se(strstr(log, "/dev/zero"));
+        log = mfree(log);
+        {
+                _cleanup_free_ char *p = NULL;
+                int fd;
+
+                assert_se(asprintf(&p, "%s/huge.conf", tmpdir) > 0);
+                fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                assert_se(fd >= 0);
+                assert_se(ftruncate(fd, 4 * 1024 * 1024 + 1) == 0);
+                close(fd);
+                capture_begin();
+                assert_se(config_load(&c, p, false) == -EFBIG);
+                log = capture_end();
+                assert_se(strstr(log, p));
+                log = mfree(log);
+                assert_se(unlink(p) == 0);
+        }
         config_done(&c);
 
         /* So is a file with a NUL byte in it. */

@@ -121,6 +121,10 @@ static void test_parse_accepts(void) {
                      "\"\\/\b\f\n\r\tA\xc3\xa9\xf0\x9f\x98\x80 \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
         json_object_put(o);
 
+        o = parse_ok("\"\\u00C9\\u00e9\\uD83D\\uDE00\"");
+        assert_streq(json_object_get_string(o), "\xc3\x89\xc3\xa9\xf0\x9f\x98\x80");
+        json_object_put(o);
+
         /* Only len bytes count: what follows in memory is not looked at. */
         o = parse_ok_len("{}garbage", 2);
         assert_se(json_object_is_type(o, json_type_object));
@@ -191,9 +195,14 @@ static void test_parse_refuses(void) {
         parse_bad("\"\\udc00\"", "surrogate");
         parse_bad("\"\\ud800\\u0041\"", "surrogate");
         parse_bad("\"\\ud800x\"", "surrogate");
+        parse_bad("\"\\ud800\\u12\"", "escape");
+        parse_bad("\"\\ud800\\", "surrogate");
         parse_bad("18446744073709551616", "out of range");
         parse_bad("-9223372036854775809", "out of range");
         parse_bad("100000000000000000000000000000", "out of range");
+
+        /* The length is checked before the buffer is looked at. */
+        parse_bad_len("", (size_t) INT_MAX + 1, "too large");
 
         /* Plain syntax errors. */
         parse_bad("[1,]", NULL);
@@ -202,6 +211,8 @@ static void test_parse_refuses(void) {
         parse_bad("'a'", NULL);
         parse_bad("{a:1}", "key");
         parse_bad("{1:1}", "key");
+        parse_bad("{\"\x01\":1}", "control character");
+        parse_bad("{\"a", "unterminated");
         parse_bad("{\"a\"}", "':'");
         parse_bad("{\"a\":}", NULL);
         parse_bad("{\"a\" 1}", "':'");
@@ -394,6 +405,28 @@ static void test_dispatch(void) {
         dispatch_bad("[]", 0, NULL);
         dispatch_bad("\"name\"", 0, NULL);
         assert_se(json_dispatch(NULL, sample_table, 0, &s, NULL) == -EINVAL);
+
+        /* null (allowed by JSON_NULLABLE) resets each kind of member. */
+        {
+                bool b = true;
+                int i = 1;
+                int64_t i64 = 1;
+                double d = 1;
+                TaskState ts = TASK_DONE;
+                ContractPhase cp = PHASE_PLAN;
+                ContractType ct = CONTRACT_TYPE_SIMPLE;
+                char *str = strdup("x");
+
+                assert_se(str);
+                assert_se(json_dispatch_bool("b", NULL, &b) == 0 && !b);
+                assert_se(json_dispatch_uint("i", NULL, &i) == 0 && i == 0);
+                assert_se(json_dispatch_int64("i64", NULL, &i64) == 0 && i64 == 0);
+                assert_se(json_dispatch_double("d", NULL, &d) == 0 && d == 0);
+                assert_se(json_dispatch_task_state("ts", NULL, &ts) == 0 && ts == _TASK_STATE_INVALID);
+                assert_se(json_dispatch_contract_phase("cp", NULL, &cp) == 0 && cp == _PHASE_INVALID);
+                assert_se(json_dispatch_contract_type("ct", NULL, &ct) == 0 && ct == _CONTRACT_TYPE_INVALID);
+                assert_se(json_dispatch_string("s", NULL, &str) == 0 && str == NULL);
+        }
 
         /* Range edges of int64 and uint (int). */
         assert_se(dispatch_text("{\"name\":\"x\",\"status\":\"active\",\"big\":9223372036854775807,\"count\":0}", 0, &s,
