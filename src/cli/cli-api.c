@@ -10,6 +10,7 @@
 
 /* Generous: a list of 1000 tasks on a busy server still fits. */
 #define CLI_TIMEOUT (60 * USEC_PER_SEC)
+#define CLI_CONNECT_TIMEOUT (10 * USEC_PER_SEC)
 #define CLI_PAGE 1000
 #define CLI_FOLLOW_INTERVAL (500 * USEC_PER_MSEC)
 /* An id prefix shorter than this is more likely a typo than an id. */
@@ -138,7 +139,7 @@ static int cli_callv(Cli *cli, const char *method, json_object *body, const char
         if (body)
                 body_text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
 
-        fd = http_connect(cli->endpoint, CLI_TIMEOUT);
+        fd = http_connect(cli->endpoint, CLI_CONNECT_TIMEOUT);
         if (fd < 0)
                 return log_error_errno(fd, "cannot connect to %s: %m (is makima-api running? set MAKIMA_API_URL)",
                                        cli->url);
