@@ -43,7 +43,7 @@ if (( ${#missing[@]} )); then
         exit 77
 fi
 
-for n in "$duration" "$warmup" "$rounds" "$threads" "$connections" "$ntasks" "$nginx_workers"; do
+for n in "$duration" "$warmup" "$rounds" "$threads" "$connections" "$ntasks" "${nginx_workers/#auto/1}"; do
         [[ "$n" =~ ^[0-9]+$ ]] || die "BENCH_* settings must be whole numbers, got '$n'"
 done
 (( connections >= threads && threads >= 1 && ntasks >= 1 && duration >= 1 && rounds >= 1 )) ||
@@ -63,18 +63,18 @@ else
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/makima-bench-api.XXXXXX")
-api_pid='' nginx_pid=''
+api_pid='' nginx_pid='' wrk_pid=''
 
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
         local rc=$?
-        for pid in $api_pid $nginx_pid; do
+        for pid in $wrk_pid $api_pid $nginx_pid; do
                 kill -TERM "$pid" 2>/dev/null || true
         done
-        for pid in $api_pid $nginx_pid; do
+        for pid in $wrk_pid $api_pid $nginx_pid; do
                 wait "$pid" 2>/dev/null || true
         done
-        if (( rc != 0 && rc != 77 )) && [[ -s "$tmp/makima-api.log" ]]; then
+        if (( rc == 1 )) && [[ -s "$tmp/makima-api.log" ]]; then
                 say "last lines of makima-api's log:"
                 tail -n 20 "$tmp/makima-api.log" >&2 || true
         fi
@@ -266,8 +266,13 @@ cmp -s "$tmp/www/task.json" <(curl -sS "$nginx_url/api/v1/tasks/$first_id") ||
 
 export BENCH_TOKEN="$token" BENCH_IDS_FILE="$tmp/ids"
 
+# wrk runs in the background so that a signal to this script is handled at
+# once (bash runs traps only between foreground commands).
 wrk_run() {
-        "${wrk_cpu[@]}" wrk -t"$threads" -c"$connections" "$@"
+        "${wrk_cpu[@]}" wrk -t"$threads" -c"$connections" "$@" &
+        wrk_pid=$!
+        wait "$wrk_pid"
+        wrk_pid=''
 }
 
 # measure NAME SCRIPT URL ROUND: one wrk run; appends its requests/s and p99
