@@ -151,7 +151,7 @@ api_stop() {
 # credentials), "anon" (TCP, no credentials) or a token (TCP, Bearer).
 req() {
         local transport=$1 method=$2 path=$3 data=${4:-}
-        local args=(-sS -X "$method" -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}')
+        local args=(-sS --max-time 30 -X "$method" -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}')
 
         shift 3
         (( $# )) && shift

@@ -569,6 +569,29 @@ if [[ "$(id -u)" == 0 ]] && command -v setpriv >/dev/null; then
         expect_json '.contracts | length' 5
 fi
 
+say "connection limits"
+api_stop
+write_config "MaxConnections=3" "ConnectionTimeoutSec=2"
+api_start
+# Three idle connections fill the TCP socket's slots: the next one waits in
+# the backlog, while the Unix socket has its own. The idle timeout frees them.
+exec {idle1}<>"/dev/tcp/127.0.0.1/$API_PORT" {idle2}<>"/dev/tcp/127.0.0.1/$API_PORT" {idle3}<>"/dev/tcp/127.0.0.1/$API_PORT"
+sleep 0.2
+rc=0
+curl -sS -o /dev/null --max-time 1 "$API_URL/api/v1/health" 2>/dev/null || rc=$?
+(( rc == 28 )) || fail "a connection over MaxConnections was not kept waiting (curl: $rc)"
+req admin GET /api/v1/health
+expect_status 200 "the Unix socket while TCP is full"
+for fd in "$idle1" "$idle2" "$idle3"; do
+        # EOF (status 1, nothing read) once makima-api closes it; > 128 would be our own timeout.
+        rc=0
+        read -r -t 5 -u "$fd" _ || rc=$?
+        (( rc == 1 )) || fail "an idle connection was not closed after ConnectionTimeoutSec (read: $rc)"
+done
+exec {idle1}<&- {idle2}<&- {idle3}<&-
+req anon GET /api/v1/health
+expect_status 200 "TCP once the idle connections are gone"
+
 say "store failures"
 # A store that fails is 500 (its words in the log, not in the answer); a
 # store that does not answer makes health 503. makima-api still stops cleanly.

@@ -537,12 +537,26 @@ static void on_mhd_log(void *cls, const char *format, va_list ap) {
 
 /* Lets MHD do what is due, then arms the timer for when it next wants to run:
  * its connection timeouts, or at once when it has work left over. */
+static unsigned listener_connections(Listener *l) {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+        return info ? info->num_connections : 0;
+}
+
 static int listener_run(Listener *l) {
         MHD_UNSIGNED_LONG_LONG timeout;
+        unsigned before;
         uint64_t now;
         int k;
 
+        before = listener_connections(l);
         if (MHD_run(l->daemon) != MHD_YES)
+                log_debug("MHD_run() failed on %s.", l->description);
+        /* At MaxConnections MHD takes the listening socket out of its epoll set,
+         * and puts it back only at the start of a later run: once connections
+         * have closed, run again, or nothing would wake us for the clients
+         * waiting in the backlog. */
+        if (listener_connections(l) < before && MHD_run(l->daemon) != MHD_YES)
                 log_debug("MHD_run() failed on %s.", l->description);
 
         if (MHD_get_timeout(l->daemon, &timeout) != MHD_YES)

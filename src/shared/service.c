@@ -112,7 +112,7 @@ static int load_config(Config *config, const char *path, const char *state_dir) 
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
+        log_info("Received SIG%s, shutting down.", strna(sigabbrev_np((int) si->ssi_signo)));
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
