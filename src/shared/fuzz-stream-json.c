@@ -15,8 +15,9 @@ static void one(const char *line, size_t len, const char *cwd) {
         if (stream_json_parse_line_full(line, len, cwd, &e) < 0)
                 return;
 
-        if (stream_event_summary(e, &summary) >= 0 && strpbrk(summary, "\n\r"))
-                abort(); /* a summary is one journal line */
+        /* A summary always exists and is one journal line. */
+        if (stream_event_summary(e, &summary) >= 0 && (!summary || strpbrk(summary, "\n\r")))
+                abort();
 
         /* Touch every extracted string, so ASan checks they live in the event. */
         for (size_t i = 0; i < e->n_tool_uses; i++)

@@ -208,6 +208,11 @@ static int append_part(char **buf, size_t *len, const char *sep, const char *s, 
         return append_line(buf, len, s, max);
 }
 
+/* Values a summary names even when absent or empty. */
+static const char *or_na(const char *s) {
+        return isempty(s) ? "n/a" : s;
+}
+
 /* Control characters (a session id or tool name may hold anything) become
  * spaces, so a summary is always one line. */
 static void strip_controls(char *s) {
@@ -295,7 +300,7 @@ static int tool_summary(const char *name, json_object *input, const char *cwd, c
         size_t len = 0;
         int r;
 
-        r = append_str(&buf, &len, name ?: "?");
+        r = append_str(&buf, &len, isempty(name) ? "?" : name);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < ELEMENTSOF(tool_arg_keys); i++) {
@@ -613,10 +618,12 @@ static int summary_user(const StreamEvent *e, char **buf, size_t *len) {
 
 static int summary_result(const StreamEvent *e, char **buf, size_t *len) {
         /* An API failure arrives as subtype "success" with is_error set. */
-        const char *what = e->is_error && streq_ptr(e->subtype, "success") ? "error" : (e->subtype ?: "?");
+        const char *what = e->is_error && streq_ptr(e->subtype, "success") ? "error" : or_na(e->subtype);
         int r;
 
-        r = append_part(buf, len, "result ", what, STREAM_JSON_TOOL_ARG_MAX);
+        r = append_str(buf, len, "result");
+        if (r >= 0)
+                r = append_part(buf, len, " ", what, STREAM_JSON_TOOL_ARG_MAX);
         if (r >= 0 && e->api_error_status > 0)
                 r = appendf(buf, len, " (HTTP %u)", e->api_error_status);
         if (r >= 0)
@@ -633,7 +640,9 @@ static int summary_rate_limit(const StreamEvent *e, char **buf, size_t *len) {
         time_t t;
         int r;
 
-        r = append_part(buf, len, "rate_limit ", e->status ?: "?", STREAM_JSON_TOOL_ARG_MAX);
+        r = append_str(buf, len, "rate_limit");
+        if (r >= 0)
+                r = append_part(buf, len, " ", or_na(e->status), STREAM_JSON_TOOL_ARG_MAX);
         if (r < 0 || e->resets_at == 0)
                 return r;
         t = (time_t) MIN(e->resets_at, (uint64_t) INT64_MAX);
@@ -652,17 +661,21 @@ int stream_event_summary(const StreamEvent *e, char **ret) {
 
         switch (e->type) {
         case STREAM_EVENT_SYSTEM_INIT:
-                r = append_part(&buf, &len, "init session ", strna(e->session_id), STREAM_JSON_TOOL_ARG_MAX);
+                r = append_str(&buf, &len, "init session");
                 if (r >= 0)
-                        r = append_part(&buf, &len, " model ", strna(e->model), STREAM_JSON_TOOL_ARG_MAX);
+                        r = append_part(&buf, &len, " ", or_na(e->session_id), STREAM_JSON_TOOL_ARG_MAX);
+                if (r >= 0)
+                        r = append_part(&buf, &len, " model ", or_na(e->model), STREAM_JSON_TOOL_ARG_MAX);
                 break;
         case STREAM_EVENT_SYSTEM_OTHER:
-                r = append_part(&buf, &len, "system ", strna(e->subtype), STREAM_JSON_TOOL_ARG_MAX);
+                r = append_str(&buf, &len, "system");
+                if (r >= 0)
+                        r = append_part(&buf, &len, " ", or_na(e->subtype), STREAM_JSON_TOOL_ARG_MAX);
                 if (r >= 0 && streq_ptr(e->subtype, "api_retry"))
                         r = appendf(&buf, &len, " attempt %u/%u status %u", e->retry_attempt, e->retry_max,
                                     e->error_status);
                 if (r >= 0 && streq_ptr(e->subtype, "api_retry"))
-                        r = append_part(&buf, &len, " ", strna(e->error), STREAM_JSON_TOOL_ARG_MAX);
+                        r = append_part(&buf, &len, " ", or_na(e->error), STREAM_JSON_TOOL_ARG_MAX);
                 break;
         case STREAM_EVENT_ASSISTANT:
                 r = summary_assistant(e, &buf, &len);
@@ -680,16 +693,18 @@ int stream_event_summary(const StreamEvent *e, char **ret) {
         case STREAM_EVENT_CONTROL_RESPONSE:
                 r = append_str(&buf, &len, stream_event_type_to_string(e->type));
                 if (r >= 0)
-                        r = append_part(&buf, &len, " ", strna(e->subtype), STREAM_JSON_TOOL_ARG_MAX);
+                        r = append_part(&buf, &len, " ", or_na(e->subtype), STREAM_JSON_TOOL_ARG_MAX);
                 if (r >= 0)
-                        r = append_part(&buf, &len, " ", strna(e->request_id), STREAM_JSON_TOOL_ARG_MAX);
+                        r = append_part(&buf, &len, " ", or_na(e->request_id), STREAM_JSON_TOOL_ARG_MAX);
                 if (r >= 0)
                         r = append_part(&buf, &len, " tool ", e->tool_name, STREAM_JSON_TOOL_ARG_MAX);
                 if (r >= 0)
                         r = append_part(&buf, &len, ": ", e->error, STREAM_JSON_SUMMARY_TEXT_MAX);
                 break;
         case STREAM_EVENT_STREAM_EVENT:
-                r = append_part(&buf, &len, "stream_event ", strna(e->subtype), STREAM_JSON_TOOL_ARG_MAX);
+                r = append_str(&buf, &len, "stream_event");
+                if (r >= 0)
+                        r = append_part(&buf, &len, " ", or_na(e->subtype), STREAM_JSON_TOOL_ARG_MAX);
                 break;
         default:
                 r = append_str(&buf, &len, "unknown");

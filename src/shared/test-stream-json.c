@@ -508,7 +508,7 @@ static void test_rate_limit(void) {
         assert_streq(e->rate_limit_type, "five_hour");
         check_summary(LINE_RATE_LIMIT, "rate_limit rejected until 2026-11-21T13:00:00Z");
         check_summary("{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"allowed\"}}", "rate_limit allowed");
-        check_summary("{\"type\":\"rate_limit_event\"}", "rate_limit ?");
+        check_summary("{\"type\":\"rate_limit_event\"}", "rate_limit n/a");
 }
 
 static void test_control(void) {
@@ -568,7 +568,7 @@ static void test_unknown_and_missing(void) {
         assert_se(t->type == STREAM_EVENT_UNKNOWN && !t->type_string);
 
         assert_se(r->type == STREAM_EVENT_RESULT && !r->subtype && !r->is_error && !r->result && r->num_turns == 0);
-        check_summary("{\"type\":\"result\"}", "result ? $0.0000 0 turns");
+        check_summary("{\"type\":\"result\"}", "result n/a $0.0000 0 turns");
 
         assert_se(bad->type == STREAM_EVENT_RESULT);
         assert_se(!bad->subtype && !bad->session_id && !bad->is_error);
@@ -580,6 +580,15 @@ static void test_unknown_and_missing(void) {
 
         assert_se(a->type == STREAM_EVENT_ASSISTANT && !a->text && a->n_tool_uses == 0);
         check_summary("{\"type\":\"assistant\",\"message\":\"text\"}", "assistant");
+
+        /* Empty strings name nothing, but every summary names its kind (found by the fuzzer). */
+        check_summary("{\"type\":\"stream_event\",\"event\":{\"type\":\"\"}}", "stream_event n/a");
+        check_summary("{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"\",\"model\":\" \"}",
+                      "init session n/a model ");
+        check_summary("{\"type\":\"control_request\",\"request_id\":\"\",\"request\":{}}", "control_request n/a n/a");
+        check_summary("{\"type\":\"\",\"subtype\":\"\"}", "unknown");
+        check_summary("{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"\"}]}}",
+                      "assistant");
 }
 
 static void test_invalid(void) {
