@@ -112,3 +112,119 @@ int store_token_insert(Store *s, const char *owner, const char *token_hash, cons
 /* Finds the owner of a token by its hash. -ENOENT if unknown or revoked. */
 int store_token_lookup(Store *s, const char *token_hash, char **ret_owner);
 int store_token_revoke(Store *s, const char *id);
+
+/* ---- leases: workers claim tasks (the worker issue) ----
+ *
+ * A worker claims a task under a lease (worker id, a random token, an
+ * expiry) and renews it with heartbeats. While the lease is held the worker
+ * is the only writer of the task's run state; a worker whose lease expired
+ * and was taken over gets -ENOLCK from every leased write, and must stop
+ * the agent. */
+
+#define LEASE_TOKEN_MAX ID_STRING_MAX
+
+/* Claims the oldest claimable task: pending, or one whose lease expired
+ * while it was running/paused/waiting (a rescue; the task's session_id and
+ * worktree are kept so the agent resumes). Sets status running (started_at
+ * if unset), the lease (worker_id, a new token, now + lease_usec), bumps
+ * version, appends a "claimed" event {"worker":…, "rescued":bool} in the
+ * same transaction. SQLite: BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE SKIP
+ * LOCKED. Returns 1 and the task and token, or 0 (ret_task = NULL) if
+ * there is nothing to claim. */
+int store_task_claim(Store *s, const char *worker_id, usec_t lease_usec, Task **ret_task,
+                     char ret_token[static LEASE_TOKEN_MAX]);
+/* Claims one specific task (for a resume/retry that must land on the same
+ * worker); otherwise as store_task_claim(). 0 if it is not claimable. */
+int store_task_claim_id(Store *s, const char *task_id, const char *worker_id, usec_t lease_usec, Task **ret_task,
+                        char ret_token[static LEASE_TOKEN_MAX]);
+/* Extends the lease to now + lease_usec. -ENOLCK if the lease is not ours any more. */
+int store_task_heartbeat(Store *s, const char *task_id, const char *token, usec_t lease_usec);
+/* Writes the worker-owned run fields of t (status, error, worktree, branch,
+ * session_id, cost_usd, iteration_count, max_iterations, started_at,
+ * completed_at) if the lease is still ours, whatever the version (the API
+ * may have renamed the task meanwhile); bumps version and updated_at in t.
+ * Appends `events` (may be 0) in the same transaction. The status change
+ * must be allowed by the state machine (else -EINVAL). -ENOLCK if the lease
+ * is lost. */
+int store_task_update_leased(Store *s, Task *t, const char *token, Event *events, size_t n_events);
+/* Appends events to the task's log only if the lease is ours (-ENOLCK). */
+int store_event_append_leased(Store *s, const char *task_id, const char *token, Event *events, size_t n);
+/* Drops the lease (after a final status was written). -ENOLCK if not ours. */
+int store_task_release(Store *s, const char *task_id, const char *token);
+
+/* ---- control requests (pause, resume, interrupt, message, cancel) ----
+ * Rows, so none is lost when a worker restarts; bus signals and NOTIFY are
+ * only wake-up hints. */
+
+typedef enum ControlKind {
+        CONTROL_PAUSE,
+        CONTROL_RESUME,
+        CONTROL_INTERRUPT,
+        CONTROL_MESSAGE,
+        CONTROL_CANCEL,
+        _CONTROL_KIND_MAX,
+        _CONTROL_KIND_INVALID = -EINVAL,
+} ControlKind;
+
+const char *control_kind_to_string(ControlKind k) _pure_;
+ControlKind control_kind_from_string(const char *s) _pure_;
+
+typedef struct ControlRequest {
+        char *id;
+        char *task_id;
+        ControlKind kind;
+        char *payload;                  /* JSON text, e.g. {"text":"…"} for a message; may be NULL */
+        usec_t created_at;
+        usec_t delivered_at;            /* the worker saw it */
+        usec_t done_at;                 /* the worker acted on it */
+        char *result;                   /* "ok" or the reason it could not be done */
+} ControlRequest;
+
+void control_request_array_free(ControlRequest *a, size_t n);
+
+/* Inserts r (id and created_at filled in if unset). On PostgreSQL also
+ * NOTIFYs channel "makima" with payload "control <task_id>". */
+int store_control_insert(Store *s, ControlRequest *r);
+/* The task's requests not yet done, oldest first. */
+int store_control_list_pending(Store *s, const char *task_id, ControlRequest **ret, size_t *ret_n);
+int store_control_get(Store *s, const char *id, ControlRequest **ret);
+int store_control_mark_delivered(Store *s, const char *id);
+int store_control_complete(Store *s, const char *id, const char *result);
+
+/* ---- notifications (for the user: "agent is not logged in on worker 1") ---- */
+
+typedef struct Notification {
+        char *id;
+        char *owner;
+        char *task_id;
+        char *contract_id;
+        char *level;                    /* "info", "warning", "error" */
+        char *message;
+        usec_t created_at;
+        usec_t read_at;
+} Notification;
+
+void notification_array_free(Notification *a, size_t n);
+
+int store_notification_insert(Store *s, Notification *n);
+/* owner NULL: all; newest first. */
+int store_notification_list(Store *s, const char *owner, bool unread_only, size_t limit, Notification **ret,
+                            size_t *ret_n);
+int store_notification_mark_read(Store *s, const char *id);
+
+/* ---- wake-ups ----
+ * On PostgreSQL, store_task_insert() and store_control_insert() NOTIFY the
+ * channel "makima" ("task <id>" / "control <task_id>"). A listener calls
+ * store_listen() once, watches the returned fd for POLLIN and then calls
+ * store_listen_drain(). On SQLite store_listen() returns -EOPNOTSUPP (same
+ * host: the D-Bus signal wakes workers). */
+int store_listen(Store *s, int *ret_fd);
+/* Consumes pending notifications; returns how many arrived (0: none). */
+int store_listen_drain(Store *s);
+
+/* ---- health and open errors ---- */
+/* A cheap round trip to the backend. */
+int store_ping(Store *s);
+/* Like store_open(), and on failure *ret_error (if not NULL) gets the
+ * backend's words (e.g. PostgreSQL's connection error). */
+int store_open_full(StoreBackend backend, const char *path, Store **ret, char **ret_error);
