@@ -270,9 +270,17 @@ result=$(g systemctl show -P Result makima-cleanup.service)
 [ "$result" = success ] || fail "makima-cleanup.service: $result"
 echo "makima-cleanup.service: $result"
 
+# Workers join the fleet by being enabled: WantedBy= and PartOf= tie them
+# to makima.target, which also brings the sockets and the cleanup timer.
 step "makima.target"
+g systemctl enable makima-worker@2.service
 g systemctl start makima.target
 expect_state makima.target active
+expect_state makima-api.socket active
 expect_state makima-cleanup.timer active
+expect_state makima-worker@2.service active
+g systemctl stop makima.target
+expect_state makima-worker@2.service inactive
+echo "makima.target starts and stops the enabled worker makima-worker@2"
 
 echo "all systemd checks passed"
