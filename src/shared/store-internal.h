@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What the store's front (store.c) shares with its backends: the vtable and
- * the Store base every backend embeds, typed column values with the mapping
- * of records to and from them, and the schema migrations. */
+/* What the store's front (store.c, store-lease.c, store-control.c) shares
+ * with its backends: the vtable and the Store base every backend embeds,
+ * typed column values with the mapping of records to and from them, and the
+ * schema migrations. */
 #pragma once
 
 #include "store.h"
@@ -30,6 +31,7 @@ typedef struct StoreValue {
 #define VALUE_TEXT(s) ((StoreValue) { .type = STORE_VALUE_TEXT, .null = !(s), .text = (s) })
 #define VALUE_INT(x) ((StoreValue) { .type = STORE_VALUE_INT, .i = (int64_t) (x) })
 #define VALUE_BOOL(x) ((StoreValue) { .type = STORE_VALUE_BOOL, .b = (x) })
+#define VALUE_DOUBLE(x) ((StoreValue) { .type = STORE_VALUE_DOUBLE, .d = (x) })
 /* Timestamps: 0 ("unset") is stored as NULL. */
 #define VALUE_USEC(x) ((StoreValue) { .type = STORE_VALUE_INT, .null = (x) == 0, .i = (int64_t) (x) })
 
@@ -50,6 +52,8 @@ typedef struct StoreTaskState {
         TaskState status;
 } StoreTaskState;
 int store_row_task_state(const StoreValue *row, size_t n_columns, void *userdata); /* StoreTaskState * */
+/* A status column. */
+int store_value_task_state(const StoreValue *v, TaskState *ret);
 /* "status" of each task of a contract: sets *(bool *) userdata if one is active. */
 int store_row_task_active(const StoreValue *row, size_t n_columns, void *userdata);
 
@@ -72,17 +76,29 @@ int store_row_task_active(const StoreValue *row, size_t n_columns, void *userdat
 /* The object id column is named after the log (task_id, contract_id). */
 #define EVENT_N_COLUMNS 5
 
+#define CONTROL_COLUMNS "id, task_id, kind, payload, created_at, delivered_at, done_at, result"
+#define CONTROL_N_COLUMNS 8
+
+#define NOTIFICATION_COLUMNS "id, owner, task_id, contract_id, level, message, created_at, read_at"
+#define NOTIFICATION_N_COLUMNS 8
+
 void task_to_values(const Task *t, StoreValue ret[static TASK_N_COLUMNS]);
 int task_from_values(const StoreValue *v, size_t n, Task **ret);
 void contract_to_values(const Contract *c, StoreValue ret[static CONTRACT_N_COLUMNS]);
 int contract_from_values(const StoreValue *v, size_t n, Contract **ret);
-/* Fills *ret (an array element); on failure *ret holds whatever was copied. */
+/* These fill *ret (an array element); on failure *ret holds whatever was copied. */
 int event_from_values(const StoreValue *v, size_t n, Event *ret);
+void control_request_to_values(const ControlRequest *r, StoreValue ret[static CONTROL_N_COLUMNS]);
+int control_request_from_values(const StoreValue *v, size_t n, ControlRequest *ret);
+void notification_to_values(const Notification *n, StoreValue ret[static NOTIFICATION_N_COLUMNS]);
+int notification_from_values(const StoreValue *v, size_t n, Notification *ret);
 
 /* Argument checks shared by both backends: enums in range, timestamps that
  * fit in a BIGINT, finite cost, every string valid UTF-8. */
 int task_check(const Task *t);
 int contract_check(const Contract *c);
+int control_request_check(const ControlRequest *r);
+int notification_check(const Notification *n);
 bool store_string_is_valid(const char *s);
 
 /* The list queries are the same on both backends except for the parameter
@@ -94,6 +110,25 @@ int store_contract_list_sql(const ContractFilter *f, char sigil, char **ret_sql,
                             size_t *ret_n);
 int store_event_list_sql(EventLog log, const char *object_id, int64_t after, size_t limit, char sigil,
                          char **ret_sql, StoreValue *ret_params, size_t *ret_n);
+
+/* The PostgreSQL channel of wake-ups (store.h). */
+#define STORE_WAKEUP_CHANNEL "makima"
+
+/* What a claim writes: the lease and the time it was taken. */
+typedef struct StoreClaim {
+        const char *worker_id;
+        const char *token;
+        usec_t now;
+        usec_t expires_at;
+} StoreClaim;
+
+/* The tasks a claim may take: pending ones, and active ones whose lease
+ * expired (or that have none: nobody runs them). The IN term lets both
+ * planners look only at unfinished tasks through the index tasks_status,
+ * however many finished ones there are. NOW is the parameter with the time. */
+#define TASK_CLAIMABLE(NOW)                                                             \
+        "status IN ('pending', 'running', 'paused', 'waiting') AND "                    \
+        "(status = 'pending' OR lease_expires_at IS NULL OR lease_expires_at < " NOW ")"
 
 typedef struct StoreVTable StoreVTable;
 
@@ -112,8 +147,19 @@ struct Store {
 struct StoreVTable {
         char sigil;
 
-        int (*open)(const char *path, Store **ret);
+        /* On failure *ret_error (if not NULL) gets the words the handle
+         * recorded, or NULL if there were none. */
+        int (*open)(const char *path, Store **ret, char **ret_error);
         void (*free)(Store *s);
+        /* A cheap round trip to the database. */
+        int (*ping)(Store *s);
+
+        /* A transaction for the statements the front runs itself (leases,
+         * control requests). SQLite: BEGIN IMMEDIATE, so it is the only
+         * writer from the start. rollback is a no-op outside one. */
+        int (*begin)(Store *s);
+        int (*commit)(Store *s);
+        void (*rollback)(Store *s);
 
         /* Runs a statement built by the front; returns the number of rows
          * (for a query) or changed rows (otherwise). */
@@ -138,6 +184,21 @@ struct StoreVTable {
                             const char *description, usec_t now);
         int (*token_lookup)(Store *s, const char *token_hash, char **ret_owner);
         int (*token_revoke)(Store *s, const char *id, usec_t now);
+
+        /* Inside the front's transaction, which holds the row lock of the
+         * log's owner (PostgreSQL) or is the only writer (SQLite). Events
+         * get created_at = now where theirs is 0; returns the first seq. */
+        int (*events_insert)(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
+                             usec_t now, int64_t *ret_first_seq);
+        /* Inside the front's transaction: claims task_id, or the oldest
+         * claimable task if it is NULL (see TASK_CLAIMABLE). Returns 1 with
+         * the task as claimed and the status it had, or 0. */
+        int (*task_claim)(Store *s, const char *task_id, const StoreClaim *c, Task **ret_task,
+                          TaskState *ret_old_status);
+
+        /* NULL where the backend has no notifications. */
+        int (*listen)(Store *s, int *ret_fd);
+        int (*listen_drain)(Store *s);
 };
 
 extern const StoreVTable store_sqlite_vtable;
@@ -145,6 +206,32 @@ extern const StoreVTable store_pg_vtable;
 
 /* Records the words for a failure on s and returns r. */
 int store_error(Store *s, int r, const char *format, ...) _printf_(3, 4);
+
+/* ---- what the front's files share (store.c) ---- */
+
+/* -EINVAL, with "Invalid argument: <what>" as the words. */
+int store_invalid(Store *s, const char *what);
+/* An id or filter value: not empty, and text PostgreSQL takes (UTF-8). */
+bool store_key_is_valid(const char *s);
+/* A new id in *ret if `id` is NULL, else *ret = NULL. */
+int store_id_make(const char *id, char **ret);
+
+/* A transaction is open while the guard is set; leaving its scope without
+ * store_commit() rolls it back. */
+int store_begin(Store *s, Store **txn);
+int store_commit(Store **txn);
+void store_rollbackp(Store **txn);
+
+/* Events about to be written to object_id's log: checked, with copies of
+ * object_id for those that have none, handed to them on success by
+ * store_events_complete(). */
+typedef struct StoreEventIds {
+        char **items;
+        size_t n;
+} StoreEventIds;
+void store_event_ids_done(StoreEventIds *ids);
+int store_events_prepare(Store *s, const Event *events, size_t n, const char *object_id, StoreEventIds *ret_ids);
+void store_events_complete(Event *events, size_t n, StoreEventIds *ids, int64_t first_seq, usec_t now);
 
 /* ---- schema ---- */
 

@@ -6,6 +6,8 @@
 
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 
 #include "store-internal.h"
@@ -71,6 +73,8 @@ typedef struct PgStore {
         Store base;
         PGconn *conn;
         bool in_transaction;
+        bool listening;                 /* store_listen() was called */
+        bool listen_reset;              /* the connection (and its fd) changed since */
 } PgStore;
 
 static PgStore *pg_store(Store *s) {
@@ -160,6 +164,22 @@ static void pg_row(const PGresult *res, int row, StoreValue *v, size_t n) {
         }
 }
 
+/* Reopens a connection the server dropped (restart, failover). A listener's
+ * LISTEN and socket went with the old one: LISTEN again at once, so that
+ * little is missed, and have the next drain tell the caller to fetch the
+ * new fd. */
+static void pg_reconnect(PgStore *p) {
+        PGresult *res;
+
+        PQreset(p->conn);
+        if (PQstatus(p->conn) != CONNECTION_OK || !p->listening)
+                return;
+        p->listen_reset = true;
+        /* If this fails, the caller's store_listen() tries again. */
+        res = PQexec(p->conn, "LISTEN " STORE_WAKEUP_CHANNEL);
+        PQclear(res);
+}
+
 /* Returns the number of rows of a query, or of rows changed by anything else. */
 static int pg_run(PgStore *p, const char *sql, const StoreValue *params, size_t n_params, StoreRowFunc f,
                   void *userdata) {
@@ -177,7 +197,7 @@ static int pg_run(PgStore *p, const char *sql, const StoreValue *params, size_t 
         /* A lost connection (server restart) is reopened, but only between
          * transactions: inside one, the work done so far is gone. */
         if (!p->in_transaction && PQstatus(p->conn) == CONNECTION_BAD)
-                PQreset(p->conn);
+                pg_reconnect(p);
 
         res = PQexecParams(p->conn, sql, (int) n_params, types, values, NULL, NULL, 0);
         switch (PQresultStatus(res)) {
@@ -233,7 +253,7 @@ static int pg_begin(PgStore *p, PgStore **txn) {
         int r;
 
         if (PQstatus(p->conn) == CONNECTION_BAD)
-                PQreset(p->conn);
+                pg_reconnect(p);
         r = pg_exec(p, "BEGIN");
         if (r < 0)
                 return r;
@@ -313,7 +333,22 @@ static void pg_free(Store *s) {
         free(p);
 }
 
-static int pg_open(const char *path, Store **ret) {
+static int pg_connect(PgStore *p, const char *path) {
+        /* `path` is expanded as a connection string or URL; the encoding
+         * given after it wins, and PQreset() keeps it. */
+        static const char *const keys[] = { "dbname", "client_encoding", NULL };
+        const char *values[] = { path, "UTF8", NULL };
+
+        p->conn = PQconnectdbParams(keys, values, /* expand_dbname= */ 1);
+        if (!p->conn)
+                return -ENOMEM;
+        if (PQstatus(p->conn) != CONNECTION_OK)
+                return pg_fail(p, NULL);
+        (void) PQsetNoticeProcessor(p->conn, pg_notice_ignore, NULL);
+        return pg_migrate(p);
+}
+
+static int pg_open(const char *path, Store **ret, char **ret_error) {
         _cleanup_(store_freep) Store *s = NULL;
         PgStore *p;
         int r;
@@ -325,21 +360,22 @@ static int pg_open(const char *path, Store **ret) {
         p->base.backend = STORE_BACKEND_POSTGRESQL;
         s = &p->base;
 
-        p->conn = PQconnectdb(path);
-        if (!p->conn)
-                return -ENOMEM;
-        if (PQstatus(p->conn) != CONNECTION_OK)
-                return pg_fail(p, NULL);
-        (void) PQsetNoticeProcessor(p->conn, pg_notice_ignore, NULL);
-        if (PQsetClientEncoding(p->conn, "UTF8") != 0)
-                return pg_fail(p, NULL);
-
-        r = pg_migrate(p);
-        if (r < 0)
+        r = pg_connect(p, path);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = TAKE_PTR(s->error);
                 return r;
+        }
 
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+static int pg_ping(Store *s) {
+        int r;
+
+        r = pg_run(pg_store(s), "SELECT 1", NULL, 0, NULL, NULL);
+        return r < 0 ? r : 0;
 }
 
 /* Why an UPDATE … WHERE id AND version changed nothing. */
@@ -479,10 +515,13 @@ static int pg_task_insert(Store *s, const Task *t) {
         int r;
 
         task_to_values(t, v);
+        /* One statement, so the wake-up goes out exactly when the row is
+         * committed. */
         r = pg_run(pg_store(s),
-                   "INSERT INTO tasks (" TASK_COLUMNS ") "
+                   "WITH t AS (INSERT INTO tasks (" TASK_COLUMNS ") "
                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-                   "$17, $18, $19, $20, $21, $22, $23, $24)",
+                   "$17, $18, $19, $20, $21, $22, $23, $24) RETURNING id) "
+                   "SELECT pg_notify('" STORE_WAKEUP_CHANNEL "', 'task ' || id) FROM t",
                    v, TASK_N_COLUMNS, NULL, NULL);
         if (r == -ENOENT)
                 return store_error(s, r, "Contract %s does not exist", t->contract_id);
@@ -593,10 +632,153 @@ static int pg_token_revoke(Store *s, const char *id, usec_t now) {
         return 0;
 }
 
+static int pg_txn_begin(Store *s) {
+        PgStore *txn;
+
+        return pg_begin(pg_store(s), &txn);
+}
+
+static int pg_txn_commit(Store *s) {
+        PgStore *txn = pg_store(s);
+
+        return pg_commit(&txn);
+}
+
+static void pg_txn_rollback(Store *s) {
+        PgStore *txn = pg_store(s);
+
+        if (txn->in_transaction)
+                pg_rollbackp(&txn);
+}
+
+static int pg_events_insert_txn(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
+                                usec_t now, int64_t *ret_first_seq) {
+        return pg_events_insert(pg_store(s), log, object_id, events, n, now, ret_first_seq);
+}
+
+typedef struct PgClaimed {
+        Task *task;
+        TaskState old_status;
+} PgClaimed;
+
+/* TASK_COLUMNS, then the status the task had. */
+static int pg_row_claimed(const StoreValue *row, size_t n_columns, void *userdata) {
+        PgClaimed *c = userdata;
+        int r;
+
+        if (n_columns != TASK_N_COLUMNS + 1)
+                return -EBADMSG;
+        r = store_value_task_state(&row[TASK_N_COLUMNS], &c->old_status);
+        if (r < 0)
+                return r;
+        return store_row_task(row, TASK_N_COLUMNS, &c->task);
+}
+
+/* The CTE locks the row it picks, skipping rows other claimers hold, so
+ * workers on many hosts claim different tasks without waiting on each
+ * other; it also hands out the status before the UPDATE. Its columns are
+ * renamed so that RETURNING's plain names are the task's. A specific task
+ * is waited for instead: a lock on it is no proof it is not claimable. */
+#define PG_CLAIM(WHERE, LOCK)                                                                   \
+        "WITH c AS (SELECT id AS claimed_id, status AS old_status FROM tasks "                  \
+        "WHERE " WHERE TASK_CLAIMABLE("$1") " ORDER BY created_at, id LIMIT 1 " LOCK ") "       \
+        "UPDATE tasks SET status = 'running', started_at = COALESCE(started_at, $1), "         \
+        "updated_at = $1, version = version + 1, worker_id = $2, lease_token = $3, "            \
+        "lease_expires_at = $4 FROM c WHERE tasks.id = c.claimed_id "                           \
+        "RETURNING " TASK_COLUMNS ", c.old_status"
+
+static int pg_task_claim(Store *s, const char *task_id, const StoreClaim *c, Task **ret_task,
+                         TaskState *ret_old_status) {
+        PgClaimed claimed = {};
+        int r;
+
+        r = pg_run(pg_store(s),
+                   task_id ? PG_CLAIM("id = $5 AND ", "FOR UPDATE") : PG_CLAIM("", "FOR UPDATE SKIP LOCKED"),
+                   PARAMS(VALUE_USEC(c->now), VALUE_TEXT(c->worker_id), VALUE_TEXT(c->token),
+                          VALUE_USEC(c->expires_at), VALUE_TEXT(task_id)),
+                   pg_row_claimed, &claimed);
+        if (r <= 0) {
+                task_free(claimed.task);
+                return r == -EBADMSG ? store_error(s, r, "Malformed claimed task") : r;
+        }
+
+        *ret_task = claimed.task;
+        *ret_old_status = claimed.old_status;
+        return 1;
+}
+
+/* LISTEN on the handle's own connection: notifications arrive on its
+ * socket, also while the handle runs other statements (libpq then queues
+ * them, and the socket does not become readable for those). */
+static int pg_listen(Store *s, int *ret_fd) {
+        PgStore *p = pg_store(s);
+        int r, fd;
+
+        if (p->in_transaction)
+                return store_error(s, -EBUSY, "Cannot listen inside a transaction");
+        if (PQstatus(p->conn) == CONNECTION_BAD)
+                pg_reconnect(p);
+        r = pg_exec(p, "LISTEN " STORE_WAKEUP_CHANNEL);
+        if (r < 0)
+                return r;
+        fd = PQsocket(p->conn);
+        if (fd < 0)
+                return pg_fail(p, NULL);
+
+        p->listening = true;
+        p->listen_reset = false;
+        *ret_fd = fd;
+        return 0;
+}
+
+/* Reads what arrived on the socket. A server that drops the connection
+ * sends why, then closes it; libpq sees the close only on a read after the
+ * one that got the message, so a socket that is still readable is read
+ * again (a few times: notifications may keep arriving). */
+static bool pg_connection_lost(PgStore *p) {
+        for (unsigned i = 0; i < 8; i++) {
+                struct pollfd pfd = { .fd = PQsocket(p->conn), .events = POLLIN };
+
+                if (PQconsumeInput(p->conn) == 0 || PQstatus(p->conn) == CONNECTION_BAD)
+                        return true;
+                if (poll(&pfd, 1, 0) <= 0)
+                        break;
+        }
+        return false;
+}
+
+static int pg_listen_drain(Store *s) {
+        PgStore *p = pg_store(s);
+        int n = 0;
+
+        if (!p->listening)
+                return store_error(s, -EINVAL, "Not listening: call store_listen() first");
+
+        if (pg_connection_lost(p)) {
+                pg_reconnect(p);
+                if (PQstatus(p->conn) != CONNECTION_OK)
+                        return pg_fail(p, NULL);
+        }
+        if (p->listen_reset) {
+                p->listen_reset = false;
+                return store_error(s, -ECONNRESET,
+                                   "The connection to the server was reopened: listen again and look for work");
+        }
+
+        for (PGnotify *m; (m = PQnotifies(p->conn)); PQfreemem(m))
+                if (streq(m->relname, STORE_WAKEUP_CHANNEL) && n < INT_MAX)
+                        n++;
+        return n;
+}
+
 const StoreVTable store_pg_vtable = {
         .sigil = '$',
         .open = pg_open,
         .free = pg_free,
+        .ping = pg_ping,
+        .begin = pg_txn_begin,
+        .commit = pg_txn_commit,
+        .rollback = pg_txn_rollback,
         .query = pg_query,
         .contract_insert = pg_contract_insert,
         .contract_get = pg_contract_get,
@@ -610,4 +792,8 @@ const StoreVTable store_pg_vtable = {
         .token_insert = pg_token_insert,
         .token_lookup = pg_token_lookup,
         .token_revoke = pg_token_revoke,
+        .events_insert = pg_events_insert_txn,
+        .task_claim = pg_task_claim,
+        .listen = pg_listen,
+        .listen_drain = pg_listen_drain,
 };

@@ -21,6 +21,7 @@ typedef enum FieldKind {
         FIELD_CONTRACT_TYPE,
         FIELD_CONTRACT_PHASE,
         FIELD_CONTRACT_STATUS,
+        FIELD_CONTROL_KIND,
 } FieldKind;
 
 typedef struct Field {
@@ -83,6 +84,30 @@ static const Field event_fields[EVENT_N_COLUMNS] = {
         FIELD(Event, FIELD_USEC, created_at),
 };
 
+/* In CONTROL_COLUMNS order. */
+static const Field control_fields[CONTROL_N_COLUMNS] = {
+        FIELD(ControlRequest, FIELD_STRING, id),
+        FIELD(ControlRequest, FIELD_STRING, task_id),
+        FIELD(ControlRequest, FIELD_CONTROL_KIND, kind),
+        FIELD(ControlRequest, FIELD_STRING, payload),
+        FIELD(ControlRequest, FIELD_USEC, created_at),
+        FIELD(ControlRequest, FIELD_USEC, delivered_at),
+        FIELD(ControlRequest, FIELD_USEC, done_at),
+        FIELD(ControlRequest, FIELD_STRING, result),
+};
+
+/* In NOTIFICATION_COLUMNS order. */
+static const Field notification_fields[NOTIFICATION_N_COLUMNS] = {
+        FIELD(Notification, FIELD_STRING, id),
+        FIELD(Notification, FIELD_STRING, owner),
+        FIELD(Notification, FIELD_STRING, task_id),
+        FIELD(Notification, FIELD_STRING, contract_id),
+        FIELD(Notification, FIELD_STRING, level),
+        FIELD(Notification, FIELD_STRING, message),
+        FIELD(Notification, FIELD_USEC, created_at),
+        FIELD(Notification, FIELD_USEC, read_at),
+};
+
 static const char *enum_to_string(FieldKind kind, int i) {
         switch (kind) {
         case FIELD_TASK_STATE:
@@ -93,6 +118,8 @@ static const char *enum_to_string(FieldKind kind, int i) {
                 return contract_phase_to_string(i);
         case FIELD_CONTRACT_STATUS:
                 return contract_status_to_string(i);
+        case FIELD_CONTROL_KIND:
+                return control_kind_to_string(i);
         default:
                 return NULL;
         }
@@ -108,6 +135,8 @@ static int enum_from_string(FieldKind kind, const char *s) {
                 return contract_phase_from_string(s);
         case FIELD_CONTRACT_STATUS:
                 return contract_status_from_string(s);
+        case FIELD_CONTROL_KIND:
+                return control_kind_from_string(s);
         default:
                 return -EINVAL;
         }
@@ -313,6 +342,24 @@ int event_from_values(const StoreValue *v, size_t n, Event *ret) {
         return record_from_values(event_fields, EVENT_N_COLUMNS, v, n, ret);
 }
 
+void control_request_to_values(const ControlRequest *r, StoreValue ret[static CONTROL_N_COLUMNS]) {
+        record_to_values(control_fields, CONTROL_N_COLUMNS, r, ret);
+}
+
+int control_request_from_values(const StoreValue *v, size_t n, ControlRequest *ret) {
+        *ret = (ControlRequest) {};
+        return record_from_values(control_fields, CONTROL_N_COLUMNS, v, n, ret);
+}
+
+void notification_to_values(const Notification *n, StoreValue ret[static NOTIFICATION_N_COLUMNS]) {
+        record_to_values(notification_fields, NOTIFICATION_N_COLUMNS, n, ret);
+}
+
+int notification_from_values(const StoreValue *v, size_t n, Notification *ret) {
+        *ret = (Notification) {};
+        return record_from_values(notification_fields, NOTIFICATION_N_COLUMNS, v, n, ret);
+}
+
 int task_check(const Task *t) {
         if (t->id && isempty(t->id))
                 return -EINVAL;
@@ -323,6 +370,18 @@ int contract_check(const Contract *c) {
         if (c->id && isempty(c->id))
                 return -EINVAL;
         return record_check(contract_fields, CONTRACT_N_COLUMNS, c);
+}
+
+int control_request_check(const ControlRequest *r) {
+        if (r->id && isempty(r->id))
+                return -EINVAL;
+        return record_check(control_fields, CONTROL_N_COLUMNS, r);
+}
+
+int notification_check(const Notification *n) {
+        if (n->id && isempty(n->id))
+                return -EINVAL;
+        return record_check(notification_fields, NOTIFICATION_N_COLUMNS, n);
 }
 
 int store_row_int64(const StoreValue *row, size_t n_columns, void *userdata) {
@@ -374,7 +433,7 @@ int store_row_contract(const StoreValue *row, size_t n_columns, void *userdata) 
         return 0;
 }
 
-static int row_status(const StoreValue *v, TaskState *ret) {
+int store_value_task_state(const StoreValue *v, TaskState *ret) {
         TaskState s;
 
         if (v->null || v->type != STORE_VALUE_TEXT)
@@ -392,7 +451,7 @@ int store_row_task_state(const StoreValue *row, size_t n_columns, void *userdata
         if (n_columns < 2 || row[0].null || row[0].type != STORE_VALUE_INT)
                 return -EBADMSG;
         ret->version = row[0].i;
-        return row_status(&row[1], &ret->status);
+        return store_value_task_state(&row[1], &ret->status);
 }
 
 int store_row_task_active(const StoreValue *row, size_t n_columns, void *userdata) {
@@ -402,7 +461,7 @@ int store_row_task_active(const StoreValue *row, size_t n_columns, void *userdat
 
         if (n_columns < 1)
                 return -EBADMSG;
-        r = row_status(&row[0], &s);
+        r = store_value_task_state(&row[0], &s);
         if (r < 0)
                 return r;
         if (task_state_is_active(s))

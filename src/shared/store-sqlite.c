@@ -36,6 +36,9 @@ typedef enum SqliteStatement {
         SQL_TOKEN_INSERT,
         SQL_TOKEN_LOOKUP,
         SQL_TOKEN_REVOKE,
+        SQL_CLAIM_NEXT,
+        SQL_CLAIM_ID,
+        SQL_CLAIM,
         _SQL_MAX,
 } SqliteStatement;
 
@@ -87,6 +90,15 @@ static const char *const sqlite_sql[_SQL_MAX] = {
                 "VALUES (?1, ?2, ?3, ?4, ?5)",
         [SQL_TOKEN_LOOKUP] = "SELECT owner FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
         [SQL_TOKEN_REVOKE] = "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+
+        /* ?1 now, ?2 the task */
+        [SQL_CLAIM_NEXT] =
+                "SELECT id, status FROM tasks WHERE " TASK_CLAIMABLE("?1") " ORDER BY created_at, id LIMIT 1",
+        [SQL_CLAIM_ID] = "SELECT id, status FROM tasks WHERE id = ?2 AND " TASK_CLAIMABLE("?1"),
+        [SQL_CLAIM] =
+                "UPDATE tasks SET status = 'running', started_at = COALESCE(started_at, ?2), updated_at = ?2, "
+                "version = version + 1, worker_id = ?3, lease_token = ?4, lease_expires_at = ?5 "
+                "WHERE id = ?1",
 };
 
 /* Per object kind (indexed by EventLog): what the generic paths below need. */
@@ -189,23 +201,13 @@ static void sqlite_row(sqlite3_stmt *st, StoreValue *v, size_t n) {
                 }
 }
 
-static void sqlite_resetp(sqlite3_stmt **st) {
-        if (*st) {
-                (void) sqlite3_reset(*st);
-                (void) sqlite3_clear_bindings(*st);
-        }
-}
-
 static void sqlite_finalizep(sqlite3_stmt **st) {
         if (*st)
                 (void) sqlite3_finalize(*st);
 }
 
-/* Binds, steps through every row and leaves the statement reset. Returns the
- * number of rows of a query, or of rows changed by anything else. */
-static int sqlite_step_all(SqliteStore *q, sqlite3_stmt *st, const StoreValue *params, size_t n_params,
-                           StoreRowFunc f, void *userdata) {
-        _cleanup_(sqlite_resetp) sqlite3_stmt *reset = st;
+static int sqlite_step_rows(SqliteStore *q, sqlite3_stmt *st, const StoreValue *params, size_t n_params,
+                            StoreRowFunc f, void *userdata) {
         size_t n_columns = (size_t) sqlite3_column_count(st);
         StoreValue row[SQLITE_COLUMNS_MAX];
         int r, rows = 0;
@@ -232,6 +234,19 @@ static int sqlite_step_all(SqliteStore *q, sqlite3_stmt *st, const StoreValue *p
         }
 
         return n_columns > 0 ? rows : sqlite3_changes(q->db);
+}
+
+/* Binds, steps through every row and leaves the statement reset, also when
+ * a row callback stopped it half-way. Returns the number of rows of a
+ * query, or of rows changed by anything else. */
+static int sqlite_step_all(SqliteStore *q, sqlite3_stmt *st, const StoreValue *params, size_t n_params,
+                           StoreRowFunc f, void *userdata) {
+        int r;
+
+        r = sqlite_step_rows(q, st, params, n_params, f, userdata);
+        (void) sqlite3_reset(st);
+        (void) sqlite3_clear_bindings(st);
+        return r;
 }
 
 static int sqlite_run(SqliteStore *q, SqliteStatement id, const StoreValue *params, size_t n_params,
@@ -354,17 +369,8 @@ static void sqlite_free(Store *s) {
         free(q);
 }
 
-static int sqlite_open(const char *path, Store **ret) {
-        _cleanup_(store_freep) Store *s = NULL;
-        SqliteStore *q;
+static int sqlite_connect(SqliteStore *q, const char *path) {
         int r, rc;
-
-        q = calloc(1, sizeof(SqliteStore));
-        if (!q)
-                return -ENOMEM;
-        q->base.vtable = &store_sqlite_vtable;
-        q->base.backend = STORE_BACKEND_SQLITE;
-        s = &q->base;
 
         if (!streq(path, ":memory:")) {
                 /* SQLite would create the file 0644 (less umask), and it holds
@@ -372,7 +378,7 @@ static int sqlite_open(const char *path, Store **ret) {
                  * database file's mode. */
                 _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
                 if (fd < 0)
-                        return -errno;
+                        return store_error(&q->base, -errno, "Failed to open %s: %m", path);
         }
 
         rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -384,12 +390,37 @@ static int sqlite_open(const char *path, Store **ret) {
         r = sqlite_exec(q, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
         if (r < 0)
                 return r;
-        r = sqlite_migrate(q);
-        if (r < 0)
+        return sqlite_migrate(q);
+}
+
+static int sqlite_open(const char *path, Store **ret, char **ret_error) {
+        _cleanup_(store_freep) Store *s = NULL;
+        SqliteStore *q;
+        int r;
+
+        q = calloc(1, sizeof(SqliteStore));
+        if (!q)
+                return -ENOMEM;
+        q->base.vtable = &store_sqlite_vtable;
+        q->base.backend = STORE_BACKEND_SQLITE;
+        s = &q->base;
+
+        r = sqlite_connect(q, path);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = TAKE_PTR(s->error);
                 return r;
+        }
 
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+static int sqlite_ping(Store *s) {
+        int r;
+
+        r = sqlite_query(s, "SELECT 1", NULL, 0, NULL, NULL);
+        return r < 0 ? r : 0;
 }
 
 /* Why an UPDATE … WHERE id AND version changed nothing. */
@@ -621,10 +652,95 @@ static int sqlite_token_revoke(Store *s, const char *id, usec_t now) {
         return 0;
 }
 
+static int sqlite_txn_begin(Store *s) {
+        int r;
+
+        r = sqlite_run(sqlite_store(s), SQL_BEGIN, NULL, 0, NULL, NULL);
+        return r < 0 ? r : 0;
+}
+
+static int sqlite_txn_commit(Store *s) {
+        int r;
+
+        r = sqlite_run(sqlite_store(s), SQL_COMMIT, NULL, 0, NULL, NULL);
+        return r < 0 ? r : 0;
+}
+
+static void sqlite_txn_rollback(Store *s) {
+        SqliteStore *q = sqlite_store(s);
+
+        sqlite_rollbackp(&q);
+}
+
+static int sqlite_events_insert_txn(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
+                                    usec_t now, int64_t *ret_first_seq) {
+        return sqlite_events_insert(sqlite_store(s), log, object_id, events, n, now, ret_first_seq);
+}
+
+typedef struct SqliteClaimable {
+        char *id;
+        TaskState status;
+} SqliteClaimable;
+
+static void sqlite_claimable_done(SqliteClaimable *c) {
+        free(c->id);
+}
+
+/* "id, status" */
+static int sqlite_row_claimable(const StoreValue *row, size_t n_columns, void *userdata) {
+        SqliteClaimable *c = userdata;
+        int r;
+
+        if (n_columns != 2)
+                return -EBADMSG;
+        r = store_value_task_state(&row[1], &c->status);
+        if (r < 0)
+                return r;
+        return store_row_string(row, n_columns, &c->id);
+}
+
+/* The front's BEGIN IMMEDIATE makes us the only writer: what we select
+ * cannot be claimed by anyone else before our UPDATE. */
+static int sqlite_task_claim(Store *s, const char *task_id, const StoreClaim *c, Task **ret_task,
+                             TaskState *ret_old_status) {
+        _cleanup_(sqlite_claimable_done) SqliteClaimable found = {};
+        _cleanup_(task_freep) Task *t = NULL;
+        SqliteStore *q = sqlite_store(s);
+        int r;
+
+        if (task_id)
+                r = sqlite_run(q, SQL_CLAIM_ID, PARAMS(VALUE_USEC(c->now), VALUE_TEXT(task_id)),
+                               sqlite_row_claimable, &found);
+        else
+                r = sqlite_run(q, SQL_CLAIM_NEXT, PARAMS(VALUE_USEC(c->now)), sqlite_row_claimable, &found);
+        if (r == -EBADMSG)
+                return store_error(s, r, "Malformed task status");
+        if (r <= 0)
+                return r;
+
+        r = sqlite_run(q, SQL_CLAIM,
+                       PARAMS(VALUE_TEXT(found.id), VALUE_USEC(c->now), VALUE_TEXT(c->worker_id),
+                              VALUE_TEXT(c->token), VALUE_USEC(c->expires_at)),
+                       NULL, NULL);
+        if (r < 0)
+                return r;
+        r = sqlite_task_get(s, found.id, &t);
+        if (r < 0)
+                return r;
+
+        *ret_task = TAKE_PTR(t);
+        *ret_old_status = found.status;
+        return 1;
+}
+
 const StoreVTable store_sqlite_vtable = {
         .sigil = '?',
         .open = sqlite_open,
         .free = sqlite_free,
+        .ping = sqlite_ping,
+        .begin = sqlite_txn_begin,
+        .commit = sqlite_txn_commit,
+        .rollback = sqlite_txn_rollback,
         .query = sqlite_query,
         .contract_insert = sqlite_contract_insert,
         .contract_get = sqlite_contract_get,
@@ -638,4 +754,6 @@ const StoreVTable store_sqlite_vtable = {
         .token_insert = sqlite_token_insert,
         .token_lookup = sqlite_token_lookup,
         .token_revoke = sqlite_token_revoke,
+        .events_insert = sqlite_events_insert_txn,
+        .task_claim = sqlite_task_claim,
 };

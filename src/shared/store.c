@@ -2,7 +2,8 @@
 /* The store's front: checks arguments, fills in what store.h promises (ids,
  * timestamps, versions, event sequence numbers, written back only on
  * success) and dispatches to the backend. Lists are built here and run
- * unchanged by either backend. */
+ * unchanged by either backend. Also the helpers the other front files
+ * (store-lease.c, store-control.c) share. */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,25 +48,43 @@ int store_error(Store *s, int r, const char *format, ...) {
         return r;
 }
 
-static int invalid(Store *s, const char *what) {
+int store_invalid(Store *s, const char *what) {
         if (!s)
                 return -EINVAL;
         return store_error(s, -EINVAL, "Invalid argument: %s", what);
 }
 
-/* An id or filter value: PostgreSQL refuses text that is not UTF-8. */
-static bool key_is_valid(const char *s) {
+/* PostgreSQL refuses text that is not UTF-8. */
+bool store_key_is_valid(const char *s) {
         return !isempty(s) && store_string_is_valid(s);
 }
 
 static bool key_is_valid_or_null(const char *s) {
-        return !s || key_is_valid(s);
+        return !s || store_key_is_valid(s);
+}
+
+int store_open_full(StoreBackend backend, const char *path, Store **ret, char **ret_error) {
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        if (backend < 0 || backend >= _STORE_BACKEND_MAX || isempty(path) || !ret)
+                r = -EINVAL;
+        else {
+                r = store_vtables[backend]->open(path, ret, ret_error ? &error : NULL);
+                if (r >= 0)
+                        return r;
+        }
+        if (ret_error) {
+                /* Failures before the backend had words (a bad argument, no memory). */
+                if (!error)
+                        error = strdup(strerror(-r));
+                *ret_error = TAKE_PTR(error);
+        }
+        return r;
 }
 
 int store_open(StoreBackend backend, const char *path, Store **ret) {
-        if (backend < 0 || backend >= _STORE_BACKEND_MAX || isempty(path) || !ret)
-                return -EINVAL;
-        return store_vtables[backend]->open(path, ret);
+        return store_open_full(backend, path, ret, NULL);
 }
 
 Store *store_free(Store *s) {
@@ -88,7 +107,38 @@ int store_schema_version(Store *s) {
         return s ? s->schema_version : -EINVAL;
 }
 
-static int id_make(const char *id, char **ret) {
+int store_ping(Store *s) {
+        if (!s)
+                return -EINVAL;
+        return s->vtable->ping(s);
+}
+
+int store_begin(Store *s, Store **txn) {
+        int r;
+
+        r = s->vtable->begin(s);
+        if (r < 0)
+                return r;
+        *txn = s;
+        return 0;
+}
+
+int store_commit(Store **txn) {
+        int r;
+
+        r = (*txn)->vtable->commit(*txn);
+        if (r < 0)
+                return r;
+        *txn = NULL;
+        return 0;
+}
+
+void store_rollbackp(Store **txn) {
+        if (*txn)
+                (*txn)->vtable->rollback(*txn);
+}
+
+int store_id_make(const char *id, char **ret) {
         char buf[ID_STRING_MAX];
         int r;
 
@@ -103,31 +153,62 @@ static int id_make(const char *id, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-/* Checks an event about to be written to object_id's log and, when its
- * object_id is NULL, makes the copy that is handed to it on success. */
-static int event_prepare(Store *s, const Event *e, const char *object_id, char **ret_object_id) {
-        if (isempty(e->type) || !store_string_is_valid(e->type))
-                return invalid(s, "event type");
-        if (e->payload && !store_string_is_valid(e->payload))
-                return invalid(s, "event payload");
-        if (e->created_at > INT64_MAX)
-                return invalid(s, "event created_at");
-        if (e->object_id && !streq(e->object_id, object_id))
-                return invalid(s, "event of another object");
-        if (e->object_id) {
-                *ret_object_id = NULL;
-                return 0;
-        }
-        *ret_object_id = strdup(object_id);
-        return *ret_object_id ? 0 : -ENOMEM;
+void store_event_ids_done(StoreEventIds *ids) {
+        for (size_t i = 0; ids->items && i < ids->n; i++)
+                free(ids->items[i]);
+        free(ids->items);
+        *ids = (StoreEventIds) {};
 }
 
-static void event_complete(Event *e, char **object_id, int64_t seq, usec_t now) {
-        e->seq = seq;
-        if (e->created_at == 0)
-                e->created_at = now;
-        if (!e->object_id)
-                e->object_id = TAKE_PTR(*object_id);
+static int event_check(Store *s, const Event *e, const char *object_id) {
+        if (isempty(e->type) || !store_string_is_valid(e->type))
+                return store_invalid(s, "event type");
+        if (e->payload && !store_string_is_valid(e->payload))
+                return store_invalid(s, "event payload");
+        if (e->created_at > INT64_MAX)
+                return store_invalid(s, "event created_at");
+        if (e->object_id && !streq(e->object_id, object_id))
+                return store_invalid(s, "event of another object");
+        return 0;
+}
+
+int store_events_prepare(Store *s, const Event *events, size_t n, const char *object_id, StoreEventIds *ret_ids) {
+        _cleanup_(store_event_ids_done) StoreEventIds ids = {};
+        int r;
+
+        if (n == 0) {
+                *ret_ids = (StoreEventIds) {};
+                return 0;
+        }
+        ids.items = calloc(n, sizeof(char *));
+        if (!ids.items)
+                return -ENOMEM;
+        ids.n = n;
+        for (size_t i = 0; i < n; i++) {
+                r = event_check(s, &events[i], object_id);
+                if (r < 0)
+                        return r;
+                if (events[i].object_id)
+                        continue;
+                ids.items[i] = strdup(object_id);
+                if (!ids.items[i])
+                        return -ENOMEM;
+        }
+        *ret_ids = ids;
+        ids = (StoreEventIds) {};
+        return 0;
+}
+
+void store_events_complete(Event *events, size_t n, StoreEventIds *ids, int64_t first_seq, usec_t now) {
+        for (size_t i = 0; i < n; i++) {
+                Event *e = &events[i];
+
+                e->seq = first_seq + (int64_t) i;
+                if (e->created_at == 0)
+                        e->created_at = now;
+                if (!e->object_id)
+                        e->object_id = TAKE_PTR(ids->items[i]);
+        }
 }
 
 /* ---- contracts ---- */
@@ -142,8 +223,8 @@ int store_contract_insert(Store *s, Contract *c) {
                 return -EINVAL;
         r = contract_check(c);
         if (r < 0)
-                return invalid(s, "contract");
-        r = id_make(c->id, &id);
+                return store_invalid(s, "contract");
+        r = store_id_make(c->id, &id);
         if (r < 0)
                 return r;
 
@@ -167,8 +248,8 @@ int store_contract_insert(Store *s, Contract *c) {
 int store_contract_get(Store *s, const char *id, Contract **ret) {
         if (!s || !ret)
                 return -EINVAL;
-        if (!key_is_valid(id))
-                return invalid(s, "contract id");
+        if (!store_key_is_valid(id))
+                return store_invalid(s, "contract id");
         return s->vtable->contract_get(s, id, ret);
 }
 
@@ -216,9 +297,9 @@ int store_contract_list(Store *s, const ContractFilter *f, Contract ***ret, size
                 return -EINVAL;
         f = f ?: &all;
         if (!key_is_valid_or_null(f->owner))
-                return invalid(s, "owner");
+                return store_invalid(s, "owner");
         if (f->status < -1 || f->status >= _CONTRACT_STATUS_MAX)
-                return invalid(s, "contract status");
+                return store_invalid(s, "contract status");
 
         r = store_contract_list_sql(f, s->vtable->sigil, &sql, params, &n);
         if (r < 0)
@@ -233,7 +314,7 @@ int store_contract_list(Store *s, const ContractFilter *f, Contract ***ret, size
 }
 
 int store_contract_update(Store *s, Contract *c, Event *event) {
-        _cleanup_free_ char *event_object_id = NULL;
+        _cleanup_(store_event_ids_done) StoreEventIds ids = {};
         usec_t now = now_usec();
         int64_t seq = 0;
         Contract row;
@@ -241,16 +322,14 @@ int store_contract_update(Store *s, Contract *c, Event *event) {
 
         if (!s || !c)
                 return -EINVAL;
-        if (!key_is_valid(c->id))
-                return invalid(s, "contract id");
+        if (!store_key_is_valid(c->id))
+                return store_invalid(s, "contract id");
         r = contract_check(c);
         if (r < 0)
-                return invalid(s, "contract");
-        if (event) {
-                r = event_prepare(s, event, c->id, &event_object_id);
-                if (r < 0)
-                        return r;
-        }
+                return store_invalid(s, "contract");
+        r = store_events_prepare(s, event, event ? 1 : 0, c->id, &ids);
+        if (r < 0)
+                return r;
 
         row = *c;
         row.updated_at = now;
@@ -260,16 +339,15 @@ int store_contract_update(Store *s, Contract *c, Event *event) {
 
         c->version++;
         c->updated_at = now;
-        if (event)
-                event_complete(event, &event_object_id, seq, now);
+        store_events_complete(event, event ? 1 : 0, &ids, seq, now);
         return 0;
 }
 
 int store_contract_delete(Store *s, const char *id, int64_t version) {
         if (!s)
                 return -EINVAL;
-        if (!key_is_valid(id))
-                return invalid(s, "contract id");
+        if (!store_key_is_valid(id))
+                return store_invalid(s, "contract id");
         return s->vtable->contract_delete(s, id, version);
 }
 
@@ -285,8 +363,8 @@ int store_task_insert(Store *s, Task *t) {
                 return -EINVAL;
         r = task_check(t);
         if (r < 0)
-                return invalid(s, "task");
-        r = id_make(t->id, &id);
+                return store_invalid(s, "task");
+        r = store_id_make(t->id, &id);
         if (r < 0)
                 return r;
 
@@ -310,8 +388,8 @@ int store_task_insert(Store *s, Task *t) {
 int store_task_get(Store *s, const char *id, Task **ret) {
         if (!s || !ret)
                 return -EINVAL;
-        if (!key_is_valid(id))
-                return invalid(s, "task id");
+        if (!store_key_is_valid(id))
+                return store_invalid(s, "task id");
         return s->vtable->task_get(s, id, ret);
 }
 
@@ -354,9 +432,9 @@ int store_task_list(Store *s, const TaskFilter *f, Task ***ret, size_t *ret_n) {
         f = f ?: &all;
         if (!key_is_valid_or_null(f->owner) || !key_is_valid_or_null(f->contract_id) ||
             !key_is_valid_or_null(f->parent_task_id))
-                return invalid(s, "task filter");
+                return store_invalid(s, "task filter");
         if (f->status < -1 || f->status >= _TASK_STATE_MAX)
-                return invalid(s, "task status");
+                return store_invalid(s, "task status");
 
         r = store_task_list_sql(f, s->vtable->sigil, &sql, params, &n);
         if (r < 0)
@@ -371,7 +449,7 @@ int store_task_list(Store *s, const TaskFilter *f, Task ***ret, size_t *ret_n) {
 }
 
 int store_task_update(Store *s, Task *t, Event *event) {
-        _cleanup_free_ char *event_object_id = NULL;
+        _cleanup_(store_event_ids_done) StoreEventIds ids = {};
         usec_t now = now_usec();
         int64_t seq = 0;
         Task row;
@@ -379,16 +457,14 @@ int store_task_update(Store *s, Task *t, Event *event) {
 
         if (!s || !t)
                 return -EINVAL;
-        if (!key_is_valid(t->id))
-                return invalid(s, "task id");
+        if (!store_key_is_valid(t->id))
+                return store_invalid(s, "task id");
         r = task_check(t);
         if (r < 0)
-                return invalid(s, "task");
-        if (event) {
-                r = event_prepare(s, event, t->id, &event_object_id);
-                if (r < 0)
-                        return r;
-        }
+                return store_invalid(s, "task");
+        r = store_events_prepare(s, event, event ? 1 : 0, t->id, &ids);
+        if (r < 0)
+                return r;
 
         row = *t;
         row.updated_at = now;
@@ -398,34 +474,22 @@ int store_task_update(Store *s, Task *t, Event *event) {
 
         t->version++;
         t->updated_at = now;
-        if (event)
-                event_complete(event, &event_object_id, seq, now);
+        store_events_complete(event, event ? 1 : 0, &ids, seq, now);
         return 0;
 }
 
 int store_task_delete(Store *s, const char *id, int64_t version) {
         if (!s)
                 return -EINVAL;
-        if (!key_is_valid(id))
-                return invalid(s, "task id");
+        if (!store_key_is_valid(id))
+                return store_invalid(s, "task id");
         return s->vtable->task_delete(s, id, version);
 }
 
 /* ---- events ---- */
 
-typedef struct StringArray {
-        char **items;
-        size_t n;
-} StringArray;
-
-static void string_array_done(StringArray *a) {
-        for (size_t i = 0; a->items && i < a->n; i++)
-                free(a->items[i]);
-        free(a->items);
-}
-
 int store_event_append(Store *s, EventLog log, const char *object_id, Event *events, size_t n) {
-        _cleanup_(string_array_done) StringArray ids = {};
+        _cleanup_(store_event_ids_done) StoreEventIds ids = {};
         usec_t now = now_usec();
         int64_t first;
         int r;
@@ -433,28 +497,20 @@ int store_event_append(Store *s, EventLog log, const char *object_id, Event *eve
         if (!s || (n > 0 && !events))
                 return -EINVAL;
         if (log < 0 || log >= _EVENT_LOG_MAX)
-                return invalid(s, "event log");
-        if (!key_is_valid(object_id))
-                return invalid(s, "object id");
+                return store_invalid(s, "event log");
+        if (!store_key_is_valid(object_id))
+                return store_invalid(s, "object id");
         if (n == 0)
                 return 0;
-
-        ids.items = calloc(n, sizeof(char *));
-        if (!ids.items)
-                return -ENOMEM;
-        ids.n = n;
-        for (size_t i = 0; i < n; i++) {
-                r = event_prepare(s, &events[i], object_id, &ids.items[i]);
-                if (r < 0)
-                        return r;
-        }
+        r = store_events_prepare(s, events, n, object_id, &ids);
+        if (r < 0)
+                return r;
 
         r = s->vtable->event_append(s, log, object_id, events, n, now, &first);
         if (r < 0)
                 return r;
 
-        for (size_t i = 0; i < n; i++)
-                event_complete(&events[i], &ids.items[i], first + (int64_t) i, now);
+        store_events_complete(events, n, &ids, first, now);
         return 0;
 }
 
@@ -492,9 +548,9 @@ int store_event_list(Store *s, EventLog log, const char *object_id, int64_t afte
         if (!s || !ret || !ret_n)
                 return -EINVAL;
         if (log < 0 || log >= _EVENT_LOG_MAX)
-                return invalid(s, "event log");
-        if (!key_is_valid(object_id))
-                return invalid(s, "object id");
+                return store_invalid(s, "event log");
+        if (!store_key_is_valid(object_id))
+                return store_invalid(s, "object id");
 
         r = store_event_list_sql(log, object_id, after, limit, s->vtable->sigil, &sql, params, &n);
         if (r < 0)
@@ -517,9 +573,9 @@ int store_token_insert(Store *s, const char *owner, const char *token_hash, cons
 
         if (!s || !ret_id)
                 return -EINVAL;
-        if (!key_is_valid(owner) || !key_is_valid(token_hash) ||
+        if (!store_key_is_valid(owner) || !store_key_is_valid(token_hash) ||
             (description && !store_string_is_valid(description)))
-                return invalid(s, "token");
+                return store_invalid(s, "token");
         r = id_new(id);
         if (r < 0)
                 return r;
@@ -533,15 +589,15 @@ int store_token_insert(Store *s, const char *owner, const char *token_hash, cons
 int store_token_lookup(Store *s, const char *token_hash, char **ret_owner) {
         if (!s || !ret_owner)
                 return -EINVAL;
-        if (!key_is_valid(token_hash))
-                return invalid(s, "token hash");
+        if (!store_key_is_valid(token_hash))
+                return store_invalid(s, "token hash");
         return s->vtable->token_lookup(s, token_hash, ret_owner);
 }
 
 int store_token_revoke(Store *s, const char *id) {
         if (!s)
                 return -EINVAL;
-        if (!key_is_valid(id))
-                return invalid(s, "token id");
+        if (!store_key_is_valid(id))
+                return store_invalid(s, "token id");
         return s->vtable->token_revoke(s, id, now_usec());
 }

@@ -15,6 +15,7 @@
  *   -EBUSY    delete refused: a task of it is active (running/paused/waiting)
  *   -EEXIST   a unique key already exists
  *   -EINVAL   a bad argument (e.g. an enum out of range)
+ *   -ENOLCK   a leased write by a worker whose lease is not held any more
  *   -EIO      the backend failed; see store_last_error()
  */
 #pragma once
@@ -33,9 +34,9 @@ StoreBackend store_backend_from_string(const char *s) _pure_;
 
 typedef struct Store Store;
 
-/* SQLite: `path` is the database file (created with its directory's
- * permissions; WAL mode, busy timeout). PostgreSQL: `path` is a libpq
- * connection string or URL. */
+/* SQLite: `path` is the database file (created with mode 0600, and so are
+ * its -wal and -shm files; WAL mode, busy timeout). PostgreSQL: `path` is a
+ * libpq connection string or URL. */
 int store_open(StoreBackend backend, const char *path, Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
@@ -119,7 +120,16 @@ int store_token_revoke(Store *s, const char *id);
  * expiry) and renews it with heartbeats. While the lease is held the worker
  * is the only writer of the task's run state; a worker whose lease expired
  * and was taken over gets -ENOLCK from every leased write, and must stop
- * the agent. */
+ * the agent.
+ *
+ * A lease is held while its token is the one the claim returned and its
+ * expiry has not passed. An expired lease is refused even before another
+ * worker took it over (it may, from that instant): a worker owns its task
+ * from a successful claim or heartbeat at T until T + lease_usec and never
+ * longer, so it must heartbeat well within lease_usec. Expiries are taken
+ * from the clock of the host that writes them: with PostgreSQL, keep the
+ * workers' clocks in sync (NTP) to well within a lease. -ENOLCK is also the
+ * answer when the task does not exist any more. */
 
 #define LEASE_TOKEN_MAX ID_STRING_MAX
 
@@ -134,7 +144,9 @@ int store_token_revoke(Store *s, const char *id);
 int store_task_claim(Store *s, const char *worker_id, usec_t lease_usec, Task **ret_task,
                      char ret_token[static LEASE_TOKEN_MAX]);
 /* Claims one specific task (for a resume/retry that must land on the same
- * worker); otherwise as store_task_claim(). 0 if it is not claimable. */
+ * worker); otherwise as store_task_claim(). 0 if it is not claimable (or
+ * does not exist). On PostgreSQL it waits for a concurrent writer of the
+ * task instead of skipping it. */
 int store_task_claim_id(Store *s, const char *task_id, const char *worker_id, usec_t lease_usec, Task **ret_task,
                         char ret_token[static LEASE_TOKEN_MAX]);
 /* Extends the lease to now + lease_usec. -ENOLCK if the lease is not ours any more. */
@@ -149,7 +161,9 @@ int store_task_heartbeat(Store *s, const char *task_id, const char *token, usec_
 int store_task_update_leased(Store *s, Task *t, const char *token, Event *events, size_t n_events);
 /* Appends events to the task's log only if the lease is ours (-ENOLCK). */
 int store_event_append_leased(Store *s, const char *task_id, const char *token, Event *events, size_t n);
-/* Drops the lease (after a final status was written). -ENOLCK if not ours. */
+/* Drops the lease (after a final status was written). -ENOLCK if not ours.
+ * An active task without a lease is claimable at once: give a task back by
+ * writing status pending first, or release only after a final status. */
 int store_task_release(Store *s, const char *task_id, const char *token);
 
 /* ---- control requests (pause, resume, interrupt, message, cancel) ----
@@ -180,15 +194,23 @@ typedef struct ControlRequest {
         char *result;                   /* "ok" or the reason it could not be done */
 } ControlRequest;
 
+ControlRequest *control_request_free(ControlRequest *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ControlRequest *, control_request_free);
 void control_request_array_free(ControlRequest *a, size_t n);
 
 /* Inserts r (id and created_at filled in if unset). On PostgreSQL also
- * NOTIFYs channel "makima" with payload "control <task_id>". */
+ * NOTIFYs channel "makima" with payload "control <task_id>". -ENOENT if the
+ * task does not exist; deleting a task deletes its requests. */
 int store_control_insert(Store *s, ControlRequest *r);
 /* The task's requests not yet done, oldest first. */
 int store_control_list_pending(Store *s, const char *task_id, ControlRequest **ret, size_t *ret_n);
+/* Free *ret with control_request_free(). */
 int store_control_get(Store *s, const char *id, ControlRequest **ret);
+/* Sets delivered_at once (a repeat keeps the first time). -ENOENT if unknown. */
 int store_control_mark_delivered(Store *s, const char *id);
+/* Sets done_at and result (and delivered_at if unset). A request already
+ * done keeps its first result and the call succeeds: a restarted worker may
+ * act on a request twice. -ENOENT if unknown. */
 int store_control_complete(Store *s, const char *id, const char *result);
 
 /* ---- notifications (for the user: "agent is not logged in on worker 1") ---- */
@@ -206,25 +228,38 @@ typedef struct Notification {
 
 void notification_array_free(Notification *a, size_t n);
 
+/* Inserts n (id and created_at filled in if unset). -EINVAL unless level is
+ * one of the three above and message is not empty. */
 int store_notification_insert(Store *s, Notification *n);
-/* owner NULL: all; newest first. */
+/* owner NULL: all; newest first; limit 0: no limit. */
 int store_notification_list(Store *s, const char *owner, bool unread_only, size_t limit, Notification **ret,
                             size_t *ret_n);
+/* Sets read_at once. -ENOENT if unknown. */
 int store_notification_mark_read(Store *s, const char *id);
 
 /* ---- wake-ups ----
  * On PostgreSQL, store_task_insert() and store_control_insert() NOTIFY the
  * channel "makima" ("task <id>" / "control <task_id>"). A listener calls
  * store_listen() once, watches the returned fd for POLLIN and then calls
- * store_listen_drain(). On SQLite store_listen() returns -EOPNOTSUPP (same
- * host: the D-Bus signal wakes workers). */
+ * store_listen_drain(). On SQLite both return -EOPNOTSUPP (same host: the
+ * D-Bus signal wakes workers).
+ *
+ * Listen on a handle of its own: notifications that arrive while the handle
+ * runs other statements are queued by libpq and do not make the fd readable
+ * (the next drain counts them). Wake-ups are hints: whoever listens also
+ * looks for work on a timer, and drains then too. */
 int store_listen(Store *s, int *ret_fd);
-/* Consumes pending notifications; returns how many arrived (0: none). */
+/* Consumes pending notifications; returns how many arrived (0: none).
+ * -ECONNRESET: the connection was lost and has been reopened (here or by
+ * another call on the handle), so the fd changed and notifications may have
+ * been missed: call store_listen() again, watch the new fd, look for work.
+ * -EIO: the server cannot be reached now; call store_listen() again later. */
 int store_listen_drain(Store *s);
 
 /* ---- health and open errors ---- */
 /* A cheap round trip to the backend. */
 int store_ping(Store *s);
 /* Like store_open(), and on failure *ret_error (if not NULL) gets the
- * backend's words (e.g. PostgreSQL's connection error). */
+ * backend's words (e.g. PostgreSQL's connection error; strerror() where it
+ * had none), for the caller to free. */
 int store_open_full(StoreBackend backend, const char *path, Store **ret, char **ret_error);

@@ -1,153 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The store suite. The same checks run against SQLite (a fresh file in a
+/* The store suite: records, lists, versions, events, tokens, migrations and
+ * concurrent writers. The same checks run against SQLite (a fresh file in a
  * temporary directory) or, when MAKIMA_TEST_PG_URL is set, against the real
  * PostgreSQL server tests/with-postgresql.sh started for us. */
 
 #include <fcntl.h>
-#include <ftw.h>
-#include <inttypes.h>
-#include <libpq-fe.h>
 #include <math.h>
-#include <sqlite3.h>
-#include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "store-internal.h"
-
-static StoreBackend backend;
-static char *db_path;                   /* SQLite file or PostgreSQL conninfo */
-static char tmp_dir[] = "/tmp/test-store.XXXXXX";
-static bool tmp_dir_made;
-static char run[ID_STRING_MAX];         /* makes this run's rows its own on a reused database */
-static const char *current_test = "setup";
-static Store *store;                    /* for store_last_error() in failure messages */
-
-_printf_(3, 4) _noreturn_ static void fail(const char *file, int line, const char *format, ...) {
-        va_list ap;
-
-        fprintf(stderr, "FAIL %s:%d in %s [%s]: ", file, line, current_test, store_backend_to_string(backend));
-        va_start(ap, format);
-        vfprintf(stderr, format, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        exit(EXIT_FAILURE);
-}
-
-#define check(expr)                                                             \
-        do {                                                                    \
-                if (!(expr))                                                    \
-                        fail(__FILE__, __LINE__, "%s", #expr);                  \
-        } while (0)
-
-/* A call that must return `expected` (a negative errno, or 0). */
-#define check_r(call, expected)                                                 \
-        do {                                                                    \
-                int _r = (call), _e = (expected);                               \
-                if (_r != _e)                                                   \
-                        fail(__FILE__, __LINE__, "%s = %d (%s), expected %d (%s); store says: %s", \
-                             #call, _r, strerror(_r < 0 ? -_r : 0), _e, strerror(-_e), \
-                             store_last_error(store));                          \
-        } while (0)
-#define check_ok(call) check_r(call, 0)
-
-#define check_streq(a, b)                                                       \
-        do {                                                                    \
-                const char *_a = (a), *_b = (b);                                \
-                if (!streq_ptr(_a, _b))                                         \
-                        fail(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"",  \
-                             #a, #b, strna(_a), strna(_b));                     \
-        } while (0)
-
-#define check_int(a, b)                                                         \
-        do {                                                                    \
-                int64_t _a = (int64_t) (a), _b = (int64_t) (b);                 \
-                if (_a != _b)                                                   \
-                        fail(__FILE__, __LINE__, "%s == %s: %" PRIi64 " != %" PRIi64, #a, #b, _a, _b); \
-        } while (0)
-
-static char *xstrdup(const char *s) {
-        char *t;
-
-        if (!s)
-                return NULL;
-        t = strdup(s);
-        if (!t)
-                fail(__FILE__, __LINE__, "out of memory");
-        return t;
-}
-
-_printf_(1, 2) static char *xasprintf(const char *format, ...) {
-        va_list ap;
-        char *s;
-
-        va_start(ap, format);
-        if (vasprintf(&s, format, ap) < 0)
-                fail(__FILE__, __LINE__, "out of memory");
-        va_end(ap);
-        return s;
-}
-
-static Store *open_store(void) {
-        Store *s = NULL;
-
-        check_ok(store_open(backend, db_path, &s));
-        return s;
-}
-
-/* ---- the database behind the store's back ---- */
-
-/* Runs one statement on a connection of our own; returns the first column
- * of the first row as an integer, or -1 without rows. */
-static int64_t raw_sql(const char *sql) {
-        int64_t v = -1;
-
-        if (backend == STORE_BACKEND_SQLITE) {
-                sqlite3 *db = NULL;
-                sqlite3_stmt *st = NULL;
-                int rc;
-
-                check(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
-                sqlite3_busy_timeout(db, 5000);
-                if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-                        fail(__FILE__, __LINE__, "%s: %s", sql, sqlite3_errmsg(db));
-                rc = sqlite3_step(st);
-                if (rc == SQLITE_ROW)
-                        v = sqlite3_column_int64(st, 0);
-                else if (rc != SQLITE_DONE)
-                        fail(__FILE__, __LINE__, "%s: %s", sql, sqlite3_errmsg(db));
-                sqlite3_finalize(st);
-                sqlite3_close(db);
-        } else {
-                PGconn *c = PQconnectdb(db_path);
-                PGresult *res;
-
-                check(PQstatus(c) == CONNECTION_OK);
-                res = PQexec(c, sql);
-                if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-                        if (PQntuples(res) > 0)
-                                v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-                } else if (PQresultStatus(res) != PGRES_COMMAND_OK)
-                        fail(__FILE__, __LINE__, "%s: %s", sql, PQresultErrorMessage(res));
-                PQclear(res);
-                PQfinish(c);
-        }
-        return v;
-}
+#include "test-store-util.h"
 
 /* ---- records ---- */
 
 static const char tricky[] =
         "Ω ünïcødé 😀 'single' \"double\" back\\slash; DROP TABLE tasks; -- \t tab\nnewline %s %n $1 ?1";
-
-static Task *task_make(const char *owner, const char *name) {
-        Task *t = task_new();
-
-        check(t);
-        t->owner = xstrdup(owner);
-        t->name = xstrdup(name);
-        return t;
-}
 
 static Contract *contract_make(const char *owner, const char *name) {
         Contract *c = contract_new();
@@ -341,45 +208,6 @@ static void test_migrations(void) {
                 check(stat(wal, &st) >= 0);
                 check_int(st.st_mode & 07777, 0600);
         }
-}
-
-/* Holds forked children until all of them are ready, then lets them go at once. */
-typedef struct Barrier {
-        int ready[2];
-        int go[2];
-} Barrier;
-
-/* Our own handle is closed while children run: SQLite forbids a child to
- * touch a connection it inherited, and its locking bookkeeping is per
- * process, so a child must not even inherit an open one. */
-static void barrier_init(Barrier *b) {
-        store = store_free(store);
-        check(pipe2(b->ready, O_CLOEXEC) >= 0);
-        check(pipe2(b->go, O_CLOEXEC) >= 0);
-        fflush(NULL);
-}
-
-static void barrier_child_wait(Barrier *b) {
-        char c = 'r';
-
-        close(b->ready[0]);
-        close(b->go[1]);
-        (void) write(b->ready[1], &c, 1);
-        (void) read(b->go[0], &c, 1);
-}
-
-static void barrier_release(Barrier *b, size_t n_children) {
-        char c;
-
-        close(b->ready[1]);
-        close(b->go[0]);
-        /* A child that died early closes its end: read() then returns 0. */
-        for (size_t i = 0; i < n_children; i++)
-                if (read(b->ready[0], &c, 1) != 1)
-                        break;
-        close(b->go[1]);
-        close(b->ready[0]);
-        store = open_store();
 }
 
 /* Two openers of a database nobody has migrated yet: one migrates, the
@@ -1047,16 +875,6 @@ static void test_reconnect(void) {
 
 /* ---- concurrency: separate handles in separate processes ---- */
 
-static void wait_children(pid_t *pids, size_t n, int *ret_codes) {
-        for (size_t i = 0; i < n; i++) {
-                int status;
-
-                check(waitpid(pids[i], &status, 0) == pids[i]);
-                check(WIFEXITED(status));
-                ret_codes[i] = WEXITSTATUS(status);
-        }
-}
-
 #define APPENDERS 3
 #define APPENDS 40
 
@@ -1183,20 +1001,7 @@ static void test_concurrent_update(void) {
 
 /* ---- main ---- */
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) remove(path);
-        return 0;
-}
-
-static void cleanup_tmp_dir(void) {
-        if (tmp_dir_made)
-                (void) nftw(tmp_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const struct {
-        const char *name;
-        void (*run)(void);
-} tests[] = {
+static const StoreTest tests[] = {
         { "backend_strings", test_backend_strings },
         { "open_errors", test_open_errors },
         { "migrations", test_migrations },
@@ -1216,32 +1021,5 @@ static const struct {
 };
 
 int main(int argc, char *argv[]) {
-        const char *url = getenv("MAKIMA_TEST_PG_URL");
-
-        check_ok(id_new(run));
-        if (!isempty(url)) {
-                backend = STORE_BACKEND_POSTGRESQL;
-                db_path = xstrdup(url);
-        } else {
-                backend = STORE_BACKEND_SQLITE;
-                check(mkdtemp(tmp_dir));
-                tmp_dir_made = true;
-                check(atexit(cleanup_tmp_dir) == 0);
-                db_path = xasprintf("%s/makima.db", tmp_dir);
-        }
-
-        printf("store suite on %s\n", store_backend_to_string(backend));
-        store = open_store();
-        for (size_t i = 0; i < ELEMENTSOF(tests); i++) {
-                if (argc > 1 && !streq(argv[1], tests[i].name))
-                        continue;
-                current_test = tests[i].name;
-                printf("%s...\n", tests[i].name);
-                fflush(stdout);
-                tests[i].run();
-        }
-        store = store_free(store);
-        free(db_path);
-        printf("all store tests passed\n");
-        return EXIT_SUCCESS;
+        return store_test_main(argc, argv, "store", false, tests, ELEMENTSOF(tests));
 }

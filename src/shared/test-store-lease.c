@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The store suite for what workers use: claims and leases (also raced by
+ * forked workers with handles of their own), control requests,
+ * notifications, wake-ups, ping and open errors. Runs on both backends like
+ * test-store.c, in a database of its own: claims take the oldest task of
+ * the whole table. */
+
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+
+#include "test-store-util.h"
+
+#define LEASE (60 * USEC_PER_SEC)
+
+/* ---- helpers ---- */
+
+/* Starts a test on an empty tasks table (events and control requests go with it). */
+static void tasks_clear(void) {
+        raw_sql("DELETE FROM tasks");
+}
+
+static Task *insert_task(const char *name, TaskState status, usec_t created_at) {
+        Task *t = task_make("lease", name);
+
+        t->status = status;
+        t->created_at = created_at;
+        check_ok(store_task_insert(store, t));
+        return t;
+}
+
+static Task *get_task(const char *id) {
+        Task *t = NULL;
+
+        check_ok(store_task_get(store, id, &t));
+        return t;
+}
+
+/* How many rows of tasks match `where` for task `id`. */
+_printf_(2, 3) static int64_t count_task(const char *id, const char *where, ...) {
+        _cleanup_free_ char *cond = NULL, *sql = NULL;
+        va_list ap;
+
+        va_start(ap, where);
+        check(vasprintf(&cond, where, ap) >= 0);
+        va_end(ap);
+        sql = xasprintf("SELECT COUNT(*) FROM tasks WHERE id = '%s' AND %s", id, cond);
+        return raw_sql(sql);
+}
+
+/* The task's events of `type`; the last one's payload in *ret_payload. */
+static size_t events_of_type(const char *id, const char *type, char **ret_payload) {
+        Event *e = NULL;
+        size_t n = 0, found = 0;
+
+        check_ok(store_event_list(store, EVENT_LOG_TASK, id, 0, 0, &e, &n));
+        for (size_t i = 0; i < n; i++) {
+                if (!streq(e[i].type, type))
+                        continue;
+                found++;
+                if (ret_payload) {
+                        free(*ret_payload);
+                        *ret_payload = xstrdup(e[i].payload);
+                }
+        }
+        event_array_free(e, n);
+        return found;
+}
+
+static size_t event_count(const char *id) {
+        Event *e = NULL;
+        size_t n = 0;
+
+        check_ok(store_event_list(store, EVENT_LOG_TASK, id, 0, 0, &e, &n));
+        event_array_free(e, n);
+        return n;
+}
+
+static void expire_lease(const char *id) {
+        _cleanup_free_ char *sql = xasprintf("UPDATE tasks SET lease_expires_at = 1 WHERE id = '%s'", id);
+        raw_sql(sql);
+}
+
+/* ---- open and ping ---- */
+
+static void test_open_full(void) {
+        _cleanup_free_ char *missing = NULL;
+        char *error = NULL;
+        Store *s = NULL;
+
+        check_r(store_open_full(_STORE_BACKEND_MAX, db_path, &s, &error), -EINVAL);
+        check_streq(error, strerror(EINVAL));
+        error = mfree(error);
+
+        if (backend == STORE_BACKEND_SQLITE) {
+                missing = xasprintf("%s/no/such/dir/db", tmp_dir);
+                check_r(store_open_full(backend, missing, &s, &error), -ENOENT);
+                check(error && strstr(error, missing) && strstr(error, strerror(ENOENT)));
+                error = mfree(error);
+                check_r(store_open_full(backend, tmp_dir, &s, &error), -EISDIR);
+                check(error && strstr(error, tmp_dir));
+        } else {
+                check_r(store_open_full(backend, "host=/nonexistent-dir dbname=nothing connect_timeout=2", &s, &error),
+                        -EIO);
+                /* libpq's words: which socket it tried. */
+                check(error && strstr(error, "/nonexistent-dir"));
+                error = mfree(error);
+                check_r(store_open_full(backend, "not a conninfo", &s, &error), -EIO);
+                check(error && strlen(error) > 0);
+        }
+        error = mfree(error);
+        check(!s);
+
+        /* Success leaves *ret_error alone; no error pointer at all is fine too. */
+        error = (char *) "untouched";
+        check_ok(store_open_full(backend, db_path, &s, &error));
+        check_streq(error, "untouched");
+        s = store_free(s);
+        check_r(store_open_full(backend, "", &s, NULL), -EINVAL);
+}
+
+static void test_ping(void) {
+        int r;
+
+        check_ok(store_ping(store));
+        check_r(store_ping(NULL), -EINVAL);
+        if (backend != STORE_BACKEND_POSTGRESQL)
+                return;
+
+        /* A dropped connection fails at most one ping, then the handle is back. */
+        check(raw_sql("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                      "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+                      "AND backend_type = 'client backend'") >= 1);
+        r = store_ping(store);
+        check(IN_SET(r, 0, -EIO));
+        check_ok(store_ping(store));
+}
+
+/* ---- claims ---- */
+
+static void test_claim(void) {
+        _cleanup_(task_freep) Task *t1 = NULL, *t2 = NULL, *t3 = NULL, *done = NULL, *got = NULL;
+        _cleanup_free_ char *payload = NULL;
+        char token[LEASE_TOKEN_MAX], token2[LEASE_TOKEN_MAX];
+        usec_t before = now_usec();
+
+        tasks_clear();
+        check_r(store_task_claim(store, "w1", LEASE, &got, token), 0);
+        check(!got);
+
+        /* Claimed by created_at, not by insertion order. */
+        t3 = insert_task("third", TASK_PENDING, 3000);
+        done = insert_task("done", TASK_DONE, 500);
+        t1 = insert_task("first", TASK_PENDING, 1000);
+        t2 = task_make("lease", "second");
+        t2->created_at = 2000;
+        t2->started_at = 42;
+        check_ok(store_task_insert(store, t2));
+
+        check_r(store_task_claim(store, "w\"1\\", LEASE, &got, token), 1);
+        check_streq(got->id, t1->id);
+        check_int(got->status, TASK_RUNNING);
+        check_int(got->version, 2);
+        check(got->started_at >= before && got->started_at <= now_usec());
+        check(got->updated_at >= got->started_at);
+        check(id_is_valid(token));
+        check_int(count_task(t1->id, "worker_id = 'w\"1\\' AND lease_token = '%s' AND lease_expires_at > %" PRIu64,
+                             token, before + LEASE - 1), 1);
+        /* The event, in the same transaction; the worker id JSON-quoted. */
+        check_int(events_of_type(t1->id, "claimed", &payload), 1);
+        check_streq(payload, "{\"worker\":\"w\\\"1\\\\\",\"rescued\":false}");
+        got = task_free(got);
+        check_ok(store_task_get(store, t1->id, &got));
+        check_int(got->version, 2);
+
+        /* A start time already set is kept. */
+        got = task_free(got);
+        check_r(store_task_claim(store, "w2", LEASE, &got, token2), 1);
+        check_streq(got->id, t2->id);
+        check_int(got->started_at, 42);
+        check(!streq(token, token2));
+
+        /* Held leases and final tasks are not claimable, also not by id. */
+        got = task_free(got);
+        check_r(store_task_claim_id(store, t1->id, "w3", LEASE, &got, token2), 0);
+        check(!got);
+        check_r(store_task_claim_id(store, done->id, "w3", LEASE, &got, token2), 0);
+        check_r(store_task_claim_id(store, "no-such-task", "w3", LEASE, &got, token2), 0);
+        check_r(store_task_claim_id(store, t3->id, "w3", LEASE, &got, token2), 1);
+        check_streq(got->id, t3->id);
+        got = task_free(got);
+        check_r(store_task_claim(store, "w3", LEASE, &got, token2), 0);
+        check(!got);
+        check_int(count_task(done->id, "status = 'done' AND lease_token IS NULL AND version = 1"), 1);
+
+        /* Bad arguments. */
+        check_r(store_task_claim(store, "", LEASE, &got, token2), -EINVAL);
+        check_r(store_task_claim(store, NULL, LEASE, &got, token2), -EINVAL);
+        check_r(store_task_claim(store, "bad \xc3\x28", LEASE, &got, token2), -EINVAL);
+        check_r(store_task_claim(store, "w", 0, &got, token2), -EINVAL);
+        check_r(store_task_claim(store, "w", USEC_INFINITY, &got, token2), -EINVAL);
+        check_r(store_task_claim_id(store, NULL, "w", LEASE, &got, token2), -EINVAL);
+        check_r(store_task_claim_id(store, "", "w", LEASE, &got, token2), -EINVAL);
+        check_r(store_task_claim(NULL, "w", LEASE, &got, token2), -EINVAL);
+}
+
+/* The life of a lease: heartbeats and writes while it is held, refusal
+ * once it expired, the rescue by another worker, which the old one cannot
+ * disturb any more, and the release. */
+static void test_lease(void) {
+        _cleanup_(task_freep) Task *t = NULL, *mine = NULL, *theirs = NULL, *got = NULL;
+        _cleanup_free_ char *payload = NULL, *expiry_sql = NULL;
+        char token[LEASE_TOKEN_MAX], token2[LEASE_TOKEN_MAX];
+        Event e[2] = {
+                { .type = (char *) "assistant", .payload = (char *) "{\"text\":\"hi\"}" },
+                { .type = (char *) "tool_use", .payload = (char *) "{\"name\":\"Bash\"}" },
+        };
+        int64_t expiry, version;
+
+        tasks_clear();
+        t = insert_task("leased", TASK_PENDING, 0);
+        check_r(store_task_claim(store, "w1", LEASE, &mine, token), 1);
+
+        /* A heartbeat moves the expiry on. */
+        expiry_sql = xasprintf("SELECT lease_expires_at FROM tasks WHERE id = '%s'", t->id);
+        expiry = raw_sql(expiry_sql);
+        usleep(2000);
+        check_ok(store_task_heartbeat(store, t->id, token, 2 * LEASE));
+        check(raw_sql(expiry_sql) > expiry + (int64_t) LEASE);
+        check_int(count_task(t->id, "version = %" PRIi64, mine->version), 1);
+
+        /* Only the worker's fields are written, whatever the version: the
+         * API renamed the task meanwhile, and the name stays the API's. */
+        check_ok(store_task_get(store, t->id, &got));
+        free(got->name);
+        got->name = xstrdup("renamed by the api");
+        check_ok(store_task_update(store, got, NULL));
+        free(mine->name);
+        mine->name = xstrdup("the worker's stale name");
+        mine->session_id = xstrdup("session-1");
+        mine->worktree = xstrdup("/var/lib/makima/worktrees/x");
+        mine->branch = xstrdup("makima/x");
+        mine->iteration_count = 3;
+        mine->max_iterations = 7;
+        mine->cost_usd = 0.25;
+        check_ok(store_task_update_leased(store, mine, token, e, 2));
+        check_int(mine->version, got->version + 1);
+        check_int(e[1].seq, e[0].seq + 1);
+        check_streq(e[0].object_id, t->id);
+        got = task_free(got);
+        got = get_task(t->id);
+        check_streq(got->name, "renamed by the api");
+        check_streq(got->session_id, "session-1");
+        check_streq(got->worktree, "/var/lib/makima/worktrees/x");
+        check_streq(got->branch, "makima/x");
+        check_int(got->iteration_count, 3);
+        check_int(got->max_iterations, 7);
+        check(got->cost_usd == 0.25);
+        check_int(got->version, mine->version);
+        check_int(got->updated_at, mine->updated_at);
+        free(e[0].object_id);
+        free(e[1].object_id);
+        e[0] = (Event) { .type = e[0].type, .payload = e[0].payload };
+        e[1] = (Event) { .type = e[1].type, .payload = e[1].payload };
+
+        /* The state machine holds: running → merged is refused, nothing written. */
+        mine->status = TASK_MERGED;
+        check_r(store_task_update_leased(store, mine, token, NULL, 0), -EINVAL);
+        check(strstr(store_last_error(store), "running"));
+        check_int(count_task(t->id, "status = 'running' AND version = %" PRIi64, mine->version), 1);
+        mine->status = TASK_PAUSED;
+        check_ok(store_task_update_leased(store, mine, token, NULL, 0));
+        mine->status = _TASK_STATE_MAX;
+        check_r(store_task_update_leased(store, mine, token, NULL, 0), -EINVAL);
+        mine->status = TASK_PAUSED;
+
+        /* Expired: refused even though nobody has taken it over yet. */
+        expire_lease(t->id);
+        version = mine->version;
+        check_r(store_task_heartbeat(store, t->id, token, LEASE), -ENOLCK);
+        check_r(store_event_append_leased(store, t->id, token, e, 1), -ENOLCK);
+        /* A refused append fills nothing in. */
+        check(!e[0].object_id && e[0].seq == 0 && e[0].created_at == 0);
+
+        /* The rescue: paused becomes running, the session and worktree stay. */
+        check_r(store_task_claim(store, "w2", LEASE, &theirs, token2), 1);
+        check_streq(theirs->id, t->id);
+        check_int(theirs->status, TASK_RUNNING);
+        check_streq(theirs->session_id, "session-1");
+        check_streq(theirs->worktree, "/var/lib/makima/worktrees/x");
+        check_int(theirs->started_at, mine->started_at);
+        check_int(theirs->version, version + 1);
+        check_int(events_of_type(t->id, "claimed", &payload), 2);
+        check_streq(payload, "{\"worker\":\"w2\",\"rescued\":true}");
+
+        /* The old worker cannot touch it any more. */
+        size_t n_events = event_count(t->id);
+        mine->status = TASK_FAILED;
+        check_r(store_task_heartbeat(store, t->id, token, LEASE), -ENOLCK);
+        check_r(store_task_update_leased(store, mine, token, e, 1), -ENOLCK);
+        check(strstr(store_last_error(store), "expired or was taken over"));
+        check_r(store_event_append_leased(store, t->id, token, e, 2), -ENOLCK);
+        check_r(store_event_append_leased(store, t->id, token, NULL, 0), -ENOLCK);
+        check_r(store_task_release(store, t->id, token), -ENOLCK);
+        check_int(event_count(t->id), n_events);
+        check_int(count_task(t->id, "status = 'running' AND lease_token = '%s' AND version = %" PRIi64, token2,
+                             theirs->version), 1);
+
+        /* The new one works on, finishes and lets go. */
+        check_ok(store_task_heartbeat(store, t->id, token2, LEASE));
+        check_ok(store_event_append_leased(store, t->id, token2, e, 1));
+        check_int(e[0].seq, n_events + 1);
+        check_ok(store_event_append_leased(store, t->id, token2, NULL, 0));
+        theirs->status = TASK_DONE;
+        theirs->completed_at = now_usec();
+        check_ok(store_task_update_leased(store, theirs, token2, NULL, 0));
+        check_ok(store_task_release(store, t->id, token2));
+        check_int(count_task(t->id, "worker_id IS NULL AND lease_token IS NULL AND lease_expires_at IS NULL "
+                                    "AND status = 'done' AND version = %" PRIi64, theirs->version), 1);
+        check_r(store_task_release(store, t->id, token2), -ENOLCK);
+        check_r(store_task_heartbeat(store, t->id, token2, LEASE), -ENOLCK);
+        got = task_free(got);
+        check_r(store_task_claim(store, "w3", LEASE, &got, token), 0);
+        free(e[0].object_id);
+
+        /* Bad arguments, and a task that is gone. */
+        check_r(store_task_heartbeat(store, t->id, "", LEASE), -EINVAL);
+        check_r(store_task_heartbeat(store, t->id, token2, 0), -EINVAL);
+        check_r(store_task_heartbeat(store, NULL, token2, LEASE), -EINVAL);
+        check_r(store_task_release(store, t->id, NULL), -EINVAL);
+        check_r(store_task_update_leased(store, theirs, NULL, NULL, 0), -EINVAL);
+        check_r(store_task_update_leased(store, theirs, token2, NULL, 1), -EINVAL);
+        check_r(store_event_append_leased(store, t->id, token2, NULL, 1), -EINVAL);
+        check_ok(store_task_delete(store, t->id, -1));
+        check_r(store_task_heartbeat(store, t->id, token2, LEASE), -ENOLCK);
+        check(strstr(store_last_error(store), "does not exist"));
+        check_r(store_task_update_leased(store, theirs, token2, NULL, 0), -ENOLCK);
+}
+
+/* A lease really runs out with time, and an active task without a lease
+ * (nobody runs it) is rescued at once. */
+static void test_lease_time(void) {
+        _cleanup_(task_freep) Task *t = NULL, *u = NULL, *got = NULL;
+        char token[LEASE_TOKEN_MAX], token2[LEASE_TOKEN_MAX];
+
+        tasks_clear();
+        t = insert_task("short", TASK_PENDING, 0);
+        check_r(store_task_claim(store, "w1", 200 * USEC_PER_MSEC, &got, token), 1);
+        check_ok(store_task_heartbeat(store, t->id, token, 200 * USEC_PER_MSEC));
+        got = task_free(got);
+        check_r(store_task_claim(store, "w2", LEASE, &got, token2), 0);
+        usleep(300 * 1000);
+        check_r(store_task_heartbeat(store, t->id, token, LEASE), -ENOLCK);
+        check_r(store_task_claim(store, "w2", LEASE, &got, token2), 1);
+        check_streq(got->id, t->id);
+
+        /* Waiting, and no lease at all. */
+        got = task_free(got);
+        u = insert_task("unleased", TASK_WAITING, 0);
+        check_r(store_task_claim_id(store, u->id, "w3", LEASE, &got, token), 1);
+        check_int(got->status, TASK_RUNNING);
+        check_int(events_of_type(u->id, "claimed", NULL), 1);
+}
+
+/* ---- claims raced by forked workers, each with a handle of its own ---- */
+
+#define CLAIMERS 4
+#define CLAIMED_TASKS 40
+
+static void test_concurrent_claim(void) {
+        Task *tasks[CLAIMED_TASKS] = {};
+        int claimed[CLAIMED_TASKS] = {}, codes[CLAIMERS], fds[2];
+        pid_t pids[CLAIMERS];
+        char line[128];
+        FILE *f;
+        Barrier b;
+
+        tasks_clear();
+        /* Half pending, half rescues of leases that expired. */
+        for (int i = 0; i < CLAIMED_TASKS; i++) {
+                char name[16];
+
+                snprintf(name, sizeof(name), "race-%d", i);
+                tasks[i] = insert_task(name, TASK_PENDING, 1000 + i);
+                if (i % 2 == 1) {
+                        _cleanup_free_ char *sql = xasprintf(
+                                "UPDATE tasks SET status = 'running', worker_id = 'dead', lease_token = 'old', "
+                                "lease_expires_at = 1 WHERE id = '%s'", tasks[i]->id);
+                        raw_sql(sql);
+                }
+        }
+
+        check(pipe2(fds, O_CLOEXEC) >= 0);
+        barrier_init(&b);
+        for (int w = 0; w < CLAIMERS; w++) {
+                pids[w] = fork();
+                check(pids[w] >= 0);
+                if (pids[w] == 0) {
+                        char worker[16], token[LEASE_TOKEN_MAX];
+                        Store *s = NULL;
+                        Task *t = NULL;
+                        int r;
+
+                        close(fds[0]);
+                        snprintf(worker, sizeof(worker), "worker-%d", w);
+                        if (store_open(backend, db_path, &s) < 0)
+                                _exit(1);
+                        barrier_child_wait(&b);
+                        while ((r = store_task_claim(s, worker, LEASE, &t, token)) > 0) {
+                                char out[128];
+                                int n = snprintf(out, sizeof(out), "%s %s\n", t->id, worker);
+
+                                /* A line is written at once (< PIPE_BUF). */
+                                if (write(fds[1], out, n) != n)
+                                        _exit(3);
+                                if (store_task_heartbeat(s, t->id, token, LEASE) < 0)
+                                        _exit(4);
+                                t = task_free(t);
+                        }
+                        if (r < 0)
+                                fprintf(stderr, "claim: %s\n", store_last_error(s));
+                        store_free(s);
+                        _exit(r < 0 ? 2 : 0);
+                }
+        }
+        close(fds[1]);
+        barrier_release(&b, CLAIMERS);
+
+        f = fdopen(fds[0], "r");
+        check(f);
+        while (fgets(line, sizeof(line), f)) {
+                char id[ID_STRING_MAX], worker[16];
+                int i;
+
+                check(sscanf(line, "%36s %15s", id, worker) == 2);
+                for (i = 0; i < CLAIMED_TASKS; i++)
+                        if (streq(tasks[i]->id, id))
+                                break;
+                check(i < CLAIMED_TASKS);
+                claimed[i]++;
+                /* The row says the same worker holds it. */
+                check_int(count_task(id, "worker_id = '%s' AND status = 'running'", worker), 1);
+        }
+        fclose(f);
+        wait_children(pids, CLAIMERS, codes);
+        for (int w = 0; w < CLAIMERS; w++)
+                check_int(codes[w], 0);
+
+        /* Every task exactly once, with exactly one claim in its log. */
+        for (int i = 0; i < CLAIMED_TASKS; i++) {
+                _cleanup_free_ char *payload = NULL;
+
+                check_int(claimed[i], 1);
+                check_int(events_of_type(tasks[i]->id, "claimed", &payload), 1);
+                check(strstr(payload, i % 2 == 1 ? "\"rescued\":true" : "\"rescued\":false"));
+                task_free(tasks[i]);
+        }
+}
+
+/* ---- control requests ---- */
+
+static void test_control(void) {
+        _cleanup_(task_freep) Task *t = NULL;
+        _cleanup_(control_request_freep) ControlRequest *got = NULL;
+        ControlRequest pause = { .kind = CONTROL_PAUSE, .created_at = 2000 };
+        ControlRequest message = { .kind = CONTROL_MESSAGE, .payload = (char *) "{\"text\":\"go on, ü\"}",
+                                   .created_at = 1000 };
+        ControlRequest cancel = { .kind = CONTROL_CANCEL };
+        ControlRequest bad = { .kind = CONTROL_RESUME };
+        ControlRequest *pending = NULL;
+        size_t n = 0;
+        usec_t delivered;
+
+        for (ControlKind k = 0; k < _CONTROL_KIND_MAX; k++)
+                check_int(control_kind_from_string(control_kind_to_string(k)), k);
+        check_streq(control_kind_to_string(CONTROL_INTERRUPT), "interrupt");
+        check(!control_kind_to_string(_CONTROL_KIND_MAX));
+        check(!control_kind_to_string(-1));
+        check_int(control_kind_from_string("cleanup"), -EINVAL);
+        check_int(control_kind_from_string(NULL), -EINVAL);
+
+        tasks_clear();
+        t = insert_task("controlled", TASK_PENDING, 0);
+        pause.task_id = message.task_id = cancel.task_id = t->id;
+        check_ok(store_control_insert(store, &pause));
+        check_ok(store_control_insert(store, &message));
+        check(id_is_valid(pause.id) && id_is_valid(message.id));
+        check_int(pause.created_at, 2000);
+        usec_t before = now_usec();
+        check_ok(store_control_insert(store, &cancel));
+        check(cancel.created_at >= before && cancel.created_at <= now_usec());
+
+        /* Refused: no such task, a bad kind, text that is not UTF-8. */
+        bad.task_id = (char *) "no-such-task";
+        check_r(store_control_insert(store, &bad), -ENOENT);
+        check(!bad.id);
+        bad.task_id = t->id;
+        bad.kind = _CONTROL_KIND_MAX;
+        check_r(store_control_insert(store, &bad), -EINVAL);
+        bad.kind = CONTROL_RESUME;
+        bad.payload = (char *) "\xff";
+        check_r(store_control_insert(store, &bad), -EINVAL);
+        bad.task_id = NULL;
+        bad.payload = NULL;
+        check_r(store_control_insert(store, &bad), -EINVAL);
+
+        /* Oldest first. */
+        check_ok(store_control_list_pending(store, t->id, &pending, &n));
+        check_int(n, 3);
+        check_streq(pending[0].id, message.id);
+        check_int(pending[0].kind, CONTROL_MESSAGE);
+        check_streq(pending[0].payload, message.payload);
+        check_streq(pending[0].task_id, t->id);
+        check_streq(pending[1].id, pause.id);
+        check(!pending[1].payload && !pending[1].result && pending[1].delivered_at == 0);
+        check_streq(pending[2].id, cancel.id);
+        control_request_array_free(pending, n);
+
+        /* Delivered once, done once: repeats keep the first time and result. */
+        check_ok(store_control_mark_delivered(store, pause.id));
+        check_ok(store_control_get(store, pause.id, &got));
+        delivered = got->delivered_at;
+        check(delivered > 0 && got->done_at == 0);
+        usleep(1000);
+        check_ok(store_control_mark_delivered(store, pause.id));
+        check_ok(store_control_complete(store, pause.id, "ok"));
+        check_ok(store_control_complete(store, pause.id, "again"));
+        got = control_request_free(got);
+        check_ok(store_control_get(store, pause.id, &got));
+        check_int(got->delivered_at, delivered);
+        check(got->done_at >= delivered);
+        check_streq(got->result, "ok");
+        got = control_request_free(got);
+        check_ok(store_control_complete(store, cancel.id, "the agent had already exited"));
+        check_ok(store_control_get(store, cancel.id, &got));
+        check(got->delivered_at > 0 && got->delivered_at == got->done_at);
+
+        check_ok(store_control_list_pending(store, t->id, &pending, &n));
+        check_int(n, 1);
+        check_streq(pending[0].id, message.id);
+        control_request_array_free(pending, n);
+
+        check_r(store_control_mark_delivered(store, "no-such-request"), -ENOENT);
+        check_r(store_control_complete(store, "no-such-request", "ok"), -ENOENT);
+        check_r(store_control_complete(store, message.id, NULL), -EINVAL);
+        check_r(store_control_complete(store, message.id, ""), -EINVAL);
+        got = control_request_free(got);
+        check_r(store_control_get(store, "no-such-request", &got), -ENOENT);
+        check(!got);
+        check_r(store_control_list_pending(store, "", &pending, &n), -EINVAL);
+
+        /* The requests go with their task. */
+        check_ok(store_task_delete(store, t->id, -1));
+        check_r(store_control_get(store, message.id, &got), -ENOENT);
+        check_ok(store_control_list_pending(store, t->id, &pending, &n));
+        check_int(n, 0);
+        control_request_array_free(pending, n);
+        free(pause.id);
+        free(message.id);
+        free(cancel.id);
+}
+
+/* ---- notifications ---- */
+
+static void test_notifications(void) {
+        _cleanup_free_ char *owner = xasprintf("alice-%s", run);
+        Notification a[3], other = { .owner = (char *) "bob", .level = (char *) "info", .message = (char *) "hi" };
+        Notification bad = { .level = (char *) "fatal", .message = (char *) "no" };
+        Notification *got = NULL;
+        size_t n = 0;
+
+        raw_sql("DELETE FROM notifications");
+        for (int i = 0; i < 3; i++) {
+                a[i] = (Notification) {
+                        .owner = owner,
+                        .task_id = (char *) "some-task",
+                        .level = (char *) "warning",
+                        .message = (char *) (i == 1 ? "agent is not logged in on worker 1 🔑" : "note"),
+                        .created_at = 1000 * (i + 1),
+                };
+                check_ok(store_notification_insert(store, &a[i]));
+                check(id_is_valid(a[i].id));
+        }
+        check_ok(store_notification_insert(store, &other));
+        check(other.created_at > 0);
+
+        check_r(store_notification_insert(store, &bad), -EINVAL);
+        bad.level = (char *) "error";
+        bad.message = (char *) "";
+        check_r(store_notification_insert(store, &bad), -EINVAL);
+        bad.message = (char *) "\xc3\x28";
+        check_r(store_notification_insert(store, &bad), -EINVAL);
+        check(!bad.id);
+
+        /* Newest first. */
+        check_ok(store_notification_list(store, owner, false, 0, &got, &n));
+        check_int(n, 3);
+        check_streq(got[0].id, a[2].id);
+        check_streq(got[1].id, a[1].id);
+        check_streq(got[1].message, a[1].message);
+        check_streq(got[1].task_id, "some-task");
+        check(!got[1].contract_id && got[1].read_at == 0);
+        check_streq(got[2].id, a[0].id);
+        notification_array_free(got, n);
+
+        check_ok(store_notification_list(store, NULL, false, 0, &got, &n));
+        check_int(n, 4);
+        check_streq(got[0].id, other.id);
+        notification_array_free(got, n);
+        check_ok(store_notification_list(store, owner, false, 2, &got, &n));
+        check_int(n, 2);
+        check_streq(got[1].id, a[1].id);
+        notification_array_free(got, n);
+
+        check_ok(store_notification_mark_read(store, a[2].id));
+        check_ok(store_notification_mark_read(store, a[2].id));
+        check_ok(store_notification_list(store, owner, true, 0, &got, &n));
+        check_int(n, 2);
+        check_streq(got[0].id, a[1].id);
+        notification_array_free(got, n);
+        check_ok(store_notification_list(store, owner, false, 1, &got, &n));
+        check(got[0].read_at > 0);
+        notification_array_free(got, n);
+
+        check_r(store_notification_mark_read(store, "no-such-notification"), -ENOENT);
+        check_r(store_notification_list(store, "", false, 0, &got, &n), -EINVAL);
+        for (int i = 0; i < 3; i++)
+                free(a[i].id);
+        free(other.id);
+}
+
+/* ---- wake-ups ---- */
+
+static bool readable(int fd, int timeout_msec) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int r = poll(&p, 1, timeout_msec);
+
+        check(r >= 0);
+        return r > 0;
+}
+
+/* Waits up to a second for a wake-up and drains it. */
+static void check_woken(Store *listener, int fd) {
+        int n;
+
+        check(readable(fd, 1000));
+        /* Both messages of a transaction may not have arrived at once. */
+        for (int i = 0; i < 100; i++) {
+                n = store_listen_drain(listener);
+                if (n != 0)
+                        break;
+                (void) readable(fd, 10);
+        }
+        if (n < 1)
+                fail(__FILE__, __LINE__, "drain = %d: %s", n, store_last_error(listener));
+}
+
+static void terminate_connections(void) {
+        check(raw_sql("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                      "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+                      "AND backend_type = 'client backend'") >= 1);
+}
+
+static void test_listen(void) {
+        _cleanup_(task_freep) Task *t = NULL, *dup = NULL;
+        ControlRequest c = { .kind = CONTROL_INTERRUPT };
+        Store *listener;
+        int fd = -EBADF, r;
+
+        if (backend == STORE_BACKEND_SQLITE) {
+                check_r(store_listen(store, &fd), -EOPNOTSUPP);
+                check_r(store_listen_drain(store), -EOPNOTSUPP);
+                check(fd == -EBADF);
+                return;
+        }
+
+        listener = open_store();
+        check_r(store_listen_drain(listener), -EINVAL);
+        check_ok(store_listen(listener, &fd));
+        check(fd >= 0);
+        check_int(store_listen_drain(listener), 0);
+        check(!readable(fd, 0));
+
+        /* Another handle (another connection) inserts: the listener wakes. */
+        tasks_clear();
+        t = insert_task("wake", TASK_PENDING, 0);
+        check_woken(listener, fd);
+        c.task_id = t->id;
+        check_ok(store_control_insert(store, &c));
+        check_woken(listener, fd);
+        free(c.id);
+
+        /* A failed insert wakes nobody. */
+        dup = task_make("lease", "dup");
+        dup->id = xstrdup(t->id);
+        check_r(store_task_insert(store, dup), -EEXIST);
+        check(!readable(fd, 200));
+        check_int(store_listen_drain(listener), 0);
+
+        /* The server drops every connection: the listener hears of it, its
+         * drain reopens the connection and asks to listen again. */
+        terminate_connections();
+        r = store_ping(store);
+        check(IN_SET(r, 0, -EIO));
+        check(readable(fd, 1000));
+        check_r(store_listen_drain(listener), -ECONNRESET);
+        check_ok(store_listen(listener, &fd));
+        t = task_free(t);
+        t = insert_task("wake again", TASK_PENDING, 0);
+        check_woken(listener, fd);
+
+        /* The same when another call on the handle reopened it. */
+        terminate_connections();
+        check(IN_SET(store_ping(listener), 0, -EIO));
+        check_ok(store_ping(listener));
+        check(IN_SET(store_ping(store), 0, -EIO));
+        check_r(store_listen_drain(listener), -ECONNRESET);
+        check_ok(store_listen(listener, &fd));
+        t = task_free(t);
+        t = insert_task("and again", TASK_PENDING, 0);
+        check_woken(listener, fd);
+
+        check_r(store_listen(listener, NULL), -EINVAL);
+        check_r(store_listen_drain(NULL), -EINVAL);
+        store_free(listener);
+}
+
+static const StoreTest tests[] = {
+        { "open_full", test_open_full },
+        { "ping", test_ping },
+        { "claim", test_claim },
+        { "lease", test_lease },
+        { "lease_time", test_lease_time },
+        { "concurrent_claim", test_concurrent_claim },
+        { "control", test_control },
+        { "notifications", test_notifications },
+        { "listen", test_listen },
+};
+
+int main(int argc, char *argv[]) {
+        return store_test_main(argc, argv, "store-lease", true, tests, ELEMENTSOF(tests));
+}
