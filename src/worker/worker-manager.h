@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* makima-worker's manager: the store, the worker's identity, the tasks it
+ * runs (at most [Worker] MaxConcurrentTasks), and what makes it claim more:
+ * its start, D-Bus signals from makima-api, PostgreSQL notifications, a slow
+ * poll timer and every task that ends. */
+#pragma once
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "store.h"
+#include "worker-task.h"
+
+#define MAKIMA_BUS_PATH "/org/makima1"
+#define MAKIMA_BUS_INTERFACE "org.makima1.Manager"
+
+struct Manager {
+        sd_event *event;
+        Config *config;
+        Store *store;
+        unsigned instance;
+        const char *bwrap;              /* --bwrap=PATH, else NULL: bwrap in $PATH */
+        char *worker_id;                /* "<hostname>:<instance>" */
+        char *homes_dir;                /* <state_dir>/homes */
+        char *repos_dir;                /* <state_dir>/repos: clones of URL repositories */
+
+        sd_bus *bus;
+        sd_event_source *listen_source; /* PostgreSQL LISTEN */
+        sd_event_source *poll_timer;
+        sd_event_source *reap_source;   /* defer: frees finished tasks, claims more */
+        sd_event_source *exit_source;
+
+        WorkerTask **tasks;
+        size_t n_tasks;
+        bool stopping;
+        char *last_status;
+};
+
+int manager_new(sd_event *event, Config *config, unsigned instance, const char *bwrap, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* The STATUS= line: "running 2 tasks: abcd1234 (running), …" or "idle, waiting for tasks". */
+char *manager_status(Manager *m);
+/* Sends STATUS= if it changed. */
+void manager_update_status(Manager *m);
+/* Claims tasks while there is room. */
+void manager_claim(Manager *m);
+/* A task reached FINISHED: free it and claim again, from a defer source
+ * (never inside the task's own callbacks). */
+void manager_task_finished(Manager *m);
+/* The running task with this id, or NULL. */
+WorkerTask *manager_find_task(Manager *m, const char *id);

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* One claimed task on this worker, from the claim to the final status: its
+ * worktree is prepared in a forked child, its agent runs in the sandbox with
+ * pipes on stdin/stdout/stderr, every line it prints becomes a store event
+ * and a journal entry, and its exit decides the task's status. The split:
+ * worker-task.c (life and store writes), worker-prepare.c (git),
+ * worker-agent.c (spawn and output), worker-control.c (control requests). */
+#pragma once
+
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "model.h"
+#include "store.h"
+#include "worker-pipe.h"
+
+typedef struct Manager Manager;
+
+typedef enum WorkerTaskPhase {
+        WORKER_TASK_PREPARING,          /* git in a forked child */
+        WORKER_TASK_AGENT,              /* the agent's process runs */
+        WORKER_TASK_FINISHED,           /* nothing runs; the manager frees it */
+        _WORKER_TASK_PHASE_MAX,
+        _WORKER_TASK_PHASE_INVALID = -EINVAL,
+} WorkerTaskPhase;
+
+/* What the last run of the agent said about itself. */
+typedef struct AgentOutcome {
+        bool have_result;               /* a `result` line arrived */
+        bool is_error;
+        char *subtype;
+        char *text;                     /* result text */
+        unsigned api_error_status;
+        char *auth_error;               /* the CLI's words, when it is not logged in */
+        char *last_stderr;              /* the last non-empty stderr line, for the reason */
+} AgentOutcome;
+
+typedef struct WorkerTask {
+        Manager *manager;
+        Task *task;                     /* our copy of the row; run fields are ours to write */
+        char token[LEASE_TOKEN_MAX];
+        char id8[9];
+        WorkerTaskPhase phase;
+        sd_event_source *heartbeat;
+
+        /* prepare */
+        pid_t prepare_pid;
+        int prepare_fd;
+        sd_event_source *prepare_source;
+        char *base;                     /* the resolved base branch */
+        char *repo_path;                /* the resolved repository */
+
+        /* the agent */
+        char *home;
+        pid_t pid;                      /* bwrap's (or the agent's, unsandboxed) */
+        bool sandboxed;
+        sd_event_source *child_source;
+        int stdin_fd, stdout_fd, stderr_fd;
+        sd_event_source *stdin_source, *stdout_source, *stderr_source;
+        LineReader stdout_reader, stderr_reader;
+        LineWriter stdin_writer;
+        bool close_stdin_when_flushed;  /* the turn ended: no more input */
+        double cost_base;               /* cost of earlier runs: the CLI counts per process */
+        AgentOutcome outcome;
+
+        /* The batch of events of one read, written to the store at once. */
+        Event *batch;
+        size_t n_batch, allocated_batch;
+        int *batch_priority;
+        char **batch_summary;
+        bool dirty;                     /* run fields changed: write them with the batch */
+
+        /* control */
+        bool interrupt_pending;         /* the next result ends an interrupted turn */
+        unsigned interrupt_counter;
+        bool paused;
+        char *cancel_request_id;        /* set when a cancel is under way */
+        bool stopping;                  /* the worker shuts down: hand the task back */
+        bool lease_lost;                /* another worker owns it now: write nothing */
+} WorkerTask;
+
+/* Takes ownership of task. */
+int worker_task_new(Manager *m, Task *task, const char *token, WorkerTask **ret);
+WorkerTask *worker_task_free(WorkerTask *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(WorkerTask *, worker_task_free);
+
+/* Starts the heartbeat and the preparation. On failure the task has been
+ * given its final status already. */
+int worker_task_start(WorkerTask *t);
+
+/* "preparing", "running", "paused", "interrupted", "finishing". */
+const char *worker_task_state_string(const WorkerTask *t);
+
+/* Writes status (and error, when not NULL) with the pending batch and a
+ * "status" event, and for a final status completed_at and the release of
+ * the lease; then the task is finished. */
+int worker_task_set_status(WorkerTask *t, TaskState status, const char *error);
+/* The same, without writing yet: the change goes with the next flush. */
+int worker_task_queue_status(WorkerTask *t, TaskState status, const char *error);
+/* The task ends with `status` (a final one, or `interrupted`/`pending`):
+ * status written, lease released, phase FINISHED, the manager told. */
+void worker_task_finish(WorkerTask *t, TaskState status, const char *error);
+/* The lease is gone: kill what runs, write nothing more. */
+void worker_task_lease_lost(WorkerTask *t);
+
+/* Writes what was batched (events and changed run fields). */
+int worker_task_flush(WorkerTask *t);
+/* Adds one event to the batch: type, payload (JSON text), the journal's
+ * priority and one-line summary. Takes nothing; copies. */
+int worker_task_add_event(WorkerTask *t, const char *type, const char *payload, size_t payload_len, int priority,
+                          const char *summary);
+
+/* worker-prepare.c: forks the child that prepares the worktree. */
+int worker_task_prepare(WorkerTask *t);
+
+/* The agent's process ended (si_code and si_status of its SIGCHLD), its
+ * output is read: decide the task's status, or start the next run. */
+void worker_task_agent_exited(WorkerTask *t, int code, int status);
+
+/* worker-agent.c */
+/* Spawns the agent with `prompt` as its first user line (and --resume when
+ * the task has a session). */
+int worker_task_spawn(WorkerTask *t, const char *prompt);
+/* Queues a line for the agent's stdin. -EPIPE when stdin is closed. */
+int worker_task_write_stdin(WorkerTask *t, const char *line);
+bool worker_task_stdin_open(const WorkerTask *t);
+/* Reads what the pipes hold now, without blocking (before deciding an exit). */
+void worker_task_drain(WorkerTask *t);
+/* The prompt of a run: the plan, or on a restart of a task with a session a
+ * request to continue it. */
+int worker_task_first_prompt(WorkerTask *t, char **ret);
+
+/* worker-control.c */
+/* Acts on the task's pending control requests (rows are the truth). */
+void worker_task_process_controls(WorkerTask *t);
+/* A cancel was asked for and what ran is gone: status cancelled, the
+ * request done. */
+void worker_task_cancelled(WorkerTask *t);
+/* Sends sig to the process and all its descendants. */
+int worker_signal_tree(pid_t root, int sig);
+/* Messages that arrived when stdin was already closed (the agent was
+ * finishing its turn): they start a new run on the same session. Returns 1
+ * and the text, 0 if none. Marks them done. */
+int worker_task_take_late_messages(WorkerTask *t, char **ret);

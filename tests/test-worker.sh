@@ -1,0 +1,445 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# makima-worker end to end, with a scripted agent: the real makima-api (tasks
+# go in with curl) and real makima-workers on a real store, agents in the
+# real bubblewrap sandbox, wake-ups over a private D-Bus daemon (or the
+# store's notifications on PostgreSQL). The agent is tests/fake-agent: it
+# speaks the Claude Code CLI's stream-json and does what "fake:" lines in
+# the task's plan say (see fake-agent.c).
+#
+# Usage: test-worker.sh makima-api makima-worker fake-agent
+# Under with-postgresql.sh (MAKIMA_TEST_PG_URL set) it runs on PostgreSQL.
+set -euo pipefail
+
+# shellcheck source=tests/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+WORKER_BIN=${2:?usage: $0 makima-api makima-worker fake-agent}
+FAKE_AGENT=$(realpath "${3:?usage: $0 makima-api makima-worker fake-agent}")
+lib_init "$1"
+
+for tool in bwrap git dbus-daemon; do
+        command -v "$tool" >/dev/null || { say "$tool is missing, skipping"; exit 77; }
+done
+
+STATE="$TMP/state"
+REPO="$TMP/repo"
+BUS="$TMP/bus"
+declare -A WORKER_PID=()
+SANDBOX_MISSING="bwrap not found: install bubblewrap or set [Sandbox] Enabled=no"
+
+# Sanitized builds: the worker's own leaks are checked at its exit.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1}
+
+dump_logs() {
+        local f
+
+        for f in "$TMP"/worker*.log; do
+                [[ -s "$f" ]] || continue
+                echo "$TEST_NAME: last lines of $(basename "$f"):" >&2
+                tail -n 40 "$f" >&2
+        done
+}
+
+die() {
+        dump_logs
+        fail "$@"
+}
+
+# ---- setup: a repository, a private bus, makima-api ----
+
+git init -q -b main "$REPO"
+echo "a repository for makima's worker test" > "$REPO/README"
+git -C "$REPO" add README
+git -C "$REPO" -c user.name=test -c user.email=test@example.invalid commit -q -m "initial commit"
+
+dbus-daemon --config-file=/usr/share/dbus-1/session.conf --address="unix:path=$BUS" --nofork --nopidfile \
+        >>"$TMP/dbus.log" 2>&1 &
+EXTRA_PIDS="${EXTRA_PIDS:-} $!"
+for _ in $(seq 100); do
+        [[ -S "$BUS" ]] && break
+        sleep 0.05
+done
+[[ -S "$BUS" ]] || fail "dbus-daemon did not start"
+export MAKIMA_BUS_ADDRESS="unix:path=$BUS"
+
+# worker_config [LINES…]: the store (as lib.sh writes it) and the worker's
+# sections. The poll interval is an hour: a task only starts that quickly
+# when a wake-up (D-Bus signal, PostgreSQL notification) works. The lease is
+# short, so the heartbeat (which also looks for control requests) is fast.
+worker_config() {
+        write_config
+        cat >>"$TMP/makima.conf" <<EOF
+
+[Worker]
+MaxConcurrentTasks=2
+PollIntervalSec=3600
+LeaseSec=6
+
+[Agent]
+Command=$FAKE_AGENT
+Environment=FAKE_AGENT_TEST=1
+
+[Sandbox]
+Enabled=yes
+EOF
+        printf '%s\n' "$@" >>"$TMP/makima.conf"
+}
+
+worker_config
+api_start
+
+# worker_start N [ARGS…]: makima-worker --instance N, up when it says so.
+worker_start() {
+        local n=$1 log="$TMP/worker$1.log" lines
+
+        shift
+        lines=0
+        [[ -f "$log" ]] && lines=$(wc -l <"$log")
+        "$WORKER_BIN" --config "$TMP/makima.conf" --state-dir "$STATE" --instance "$n" "$@" >>"$log" 2>&1 &
+        WORKER_PID[$n]=$!
+        EXTRA_PIDS="${EXTRA_PIDS:-} $!"
+        for _ in $(seq 200); do
+                tail -n +"$((lines + 1))" "$log" | grep -q "Worker .*: up to" && return 0
+                kill -0 "${WORKER_PID[$n]}" 2>/dev/null || die "makima-worker $n exited during start-up"
+                sleep 0.05
+        done
+        die "makima-worker $n did not start"
+}
+
+# worker_stop N: SIGTERM; it must exit 0 (and clean, under sanitizers).
+worker_stop() {
+        local rc=0
+
+        kill -TERM "${WORKER_PID[$1]}"
+        wait "${WORKER_PID[$1]}" || rc=$?
+        unset "WORKER_PID[$1]"
+        ((rc == 0)) || die "makima-worker $1 exited with $rc after SIGTERM"
+}
+
+# create_task PLAN [JQ-EXPRESSION]: prints the new task's id. The
+# expression amends the body, e.g. '.repo = "/nonexistent"'.
+create_task() {
+        local body
+
+        body=$(jq -nc --arg plan "$1" --arg repo "$REPO" "{plan: \$plan, repo: \$repo} | ${2:-.}")
+        req admin POST /api/v1/tasks "$body"
+        expect_status 201 "create task"
+        jqr .id
+}
+
+get_task() {
+        req admin GET "/api/v1/tasks/$1"
+        expect_status 200 "get task $1"
+}
+
+# wait_status ID STATUS [SECONDS]: until the task has this status.
+wait_status() {
+        local id=$1 want=$2 deadline=$((SECONDS + ${3:-30})) got=''
+
+        while ((SECONDS < deadline)); do
+                get_task "$id"
+                got=$(jqr .status)
+                [[ "$got" == "$want" ]] && return 0
+                sleep 0.1
+        done
+        die "task $id: expected status $want, still $got: $BODY"
+}
+
+# events ID: the task's events (at most 1000) in $BODY.
+events() {
+        req admin GET "/api/v1/tasks/$1/events?limit=1000"
+        expect_status 200 "events of $1"
+}
+
+# wait_file FILE REGEX [SECONDS]
+wait_file() {
+        local deadline=$((SECONDS + ${3:-20}))
+
+        while ((SECONDS < deadline)); do
+                grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+                sleep 0.1
+        done
+        die "$1 does not match /$2/ after ${3:-20} s: $(cat "$1" 2>/dev/null | head -c 2000)"
+}
+
+# sandbox_pids ID: the processes whose environment names the task (bwrap
+# and everything in its sandbox).
+sandbox_pids() {
+        grep -l -s -a "MAKIMA_TASK_ID=$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true
+}
+
+proc_state() {
+        sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1
+}
+
+home_of() {
+        echo "$STATE/homes/$1"
+}
+
+worker_start 1
+
+# ---- 1. a task runs to the end, in the sandbox, on its own branch ----
+say "normal path"
+ID=$(create_task $'Write a greeting.\nfake: write hello.txt hello from makima\nfake: commit add hello.txt')
+wait_status "$ID" done 30
+ID8=${ID:0:8}
+get_task "$ID"
+expect_json .branch "makima/$ID8"
+expect_json .worktree "$STATE/worktrees/$ID"
+expect_json '.error' null
+jq -e '.session_id | startswith("fake-session-")' <<<"$BODY" >/dev/null || die "no session id on the task: $BODY"
+jq -e '.cost_usd > 0.01 and .cost_usd < 0.02' <<<"$BODY" >/dev/null || die "cost not stored: $BODY"
+jq -e '.completed_at != null' <<<"$BODY" >/dev/null || die "no completed_at: $BODY"
+SESSION=$(jqr .session_id)
+[[ "$(cat "$STATE/worktrees/$ID/hello.txt")" == "hello from makima" ]] || die "hello.txt is not in the worktree"
+[[ "$(git -C "$REPO" show "makima/$ID8:hello.txt")" == "hello from makima" ]] ||
+        die "hello.txt is not committed on makima/$ID8"
+[[ "$(git -C "$REPO" log -1 --format=%s "makima/$ID8")" == "add hello.txt" ]] || die "the agent's commit is missing"
+git -C "$REPO" rev-parse -q --verify refs/heads/main >/dev/null || die "main is gone"
+[[ -z "$(git -C "$REPO" ls-tree --name-only main hello.txt)" ]] || die "hello.txt leaked onto main"
+# The plan is the first stream-json user line; the home is private.
+head -n 1 "$(home_of "$ID")/stdin.log" | jq -e '.type == "user" and (.message.content | test("fake: write hello.txt"))' \
+        >/dev/null || die "the plan was not the first line on the agent's stdin"
+[[ "$(stat -c %a "$(home_of "$ID")")" == 700 ]] || die "the task's home is not 0700"
+tr '\037' '\n' <"$(home_of "$ID")/args.log" | grep -qx -- '--dangerously-skip-permissions' ||
+        die "the agent's arguments lack --dangerously-skip-permissions"
+tr '\037' '\n' <"$(home_of "$ID")/args.log" | grep -q "makima task $ID" ||
+        die "the agent's system prompt does not name the task"
+
+events "$ID"
+# Every event in order, seq gapless from 1.
+jq -e '[.events[].seq] == [range(1; (.events | length) + 1)]' <<<"$BODY" >/dev/null || die "event seqs are not 1..N"
+TYPES=$(jq -r '[.events[].type] | join(" ")' <<<"$BODY")
+[[ "$TYPES" == "claimed system assistant user assistant user assistant result status" ]] ||
+        die "unexpected events: $TYPES"
+jq -e '.events[0].data.worker | endswith(":1")' <<<"$BODY" >/dev/null || die "the claim does not name worker 1"
+jq -e '[.events[] | select(.type == "system")][0].data | .subtype == "init" and .session_id != null' \
+        <<<"$BODY" >/dev/null || die "system/init is not stored as the CLI wrote it"
+jq -e '[.events[] | select(.type == "assistant")][0].data.message.content[0].name == "Write"' \
+        <<<"$BODY" >/dev/null || die "the Write tool use is not stored"
+jq -e '[.events[] | select(.type == "result")][0].data | .is_error == false and .total_cost_usd > 0' \
+        <<<"$BODY" >/dev/null || die "the result is not stored"
+# The agent ran as the sandbox's user, not as root.
+jq -e '[.events[] | select(.type == "result")][0].data.result | test("uid=1000")' <<<"$BODY" >/dev/null ||
+        die "the agent did not run as uid 1000 in the sandbox"
+jq -e '.events[-1].data | .to == "done" and .from == "running"' <<<"$BODY" >/dev/null || die "no final status event"
+# Every event also went to the log (no journal here), with the short id.
+grep -q "$ID8 tool Write" "$TMP/worker1.log" || grep -q "$ID8 .*Write" "$TMP/worker1.log" ||
+        die "the worker's log does not show the agent's events"
+
+# ---- 2. failures, each with its reason in words ----
+say "failures"
+CRASH=$(create_task $'fake: write partial.txt half done\nfake: crash')
+EXIT3=$(create_task 'fake: exit 3')
+NOREPO=$(create_task 'never runs' ".repo = \"$TMP/no-such-repo\"")
+BADBASE=$(create_task 'never runs' '.base_branch = "no-such-branch"')
+AUTH=$(create_task 'fake: 401')
+
+wait_status "$CRASH" failed
+expect_json .error "agent was killed by signal 6 (SIGABRT)"
+[[ -f "$STATE/worktrees/$CRASH/partial.txt" ]] || die "the crashed agent's file is gone"
+wait_status "$EXIT3" failed
+expect_json .error "agent exited with status 3: fatal: the fake agent gives up"
+wait_status "$NOREPO" failed
+jqr .error | grep -q "no-such-repo" || die "no reason naming the missing repository: $BODY"
+jq -e '.worktree == null' <<<"$BODY" >/dev/null || die "a worktree for a missing repository: $BODY"
+wait_status "$BADBASE" failed
+jqr .error | grep -q "no-such-branch" || die "no reason naming the missing base branch: $BODY"
+wait_status "$AUTH" failed
+expect_json .error "agent is not logged in on worker 1 (Invalid API key · Fix external API key)"
+req admin GET "/api/v1/notifications?limit=100"
+expect_status 200 "notifications"
+jq -e --arg id "$AUTH" '[.notifications[] | select(.task_id == $id and .level == "error"
+        and (.message | test("not logged in on worker 1")))] | length == 1' <<<"$BODY" >/dev/null ||
+        die "no notification for the agent that is not logged in: $BODY"
+if [[ -z "${MAKIMA_TEST_PG_URL:-}" ]] && command -v sqlite3 >/dev/null; then
+        [[ "$(sqlite3 "$TMP/makima.db" "SELECT count(*) FROM notifications WHERE task_id = '$AUTH'")" == 1 ]] ||
+                die "the notification is not in the store"
+fi
+
+# ---- 3. output that is not stream-json, and the CLI's own questions ----
+say "odd output"
+ODD=$(create_task $'fake: garbage\nfake: ask')
+wait_status "$ODD" done
+events "$ODD"
+jq -e '[.events[] | select(.type == "invalid_output")][0].data | .line == "this is not JSON {" and .error != null' \
+        <<<"$BODY" >/dev/null || die "no invalid_output event: $(jq -c '[.events[].type]' <<<"$BODY")"
+jq -e '[.events[] | select(.type == "stderr")][0].data.line | test("fake agent says")' <<<"$BODY" >/dev/null ||
+        die "no stderr event"
+jq -e '[.events[] | select(.type == "control_request")] | length == 1' <<<"$BODY" >/dev/null ||
+        die "the CLI's control_request is not stored"
+grep -q '"subtype":"error".*makima grants no permissions interactively' "$(home_of "$ODD")/stdin.log" ||
+        grep -q 'makima grants no permissions interactively' "$(home_of "$ODD")/stdin.log" ||
+        die "the agent's control_request was not answered"
+
+# ---- 4. pause, resume, interrupt, send on a running task ----
+say "controls"
+CTL=$(create_task $'fake: child\nfake: wait')
+wait_status "$CTL" running
+wait_file "$(home_of "$CTL")/stdin.log" 'fake: wait'
+for _ in $(seq 50); do
+        [[ $(sandbox_pids "$CTL" | wc -l) -ge 3 ]] && break
+        sleep 0.1
+done
+PIDS=$(sandbox_pids "$CTL")
+[[ $(wc -w <<<"$PIDS") -ge 3 ]] || die "expected bwrap, the agent and its child, found: $PIDS"
+
+req admin POST "/api/v1/tasks/$CTL/pause"
+expect_status 202 "pause"
+wait_status "$CTL" paused 10
+for pid in $(sandbox_pids "$CTL"); do
+        [[ "$(proc_state "$pid")" == T ]] || die "process $pid of the paused task is in state $(proc_state "$pid")"
+done
+req admin POST "/api/v1/tasks/$CTL/pause"
+expect_status 202 "pause again"
+PAUSE2=$(jqr .control_request.id)
+req admin POST "/api/v1/tasks/$CTL/resume"
+expect_status 202 "resume"
+wait_status "$CTL" running 10
+for pid in $(sandbox_pids "$CTL"); do
+        [[ "$(proc_state "$pid")" != T ]] || die "process $pid of the resumed task is still stopped"
+done
+req admin GET "/api/v1/control-requests/$PAUSE2"
+expect_json .result "the task is paused already"
+
+req admin POST "/api/v1/tasks/$CTL/interrupt"
+expect_status 202 "interrupt"
+INTERRUPT=$(jqr .control_request.id)
+wait_status "$CTL" interrupted 10
+grep '"type":"control_request"' "$(home_of "$CTL")/stdin.log" | jq -e '.request.subtype == "interrupt"' >/dev/null ||
+        die "the agent did not get the interrupt"
+req admin GET "/api/v1/control-requests/$INTERRUPT"
+expect_json .result ok
+jq -e '.delivered_at != null and .done_at != null' <<<"$BODY" >/dev/null || die "interrupt not marked: $BODY"
+[[ -n "$(sandbox_pids "$CTL")" ]] || die "the interrupted agent exited"
+
+req admin POST "/api/v1/tasks/$CTL/send" '{"message": "hello agent, carry on"}'
+expect_status 202 "send"
+wait_file "$(home_of "$CTL")/stdin.log" 'hello agent, carry on' 10
+wait_status "$CTL" done 20
+events "$CTL"
+jq -e '[.events[] | select(.type == "status") | .data.to] == ["paused", "running", "interrupted", "running", "done"]' \
+        <<<"$BODY" >/dev/null || die "unexpected status events: $(jq -c '[.events[] | select(.type == "status") | .data.to]' <<<"$BODY")"
+jq -e '[.events[] | select(.type == "control") | .data.kind] == ["pause", "pause", "resume", "interrupt", "message"]' \
+        <<<"$BODY" >/dev/null || die "unexpected control events: $(jq -c '[.events[] | select(.type == "control") | .data]' <<<"$BODY")"
+for _ in $(seq 50); do
+        [[ -z "$(sandbox_pids "$CTL")" ]] && break
+        sleep 0.1
+done
+[[ -z "$(sandbox_pids "$CTL")" ]] || die "processes of the finished task survive: $(sandbox_pids "$CTL")"
+
+# ---- 5. cancel: nothing of the sandbox survives ----
+say "cancel"
+CANCEL=$(create_task $'fake: child\nfake: wait')
+wait_status "$CANCEL" running
+wait_file "$(home_of "$CANCEL")/stdin.log" 'fake: wait'
+for _ in $(seq 50); do
+        [[ $(sandbox_pids "$CANCEL" | wc -l) -ge 3 ]] && break
+        sleep 0.1
+done
+req admin POST "/api/v1/tasks/$CANCEL/cancel"
+expect_status 202 "cancel"
+CANCEL_REQ=$(jqr .control_request.id)
+wait_status "$CANCEL" cancelled 10
+jq -e '.completed_at != null' <<<"$BODY" >/dev/null || die "no completed_at on the cancelled task"
+[[ -z "$(sandbox_pids "$CANCEL")" ]] || die "processes of the cancelled task survive: $(sandbox_pids "$CANCEL")"
+req admin GET "/api/v1/control-requests/$CANCEL_REQ"
+expect_json .result ok
+
+# ---- 6. a message after the turn ended starts the next run of the session ----
+say "late message"
+LATE=$(create_task 'fake: linger 3')
+for _ in $(seq 200); do
+        events "$LATE"
+        jq -e '[.events[] | select(.type == "result")] | length == 1' <<<"$BODY" >/dev/null && break
+        sleep 0.05
+done
+get_task "$LATE"
+expect_json .status running
+LATE_SESSION=$(jqr .session_id)
+req admin POST "/api/v1/tasks/$LATE/send" '{"message": "one more thing"}'
+expect_status 202 "send after the turn"
+wait_status "$LATE" done 20
+expect_json .session_id "$LATE_SESSION"
+grep -q 'one more thing' "$(home_of "$LATE")/stdin.log" || die "the late message did not reach the agent"
+[[ $(wc -l <"$(home_of "$LATE")/args.log") == 2 ]] || die "expected two runs of the agent"
+tail -n 1 "$(home_of "$LATE")/args.log" | tr '\037' '\n' | grep -A1 -x -- --resume | grep -qx "$LATE_SESSION" ||
+        die "the second run does not resume the session"
+jq -e '.cost_usd > 0.02' <<<"$BODY" >/dev/null || die "the cost of both runs is not added up: $BODY"
+
+# ---- 7. a stopped worker hands its task back; the next one resumes it ----
+say "restart"
+RESTART=$(create_task $'fake: wait')
+wait_status "$RESTART" running
+wait_file "$(home_of "$RESTART")/stdin.log" 'fake: wait'
+get_task "$RESTART"
+RESTART_SESSION=$(jqr .session_id)
+worker_stop 1
+get_task "$RESTART"
+expect_json .status pending
+expect_json .session_id "$RESTART_SESSION"
+expect_json .worktree "$STATE/worktrees/$RESTART"
+[[ -z "$(sandbox_pids "$RESTART")" ]] || die "the agent survived its worker"
+worker_start 1
+wait_status "$RESTART" running
+wait_file "$(home_of "$RESTART")/stdin.log" 'makima restarted you'
+tail -n 1 "$(home_of "$RESTART")/args.log" | tr '\037' '\n' | grep -A1 -x -- --resume | grep -qx "$RESTART_SESSION" ||
+        die "the restarted agent does not resume its session"
+req admin POST "/api/v1/tasks/$RESTART/send" '{"message": "finish now"}'
+expect_status 202 "send to the resumed agent"
+wait_status "$RESTART" done 20
+expect_json .session_id "$RESTART_SESSION"
+events "$RESTART"
+jq -e '[.events[] | select(.type == "claimed")] | length == 2' <<<"$BODY" >/dev/null || die "expected two claims"
+jq -e '[.events[].seq] == [range(1; (.events | length) + 1)]' <<<"$BODY" >/dev/null || die "event seqs are not 1..N"
+
+# ---- 8. two workers, several tasks: each runs exactly once ----
+say "two workers"
+worker_start 2
+MANY=()
+for i in $(seq 8); do
+        MANY+=("$(create_task "fake: write file$i.txt task $i")")
+done
+for id in "${MANY[@]}"; do
+        wait_status "$id" done 60
+        events "$id"
+        jq -e '[.events[] | select(.type == "claimed")] | length == 1' <<<"$BODY" >/dev/null ||
+                die "task $id was claimed more than once"
+        jq -e '[.events[] | select(.type == "result")] | length == 1' <<<"$BODY" >/dev/null ||
+                die "task $id ran more than once"
+done
+worker_stop 2
+worker_stop 1
+grep -q 'Worker .*:2: up to' "$TMP/worker2.log" || die "worker 2 did not say who it is"
+
+# ---- 9. bwrap missing ----
+say "bwrap missing"
+worker_start 1 --bwrap="$TMP/no-such-bwrap"
+NOBWRAP=$(create_task 'fake: write never.txt x')
+wait_status "$NOBWRAP" failed
+expect_json .error "$SANDBOX_MISSING"
+worker_stop 1
+
+# ---- 10. Enabled=no: runs unsandboxed, with a warning ----
+say "sandbox disabled"
+worker_config '[Sandbox]' 'Enabled=no'
+worker_start 1
+OPEN=$(create_task 'fake: write open.txt unsandboxed')
+wait_status "$OPEN" done
+grep -q 'Enabled=no' "$TMP/worker1.log" || die "no warning about the disabled sandbox"
+events "$OPEN"
+jq -e --arg uid "$(id -u)" '[.events[] | select(.type == "result")][0].data.result | test("uid=" + $uid)' \
+        <<<"$BODY" >/dev/null || die "the unsandboxed agent did not run as the worker's user"
+worker_stop 1
+
+# ---- 11. without any wake-up, the poll timer finds tasks ----
+say "polling"
+worker_config '[Worker]' 'PollIntervalSec=1'
+MAKIMA_BUS_ADDRESS="unix:path=$TMP/no-such-bus" worker_start 1
+grep -q 'polling every 1 s' "$TMP/worker1.log" || die "no warning about the missing bus"
+POLLED=$(create_task 'fake: write polled.txt found by polling')
+wait_status "$POLLED" done 15
+worker_stop 1
+
+say "PASS"
