@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 
 #include "store-internal.h"
@@ -75,6 +74,7 @@ typedef struct PgStore {
         bool in_transaction;
         bool listening;                 /* store_listen() was called */
         bool listen_reset;              /* the connection (and its fd) changed since */
+        bool server_closing;            /* the server said FATAL between queries */
 } PgStore;
 
 static PgStore *pg_store(Store *s) {
@@ -172,6 +172,7 @@ static void pg_reconnect(PgStore *p) {
         PGresult *res;
 
         PQreset(p->conn);
+        p->server_closing = false;
         if (PQstatus(p->conn) != CONNECTION_OK || !p->listening)
                 return;
         p->listen_reset = true;
@@ -196,7 +197,7 @@ static int pg_run(PgStore *p, const char *sql, const StoreValue *params, size_t 
 
         /* A lost connection (server restart) is reopened, but only between
          * transactions: inside one, the work done so far is gone. */
-        if (!p->in_transaction && PQstatus(p->conn) == CONNECTION_BAD)
+        if (!p->in_transaction && (PQstatus(p->conn) == CONNECTION_BAD || p->server_closing))
                 pg_reconnect(p);
 
         res = PQexecParams(p->conn, sql, (int) n_params, types, values, NULL, NULL, 0);
@@ -252,7 +253,7 @@ static void pg_rollbackp(PgStore **txn) {
 static int pg_begin(PgStore *p, PgStore **txn) {
         int r;
 
-        if (PQstatus(p->conn) == CONNECTION_BAD)
+        if (PQstatus(p->conn) == CONNECTION_BAD || p->server_closing)
                 pg_reconnect(p);
         r = pg_exec(p, "BEGIN");
         if (r < 0)
@@ -321,8 +322,14 @@ static int pg_migrate(PgStore *p) {
 }
 
 /* The store does not log; libpq would print notices such as "relation
- * already exists, skipping" to stderr. */
-static void pg_notice_ignore(void *userdata, const char *message) {
+ * already exists, skipping" to stderr. Only a FATAL one matters: the
+ * server is about to close the connection. */
+static void pg_notice_receive(void *userdata, const PGresult *res) {
+        PgStore *p = userdata;
+        const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+        if (severity && (streq(severity, "FATAL") || streq(severity, "PANIC")))
+                p->server_closing = true;
 }
 
 static void pg_free(Store *s) {
@@ -344,7 +351,7 @@ static int pg_connect(PgStore *p, const char *path) {
                 return -ENOMEM;
         if (PQstatus(p->conn) != CONNECTION_OK)
                 return pg_fail(p, NULL);
-        (void) PQsetNoticeProcessor(p->conn, pg_notice_ignore, NULL);
+        (void) PQsetNoticeReceiver(p->conn, pg_notice_receive, p);
         return pg_migrate(p);
 }
 
@@ -716,7 +723,7 @@ static int pg_listen(Store *s, int *ret_fd) {
 
         if (p->in_transaction)
                 return store_error(s, -EBUSY, "Cannot listen inside a transaction");
-        if (PQstatus(p->conn) == CONNECTION_BAD)
+        if (PQstatus(p->conn) == CONNECTION_BAD || p->server_closing)
                 pg_reconnect(p);
         r = pg_exec(p, "LISTEN " STORE_WAKEUP_CHANNEL);
         if (r < 0)
@@ -731,43 +738,34 @@ static int pg_listen(Store *s, int *ret_fd) {
         return 0;
 }
 
-/* Reads what arrived on the socket. A server that drops the connection
- * sends why, then closes it; libpq sees the close only on a read after the
- * one that got the message, so a socket that is still readable is read
- * again (a few times: notifications may keep arriving). */
-static bool pg_connection_lost(PgStore *p) {
-        for (unsigned i = 0; i < 8; i++) {
-                struct pollfd pfd = { .fd = PQsocket(p->conn), .events = POLLIN };
-
-                if (PQconsumeInput(p->conn) == 0 || PQstatus(p->conn) == CONNECTION_BAD)
-                        return true;
-                if (poll(&pfd, 1, 0) <= 0)
-                        break;
-        }
-        return false;
-}
-
 static int pg_listen_drain(Store *s) {
         PgStore *p = pg_store(s);
+        bool read_ok;
         int n = 0;
 
         if (!p->listening)
                 return store_error(s, -EINVAL, "Not listening: call store_listen() first");
 
-        if (pg_connection_lost(p)) {
+        /* PQnotifies() parses what PQconsumeInput() read, notices included. */
+        read_ok = PQconsumeInput(p->conn) != 0;
+        for (PGnotify *m; (m = PQnotifies(p->conn)); PQfreemem(m))
+                if (streq(m->relname, STORE_WAKEUP_CHANNEL) && n < INT_MAX)
+                        n++;
+
+        /* A server that drops the connection sends a FATAL error, then
+         * closes it; the close may only come with a later read, but the
+         * FATAL (handed to the notice receiver) is enough to know. */
+        if (!read_ok || PQstatus(p->conn) == CONNECTION_BAD || p->server_closing) {
                 pg_reconnect(p);
                 if (PQstatus(p->conn) != CONNECTION_OK)
                         return pg_fail(p, NULL);
         }
+        /* What did arrive is not lost: the caller looks for work anyway. */
         if (p->listen_reset) {
                 p->listen_reset = false;
                 return store_error(s, -ECONNRESET,
                                    "The connection to the server was reopened: listen again and look for work");
         }
-
-        for (PGnotify *m; (m = PQnotifies(p->conn)); PQfreemem(m))
-                if (streq(m->relname, STORE_WAKEUP_CHANNEL) && n < INT_MAX)
-                        n++;
         return n;
 }
 

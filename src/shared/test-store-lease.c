@@ -345,11 +345,12 @@ static void test_lease_time(void) {
 
         tasks_clear();
         t = insert_task("short", TASK_PENDING, 0);
-        check_r(store_task_claim(store, "w1", 200 * USEC_PER_MSEC, &got, token), 1);
-        check_ok(store_task_heartbeat(store, t->id, token, 200 * USEC_PER_MSEC));
+        /* Long enough for the checks before the sleep on a loaded machine. */
+        check_r(store_task_claim(store, "w1", 500 * USEC_PER_MSEC, &got, token), 1);
+        check_ok(store_task_heartbeat(store, t->id, token, 500 * USEC_PER_MSEC));
         got = task_free(got);
         check_r(store_task_claim(store, "w2", LEASE, &got, token2), 0);
-        usleep(300 * 1000);
+        usleep(600 * 1000);
         check_r(store_task_heartbeat(store, t->id, token, LEASE), -ENOLCK);
         check_r(store_task_claim(store, "w2", LEASE, &got, token2), 1);
         check_streq(got->id, t->id);
