@@ -1,466 +1,24 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The git operations of git-util.h, done by running the real git: one
- * fork + execve per command with hooks off and a scrubbed environment.
- * Files makima copies or hashes itself are opened with openat2() and
- * RESOLVE_BENEATH, so a symlink an agent planted cannot lead it outside. */
+/* The git operations of git-util.h: the clone cache, task worktrees, diffs
+ * and fingerprints, each a few runs of git (git-run.c). Files makima copies
+ * or hashes itself are opened with openat2() and RESOLVE_BENEATH, so that a
+ * symlink an agent planted cannot lead it outside the worktree. */
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 
-#include "conf.h"
+#include "git-run.h"
 #include "git-util.h"
 #include "sha256.h"
-
-extern char **environ;
-
-#define GIT_STDERR_MAX (64U * 1024U)
-#define GIT_ERROR_LINES 3
-#define GIT_ARGV(...) ((const char *const[]) { __VA_ARGS__, NULL })
-
-/* Every run starts with these: the hooks and fsmonitor command of a
- * repository an agent could write must never run on the host. */
-static const char *const git_safety_args[] = {
-        "-c", "core.hooksPath=/dev/null",
-        "-c", "core.fsmonitor=false",
-};
-
-/* The GIT_* variables that only say how to reach remotes, where the
- * administrator's config lives and who commits. Any other (GIT_DIR,
- * GIT_WORK_TREE, GIT_INDEX_FILE, GIT_CONFIG_PARAMETERS, GIT_TRACE, …) could
- * point git at another repository or change what it prints, so it goes. */
-static const char *const git_env_keep[] = {
-        "GIT_SSH=", "GIT_SSH_COMMAND=", "GIT_SSH_VARIANT=", "GIT_ASKPASS=", "GIT_EXEC_PATH=",
-        "GIT_CONFIG_GLOBAL=", "GIT_CONFIG_SYSTEM=", "GIT_CONFIG_NOSYSTEM=",
-        "GIT_AUTHOR_", "GIT_COMMITTER_", "GIT_SSL_", "GIT_HTTP_", "GIT_PROXY_",
-};
-
-/* A growing, NUL-terminated buffer that keeps at most max bytes (0: any). */
-typedef struct GitOutput {
-        char *data;
-        size_t size, allocated, max;
-        bool truncated;
-} GitOutput;
-
-static void git_output_done(GitOutput *o) {
-        o->data = mfree(o->data);
-        o->size = o->allocated = 0;
-}
-
-static int git_output_append(GitOutput *o, const void *p, size_t n) {
-        if (o->max > 0 && n > o->max - o->size) {
-                n = o->max - o->size;
-                o->truncated = true;
-        }
-        if (!o->data || o->size + n + 1 > o->allocated) {
-                size_t a = MAX(MAX(o->allocated * 2, o->size + n + 1), (size_t) 256);
-                char *d = realloc(o->data, a);
-
-                if (!d)
-                        return -ENOMEM;
-                o->data = d;
-                o->allocated = a;
-        }
-        if (n > 0)
-                memcpy(o->data + o->size, p, n);
-        o->size += n;
-        o->data[o->size] = '\0';
-        return 0;
-}
 
 static inline void closedirp(DIR **d) {
         if (*d)
                 (void) closedir(*d);
-}
-
-static int set_error(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
-static int set_error(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
-        char *s;
-
-        if (!ret_error)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        if (!s)
-                return -ENOMEM;
-        free(*ret_error);
-        *ret_error = s;
-        return r;
-}
-
-/* git's complaint in a line: its "fatal:"/"error:" lines if it printed any
- * (progress and hints around them are noise), else its first lines. */
-static char *git_complaint(const char *err, int status) {
-        GitOutput o = {};
-        unsigned n = 0;
-
-        for (int pass = 0; pass < 2 && n == 0; pass++)
-                for (const char *p = strempty(err); *p && n < GIT_ERROR_LINES;) {
-                        size_t len = strcspn(p, "\r\n");
-                        const char *line = p;
-
-                        p += len + strspn(p + len, "\r\n");
-                        while (len > 0 && strchr(" \t", line[len - 1]))
-                                len--;
-                        if (len == 0 || startswith(line, "hint:"))
-                                continue;
-                        if (pass == 0 && !startswith(line, "fatal:") && !startswith(line, "error:"))
-                                continue;
-                        if ((n++ > 0 && git_output_append(&o, "; ", 2) < 0) || git_output_append(&o, line, len) < 0) {
-                                git_output_done(&o);
-                                return NULL;
-                        }
-                }
-        if (n == 0 && asprintf(&o.data, "git exited with status %i", status) < 0)
-                return NULL;
-        return o.data;
-}
-
-static char *find_git(void) {
-        const char *path = getenv("PATH");
-        char *p;
-
-        for (const char *d = strempty(path); path && *d;) {
-                size_t len = strcspn(d, ":");
-
-                if (asprintf(&p, "%.*s/git", (int) len, len > 0 ? d : ".") < 0)
-                        return NULL;
-                if (access(p, X_OK) == 0)
-                        return p;
-                free(p);
-                d += len + (d[len] == ':');
-        }
-        return strdup("/usr/bin/git");
-}
-
-static bool git_env_kept(const char *e) {
-        if (!startswith(e, "GIT_"))
-                return !startswith(e, "LC_ALL=");
-        for (size_t i = 0; i < ELEMENTSOF(git_env_keep); i++)
-                if (startswith(e, git_env_keep[i]))
-                        return true;
-        return false;
-}
-
-static int git_build_env(char *const *extra, char ***ret) {
-        _cleanup_(strv_freep) char **l = NULL;
-        int r;
-
-        for (char **e = environ; e && *e; e++)
-                if (git_env_kept(*e)) {
-                        r = strv_extend(&l, *e);
-                        if (r < 0)
-                                return r;
-                }
-        for (char *const *e = extra; e && *e; e++) {
-                r = strv_extend(&l, *e);
-                if (r < 0)
-                        return r;
-        }
-        r = strv_extend(&l, "GIT_TERMINAL_PROMPT=0");
-        if (r < 0)
-                return r;
-        r = strv_extend(&l, "LC_ALL=C");
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
-/* The child's dup2() calls must not clobber each other, so no fd it
- * moves may already sit on 0, 1 or 2. */
-static int fd_move_above_stdio(int fd) {
-        int n, e;
-
-        if (fd < 0 || fd > STDERR_FILENO)
-                return fd;
-        n = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-        e = errno;
-        (void) close(fd);
-        return n < 0 ? -e : n;
-}
-
-static int safe_close(int fd) {
-        if (fd >= 0)
-                (void) close(fd);
-        return -EBADF;
-}
-
-static int pipe_above_stdio(int *ret_read, int *ret_write) {
-        int fds[2];
-
-        if (pipe2(fds, O_CLOEXEC) < 0)
-                return -errno;
-        fds[0] = fd_move_above_stdio(fds[0]);
-        fds[1] = fd_move_above_stdio(fds[1]);
-        if (fds[0] < 0 || fds[1] < 0) {
-                safe_close(fds[0]);
-                safe_close(fds[1]);
-                return -EMFILE;
-        }
-        *ret_read = fds[0];
-        *ret_write = fds[1];
-        return 0;
-}
-
-/* Between fork and execve: async-signal-safe calls only. A failure is
- * reported through errno_fd, which execve closes when it succeeds. */
-static _noreturn_ void git_child(const char *dir, const char *git, const char **argv, char **envp, int null_fd,
-                                 int out_fd, int err_fd, int errno_fd) {
-        struct sigaction sa = { .sa_handler = SIG_DFL };
-        sigset_t ss;
-        int e;
-
-        /* A daemon may ignore SIGPIPE or block signals; git must see neither,
-         * so that closing its stdout early stops it. */
-        for (int sig = 1; sig < NSIG; sig++)
-                (void) sigaction(sig, &sa, NULL);
-        (void) sigemptyset(&ss);
-        (void) sigprocmask(SIG_SETMASK, &ss, NULL);
-
-        if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
-                goto fail;
-        (void) close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
-        if (dir && chdir(dir) < 0)
-                goto fail;
-        execve(git, (char *const *) argv, envp);
-fail:
-        e = errno;
-        (void) !write(errno_fd, &e, sizeof e);
-        _exit(127);
-}
-
-/* Reads both pipes until git closes them. Once stdout reaches its limit it
- * is closed: git then dies of SIGPIPE instead of producing what nobody reads. */
-static int git_read_pipes(int *out_fd, int *err_fd, GitOutput *out, GitOutput *err) {
-        char buf[64 * 1024];
-        int r;
-
-        while (*out_fd >= 0 || *err_fd >= 0) {
-                struct pollfd p[2] = {
-                        { .fd = *out_fd, .events = POLLIN },
-                        { .fd = *err_fd, .events = POLLIN },
-                };
-
-                if (poll(p, ELEMENTSOF(p), -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                for (size_t i = 0; i < ELEMENTSOF(p); i++) {
-                        int *fd = i == 0 ? out_fd : err_fd;
-                        GitOutput *o = i == 0 ? out : err;
-                        ssize_t n;
-
-                        if (*fd < 0 || p[i].revents == 0)
-                                continue;
-                        n = read(*fd, buf, sizeof buf);
-                        if (n < 0 && IN_SET(errno, EINTR, EAGAIN))
-                                continue;
-                        if (n < 0)
-                                return -errno;
-                        if (n > 0) {
-                                r = git_output_append(o, buf, (size_t) n);
-                                if (r < 0)
-                                        return r;
-                        }
-                        if (n == 0 || (i == 0 && o->truncated)) {
-                                (void) close(*fd);
-                                *fd = -EBADF;
-                        }
-                }
-        }
-        return 0;
-}
-
-/* Runs git; returns its exit status (128 + signal if killed) or -errno. */
-static int git_exec(const char *dir, const char *const *argv, char *const *extra_env, size_t max_stdout,
-                    GitOutput *ret_out, char **ret_stderr) {
-        _cleanup_free_ char *git = NULL;
-        _cleanup_free_ const char **full = NULL;
-        _cleanup_(strv_freep) char **env = NULL;
-        _cleanup_close_ int null_fd = -EBADF, out_r = -EBADF, out_w = -EBADF, err_r = -EBADF, err_w = -EBADF,
-                            errno_r = -EBADF, errno_w = -EBADF;
-        GitOutput out = { .max = max_stdout }, err = { .max = GIT_STDERR_MAX };
-        size_t n = 0, argc = 0;
-        int status, child_errno, r;
-        pid_t pid;
-
-        while (argv[argc])
-                argc++;
-        full = calloc(argc + ELEMENTSOF(git_safety_args) + 2, sizeof(char *));
-        git = find_git();
-        if (!full || !git)
-                return -ENOMEM;
-        full[n++] = "git";
-        for (size_t i = 0; i < ELEMENTSOF(git_safety_args); i++)
-                full[n++] = git_safety_args[i];
-        for (size_t i = 0; i < argc; i++)
-                full[n++] = argv[i];
-        r = git_build_env(extra_env, &env);
-        if (r < 0)
-                return r;
-
-        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (null_fd < 0)
-                return -errno;
-        null_fd = fd_move_above_stdio(null_fd);
-        if (null_fd < 0)
-                return null_fd;
-        r = pipe_above_stdio(&out_r, &out_w);
-        if (r < 0)
-                return r;
-        r = pipe_above_stdio(&err_r, &err_w);
-        if (r < 0)
-                return r;
-        r = pipe_above_stdio(&errno_r, &errno_w);
-        if (r < 0)
-                return r;
-
-        pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0)
-                git_child(dir, git, full, env, null_fd, out_w, err_w, errno_w);
-
-        out_w = safe_close(out_w);
-        err_w = safe_close(err_w);
-        errno_w = safe_close(errno_w);
-
-        r = git_read_pipes(&out_r, &err_r, &out, &err);
-        if (r < 0)
-                (void) kill(pid, SIGKILL);
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR) {
-                        r = r < 0 ? r : -errno;
-                        break;
-                }
-        if (r >= 0 && read(errno_r, &child_errno, sizeof child_errno) == (ssize_t) sizeof child_errno)
-                r = -child_errno;
-        if (r >= 0 && (!out.data || !err.data))
-                r = git_output_append(&out, "", 0) < 0 || git_output_append(&err, "", 0) < 0 ? -ENOMEM : 0;
-        if (r < 0) {
-                git_output_done(&out);
-                git_output_done(&err);
-                return r;
-        }
-
-        if (WIFEXITED(status))
-                r = WEXITSTATUS(status);
-        else
-                r = 128 + WTERMSIG(status);
-        /* We closed the pipe: that is how a cut-off git ends, not a failure. */
-        if (out.truncated && r == 128 + SIGPIPE)
-                r = 0;
-
-        if (ret_out)
-                *ret_out = out;
-        else
-                git_output_done(&out);
-        if (ret_stderr)
-                *ret_stderr = err.data;
-        else
-                free(err.data);
-        return r;
-}
-
-/* Runs git and returns its exit status; when that is not 0, or when git
- * could not run at all (-errno), *ret_error says why. */
-static int git_capture(const char *dir, const char *const *argv, char *const *env, size_t max_stdout,
-                       GitOutput *ret_out, char **ret_error) {
-        _cleanup_free_ char *err = NULL;
-        GitOutput out = {};
-        int r;
-
-        r = git_exec(dir, argv, env, max_stdout, &out, &err);
-        if (r < 0)
-                return set_error(ret_error, r, "cannot run git %s: %s", argv[0], strerror(-r));
-        if (r > 0 && ret_error) {
-                char *c = git_complaint(err, r);
-
-                if (!c) {
-                        git_output_done(&out);
-                        return -ENOMEM;
-                }
-                free(*ret_error);
-                *ret_error = c;
-        }
-        if (ret_out)
-                *ret_out = out;
-        else
-                git_output_done(&out);
-        return r;
-}
-
-static char *git_output_line(GitOutput *o) {
-        while (o->size > 0 && o->data[o->size - 1] == '\n')
-                o->data[--o->size] = '\0';
-        return TAKE_PTR(o->data);
-}
-
-/* Runs git that must succeed: 0 and its stdout without the final newline,
- * -EIO if it failed, -errno if it could not run. */
-static int git_out(const char *dir, const char *const *argv, char **ret_stdout, char **ret_error) {
-        GitOutput out = {};
-        int r;
-
-        r = git_capture(dir, argv, NULL, 0, &out, ret_error);
-        if (r != 0) {
-                git_output_done(&out);
-                return r < 0 ? r : -EIO;
-        }
-        if (ret_stdout)
-                *ret_stdout = git_output_line(&out);
-        git_output_done(&out);
-        return 0;
-}
-
-/* Asks git a question its exit status answers: 1 yes (with stdout), 0 no
- * (status 1, as "rev-parse --verify -q" says it), or an error. */
-static int git_probe(const char *dir, const char *const *argv, char **ret_stdout, char **ret_error) {
-        _cleanup_free_ char *e = NULL;
-        GitOutput out = {};
-        int r;
-
-        r = git_capture(dir, argv, NULL, 0, &out, &e);
-        if (r == 0 && ret_stdout)
-                *ret_stdout = git_output_line(&out);
-        git_output_done(&out);
-        if (r == 0)
-                return 1;
-        if (r == 1)
-                return 0;
-        if (ret_error) {
-                free(*ret_error);
-                *ret_error = TAKE_PTR(e);
-        }
-        return r < 0 ? r : -EIO;
-}
-
-int git_run(const char *dir, char *const *argv, size_t max_stdout, char **ret_stdout, char **ret_stderr) {
-        GitOutput out = {};
-        int r;
-
-        if (!argv || !argv[0])
-                return -EINVAL;
-        r = git_exec(dir, (const char *const *) argv, NULL, max_stdout, &out, ret_stderr);
-        if (r < 0)
-                return r;
-        if (ret_stdout)
-                *ret_stdout = TAKE_PTR(out.data);
-        git_output_done(&out);
-        return r;
 }
 
 bool git_repo_is_url(const char *s) {
@@ -559,21 +117,21 @@ static int resolve_local(const char *repo, char **ret_path, char **ret_error) {
         if (!real) {
                 r = -errno;
                 if (r == -ENOENT)
-                        return set_error(ret_error, r, "repository '%s' does not exist", repo);
-                return set_error(ret_error, r, "cannot resolve repository '%s': %s", repo, strerror(-r));
+                        return git_set_error(ret_error, r, "repository '%s' does not exist", repo);
+                return git_set_error(ret_error, r, "cannot resolve repository '%s': %s", repo, strerror(-r));
         }
         if (stat(real, &st) < 0)
-                return set_error(ret_error, -errno, "cannot stat repository '%s': %m", repo);
+                return git_set_error(ret_error, -errno, "cannot stat repository '%s': %m", repo);
         if (!S_ISDIR(st.st_mode))
-                return set_error(ret_error, -ENOTDIR, "'%s' is not a git repository", repo);
+                return git_set_error(ret_error, -ENOTDIR, "'%s' is not a git repository", repo);
 
         r = git_out(real, GIT_ARGV("rev-parse", "--is-bare-repository"), &bare, &complaint);
         if (r == -EIO && strstr(complaint, "not a git repository"))
-                return set_error(ret_error, -EINVAL, "'%s' is not a git repository", repo);
+                return git_set_error(ret_error, -EINVAL, "'%s' is not a git repository", repo);
         if (r == -EIO)
-                return set_error(ret_error, -EINVAL, "'%s' is not a usable git repository: %s", repo, complaint);
+                return git_set_error(ret_error, -EINVAL, "'%s' is not a usable git repository: %s", repo, complaint);
         if (r < 0)
-                return set_error(ret_error, r, "%s", complaint);
+                return git_set_error(ret_error, r, "%s", complaint);
 
         if (streq(bare, "true"))
                 r = git_out(real, GIT_ARGV("rev-parse", "--absolute-git-dir"), &top, ret_error);
@@ -627,10 +185,10 @@ static int resolve_url(const char *url, const char *cache_dir, char **ret_path, 
         int r;
 
         if (isempty(cache_dir))
-                return set_error(ret_error, -EINVAL, "no clone cache directory for '%s'", url);
+                return git_set_error(ret_error, -EINVAL, "no clone cache directory for '%s'", url);
         r = mkdir_p(cache_dir, 0755);
         if (r < 0)
-                return set_error(ret_error, r, "cannot create '%s': %s", cache_dir, strerror(-r));
+                return git_set_error(ret_error, r, "cannot create '%s': %s", cache_dir, strerror(-r));
         sha256_hex(url, strlen(url), hex);
         if (asprintf(&path, "%s/%s", cache_dir, hex) < 0 || asprintf(&lock, "%s.lock", path) < 0 ||
             asprintf(&tmp, "%s/.%s.XXXXXX", cache_dir, hex) < 0)
@@ -640,10 +198,10 @@ static int resolve_url(const char *url, const char *cache_dir, char **ret_path, 
          * waste the work, two fetches would fight over ref locks. */
         lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (lock_fd < 0)
-                return set_error(ret_error, -errno, "cannot open '%s': %m", lock);
+                return git_set_error(ret_error, -errno, "cannot open '%s': %m", lock);
         while (flock(lock_fd, LOCK_EX) < 0)
                 if (errno != EINTR)
-                        return set_error(ret_error, -errno, "cannot lock '%s': %m", lock);
+                        return git_set_error(ret_error, -errno, "cannot lock '%s': %m", lock);
 
         if (stat(path, &st) >= 0) {
                 r = git_out(path, GIT_ARGV("fetch", "-q", "--prune", "--tags", "origin"), NULL, ret_error);
@@ -653,17 +211,17 @@ static int resolve_url(const char *url, const char *cache_dir, char **ret_path, 
                 return 0;
         }
         if (errno != ENOENT)
-                return set_error(ret_error, -errno, "cannot stat '%s': %m", path);
+                return git_set_error(ret_error, -errno, "cannot stat '%s': %m", path);
 
         /* Cloned under a temporary name and renamed when complete, so that a
          * crash never leaves a half clone under the real one. */
         if (!mkdtemp(tmp))
-                return set_error(ret_error, -errno, "cannot create a directory in '%s': %m", cache_dir);
+                return git_set_error(ret_error, -errno, "cannot create a directory in '%s': %m", cache_dir);
         r = chmod(tmp, 0755) < 0 ? -errno : 0;
         if (r >= 0)
                 r = clone_into(tmp, url, ret_error);
         if (r >= 0 && rename(tmp, path) < 0)
-                r = set_error(ret_error, -errno, "cannot rename '%s' to '%s': %m", tmp, path);
+                r = git_set_error(ret_error, -errno, "cannot rename '%s' to '%s': %m", tmp, path);
         if (r < 0) {
                 (void) rm_rf_at(AT_FDCWD, tmp);
                 return r;
@@ -674,7 +232,7 @@ static int resolve_url(const char *url, const char *cache_dir, char **ret_path, 
 
 int git_resolve_repo(const char *repo, const char *cache_dir, char **ret_path, char **ret_error) {
         if (isempty(repo))
-                return set_error(ret_error, -EINVAL, "no repository given");
+                return git_set_error(ret_error, -EINVAL, "no repository given");
         if (git_repo_is_url(repo))
                 return resolve_url(repo, cache_dir, ret_path, ret_error);
         return resolve_local(repo, ret_path, ret_error);
@@ -688,7 +246,7 @@ int git_default_branch(const char *repo_path, char **ret_branch, char **ret_erro
         if (r < 0)
                 return r;
         if (r == 0 || isempty(branch))
-                return set_error(ret_error, -ENOENT, "HEAD of %s is not on a branch", repo_path);
+                return git_set_error(ret_error, -ENOENT, "HEAD of %s is not on a branch", repo_path);
         *ret_branch = TAKE_PTR(branch);
         return 0;
 }
@@ -711,7 +269,7 @@ static int resolve_base(const char *dir, const char *base, char **ret_commit, ch
                         return 0;
                 }
         }
-        return set_error(ret_error, -ENOENT, "base branch '%s' does not exist in %s", strempty(base), dir);
+        return git_set_error(ret_error, -ENOENT, "base branch '%s' does not exist in %s", strempty(base), dir);
 }
 
 /* The path as git records a worktree's: absolute, symlinks resolved (of
@@ -917,20 +475,20 @@ static int copy_into_worktree(int src_top, int dst_top, const char *rel, char **
         if (IN_SET(src, -ENOENT, -ENOTDIR))
                 return 0;
         if (IN_SET(src, -EXDEV, -ELOOP))
-                return set_error(ret_error, -EINVAL, "copy file '%s' leads out of the repository", rel);
+                return git_set_error(ret_error, -EINVAL, "copy file '%s' leads out of the repository", rel);
         if (src < 0)
-                return set_error(ret_error, src, "cannot open '%s' in the repository: %s", parent, strerror(-src));
+                return git_set_error(ret_error, src, "cannot open '%s' in the repository: %s", parent, strerror(-src));
         if (fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return errno == ENOENT ? 0 : set_error(ret_error, -errno, "cannot stat '%s': %m", rel);
+                return errno == ENOENT ? 0 : git_set_error(ret_error, -errno, "cannot stat '%s': %m", rel);
 
         dst = mkdir_beneath(dst_top, slash ? parent : "");
         if (IN_SET(dst, -EXDEV, -ELOOP, -ENOTDIR))
-                return set_error(ret_error, -EINVAL, "copy file '%s' leads out of the worktree", rel);
+                return git_set_error(ret_error, -EINVAL, "copy file '%s' leads out of the worktree", rel);
         if (dst < 0)
-                return set_error(ret_error, dst, "cannot create '%s' in the worktree: %s", parent, strerror(-dst));
+                return git_set_error(ret_error, dst, "cannot create '%s' in the worktree: %s", parent, strerror(-dst));
         r = copy_entry(src, dst, name, &st);
         if (r < 0)
-                return set_error(ret_error, r, "cannot copy '%s' into the worktree: %s", rel, strerror(-r));
+                return git_set_error(ret_error, r, "cannot copy '%s' into the worktree: %s", rel, strerror(-r));
         return 0;
 }
 
@@ -949,10 +507,10 @@ static int copy_files_into(const char *repo_path, const char *worktree, char *co
                 return r;
         src = open(top, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (src < 0)
-                return set_error(ret_error, -errno, "cannot open '%s': %m", top);
+                return git_set_error(ret_error, -errno, "cannot open '%s': %m", top);
         dst = open(worktree, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dst < 0)
-                return set_error(ret_error, -errno, "cannot open '%s': %m", worktree);
+                return git_set_error(ret_error, -errno, "cannot open '%s': %m", worktree);
         for (char *const *f = copy_files; *f; f++) {
                 r = copy_into_worktree(src, dst, *f, ret_error);
                 if (r < 0)
@@ -967,16 +525,16 @@ int git_worktree_prepare(const char *repo_path, const char *base, const char *br
         int r;
 
         if (isempty(repo_path) || isempty(path))
-                return set_error(ret_error, -EINVAL, "no repository or worktree path given");
+                return git_set_error(ret_error, -EINVAL, "no repository or worktree path given");
         /* git would read a leading dash as an option */
         if (isempty(branch) || branch[0] == '-')
-                return set_error(ret_error, -EINVAL, "invalid branch name '%s'", strempty(branch));
+                return git_set_error(ret_error, -EINVAL, "invalid branch name '%s'", strempty(branch));
         for (char *const *f = copy_files; f && *f; f++)
                 if (!path_is_safe_relative(*f))
-                        return set_error(ret_error, -EINVAL, "copy file '%s' is not a path inside the repository", *f);
+                        return git_set_error(ret_error, -EINVAL, "copy file '%s' is not a path inside the repository", *f);
         r = path_canonical(path, &canonical);
         if (r < 0)
-                return set_error(ret_error, r, "cannot resolve '%s': %s", path, strerror(-r));
+                return git_set_error(ret_error, r, "cannot resolve '%s': %s", path, strerror(-r));
         if (asprintf(&ref, "refs/heads/%s", branch) < 0)
                 return -ENOMEM;
 
@@ -986,8 +544,8 @@ int git_worktree_prepare(const char *repo_path, const char *base, const char *br
         if (r > 0 && access(canonical, F_OK) >= 0) {
                 /* A restart: the worktree from the previous attempt is kept as the agent left it. */
                 if (!streq(current, ref))
-                        return set_error(ret_error, -EEXIST, "'%s' is already a worktree of %s, not on branch '%s'",
-                                         canonical, repo_path, branch);
+                        return git_set_error(ret_error, -EEXIST, "'%s' is already a worktree of %s, not on branch '%s'",
+                                             canonical, repo_path, branch);
         } else {
                 /* A registered worktree whose directory is gone would block "worktree add". */
                 r = git_out(repo_path, GIT_ARGV("worktree", "prune"), NULL, ret_error);
@@ -1021,10 +579,10 @@ int git_worktree_remove(const char *repo_path, const char *path, const char *bra
         int r;
 
         if (isempty(repo_path) || isempty(path))
-                return set_error(ret_error, -EINVAL, "no repository or worktree path given");
+                return git_set_error(ret_error, -EINVAL, "no repository or worktree path given");
         r = path_canonical(path, &canonical);
         if (r < 0)
-                return set_error(ret_error, r, "cannot resolve '%s': %s", path, strerror(-r));
+                return git_set_error(ret_error, r, "cannot resolve '%s': %s", path, strerror(-r));
 
         r = worktree_find(repo_path, canonical, NULL, ret_error);
         if (r < 0)
@@ -1041,7 +599,7 @@ int git_worktree_remove(const char *repo_path, const char *path, const char *bra
         if (!delete_branch || isempty(branch))
                 return 0;
         if (branch[0] == '-')
-                return set_error(ret_error, -EINVAL, "invalid branch name '%s'", branch);
+                return git_set_error(ret_error, -EINVAL, "invalid branch name '%s'", branch);
         if (asprintf(&ref, "refs/heads/%s", branch) < 0)
                 return -ENOMEM;
         r = git_probe(repo_path, GIT_ARGV("rev-parse", "--verify", "-q", ref), NULL, ret_error);
@@ -1067,13 +625,13 @@ static int index_copy(const char *worktree, const char *to, char **ret_error) {
         if (in < 0 && errno == ENOENT)
                 return 0;
         if (in < 0)
-                return set_error(ret_error, -errno, "cannot open '%s': %m", from ?: rel);
+                return git_set_error(ret_error, -errno, "cannot open '%s': %m", from ?: rel);
         out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (out < 0)
-                return set_error(ret_error, -errno, "cannot create '%s': %m", to);
+                return git_set_error(ret_error, -errno, "cannot create '%s': %m", to);
         r = copy_fd(in, out);
         if (r < 0)
-                return set_error(ret_error, r, "cannot copy the index: %s", strerror(-r));
+                return git_set_error(ret_error, r, "cannot copy the index: %s", strerror(-r));
         return 1;
 }
 
@@ -1085,7 +643,7 @@ int git_worktree_diff(const char *worktree, const char *base, size_t max_bytes, 
         int r;
 
         if (isempty(worktree))
-                return set_error(ret_error, -EINVAL, "no worktree given");
+                return git_set_error(ret_error, -EINVAL, "no worktree given");
         r = resolve_base(worktree, base, &commit, ret_error);
         if (r < 0)
                 return r;
@@ -1097,7 +655,7 @@ int git_worktree_diff(const char *worktree, const char *base, size_t max_bytes, 
         if (asprintf(&tmp, "%s/makima-diff-XXXXXX", getenv("TMPDIR") ?: "/tmp") < 0)
                 return -ENOMEM;
         if (!mkdtemp(tmp))
-                return set_error(ret_error, -errno, "cannot create a temporary directory: %m");
+                return git_set_error(ret_error, -errno, "cannot create a temporary directory: %m");
         if (asprintf(&index, "%s/index", tmp) < 0 || asprintf(&env_index, "GIT_INDEX_FILE=%s", index) < 0) {
                 r = -ENOMEM;
                 goto finish;
@@ -1108,7 +666,8 @@ int git_worktree_diff(const char *worktree, const char *base, size_t max_bytes, 
         if (r == 0)
                 r = git_capture(worktree, GIT_ARGV("read-tree", "HEAD"), env, 0, NULL, ret_error) != 0 ? -EIO : 0;
         /* Untracked files go in as intent-to-add entries: "git diff" then shows
-         * them as new, and nothing is written to the object store. */
+         * them as new, and their content is not written to the object store
+         * (a big build artefact would stay there until the next gc). */
         if (r >= 0)
                 r = git_capture(worktree, GIT_ARGV("-c", "core.splitIndex=false", "add", "-A", "-N"), env, 0, NULL,
                                 ret_error);
@@ -1204,7 +763,7 @@ int git_worktree_fingerprint(const char *worktree, char **ret_fingerprint, char 
         int r;
 
         if (isempty(worktree))
-                return set_error(ret_error, -EINVAL, "no worktree given");
+                return git_set_error(ret_error, -EINVAL, "no worktree given");
         r = git_probe(worktree, GIT_ARGV("rev-parse", "--verify", "-q", "HEAD^{commit}"), &head, ret_error);
         if (r < 0)
                 return r;
@@ -1220,7 +779,7 @@ int git_worktree_fingerprint(const char *worktree, char **ret_fingerprint, char 
 
         buf = malloc(buf_size);
         top = open(worktree, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        r = !buf ? -ENOMEM : top < 0 ? set_error(ret_error, -errno, "cannot open '%s': %m", worktree) : 0;
+        r = !buf ? -ENOMEM : top < 0 ? git_set_error(ret_error, -errno, "cannot open '%s': %m", worktree) : 0;
         if (r >= 0)
                 r = git_output_append(&acc, status.data, status.size);
         /* Entries are "XY path" (no renames, so never a second path). */

@@ -104,10 +104,38 @@ static char *read_file(const char *path) {
         return keep(strdup(buf));
 }
 
+/* The whole file, binary too, as a sha256 digest. */
+static char *file_digest(const char *path) {
+        char hex[SHA256_HEX_SIZE], *data;
+        struct stat st;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        assert_se(fd >= 0 && fstat(fd, &st) == 0);
+        data = malloc((size_t) st.st_size + 1);
+        assert_se(data && read(fd, data, (size_t) st.st_size) == st.st_size);
+        sha256_hex(data, (size_t) st.st_size, hex);
+        free(data);
+        assert_se(close(fd) == 0);
+        return keep(strdup(hex));
+}
+
+static char *index_of(const char *wt) {
+        char *p = GIT(wt, "rev-parse", "--git-path", "index");
+
+        return p[0] == '/' ? p : P("%s/%s", wt, p);
+}
+
 static bool exists(const char *path) {
         struct stat st;
 
         return lstat(path, &st) == 0;
+}
+
+static bool branch_exists(const char *dir, const char *branch) {
+        int r = git_run(dir, (char *[]) { "rev-parse", "-q", "--verify", P("refs/heads/%s", branch), NULL }, 0, NULL, NULL);
+
+        assert_se(IN_SET(r, 0, 1));
+        return r == 0;
 }
 
 static void commit_file(const char *dir, const char *name, const char *content, const char *message) {
@@ -120,6 +148,10 @@ static void commit_file(const char *dir, const char *name, const char *content, 
  * the first, and hooks (in .git/hooks and in a configured core.hooksPath)
  * that would leave a marker if git ever ran them. */
 static void setup(void) {
+        static const char *const hooks[] = {
+                ".git/hooks/post-checkout", ".git/hooks/reference-transaction",
+                "myhooks/post-checkout", "myhooks/reference-transaction",
+        };
         char *hook = P("#!/bin/sh\ntouch '%s'\n", hook_marker);
 
         GIT(tmpdir, "init", "-q", "-b", "main", "repo");
@@ -128,18 +160,24 @@ static void setup(void) {
         assert_se(mkdir(P("%s/src", repo), 0755) == 0);
         commit_file(repo, "src/a.c", "int a;\n", "second");
 
-        write_file(P("%s/.git/hooks/post-checkout", repo), hook, 0755);
+        /* post-checkout fires on "worktree add", reference-transaction on every ref update. */
         assert_se(mkdir(P("%s/myhooks", repo), 0755) == 0);
-        write_file(P("%s/myhooks/post-checkout", repo), hook, 0755);
-        write_file(P("%s/.git/info/exclude", repo), "myhooks/\n", 0644);
+        for (size_t i = 0; i < ELEMENTSOF(hooks); i++)
+                write_file(P("%s/%s", repo, hooks[i]), hook, 0755);
+        write_file(P("%s/.git/info/exclude", repo), "myhooks/\nfsmonitor\n", 0644);
         GIT(repo, "config", "core.hooksPath", "myhooks");
+        /* An fsmonitor command runs on status and diff: another way in. */
+        write_file(P("%s/fsmonitor", repo), hook, 0755);
+        GIT(repo, "config", "core.fsmonitor", P("%s/fsmonitor", repo));
 
-        /* The hook works: a git run without makima's guard does fire it. */
-        assert_se(system(P(SHELL_GIT " -C '%s' worktree add -q '%s/hook-check' -b hook-check main 2>/dev/null", repo, tmpdir)) == 0);
+        /* They work: git run without makima's guard does fire them. */
+        assert_se(system(P(SHELL_GIT " -C '%s' status >/dev/null 2>&1", repo)) == 0);
         assert_se(exists(hook_marker));
         assert_se(unlink(hook_marker) == 0);
-        GIT(repo, "worktree", "remove", "--force", P("%s/hook-check", tmpdir));
-        GIT(repo, "branch", "-D", "hook-check");
+        assert_se(system(P(SHELL_GIT " -c core.fsmonitor=false -C '%s' tag hook-check 2>/dev/null", repo)) == 0);
+        assert_se(exists(hook_marker));
+        assert_se(unlink(hook_marker) == 0);
+        GIT(repo, "tag", "-d", "hook-check");
         assert_se(!exists(hook_marker));
 }
 
@@ -345,7 +383,7 @@ static void test_prepare(void) {
         assert_se(git_worktree_prepare(repo, "main", "task-9", wt1, NULL, &error) == -EEXIST);
         assert_contains(error, "not on branch 'task-9'");
         error = mfree(error);
-        assert_se(system(P(SHELL_GIT " -C '%s' rev-parse -q --verify refs/heads/task-9 >/dev/null", repo)) != 0);
+        assert_se(!branch_exists(repo, "task-9"));
 
         /* The branch of an earlier attempt, whose worktree is gone, is taken as it is. */
         GIT(wt3, "commit", "-q", "--allow-empty", "-m", "work of attempt one");
@@ -364,15 +402,15 @@ static void test_prepare(void) {
         assert_streq(error, P("base branch 'nope' does not exist in %s", repo));
         error = mfree(error);
         assert_se(!exists(P("%s/wt4", tmpdir)));
-        assert_se(system(P(SHELL_GIT " -C '%s' rev-parse -q --verify refs/heads/task-4 >/dev/null", repo)) != 0);
+        assert_se(!branch_exists(repo, "task-4"));
         assert_se(git_worktree_prepare(repo, "--help", "task-4", P("%s/wt4", tmpdir), NULL, &error) == -ENOENT);
         error = mfree(error);
         assert_se(git_worktree_prepare(repo, "main", "-b", P("%s/wt4", tmpdir), NULL, &error) == -EINVAL);
         error = mfree(error);
 
         /* A path git refuses: its words come back. */
-        assert_se(git_worktree_prepare(repo, "main", "task-5", P("%s/README", repo), NULL, &error) < 0);
-        assert_contains(error, "already exists");
+        assert_se(git_worktree_prepare(repo, "main", "task-5", P("%s/README", repo), NULL, &error) == -EIO);
+        assert_streq(error, P("fatal: '%s/README' already exists", keep(realpath(repo, NULL))));
         error = mfree(error);
 
         assert_se(!exists(hook_marker));
@@ -393,7 +431,7 @@ static void test_copy_files(void) {
         assert_se(symlink("../../README", P("%s/secrets/a/readme", repo)) == 0);
         assert_se(symlink("/etc/passwd", P("%s/link-out", repo)) == 0);
         assert_se(mkdir(outside, 0755) == 0);
-        write_file(P("%s/secret", outside), "host secret\n", 0600);
+        write_file(P("%s/outside/secret", tmpdir), "host secret\n", 0600);
         assert_se(symlink(outside, P("%s/outdir", repo)) == 0);
 
         assert_se(git_worktree_prepare(repo, "main", "task-copy", wt, files, &error) == 0 && !error);
@@ -454,13 +492,13 @@ static void test_remove(void) {
 
         assert_se(git_worktree_remove(repo, wt1, "task-1", false, &error) == 0 && !error);
         assert_se(!exists(wt1));
-        assert_se(system(P(SHELL_GIT " -C '%s' rev-parse -q --verify refs/heads/task-1 >/dev/null", repo)) == 0);
+        assert_se(branch_exists(repo, "task-1"));
         assert_se(git_worktree_remove(repo, wt1, "task-1", false, &error) == 0);
 
         /* With the branch, which may be gone already. */
         assert_se(git_worktree_remove(repo, wt2, "task-2", true, &error) == 0);
         assert_se(!exists(wt2));
-        assert_se(system(P(SHELL_GIT " -C '%s' rev-parse -q --verify refs/heads/task-2 >/dev/null", repo)) != 0);
+        assert_se(!branch_exists(repo, "task-2"));
         assert_se(git_worktree_remove(repo, wt2, "task-2", true, &error) == 0);
         assert_se(git_worktree_remove(repo, P("%s/never", tmpdir), "never", true, &error) == 0);
 
@@ -468,7 +506,7 @@ static void test_remove(void) {
         assert_se(system(P("rm -rf '%s/wt3-again'", tmpdir)) == 0);
         assert_se(git_worktree_remove(repo, P("%s/wt3-again", tmpdir), "task-3", true, &error) == 0);
         assert_se(!strstr(GIT(repo, "worktree", "list"), "wt3-again"));
-        assert_se(system(P(SHELL_GIT " -C '%s' rev-parse -q --verify refs/heads/task-3 >/dev/null", repo)) != 0);
+        assert_se(!branch_exists(repo, "task-3"));
 
         /* A branch another worktree has out is not deleted behind its back. */
         assert_se(git_worktree_remove(repo, wt1, "task-copy", true, &error) < 0);
@@ -503,7 +541,9 @@ static void test_diff(void) {
         commit_file(repo, "later.txt", "on main after the branch\n", "later on main");
 
         status = GIT(wt, "status", "--porcelain");
-        index = read_file(GIT(wt, "rev-parse", "--git-path", "index"));
+        index = file_digest(index_of(wt));
+        /* Intent-to-add entries name the empty blob, which git may write. */
+        GIT(wt, "hash-object", "-w", "/dev/null");
         objects = GIT(wt, "count-objects");
         assert_se(git_worktree_diff(wt, "main", 0, &diff, &truncated, &error) == 0);
         assert_se(!truncated);
@@ -518,9 +558,9 @@ static void test_diff(void) {
         full = strlen(diff);
         diff = mfree(diff);
 
-        /* Nothing of the worktree changed: its index, status, object store. */
+        /* Nothing of the worktree changed: its index, status, object store (no blob of the untracked files). */
+        assert_streq(file_digest(index_of(wt)), index);
         assert_streq(GIT(wt, "status", "--porcelain"), status);
-        assert_se(memcmp(read_file(GIT(wt, "rev-parse", "--git-path", "index")), index, 12) == 0);
         assert_streq(GIT(wt, "count-objects"), objects);
         assert_streq(GIT(wt, "diff", "--cached", "--name-only"), "README");
 
@@ -573,6 +613,11 @@ static void test_fingerprint(void) {
 
         write_file(P("%s/README", wt), "edit one\n", 0644);
         CHANGED();
+        /* Undone, it is as if it never happened. */
+        write_file(P("%s/README", wt), "hello\n", 0644);
+        assert_streq(fingerprint(wt), seen[0]);
+        write_file(P("%s/README", wt), "edit one\n", 0644);
+        assert_streq(fingerprint(wt), seen[1]);
         write_file(P("%s/README", wt), "edit two\n", 0644);
         CHANGED();
         write_file(P("%s/new.txt", wt), "new\n", 0644);

@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Running git: one fork + execve per command, hooks and fsmonitor off, a
+ * scrubbed environment, stdout and stderr read through pipes without
+ * deadlock. Synchronous: the caller waits for git to exit. */
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+
+#include "conf.h"
+#include "git-run.h"
+#include "git-util.h"
+
+extern char **environ;
+
+#define GIT_STDERR_MAX (64U * 1024U)
+#define GIT_ERROR_LINES 3
+
+/* Every run starts with these: the hooks and fsmonitor command of a
+ * repository an agent could write must never run on the host. */
+static const char *const git_safety_args[] = {
+        "-c", "core.hooksPath=/dev/null",
+        "-c", "core.fsmonitor=false",
+};
+
+/* The GIT_* variables that only say how to reach remotes, where the
+ * administrator's config lives and who commits. Any other (GIT_DIR,
+ * GIT_WORK_TREE, GIT_INDEX_FILE, GIT_CONFIG_PARAMETERS, GIT_TRACE, …) could
+ * point git at another repository or change what it prints, so it goes. */
+static const char *const git_env_keep[] = {
+        "GIT_SSH=", "GIT_SSH_COMMAND=", "GIT_SSH_VARIANT=", "GIT_ASKPASS=", "GIT_EXEC_PATH=",
+        "GIT_CONFIG_GLOBAL=", "GIT_CONFIG_SYSTEM=", "GIT_CONFIG_NOSYSTEM=",
+        "GIT_AUTHOR_", "GIT_COMMITTER_", "GIT_SSL_", "GIT_HTTP_", "GIT_PROXY_",
+};
+
+void git_output_done(GitOutput *o) {
+        o->data = mfree(o->data);
+        o->size = o->allocated = 0;
+}
+
+int git_output_append(GitOutput *o, const void *p, size_t n) {
+        if (o->max > 0 && n > o->max - o->size) {
+                n = o->max - o->size;
+                o->truncated = true;
+        }
+        if (!o->data || o->size + n + 1 > o->allocated) {
+                size_t a = MAX(MAX(o->allocated * 2, o->size + n + 1), (size_t) 256);
+                char *d = realloc(o->data, a);
+
+                if (!d)
+                        return -ENOMEM;
+                o->data = d;
+                o->allocated = a;
+        }
+        if (n > 0)
+                memcpy(o->data + o->size, p, n);
+        o->size += n;
+        o->data[o->size] = '\0';
+        return 0;
+}
+
+int git_set_error(char **ret_error, int r, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+
+        if (!ret_error)
+                return r;
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        if (!s)
+                return -ENOMEM;
+        free(*ret_error);
+        *ret_error = s;
+        return r;
+}
+
+/* git's complaint in a line: its "fatal:"/"error:" lines if it printed any
+ * (progress and hints around them are noise), else its first lines. */
+static char *git_complaint(const char *err, int status) {
+        GitOutput o = {};
+        unsigned n = 0;
+
+        for (int pass = 0; pass < 2 && n == 0; pass++)
+                for (const char *p = strempty(err); *p && n < GIT_ERROR_LINES;) {
+                        size_t len = strcspn(p, "\r\n");
+                        const char *line = p;
+
+                        p += len + strspn(p + len, "\r\n");
+                        while (len > 0 && strchr(" \t", line[len - 1]))
+                                len--;
+                        if (len == 0 || startswith(line, "hint:"))
+                                continue;
+                        if (pass == 0 && !startswith(line, "fatal:") && !startswith(line, "error:"))
+                                continue;
+                        if ((n++ > 0 && git_output_append(&o, "; ", 2) < 0) || git_output_append(&o, line, len) < 0) {
+                                git_output_done(&o);
+                                return NULL;
+                        }
+                }
+        if (n == 0 && asprintf(&o.data, "git exited with status %i", status) < 0)
+                return NULL;
+        return o.data;
+}
+
+static char *find_git(void) {
+        const char *path = getenv("PATH");
+        char *p;
+
+        for (const char *d = strempty(path); path && *d;) {
+                size_t len = strcspn(d, ":");
+
+                if (asprintf(&p, "%.*s/git", (int) len, len > 0 ? d : ".") < 0)
+                        return NULL;
+                if (access(p, X_OK) == 0)
+                        return p;
+                free(p);
+                d += len + (d[len] == ':');
+        }
+        return strdup("/usr/bin/git");
+}
+
+static bool git_env_kept(const char *e) {
+        if (!startswith(e, "GIT_"))
+                return !startswith(e, "LC_ALL=");
+        for (size_t i = 0; i < ELEMENTSOF(git_env_keep); i++)
+                if (startswith(e, git_env_keep[i]))
+                        return true;
+        return false;
+}
+
+static int git_build_env(char *const *extra, char ***ret) {
+        _cleanup_(strv_freep) char **l = NULL;
+        int r;
+
+        for (char **e = environ; e && *e; e++)
+                if (git_env_kept(*e)) {
+                        r = strv_extend(&l, *e);
+                        if (r < 0)
+                                return r;
+                }
+        for (char *const *e = extra; e && *e; e++) {
+                r = strv_extend(&l, *e);
+                if (r < 0)
+                        return r;
+        }
+        r = strv_extend(&l, "GIT_TERMINAL_PROMPT=0");
+        if (r < 0)
+                return r;
+        r = strv_extend(&l, "LC_ALL=C");
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* The child's dup2() calls must not clobber each other, so no fd it
+ * moves may already sit on 0, 1 or 2. */
+static int fd_move_above_stdio(int fd) {
+        int n, e;
+
+        if (fd < 0 || fd > STDERR_FILENO)
+                return fd;
+        n = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+        e = errno;
+        (void) close(fd);
+        return n < 0 ? -e : n;
+}
+
+static int safe_close(int fd) {
+        if (fd >= 0)
+                (void) close(fd);
+        return -EBADF;
+}
+
+static int pipe_above_stdio(int *ret_read, int *ret_write) {
+        int fds[2];
+
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        fds[0] = fd_move_above_stdio(fds[0]);
+        fds[1] = fd_move_above_stdio(fds[1]);
+        if (fds[0] < 0 || fds[1] < 0) {
+                safe_close(fds[0]);
+                safe_close(fds[1]);
+                return -EMFILE;
+        }
+        *ret_read = fds[0];
+        *ret_write = fds[1];
+        return 0;
+}
+
+/* Between fork and execve: async-signal-safe calls only. A failure is
+ * reported through errno_fd, which execve closes when it succeeds. */
+static _noreturn_ void git_child(const char *dir, const char *git, const char **argv, char **envp, int null_fd,
+                                 int out_fd, int err_fd, int errno_fd) {
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        sigset_t ss;
+        int e;
+
+        /* A daemon may ignore SIGPIPE or block signals; git must see neither,
+         * so that closing its stdout early stops it. */
+        for (int sig = 1; sig < NSIG; sig++)
+                (void) sigaction(sig, &sa, NULL);
+        (void) sigemptyset(&ss);
+        (void) sigprocmask(SIG_SETMASK, &ss, NULL);
+
+        if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
+                goto fail;
+        (void) close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+        if (dir && chdir(dir) < 0)
+                goto fail;
+        execve(git, (char *const *) argv, envp);
+fail:
+        e = errno;
+        (void) !write(errno_fd, &e, sizeof e);
+        _exit(127);
+}
+
+/* Reads both pipes until git closes them. Once stdout reaches its limit it
+ * is closed: git then dies of SIGPIPE instead of producing what nobody reads. */
+static int git_read_pipes(int *out_fd, int *err_fd, GitOutput *out, GitOutput *err) {
+        char buf[64 * 1024];
+        int r;
+
+        while (*out_fd >= 0 || *err_fd >= 0) {
+                struct pollfd p[2] = {
+                        { .fd = *out_fd, .events = POLLIN },
+                        { .fd = *err_fd, .events = POLLIN },
+                };
+
+                if (poll(p, ELEMENTSOF(p), -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                for (size_t i = 0; i < ELEMENTSOF(p); i++) {
+                        int *fd = i == 0 ? out_fd : err_fd;
+                        GitOutput *o = i == 0 ? out : err;
+                        ssize_t n;
+
+                        if (*fd < 0 || p[i].revents == 0)
+                                continue;
+                        n = read(*fd, buf, sizeof buf);
+                        if (n < 0 && IN_SET(errno, EINTR, EAGAIN))
+                                continue;
+                        if (n < 0)
+                                return -errno;
+                        if (n > 0) {
+                                r = git_output_append(o, buf, (size_t) n);
+                                if (r < 0)
+                                        return r;
+                        }
+                        if (n == 0 || (i == 0 && o->truncated)) {
+                                (void) close(*fd);
+                                *fd = -EBADF;
+                        }
+                }
+        }
+        return 0;
+}
+
+/* Runs git; returns its exit status (128 + signal if killed) or -errno. */
+static int git_exec(const char *dir, const char *const *argv, char *const *extra_env, size_t max_stdout,
+                    GitOutput *ret_out, char **ret_stderr) {
+        _cleanup_free_ char *git = NULL;
+        _cleanup_free_ const char **full = NULL;
+        _cleanup_(strv_freep) char **env = NULL;
+        _cleanup_close_ int null_fd = -EBADF, out_r = -EBADF, out_w = -EBADF, err_r = -EBADF, err_w = -EBADF,
+                            errno_r = -EBADF, errno_w = -EBADF;
+        GitOutput out = { .max = max_stdout }, err = { .max = GIT_STDERR_MAX };
+        size_t n = 0, argc = 0;
+        int status, child_errno, r;
+        pid_t pid;
+
+        while (argv[argc])
+                argc++;
+        full = calloc(argc + ELEMENTSOF(git_safety_args) + 2, sizeof(char *));
+        git = find_git();
+        if (!full || !git)
+                return -ENOMEM;
+        full[n++] = "git";
+        for (size_t i = 0; i < ELEMENTSOF(git_safety_args); i++)
+                full[n++] = git_safety_args[i];
+        for (size_t i = 0; i < argc; i++)
+                full[n++] = argv[i];
+        r = git_build_env(extra_env, &env);
+        if (r < 0)
+                return r;
+
+        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (null_fd < 0)
+                return -errno;
+        null_fd = fd_move_above_stdio(null_fd);
+        if (null_fd < 0)
+                return null_fd;
+        r = pipe_above_stdio(&out_r, &out_w);
+        if (r < 0)
+                return r;
+        r = pipe_above_stdio(&err_r, &err_w);
+        if (r < 0)
+                return r;
+        r = pipe_above_stdio(&errno_r, &errno_w);
+        if (r < 0)
+                return r;
+
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                git_child(dir, git, full, env, null_fd, out_w, err_w, errno_w);
+
+        out_w = safe_close(out_w);
+        err_w = safe_close(err_w);
+        errno_w = safe_close(errno_w);
+
+        r = git_read_pipes(&out_r, &err_r, &out, &err);
+        if (r < 0)
+                (void) kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR) {
+                        r = r < 0 ? r : -errno;
+                        break;
+                }
+        if (r >= 0 && read(errno_r, &child_errno, sizeof child_errno) == (ssize_t) sizeof child_errno)
+                r = -child_errno;
+        /* No output is "", not NULL. */
+        if (r >= 0 && (git_output_append(&out, "", 0) < 0 || git_output_append(&err, "", 0) < 0))
+                r = -ENOMEM;
+        if (r < 0) {
+                git_output_done(&out);
+                git_output_done(&err);
+                return r;
+        }
+
+        if (WIFEXITED(status))
+                r = WEXITSTATUS(status);
+        else
+                r = 128 + WTERMSIG(status);
+        /* We closed the pipe: that is how a cut-off git ends, not a failure. */
+        if (out.truncated && r == 128 + SIGPIPE)
+                r = 0;
+
+        if (ret_out)
+                *ret_out = out;
+        else
+                git_output_done(&out);
+        if (ret_stderr)
+                *ret_stderr = err.data;
+        else
+                free(err.data);
+        return r;
+}
+
+int git_capture(const char *dir, const char *const *argv, char *const *env, size_t max_stdout, GitOutput *ret_out,
+                char **ret_error) {
+        _cleanup_free_ char *err = NULL;
+        GitOutput out = {};
+        int r;
+
+        r = git_exec(dir, argv, env, max_stdout, &out, &err);
+        if (r < 0)
+                return git_set_error(ret_error, r, "cannot run git %s: %s", argv[0], strerror(-r));
+        if (r > 0 && ret_error) {
+                char *c = git_complaint(err, r);
+
+                if (!c) {
+                        git_output_done(&out);
+                        return -ENOMEM;
+                }
+                free(*ret_error);
+                *ret_error = c;
+        }
+        if (ret_out)
+                *ret_out = out;
+        else
+                git_output_done(&out);
+        return r;
+}
+
+char *git_output_line(GitOutput *o) {
+        while (o->size > 0 && o->data[o->size - 1] == '\n')
+                o->data[--o->size] = '\0';
+        return TAKE_PTR(o->data);
+}
+
+int git_out(const char *dir, const char *const *argv, char **ret_stdout, char **ret_error) {
+        GitOutput out = {};
+        int r;
+
+        r = git_capture(dir, argv, NULL, 0, &out, ret_error);
+        if (r != 0) {
+                git_output_done(&out);
+                return r < 0 ? r : -EIO;
+        }
+        if (ret_stdout)
+                *ret_stdout = git_output_line(&out);
+        git_output_done(&out);
+        return 0;
+}
+
+int git_probe(const char *dir, const char *const *argv, char **ret_stdout, char **ret_error) {
+        _cleanup_free_ char *e = NULL;
+        GitOutput out = {};
+        int r;
+
+        r = git_capture(dir, argv, NULL, 0, &out, &e);
+        if (r == 0 && ret_stdout)
+                *ret_stdout = git_output_line(&out);
+        git_output_done(&out);
+        if (r == 0)
+                return 1;
+        if (r == 1)
+                return 0;
+        if (ret_error) {
+                free(*ret_error);
+                *ret_error = TAKE_PTR(e);
+        }
+        return r < 0 ? r : -EIO;
+}
+
+int git_run(const char *dir, char *const *argv, size_t max_stdout, char **ret_stdout, char **ret_stderr) {
+        GitOutput out = {};
+        int r;
+
+        if (!argv || !argv[0])
+                return -EINVAL;
+        r = git_exec(dir, (const char *const *) argv, NULL, max_stdout, &out, ret_stderr);
+        if (r < 0)
+                return r;
+        if (ret_stdout)
+                *ret_stdout = TAKE_PTR(out.data);
+        git_output_done(&out);
+        return r;
+}

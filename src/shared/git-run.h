@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The git runner under git-util.c (git_run() itself is declared in
+ * git-util.h). Like the rest of git-util, it does not log: failures come
+ * back as -errno with git's own words in *ret_error. */
+#pragma once
+
+#include "macro.h"
+
+/* A literal argument vector for git_capture() and friends. */
+#define GIT_ARGV(...) ((const char *const[]) { __VA_ARGS__, NULL })
+
+/* A growing, NUL-terminated buffer that keeps at most max bytes (0: any). */
+typedef struct GitOutput {
+        char *data;
+        size_t size, allocated, max;
+        bool truncated;
+} GitOutput;
+
+void git_output_done(GitOutput *o);
+int git_output_append(GitOutput *o, const void *p, size_t n);
+/* Takes the data out, without its final newlines. */
+char *git_output_line(GitOutput *o);
+
+/* Replaces *ret_error (NULL or allocated) with the message and returns r. */
+int git_set_error(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
+
+/* Runs git (argv without "git") in dir with extra environment entries
+ * ("NAME=value") and returns its exit status; when that is not 0, or git
+ * could not run at all (-errno), *ret_error says why. stdout beyond
+ * max_stdout (0: no limit) is not read: ret_out->truncated is set and git,
+ * stopped by SIGPIPE, counts as successful. */
+int git_capture(const char *dir, const char *const *argv, char *const *env, size_t max_stdout, GitOutput *ret_out,
+                char **ret_error);
+
+/* Runs git that must succeed: 0 and its stdout without the final newline,
+ * -EIO if it failed, -errno if it could not run. */
+int git_out(const char *dir, const char *const *argv, char **ret_stdout, char **ret_error);
+
+/* Asks git a question its exit status answers: 1 yes (with stdout), 0 no
+ * (status 1, as "rev-parse --verify -q" says no), or an error. */
+int git_probe(const char *dir, const char *const *argv, char **ret_stdout, char **ret_error);
