@@ -154,9 +154,10 @@ int store_task_heartbeat(Store *s, const char *task_id, const char *token, usec_
 /* Writes the worker-owned run fields of t (status, error, worktree, branch,
  * session_id, cost_usd, iteration_count, max_iterations, started_at,
  * completed_at) if the lease is still ours, whatever the version (the API
- * may have renamed the task meanwhile); bumps version and updated_at in t.
- * Appends `events` (may be 0) in the same transaction. The status change
- * must be allowed by the state machine (else -EINVAL). -ENOLCK if the lease
+ * may have renamed the task meanwhile); sets t's version and updated_at to
+ * the row's new ones. Appends `events` (may be 0) in the same transaction.
+ * A change of status must be allowed by the state machine from the row's
+ * status (else -EINVAL); the same status is no change. -ENOLCK if the lease
  * is lost. */
 int store_task_update_leased(Store *s, Task *t, const char *token, Event *events, size_t n_events);
 /* Appends events to the task's log only if the lease is ours (-ENOLCK). */
@@ -240,7 +241,7 @@ int store_notification_mark_read(Store *s, const char *id);
 /* ---- wake-ups ----
  * On PostgreSQL, store_task_insert() and store_control_insert() NOTIFY the
  * channel "makima" ("task <id>" / "control <task_id>"). A listener calls
- * store_listen() once, watches the returned fd for POLLIN and then calls
+ * store_listen(), watches the returned fd for POLLIN and then calls
  * store_listen_drain(). On SQLite both return -EOPNOTSUPP (same host: the
  * D-Bus signal wakes workers).
  *
