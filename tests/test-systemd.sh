@@ -90,6 +90,20 @@ cli=${cli#"$tmp/payload"}
 worker_unit=$(find "$tmp/payload" -name 'makima-worker@.service' | head -n1)
 [ -n "$worker_unit" ] || fail "meson did not install makima-worker@.service"
 
+# The agent is tests/fake-agent, a scripted stand-in for the Claude Code CLI
+# that speaks its stream-json; the worker only polls hourly, so a task starts
+# at once only if the API's D-Bus wake-up reaches the worker.
+[ -x "$build/tests/fake-agent" ] || fail "$build/tests/fake-agent is not built"
+install -D -m 0755 "$build/tests/fake-agent" "$tmp/payload/usr/local/libexec/makima-fake-agent"
+mkdir -p "$tmp/payload/etc/makima/makima.conf.d"
+cat >"$tmp/payload/etc/makima/makima.conf.d/50-test-systemd.conf" <<EOF
+[Worker]
+PollIntervalSec=3600
+
+[Agent]
+Command=/usr/local/libexec/makima-fake-agent
+EOF
+
 start=$(date +%s%N)
 "$boot" start "$guest" "$tmp/payload" >/dev/null
 state=$(cat "$guest/state")
@@ -212,15 +226,49 @@ for who in "nobody nogroup" "makima-admin makima-admin"; do
 done
 echo "policy: nobody may introspect only; root and the group makima may call; only the service owns"
 
-# ---- worker ----
-step "worker"
+# ---- a task, end to end, through the worker ----
+step "a task through makima-worker@1"
+repo=/srv/makima-test-repo
+g sh -euc "git init -q -b main $repo
+        echo 'a repository for makima' >$repo/README
+        git -C $repo add README
+        git -C $repo -c user.name=test -c user.email=test@localhost commit -q -m init
+        chown -R makima:makima $repo"
 g systemctl start makima-worker@1.service
 expect_state makima-worker@1.service active
 wpid=$(g systemctl show -P MainPID makima-worker@1.service)
+user=$(g ps -o user= -p "$wpid")
+[ "$user" = makima ] || fail "makima-worker@1 runs as '$user'"
+
+plan=$'Write a greeting.\nfake: write hello.txt hello from systemd\nfake: commit add hello.txt'
+task=$(mk task create --repo="file://$repo" --name=hello "$plan") || fail "makima task create --repo"
+for ((i = 0; i < 100; i++)); do
+        status=$(mk --json task show "$task" | grep -o '"status": *"[^"]*"' | head -n1 | cut -d'"' -f4)
+        case "$status" in
+        done | failed | cancelled | iteration_limit_reached) break ;;
+        esac
+        sleep 0.2
+done
+if [ "$status" != done ]; then
+        mk task show "$task" >&2 || true
+        mk task events "$task" >&2 || true
+        fail "task $task is '$status', not done"
+fi
+echo "task $task: done"
+got=$(g cat "/var/lib/makima/worktrees/$task/hello.txt")
+[ "$got" = "hello from systemd" ] || fail "hello.txt in the task's worktree holds '$got'"
+got=$(g stat -c '%U' "/var/lib/makima/worktrees/$task/hello.txt")
+[ "$got" = makima ] || fail "the agent's file belongs to '$got'"
+
+# Every event is in the journal, under the worker's unit, with the task's id.
 g journalctl -u makima-worker@1.service --no-pager -o cat _PID="$wpid" >"$tmp/worker.journal"
 [ -s "$tmp/worker.journal" ] || fail "no journal lines from makima-worker@1"
 sed 's/^/  journal: /' "$tmp/worker.journal" | head -n 5
+n=$(g journalctl --no-pager -o cat -u makima-worker@1.service MAKIMA_TASK_ID="$task" | wc -l)
+[ "$n" -gt 0 ] || fail "no journal entries with MAKIMA_TASK_ID=$task"
+echo "journalctl -u makima-worker@1 MAKIMA_TASK_ID=$task: $n entries"
 g systemctl stop makima-worker@1.service
+expect_state makima-worker@1.service inactive
 
 # The worker's own sandboxing must leave room for the agents' sandbox: run
 # makima-sandbox-run (the sandbox the worker puts each agent in, seccomp
