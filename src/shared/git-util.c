@@ -531,7 +531,8 @@ int git_worktree_prepare(const char *repo_path, const char *base, const char *br
                 return git_set_error(ret_error, -EINVAL, "invalid branch name '%s'", strempty(branch));
         for (char *const *f = copy_files; f && *f; f++)
                 if (!path_is_safe_relative(*f))
-                        return git_set_error(ret_error, -EINVAL, "copy file '%s' is not a path inside the repository", *f);
+                        return git_set_error(ret_error, -EINVAL, "copy file '%s' is not a path inside the repository",
+                                             *f);
         r = path_canonical(path, &canonical);
         if (r < 0)
                 return git_set_error(ret_error, r, "cannot resolve '%s': %s", path, strerror(-r));
@@ -561,8 +562,9 @@ int git_worktree_prepare(const char *repo_path, const char *base, const char *br
                         r = resolve_base(repo_path, base, &commit, ret_error);
                         if (r < 0)
                                 return r;
-                        r = git_out(repo_path, GIT_ARGV("worktree", "add", "--no-track", "-b", branch, canonical, commit),
-                                    NULL, ret_error);
+                        r = git_out(repo_path,
+                                    GIT_ARGV("worktree", "add", "--no-track", "-b", branch, canonical, commit), NULL,
+                                    ret_error);
                 }
                 if (r < 0)
                         return r;

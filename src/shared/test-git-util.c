@@ -132,7 +132,8 @@ static bool exists(const char *path) {
 }
 
 static bool branch_exists(const char *dir, const char *branch) {
-        int r = git_run(dir, (char *[]) { "rev-parse", "-q", "--verify", P("refs/heads/%s", branch), NULL }, 0, NULL, NULL);
+        char *argv[] = { "rev-parse", "-q", "--verify", P("refs/heads/%s", branch), NULL };
+        int r = git_run(dir, argv, 0, NULL, NULL);
 
         assert_se(IN_SET(r, 0, 1));
         return r == 0;
@@ -258,7 +259,7 @@ static void test_resolve_local(void) {
 
 static void test_resolve_url(void) {
         char *remote = P("%s/remote", tmpdir), *url = P("file://%s", remote), *cache = P("%s/cache/git", tmpdir);
-        char *path = NULL, *path2 = NULL, *error = NULL, *branch = NULL, hex[SHA256_HEX_SIZE];
+        char *path = NULL, *path2 = NULL, *diff = NULL, *error = NULL, *branch = NULL, hex[SHA256_HEX_SIZE];
         char *first, *second;
         pid_t pids[2];
         int status;
@@ -298,9 +299,9 @@ static void test_resolve_url(void) {
         assert_se(git_worktree_prepare(path, "trunk", "task-url", P("%s/wt-url", tmpdir), NULL, &error) == 0);
         assert_streq(GIT(P("%s/wt-url", tmpdir), "rev-parse", "HEAD"), second);
         write_file(P("%s/wt-url/r.txt", tmpdir), "three\n", 0644);
-        assert_se(git_worktree_diff(P("%s/wt-url", tmpdir), "trunk", 0, &path2, NULL, &error) == 0);
-        assert_contains(path2, "-two\n+three\n");
-        path2 = mfree(path2);
+        assert_se(git_worktree_diff(P("%s/wt-url", tmpdir), "trunk", 0, &diff, NULL, &error) == 0);
+        assert_contains(diff, "-two\n+three\n");
+        diff = mfree(diff);
         /* A fetch leaves the task's branch alone. */
         assert_se(git_resolve_repo(url, cache, &path2, &error) == 0);
         path2 = mfree(path2);
@@ -408,6 +409,11 @@ static void test_prepare(void) {
         assert_se(git_worktree_prepare(repo, "main", "-b", P("%s/wt4", tmpdir), NULL, &error) == -EINVAL);
         error = mfree(error);
 
+        /* An empty directory (made by the worker beforehand) is fine. */
+        assert_se(mkdir(P("%s/wt-empty", tmpdir), 0755) == 0);
+        assert_se(git_worktree_prepare(repo, "main", "task-empty", P("%s/wt-empty", tmpdir), NULL, &error) == 0);
+        assert_se(exists(P("%s/wt-empty/README", tmpdir)));
+
         /* A path git refuses: its words come back. */
         assert_se(git_worktree_prepare(repo, "main", "task-5", P("%s/README", repo), NULL, &error) == -EIO);
         assert_streq(error, P("fatal: '%s/README' already exists", keep(realpath(repo, NULL))));
@@ -416,8 +422,16 @@ static void test_prepare(void) {
         assert_se(!exists(hook_marker));
 }
 
+/* A worktree on branch task-copy (or task-esc) that wants one file copied. */
+static int prepare_copying(const char *wt, const char *file, char **ret_error) {
+        char *files[] = { (char *) file, NULL };
+
+        return git_worktree_prepare(repo, "main", strstr(wt, "esc") ? "task-esc" : "task-copy", wt, files, ret_error);
+}
+
 static void test_copy_files(void) {
-        char *error = NULL, *wt = P("%s/wt-copy", tmpdir), *outside = P("%s/outside", tmpdir);
+        char *error = NULL, *wt = P("%s/wt-copy", tmpdir), *esc = P("%s/wt-esc", tmpdir);
+        char *outside = P("%s/outside", tmpdir);
         char *files[] = { ".env", "conf/local.yml", "secrets", "link-out", "missing", "deep/missing/x", NULL };
         struct stat st;
 
@@ -456,18 +470,18 @@ static void test_copy_files(void) {
         assert_streq(read_file(P("%s/conf/local.yml", wt)), "local: true\n");
 
         /* Escapes: by name before anything is made, through a symlink when met. */
-        assert_se(git_worktree_prepare(repo, "main", "task-esc", P("%s/wt-esc", tmpdir), (char *[]) { "../x", NULL }, &error) == -EINVAL);
+        assert_se(prepare_copying(esc, "../x", &error) == -EINVAL);
         assert_contains(error, "'../x'");
         error = mfree(error);
-        assert_se(!exists(P("%s/wt-esc", tmpdir)));
-        assert_se(git_worktree_prepare(repo, "main", "task-esc", P("%s/wt-esc", tmpdir), (char *[]) { "/etc/passwd", NULL }, &error) == -EINVAL);
+        assert_se(!exists(esc));
+        assert_se(prepare_copying(esc, "/etc/passwd", &error) == -EINVAL);
         error = mfree(error);
-        assert_se(git_worktree_prepare(repo, "main", "task-esc", P("%s/wt-esc", tmpdir), (char *[]) { "a/../../x", NULL }, &error) == -EINVAL);
+        assert_se(prepare_copying(esc, "a/../../x", &error) == -EINVAL);
         error = mfree(error);
-        assert_se(git_worktree_prepare(repo, "main", "task-esc", P("%s/wt-esc", tmpdir), (char *[]) { "outdir/secret", NULL }, &error) == -EINVAL);
+        assert_se(prepare_copying(esc, "outdir/secret", &error) == -EINVAL);
         assert_contains(error, "leads out of the repository");
         error = mfree(error);
-        assert_se(!exists(P("%s/wt-esc/outdir", tmpdir)) && !exists(P("%s/wt-esc/secret", tmpdir)));
+        assert_se(!exists(P("%s/outdir", esc)) && !exists(P("%s/secret", esc)));
 
         /* A symlink in the worktree does not lead a copy out of it either. */
         GIT(wt, "commit", "-q", "--allow-empty", "-m", "x");
@@ -476,13 +490,14 @@ static void test_copy_files(void) {
         assert_se(unlink(P("%s/conf2", repo)) == 0);
         assert_se(mkdir(P("%s/conf2", repo), 0755) == 0);
         write_file(P("%s/conf2/evil", repo), "evil\n", 0644);
-        assert_se(git_worktree_prepare(repo, "main", "task-copy", wt, (char *[]) { "conf2/evil", NULL }, &error) == -EINVAL);
+        assert_se(prepare_copying(wt, "conf2/evil", &error) == -EINVAL);
         assert_contains(error, "leads out of the worktree");
         error = mfree(error);
         assert_se(!exists(P("%s/evil", outside)));
 
         /* Nothing to copy from a bare repository: no error either. */
-        assert_se(git_worktree_prepare(P("%s/remote-bare.git", tmpdir), "trunk", "task-bare", P("%s/wt-bare", tmpdir), files, &error) == 0 || !fprintf(stderr, "%s\n", error));
+        assert_se(git_worktree_prepare(P("%s/remote-bare.git", tmpdir), "trunk", "task-bare", P("%s/wt-bare", tmpdir),
+                                       files, &error) == 0);
         assert_se(!exists(P("%s/wt-bare/.env", tmpdir)));
         assert_se(!exists(hook_marker));
 }
@@ -658,8 +673,10 @@ int main(void) {
          * GIT_DIR/GIT_INDEX_FILE that git-util must not pass on. */
         assert_se(setenv("HOME", tmpdir, 1) == 0);
         assert_se(setenv("GIT_CONFIG_NOSYSTEM", "1", 1) == 0);
-        assert_se(setenv("GIT_AUTHOR_NAME", "Test", 1) == 0 && setenv("GIT_AUTHOR_EMAIL", "test@example.com", 1) == 0);
-        assert_se(setenv("GIT_COMMITTER_NAME", "Test", 1) == 0 && setenv("GIT_COMMITTER_EMAIL", "test@example.com", 1) == 0);
+        assert_se(setenv("GIT_AUTHOR_NAME", "Test", 1) == 0);
+        assert_se(setenv("GIT_AUTHOR_EMAIL", "test@example.com", 1) == 0);
+        assert_se(setenv("GIT_COMMITTER_NAME", "Test", 1) == 0);
+        assert_se(setenv("GIT_COMMITTER_EMAIL", "test@example.com", 1) == 0);
         assert_se(setenv("GIT_DIR", P("%s/nowhere", tmpdir), 1) == 0);
         assert_se(setenv("GIT_INDEX_FILE", P("%s/nowhere/index", tmpdir), 1) == 0);
 
