@@ -347,6 +347,38 @@ jq -e '.completed_at != null' <<<"$BODY" >/dev/null || die "no completed_at on t
 req admin GET "/api/v1/control-requests/$CANCEL_REQ"
 expect_json .result ok
 
+# ---- 5b. a flood of output: every line stored, in order ----
+say "many lines"
+START=$SECONDS
+MANYLINES=$(create_task 'fake: lines 20000')
+wait_status "$MANYLINES" done 60
+say "20000 lines stored in about $((SECONDS - START)) s"
+req admin GET "/api/v1/tasks/$MANYLINES/events?after=20000&limit=10"
+expect_status 200 "the last events"
+jq -e '[.events[] | [.seq, .type]] == [[20001, "assistant"], [20002, "assistant"], [20003, "assistant"],
+        [20004, "result"], [20005, "status"]]' <<<"$BODY" >/dev/null || die "events lost or out of order: $BODY"
+req admin GET "/api/v1/tasks/$MANYLINES/events?after=2&limit=1"
+jq -e '.events[0].data.message.content[0].text == "line 0"' <<<"$BODY" >/dev/null || die "the first line is not first"
+
+# ---- 5c. a lost lease stops the agent (SQLite: the test takes the lease away) ----
+if [[ -z "${MAKIMA_TEST_PG_URL:-}" ]] && command -v sqlite3 >/dev/null; then
+        say "lease lost"
+        LOST=$(create_task $'fake: child\nfake: wait')
+        wait_status "$LOST" running
+        wait_file "$(home_of "$LOST")/stdin.log" 'fake: wait'
+        sqlite3 "$TMP/makima.db" "UPDATE tasks SET lease_token = 'taken-over' WHERE id = '$LOST'"
+        wait_file "$TMP/worker1.log" "Task ${LOST:0:8}: the lease was lost" 10
+        for _ in $(seq 50); do
+                [[ -z "$(sandbox_pids "$LOST")" ]] && break
+                sleep 0.1
+        done
+        [[ -z "$(sandbox_pids "$LOST")" ]] || die "the agent of a lost task survives"
+        # Nothing was written for it after the loss.
+        get_task "$LOST"
+        expect_json .status running
+        sqlite3 "$TMP/makima.db" "UPDATE tasks SET status = 'failed', lease_token = NULL, lease_expires_at = NULL WHERE id = '$LOST'"
+fi
+
 # ---- 6. a message after the turn ended starts the next run of the session ----
 say "late message"
 LATE=$(create_task 'fake: linger 3')

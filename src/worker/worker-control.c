@@ -193,7 +193,9 @@ void worker_task_cancelled(WorkerTask *t) {
 
 static void do_cancel(WorkerTask *t, const ControlRequest *c) {
         if (t->cancel_request_id) {
-                complete(t, c, "the task is being cancelled already");
+                /* Seen again before the agent died (a second wake-up). */
+                if (!streq(t->cancel_request_id, c->id))
+                        complete(t, c, "the task is being cancelled already");
                 return;
         }
         t->cancel_request_id = strdup(c->id);
@@ -317,7 +319,8 @@ void worker_task_process_controls(WorkerTask *t) {
                         continue;
                 }
                 if (t->cancel_request_id) {
-                        complete(t, c, "the task is being cancelled");
+                        if (!streq(t->cancel_request_id, c->id))
+                                complete(t, c, "the task is being cancelled");
                         continue;
                 }
                 /* The rest needs the agent: while git prepares, they wait. */

@@ -1,0 +1,285 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The whole of makima with the REAL Claude Code CLI: `makima up` runs
+# makima-api and a makima-worker, `makima task create --repo` queues a task,
+# and the worker runs the real claude under bwrap + seccomp against the
+# scripted fake Anthropic API (tests/fake-anthropic), which makes it write a
+# file with the Write tool and commit it with the Bash tool. Then the agent
+# that is not logged in, the one killed mid-run, and pause, resume,
+# interrupt, send and cancel on a real running CLI.
+#
+# Usage: test-worker-e2e.sh makima-api makima-worker makima
+# Skips (77) when the CLI is not installed (tests/install-claude.sh) or bwrap
+# is missing. MAKIMA_CLAUDE=path overrides the CLI.
+set -euo pipefail
+
+# shellcheck source=tests/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+SRCDIR=$(cd "$(dirname "$0")/.." && pwd)
+FAKE="$SRCDIR/tests/fake-anthropic"
+CLAUDE=${MAKIMA_CLAUDE:-/opt/makima-test/claude/node_modules/.bin/claude}
+export MAKIMA_WORKER_BIN=$(realpath "${2:?usage: $0 makima-api makima-worker makima}")
+MAKIMA=$(realpath "${3:?usage: $0 makima-api makima-worker makima}")
+lib_init "$1"
+export MAKIMA_API_BIN=$(realpath "$1")
+unset MAKIMA_API_URL MAKIMA_API_KEY MAKIMA_BUS_ADDRESS
+
+if [[ ! -x "$CLAUDE" ]]; then
+        say "$CLAUDE is not installed (tests/install-claude.sh), skipping"
+        exit 77
+fi
+for tool in bwrap git python3; do
+        command -v "$tool" >/dev/null || { say "$tool is missing, skipping"; exit 77; }
+done
+
+STATE="$TMP/state"
+REPO="$TMP/repo"
+FAKE_PID=''
+UP_PID=''
+
+e2e_fail() {
+        [[ -s "$TMP/up.err" ]] && { echo "--- makima up:" >&2; tail -n 60 "$TMP/up.err" >&2; }
+        [[ -s "$TMP/requests.jsonl" ]] && { echo "--- fake API requests:" >&2; tail -n 5 "$TMP/requests.jsonl" >&2; }
+        fail "$@"
+}
+
+git init -q -b main "$REPO"
+echo "a repository for the end-to-end test" >"$REPO/README"
+git -C "$REPO" add README
+git -C "$REPO" -c user.name=test -c user.email=test@example.invalid commit -q -m "initial commit"
+
+# fake_start SCENARIO-JSON: the fake API on $PORT (the same port each time,
+# so the agent's environment in the configuration stays right).
+fake_start() {
+        fake_stop
+        printf '%s\n' "$1" >"$TMP/scenario.json"
+        : >"$TMP/requests.jsonl"
+        rm -f "$TMP/port"
+        python3 "$FAKE/fake-anthropic.py" --scenario "$TMP/scenario.json" --port "${PORT:-0}" \
+                --port-file "$TMP/port" --log "$TMP/requests.jsonl" 2>>"$TMP/fake.log" &
+        FAKE_PID=$!
+        EXTRA_PIDS="$UP_PID $FAKE_PID"
+        for _ in $(seq 100); do
+                [[ -s "$TMP/port" ]] && break
+                kill -0 "$FAKE_PID" 2>/dev/null || e2e_fail "the fake API did not start"
+                sleep 0.1
+        done
+        PORT=$(cat "$TMP/port")
+}
+
+fake_stop() {
+        if [[ -n "$FAKE_PID" ]]; then
+                kill "$FAKE_PID" 2>/dev/null || true
+                wait "$FAKE_PID" 2>/dev/null || true
+                FAKE_PID=''
+        fi
+}
+
+fake_start '{"steps": []}'
+
+# Workers poll every second: this test does not depend on a bus.
+cat >"$TMP/makima.conf" <<EOF
+[Worker]
+MaxConcurrentTasks=2
+PollIntervalSec=1
+LeaseSec=6
+
+[Agent]
+Command=$CLAUDE
+Environment=ANTHROPIC_BASE_URL=http://127.0.0.1:$PORT ANTHROPIC_API_KEY=test-key
+Environment=CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_TELEMETRY=1 CLAUDE_CODE_MAX_RETRIES=1
+
+[Sandbox]
+Enabled=yes
+EOF
+
+"$MAKIMA" up --state-dir "$STATE" --config "$TMP/makima.conf" --workers 1 >"$TMP/up.out" 2>"$TMP/up.err" &
+UP_PID=$!
+EXTRA_PIDS="$UP_PID $FAKE_PID"
+for _ in $(seq 300); do
+        grep -q '^ *export MAKIMA_API_URL=' "$TMP/up.out" && break
+        kill -0 "$UP_PID" 2>/dev/null || e2e_fail "makima up exited"
+        sleep 0.1
+done
+eval "$(grep '^ *export MAKIMA_API_URL=' "$TMP/up.out")"
+[[ -n "${MAKIMA_API_URL:-}" ]] || e2e_fail "makima up did not get ready"
+API_SOCK=${MAKIMA_API_URL#unix:}
+
+# task_create PLAN [ARGS…]: prints the id.
+task_create() {
+        local plan=$1
+
+        shift
+        "$MAKIMA" task create --repo "$REPO" "$@" "$plan" || e2e_fail "makima task create failed"
+}
+
+# wait_status ID STATUS [SECONDS]
+wait_status() {
+        local deadline=$((SECONDS + ${3:-60})) got=''
+
+        while ((SECONDS < deadline)); do
+                req admin GET "/api/v1/tasks/$1"
+                got=$(jq -r .status <<<"$BODY")
+                [[ "$got" == "$2" ]] && return 0
+                sleep 0.2
+        done
+        e2e_fail "task $1: expected $2, still $got: $BODY"
+}
+
+events() {
+        req admin GET "/api/v1/tasks/$1/events?limit=1000"
+        expect_status 200 "events of $1"
+}
+
+# wait_requests N: until the fake API has logged N main requests.
+wait_requests() {
+        for _ in $(seq 300); do
+                (($(jq -s '[.[] | select(.kind == "main")] | length' "$TMP/requests.jsonl") >= $1)) && return 0
+                sleep 0.1
+        done
+        e2e_fail "the fake API did not get $1 main requests"
+}
+
+sandbox_pids() {
+        grep -l -s -a "MAKIMA_TASK_ID=$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true
+}
+
+# The CLI's own process among them (not bwrap's).
+claude_pid() {
+        local pid
+
+        for pid in $(sandbox_pids "$1"); do
+                [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == *claude* ]] && { echo "$pid"; return 0; }
+        done
+        return 1
+}
+
+proc_state() {
+        sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1
+}
+
+# ---- 1. the real agent writes a file and commits it, in its worktree ----
+say "hello"
+fake_start '{"steps": [
+  {"text": "I will create hello.txt.",
+   "tool_use": {"name": "Write", "input": {"file_path": "{{cwd}}/hello.txt", "content": "hello from makima\n"}}},
+  {"tool_use": {"name": "Bash", "input": {"command": "git add hello.txt && git -c user.name=agent -c user.email=agent@example.invalid commit -q -m \"add hello.txt\" && git log --format=%s -1", "description": "Commit hello.txt"}}},
+  {"text": "Done: hello.txt is committed.", "usage": {"input_tokens": 1200, "output_tokens": 40}}
+]}'
+ID=$(task_create "Create hello.txt and commit it." --name hello)
+wait_status "$ID" done 120
+ID8=${ID:0:8}
+req admin GET "/api/v1/tasks/$ID"
+expect_json .branch "makima/$ID8"
+WORKTREE=$(jqr .worktree)
+jq -e '.cost_usd > 0 and (.session_id | length) > 0' <<<"$BODY" >/dev/null || e2e_fail "no cost or session: $BODY"
+[[ "$(cat "$WORKTREE/hello.txt")" == "hello from makima" ]] || e2e_fail "hello.txt is not in the worktree"
+[[ "$(git -C "$REPO" show "makima/$ID8:hello.txt")" == "hello from makima" ]] || e2e_fail "hello.txt is not on the branch"
+[[ "$(git -C "$REPO" log -1 --format=%s "makima/$ID8")" == "add hello.txt" ]] || e2e_fail "the agent's commit is missing"
+
+events "$ID"
+jq -e '[.events[].seq] == [range(1; (.events | length) + 1)]' <<<"$BODY" >/dev/null || e2e_fail "seqs are not 1..N"
+# In order: init, text, Write, its result, Bash, its result, text, the result with its cost.
+ORDER=$(jq -c '[.events[] | select(.type != "claimed" and .type != "status") |
+        if .type == "system" then "init:" + .data.subtype
+        elif .type == "assistant" then (.data.message.content[0] | if .type == "tool_use" then "tool:" + .name else .type end)
+        elif .type == "user" then "result:" + (if .data.message.content[0].is_error == true then "error" else "ok" end)
+        elif .type == "result" then "end:" + .data.subtype
+        else .type end]' <<<"$BODY")
+[[ "$ORDER" == '["init:init","text","tool:Write","result:ok","tool:Bash","result:ok","text","end:success"]' ]] ||
+        e2e_fail "unexpected events: $ORDER"
+jq -e '[.events[] | select(.type == "result")][0].data | .is_error == false and .total_cost_usd > 0' <<<"$BODY" \
+        >/dev/null || e2e_fail "the result has no cost"
+jq -e '[.events[] | select(.type == "user")][1].data.message.content[0].content | test("add hello.txt")' <<<"$BODY" \
+        >/dev/null || e2e_fail "the Bash tool did not run git in the sandbox"
+# The diff against the base shows the new file.
+req admin GET "/api/v1/tasks/$ID/diff"
+expect_status 200 "diff"
+grep -q '+++ b/hello.txt' <<<"$BODY" || jq -e '.diff | test("\\+\\+\\+ b/hello.txt")' <<<"$BODY" >/dev/null ||
+        e2e_fail "the diff does not show hello.txt"
+if "$MAKIMA" task diff --help >/dev/null 2>&1; then
+        "$MAKIMA" task diff "$ID" | grep -q '+hello from makima' || e2e_fail "makima task diff does not show the file"
+fi
+# The CLI ran with the sandbox's uid and its own home.
+grep -q "\"cwd\":\"$WORKTREE\"" <<<"$BODY" || e2e_fail "the agent's cwd is not its worktree"
+[[ -n "$(ls "$STATE/homes/$ID/.claude/projects/" 2>/dev/null)" ]] || e2e_fail "the session is not in the task's home"
+
+# ---- 2. not logged in ----
+say "not logged in"
+fake_start '{"steps": [{"error": 401, "times": "always"}]}'
+AUTH=$(task_create "This agent has a bad key.")
+wait_status "$AUTH" failed 120
+expect_json .error "agent is not logged in on worker 1 (Invalid API key · Fix external API key)"
+req admin GET "/api/v1/notifications?limit=100"
+jq -e --arg id "$AUTH" '[.notifications[] | select(.task_id == $id and .level == "error")] | length == 1' \
+        <<<"$BODY" >/dev/null || e2e_fail "no notification: $BODY"
+
+# ---- 3. killed mid-run ----
+say "killed mid-run"
+fake_start '{"steps": [{"text": "This answer never arrives.", "delay": 60}]}'
+KILLED=$(task_create "Work slowly.")
+wait_requests 1
+PID=$(claude_pid "$KILLED") || e2e_fail "the CLI's process is not found"
+kill -KILL "$PID"
+wait_status "$KILLED" failed 30
+expect_json .error "agent was killed by signal 9 (SIGKILL)"
+
+# ---- 4. pause, resume, interrupt and send on the running CLI ----
+say "controls"
+fake_start '{"steps": [
+  {"text": "This answer is interrupted before it arrives.", "delay": 8},
+  {"text": "Carrying on after the interrupt."}
+]}'
+CTL=$(task_create "Work slowly, then carry on.")
+wait_requests 1
+req admin POST "/api/v1/tasks/$CTL/pause"
+expect_status 202 pause
+wait_status "$CTL" paused 10
+for pid in $(sandbox_pids "$CTL"); do
+        [[ "$(proc_state "$pid")" == T ]] || e2e_fail "process $pid is not stopped"
+done
+req admin POST "/api/v1/tasks/$CTL/resume"
+expect_status 202 resume
+wait_status "$CTL" running 10
+req admin POST "/api/v1/tasks/$CTL/interrupt"
+expect_status 202 interrupt
+wait_status "$CTL" interrupted 20
+events "$CTL"
+jq -e '[.events[] | select(.type == "control_response")] | length == 1' <<<"$BODY" >/dev/null ||
+        e2e_fail "the CLI did not answer the interrupt"
+req admin POST "/api/v1/tasks/$CTL/send" '{"message": "please carry on"}'
+expect_status 202 send
+wait_status "$CTL" done 60
+jq -s -e '[.[] | select(.kind == "main")][-1].last_user_text | test("please carry on")' "$TMP/requests.jsonl" \
+        >/dev/null || e2e_fail "the message did not reach the model"
+events "$CTL"
+jq -e '[.events[] | select(.type == "result")][-1].data | .is_error == false and (.result | test("Carrying on"))' \
+        <<<"$BODY" >/dev/null || e2e_fail "the last turn did not end well"
+
+# ---- 5. cancel ----
+say "cancel"
+fake_start '{"steps": [{"text": "This answer never arrives.", "delay": 60}]}'
+CANCEL=$(task_create "Work slowly.")
+wait_requests 1
+req admin POST "/api/v1/tasks/$CANCEL/cancel"
+expect_status 202 cancel
+wait_status "$CANCEL" cancelled 20
+[[ -z "$(sandbox_pids "$CANCEL")" ]] || e2e_fail "processes of the cancelled task survive"
+
+# ---- 6. a repository that does not exist ----
+say "no repository"
+# (makima task create checks a local path itself; the API takes any.)
+req admin POST /api/v1/tasks "{\"plan\": \"never runs\", \"repo\": \"$TMP/no-such-repo\"}"
+expect_status 201 "create a task on a missing repository"
+NOREPO=$(jqr .id)
+wait_status "$NOREPO" failed 30
+jqr .error | grep -q no-such-repo || e2e_fail "no reason: $BODY"
+
+kill -TERM "$UP_PID"
+rc=0
+wait "$UP_PID" || rc=$?
+UP_PID=''
+EXTRA_PIDS="$FAKE_PID"
+((rc == 0)) || e2e_fail "makima up exited with $rc"
+say "PASS"
