@@ -12,6 +12,7 @@
  *   fake: sleep SECONDS     be busy without reading stdin
  *   fake: lines N           print N assistant lines at once
  *   fake: garbage           print a line that is not JSON and one on stderr
+ *   fake: ratelimit         a rejected rate limit, a second later an allowed one
  *   fake: ask               send a control_request of our own, wait for the answer
  *   fake: 401               fail like the CLI with an invalid API key (exit 1)
  *   fake: exit N            print on stderr and exit N without a result
@@ -271,6 +272,15 @@ static bool run_directives(const char *prompt) {
                         printf("this is not JSON {\n");
                         fflush(stdout);
                         fprintf(stderr, "warning: the fake agent says something on stderr\n");
+                } else if (strcmp(l, "ratelimit") == 0) {
+                        for (int i = 0; i < 2; i++) {
+                                printf("{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"%s\","
+                                       "\"resetsAt\":%ld,\"rateLimitType\":\"five_hour\"},\"session_id\":\"%s\"}\n",
+                                       i == 0 ? "rejected" : "allowed", (long) time(NULL) + 1, session_id);
+                                fflush(stdout);
+                                if (i == 0)
+                                        sleep(1);
+                        }
                 } else if (strcmp(l, "ask") == 0) {
                         json_object *o;
 

@@ -89,6 +89,24 @@ EOF
 worker_config
 api_start
 
+# What the workers tell systemd (READY=1, STATUS=…) lands in notify.log.
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a") as f:
+    while True:
+        for line in s.recv(65536).decode().split("\n"):
+            if line:
+                f.write(line + "\n")
+                f.flush()
+' "$TMP/notify.sock" "$TMP/notify.log" &
+EXTRA_PIDS="${EXTRA_PIDS:-} $!"
+for _ in $(seq 100); do
+        [[ -S "$TMP/notify.sock" ]] && break
+        sleep 0.05
+done
+
 # worker_start N [ARGS…]: makima-worker --instance N, up when it says so.
 worker_start() {
         local n=$1 log="$TMP/worker$1.log" lines
@@ -96,7 +114,8 @@ worker_start() {
         shift
         lines=0
         [[ -f "$log" ]] && lines=$(wc -l <"$log")
-        "$WORKER_BIN" --config "$TMP/makima.conf" --state-dir "$STATE" --instance "$n" "$@" >>"$log" 2>&1 &
+        NOTIFY_SOCKET="$TMP/notify.sock" \
+                "$WORKER_BIN" --config "$TMP/makima.conf" --state-dir "$STATE" --instance "$n" "$@" >>"$log" 2>&1 &
         WORKER_PID[$n]=$!
         EXTRA_PIDS="${EXTRA_PIDS:-} $!"
         for _ in $(seq 200); do
@@ -224,6 +243,11 @@ jq -e '[.events[] | select(.type == "result")][0].data | .is_error == false and 
 jq -e '[.events[] | select(.type == "result")][0].data.result | test("uid=1000")' <<<"$BODY" >/dev/null ||
         die "the agent did not run as uid 1000 in the sandbox"
 jq -e '.events[-1].data | .to == "done" and .from == "running"' <<<"$BODY" >/dev/null || die "no final status event"
+# systemd hears how the worker is doing.
+grep -qx 'READY=1' "$TMP/notify.log" || die "no READY=1"
+grep -qx 'STATUS=idle, waiting for tasks' "$TMP/notify.log" || die "no idle status"
+grep -Eqx "STATUS=running 1 task: $ID8 \((preparing|running)\)" "$TMP/notify.log" ||
+        die "no status naming the task: $(cat "$TMP/notify.log")"
 # Every event also went to the log (no journal here), with the short id.
 grep -q "$ID8 tool Write" "$TMP/worker1.log" || grep -q "$ID8 .*Write" "$TMP/worker1.log" ||
         die "the worker's log does not show the agent's events"
@@ -260,7 +284,7 @@ fi
 
 # ---- 3. output that is not stream-json, and the CLI's own questions ----
 say "odd output"
-ODD=$(create_task $'fake: garbage\nfake: ask')
+ODD=$(create_task $'fake: garbage\nfake: ask\nfake: ratelimit')
 wait_status "$ODD" done
 events "$ODD"
 jq -e '[.events[] | select(.type == "invalid_output")][0].data | .line == "this is not JSON {" and .error != null' \
@@ -269,6 +293,8 @@ jq -e '[.events[] | select(.type == "stderr")][0].data.line | test("fake agent s
         die "no stderr event"
 jq -e '[.events[] | select(.type == "control_request")] | length == 1' <<<"$BODY" >/dev/null ||
         die "the CLI's control_request is not stored"
+jq -e '[.events[] | select(.type == "status") | .data.to] == ["waiting", "running", "done"]' <<<"$BODY" >/dev/null ||
+        die "a rejected rate limit did not make the task wait: $(jq -c '[.events[] | select(.type == "status")]' <<<"$BODY")"
 grep -q '"subtype":"error".*makima grants no permissions interactively' "$(home_of "$ODD")/stdin.log" ||
         grep -q 'makima grants no permissions interactively' "$(home_of "$ODD")/stdin.log" ||
         die "the agent's control_request was not answered"
@@ -323,6 +349,9 @@ jq -e '[.events[] | select(.type == "status") | .data.to] == ["paused", "running
         <<<"$BODY" >/dev/null || die "unexpected status events: $(jq -c '[.events[] | select(.type == "status") | .data.to]' <<<"$BODY")"
 jq -e '[.events[] | select(.type == "control") | .data.kind] == ["pause", "pause", "resume", "interrupt", "message"]' \
         <<<"$BODY" >/dev/null || die "unexpected control events: $(jq -c '[.events[] | select(.type == "control") | .data]' <<<"$BODY")"
+grep -qx "STATUS=running 1 task: ${CTL:0:8} (paused)" "$TMP/notify.log" || die "no status for the paused task"
+grep -qx "STATUS=running 1 task: ${CTL:0:8} (interrupted)" "$TMP/notify.log" ||
+        die "no status for the interrupted task"
 for _ in $(seq 50); do
         [[ -z "$(sandbox_pids "$CTL")" ]] && break
         sleep 0.1

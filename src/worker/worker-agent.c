@@ -409,7 +409,19 @@ static bool session_exists(WorkerTask *t) {
 
 int worker_task_first_prompt(WorkerTask *t, char **ret) {
         char *p;
+        int r;
 
+        /* Messages that waited for the task (sent while it was handed back,
+         * or interrupted when its worker stopped) continue its session. */
+        if (t->task->session_id) {
+                r = worker_task_take_late_messages(t, &p);
+                if (r == -ENOMEM)
+                        return r;
+                if (r > 0) {
+                        *ret = p;
+                        return 0;
+                }
+        }
         if (!t->task->session_id) {
                 p = strdup(strempty(t->task->plan));
                 if (!p)

@@ -185,6 +185,7 @@ int worker_task_flush(WorkerTask *t) {
                 t->dirty = false;
         journal_batch(t, r >= 0);
         batch_clear(t);
+        manager_update_status(t->manager);
         return r;
 }
 
