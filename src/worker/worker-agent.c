@@ -253,6 +253,11 @@ static int on_stdout_line(const char *line, size_t len, bool overlong, void *use
         if (len == 0)
                 return 0;
 
+        if (!t->seen_output) {
+                t->seen_output = true;
+                log_debug("Task %s: first output %.1f ms after the claim.", t->id8,
+                          (double) (now_usec() - t->claimed_at) / USEC_PER_MSEC);
+        }
         r = stream_json_parse_line_full(line, len, t->task->worktree, &e);
         if (r == -ENOMEM)
                 return r;
@@ -581,6 +586,7 @@ int worker_task_spawn(WorkerTask *t, const char *prompt) {
         if (r < 0)
                 return log_oom();
 
+        usec_t before = now_usec();
         r = sandbox_build(&(SandboxParams) {
                                   .config = m->config,
                                   .task_id = t->task->id,
@@ -591,6 +597,7 @@ int worker_task_spawn(WorkerTask *t, const char *prompt) {
                                   .bwrap = m->bwrap,
                           },
                           &cmd);
+        log_debug("Task %s: sandbox built in %.1f ms.", t->id8, (double) (now_usec() - before) / USEC_PER_MSEC);
         if (r == -ENOPKG)
                 return spawn_failed(t, SANDBOX_BWRAP_MISSING);
         if (r < 0) {
@@ -638,5 +645,7 @@ int worker_task_spawn(WorkerTask *t, const char *prompt) {
 
         log_info("Task %s: agent started (pid %i%s%s%s).", t->id8, (int) pid, cmd.sandboxed ? ", sandboxed" : "",
                  resume ? ", resuming session " : "", resume ? t->task->session_id : "");
+        log_debug("Task %s: agent spawned %.1f ms after the claim.", t->id8,
+                  (double) (now_usec() - t->claimed_at) / USEC_PER_MSEC);
         return worker_task_write_stdin(t, line);
 }

@@ -226,6 +226,8 @@ static void prepared(WorkerTask *t, Prepared *p) {
                 return;
         }
 
+        log_debug("Task %s: worktree ready %.1f ms after the claim.", t->id8,
+                  (double) (now_usec() - t->claimed_at) / USEC_PER_MSEC);
         if (free_and_strdup(&t->task->worktree, p->worktree) < 0 ||
             free_and_strdup(&t->task->branch, p->branch) < 0)
                 goto oom;
@@ -233,10 +235,10 @@ static void prepared(WorkerTask *t, Prepared *p) {
         t->repo_path = TAKE_PTR(p->repo_path);
         if (t->task->iteration_count < 1)
                 t->task->iteration_count = 1;
+        /* Written with the agent's first events, after the spawn: the start
+         * does not wait for the store. A worker that dies meanwhile loses
+         * nothing, the next one finds the same worktree and branch. */
         t->dirty = true;
-        r = worker_task_flush(t);
-        if (r == -ENOLCK)
-                return;
 
         r = make_home(t);
         if (r == -ENOMEM)

@@ -319,6 +319,7 @@ int worker_task_start(WorkerTask *t) {
         log_info("Task %s: claimed (repo %s%s%s).", t->id8, strna(t->task->repo),
                  t->task->session_id ? ", continuing session " : "", strempty(t->task->session_id));
         t->phase = WORKER_TASK_PREPARING;
+        t->claimed_at = now_usec();
         r = worker_task_prepare(t);
         if (r < 0) {
                 worker_task_finish(t, TASK_FAILED, "the worker could not start preparing the worktree");

@@ -43,6 +43,8 @@ typedef struct WorkerTask {
         char id8[9];
         WorkerTaskPhase phase;
         sd_event_source *heartbeat;
+        usec_t claimed_at;              /* for the debug log of how long the start took */
+        bool seen_output;
 
         /* prepare */
         pid_t prepare_pid;
