@@ -64,9 +64,10 @@ done
 export MAKIMA_BUS_ADDRESS="unix:path=$BUS"
 
 # worker_config [LINES…]: the store (as lib.sh writes it) and the worker's
-# sections. The poll interval is an hour: a task only starts that quickly
-# when a wake-up (D-Bus signal, PostgreSQL notification) works. The lease is
-# short, so the heartbeat (which also looks for control requests) is fast.
+# sections. The poll interval is an hour and the heartbeat (which also looks
+# for control requests) comes every 10 s: a task starts, and a control
+# request is acted on, within a second only when a wake-up (D-Bus signal,
+# PostgreSQL notification) works.
 worker_config() {
         write_config
         cat >>"$TMP/makima.conf" <<EOF
@@ -74,7 +75,7 @@ worker_config() {
 [Worker]
 MaxConcurrentTasks=2
 PollIntervalSec=3600
-LeaseSec=6
+LeaseSec=30
 
 [Agent]
 Command=$FAKE_AGENT
@@ -313,7 +314,12 @@ PIDS=$(sandbox_pids "$CTL")
 
 req admin POST "/api/v1/tasks/$CTL/pause"
 expect_status 202 "pause"
+PAUSE=$(jqr .control_request.id)
 wait_status "$CTL" paused 10
+req admin GET "/api/v1/control-requests/$PAUSE"
+jq -e 'def t: (sub("\\.[0-9]+Z$"; "Z") | fromdate) + ("0." + (capture("\\.(?<f>[0-9]+)Z$").f // "0") | tonumber);
+        (.delivered_at | t) - (.created_at | t) < 0.5' <<<"$BODY" \
+        >/dev/null || die "the pause was not acted on at once (no wake-up?): $BODY"
 for pid in $(sandbox_pids "$CTL"); do
         [[ "$(proc_state "$pid")" == T ]] || die "process $pid of the paused task is in state $(proc_state "$pid")"
 done
@@ -396,7 +402,7 @@ if [[ -z "${MAKIMA_TEST_PG_URL:-}" ]] && command -v sqlite3 >/dev/null; then
         wait_status "$LOST" running
         wait_file "$(home_of "$LOST")/stdin.log" 'fake: wait'
         sqlite3 "$TMP/makima.db" "UPDATE tasks SET lease_token = 'taken-over' WHERE id = '$LOST'"
-        wait_file "$TMP/worker1.log" "Task ${LOST:0:8}: the lease was lost" 10
+        wait_file "$TMP/worker1.log" "Task ${LOST:0:8}: the lease was lost" 15
         for _ in $(seq 50); do
                 [[ -z "$(sandbox_pids "$LOST")" ]] && break
                 sleep 0.1
