@@ -201,8 +201,10 @@ grep -q '+++ b/hello.txt' <<<"$BODY" || jq -e '.diff | test("\\+\\+\\+ b/hello.t
 if "$MAKIMA" task diff --help >/dev/null 2>&1; then
         "$MAKIMA" task diff "$ID" | grep -q '+hello from makima' || e2e_fail "makima task diff does not show the file"
 fi
-# The CLI ran with the sandbox's uid and its own home.
-grep -q "\"cwd\":\"$WORKTREE\"" <<<"$BODY" || e2e_fail "the agent's cwd is not its worktree"
+# The CLI ran in its worktree, with its own home.
+events "$ID"
+jq -e --arg wt "$WORKTREE" '[.events[] | select(.type == "system")][0].data.cwd == $wt' <<<"$BODY" >/dev/null ||
+        e2e_fail "the agent's cwd is not its worktree"
 [[ -n "$(ls "$STATE/homes/$ID/.claude/projects/" 2>/dev/null)" ]] || e2e_fail "the session is not in the task's home"
 
 # ---- 2. not logged in ----
