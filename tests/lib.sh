@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Helpers for the integration tests that drive a real makima-api with curl:
 # a temporary state directory and config, start and stop (SIGTERM, exit 0),
-# requests over the Unix socket (as admin) or TCP (with a bearer token), and
-# checks of status codes and JSON. Source it; needs bash, curl and jq.
+# requests over the Unix socket (as admin) or TCP (with a bearer token),
+# checks of status codes and JSON, a private D-Bus, and writing the store
+# directly where a worker would (no worker runs in these tests). Source it;
+# needs bash, curl and jq.
 
 set -euo pipefail
 
@@ -13,6 +15,8 @@ API_PID=''
 API_SOCK=''
 API_PORT=''
 API_URL=''
+BUS_PID=''
+BUS_ADDRESS=''
 STATUS=''
 BODY=''
 
@@ -37,10 +41,10 @@ lib_cleanup() {
         local rc=$?
         local pid
 
-        for pid in $API_PID ${EXTRA_PIDS:-}; do
+        for pid in $API_PID ${EXTRA_PIDS:-} $BUS_PID; do
                 kill -TERM "$pid" 2>/dev/null || true
         done
-        for pid in $API_PID ${EXTRA_PIDS:-}; do
+        for pid in $API_PID ${EXTRA_PIDS:-} $BUS_PID; do
                 wait "$pid" 2>/dev/null || true
         done
         if [[ -n "$TMP" && "${KEEP_TMP:-0}" != 1 ]]; then
@@ -207,4 +211,78 @@ expect_json() {
 expect_header() {
         grep -i "^$1:" "$TMP/headers" | tr -d '\r' | grep -Eq -- "$2" ||
                 fail "header $1 does not match /$2/: $(grep -i "^$1:" "$TMP/headers" || echo none)"
+}
+
+# ---- a private D-Bus ----
+
+# bus_start: a dbus-daemon of our own on $TMP/bus; exports MAKIMA_BUS_ADDRESS
+# so that makima-api started afterwards connects to it. Returns 1 (and says
+# why) when dbus-daemon or busctl is not installed.
+bus_start() {
+        if ! command -v dbus-daemon >/dev/null || ! command -v busctl >/dev/null; then
+                say "dbus-daemon or busctl is missing: skipping the D-Bus checks"
+                return 1
+        fi
+        dbus-daemon --session --nofork --nopidfile --nosyslog --address="unix:path=$TMP/bus" \
+                --print-address=1 >"$TMP/bus.address" 2>"$TMP/bus.log" &
+        BUS_PID=$!
+        for _ in $(seq 100); do
+                [[ -s "$TMP/bus.address" ]] && break
+                kill -0 "$BUS_PID" 2>/dev/null || fail "dbus-daemon did not start: $(cat "$TMP/bus.log")"
+                sleep 0.05
+        done
+        [[ -s "$TMP/bus.address" ]] || fail "dbus-daemon did not print its address"
+        BUS_ADDRESS="unix:path=$TMP/bus"
+        export MAKIMA_BUS_ADDRESS=$BUS_ADDRESS
+}
+
+# wait_for_bus_name NAME: until NAME has an owner on our bus (5 s).
+wait_for_bus_name() {
+        for _ in $(seq 100); do
+                busctl --address="$BUS_ADDRESS" --no-legend list 2>/dev/null | grep -q "^$1 " && return 0
+                sleep 0.05
+        done
+        fail "nobody owns $1 on the bus"
+}
+
+# ---- the store, written where a worker would ----
+
+# store_sql SQL: runs SQL (one transaction) on the store makima-api uses:
+# the SQLite file, or the PostgreSQL server of with-postgresql.sh. Prints rows.
+store_sql() {
+        if [[ -n "${MAKIMA_TEST_PG_URL:-}" ]]; then
+                psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$MAKIMA_TEST_PG_URL" -c "$1" || fail "psql failed: $1"
+        else
+                sqlite3 -cmd '.timeout 10000' "$TMP/makima.db" "BEGIN; $1; COMMIT;" || fail "sqlite3 failed: $1"
+        fi
+}
+
+# task_add_event ID TYPE PAYLOAD: appends an event to the task's log as a worker would.
+task_add_event() {
+        store_sql "INSERT INTO task_events (task_id, seq, type, payload, created_at)
+                   SELECT '$1', COALESCE(MAX(seq), 0) + 1, '$2', '$3', $(date +%s%6N) FROM task_events WHERE task_id = '$1'"
+}
+
+# task_set_status ID STATUS: the status change a worker writes, with a
+# "status" event {"from":…,"to":…}, in one transaction.
+task_set_status() {
+        local from
+
+        from=$(store_sql "SELECT status FROM tasks WHERE id = '$1'")
+        [[ -n "$from" ]] || fail "task_set_status: no task $1"
+        store_sql "UPDATE tasks SET status = '$2', version = version + 1, updated_at = $(date +%s%6N) WHERE id = '$1';
+                   INSERT INTO task_events (task_id, seq, type, payload, created_at)
+                   SELECT '$1', COALESCE(MAX(seq), 0) + 1, 'status', '{\"from\":\"$from\",\"to\":\"$2\"}', $(date +%s%6N)
+                   FROM task_events WHERE task_id = '$1'"
+}
+
+# wait_for_file_match FILE REGEX [SECONDS]: until a line of FILE matches (default 10 s).
+wait_for_file_match() {
+        local tries=$(( ${3:-10} * 20 ))
+
+        for _ in $(seq "$tries"); do
+                grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+                sleep 0.05
+        done
+        fail "$1 has no line matching /$2/: $(head -c 3000 "$1" 2>/dev/null)"
 }

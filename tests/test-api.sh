@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Drives the real makima-api with curl: every route, every error status with
 # its JSON body, owner isolation, optimistic locking, state machines, limits,
-# tokens, restart and SIGTERM. With --socket-activation, checks instead that
+# tokens, task control requests, live event streams (SSE), diffs of real git
+# worktrees, notifications, the D-Bus name and signals on a private bus,
+# restart and SIGTERM. No worker runs: the test writes the store where a
+# worker would (tests/lib.sh). With --socket-activation, checks instead that
 # it serves sockets handed over by systemd-socket-activate and leaves them
 # usable for the next start.
 #
@@ -112,7 +115,19 @@ if "$MAKIMA_API_BIN" --no-such-option >/dev/null 2>&1; then
         fail "an unknown option was accepted"
 fi
 
+have_bus=0
+if bus_start; then
+        have_bus=1
+fi
 api_start
+if (( have_bus )); then
+        wait_for_bus_name org.makima1
+        busctl --address="$BUS_ADDRESS" --json=short monitor --match "type='signal',interface='org.makima1.Manager'" \
+                >"$TMP/signals.json" 2>"$TMP/monitor.log" &
+        MONITOR_PID=$!
+        EXTRA_PIDS=$MONITOR_PID
+        sleep 0.3
+fi
 
 say "health and authentication"
 req anon GET /api/v1/health
@@ -397,20 +412,31 @@ req "$alice" PATCH "/api/v1/tasks/$ta" '{"max_iterations":1000}'
 expect_error 400 invalid_field "max_iterations over the limit on PATCH"
 req "$alice" PATCH "/api/v1/tasks/$ta" '{"version":0}'
 expect_error 400 invalid_field "version 0"
+# Only a worker starts a task: the client may not, and here the test plays the worker.
 req "$alice" PATCH "/api/v1/tasks/$ta" '{"status":"running"}'
-expect_status 200 "pending to running"
+expect_error 409 invalid_transition "a client sets running"
+expect_message "Only a worker"
+task_set_status "$ta" running
+req "$alice" GET "/api/v1/tasks/$ta"
 expect_json .status running
-jqr '.started_at | type == "string"' >/dev/null
 
 say "deletes"
 req "$alice" DELETE "/api/v1/tasks/$ta"
 expect_error 409 busy "delete a running task"
 req "$alice" DELETE "/api/v1/contracts/$ca"
 expect_error 409 busy "delete a contract with a running task"
+# The status of a task its worker holds is the worker's: PATCH points to the control routes.
 req "$alice" PATCH "/api/v1/tasks/$ta" '{"status":"cancelled","error":"stopped by the test"}'
-expect_status 200 "running to cancelled"
+expect_error 409 task_active "PATCH cancels a running task"
+expect_message "POST /api/v1/tasks/$ta/cancel"
+req "$alice" POST "/api/v1/tasks/$ta/cancel"
+expect_status 202 "cancel a running task"
+expect_json .control_request.kind cancel
+# …and the worker acts on it.
+task_set_status "$ta" cancelled
+req "$alice" PATCH "/api/v1/tasks/$ta" '{"error":"stopped by the test"}'
+expect_status 200 "set the error of a cancelled task"
 expect_json .error "stopped by the test"
-jqr '.completed_at | type == "string"' >/dev/null
 v=$(jqr .version)
 req "$alice" GET "/api/v1/tasks/$ta/events"
 expect_status 200 "task events"
@@ -450,6 +476,16 @@ for who in "$alice:$cb:$tb" "$bob:$ca:$tloose"; do
         expect_error 404 not_found "events of another owner's task"
         req "$tok" DELETE "/api/v1/tasks/$t"
         expect_error 404 not_found "DELETE another owner's task"
+        for verb in pause resume interrupt cancel; do
+                req "$tok" POST "/api/v1/tasks/$t/$verb"
+                expect_error 404 not_found "$verb another owner's task"
+        done
+        req "$tok" POST "/api/v1/tasks/$t/send" '{"message":"hello"}'
+        expect_error 404 not_found "send to another owner's task"
+        req "$tok" GET "/api/v1/tasks/$t/diff"
+        expect_error 404 not_found "diff of another owner's task"
+        req "$tok" GET "/api/v1/tasks/$t/events?follow=1"
+        expect_error 404 not_found "follow another owner's task"
 done
 req "$alice" GET "/api/v1/tasks/$nouuid"
 expect_error 404 not_found "a task that never existed"
@@ -461,6 +497,303 @@ req "$bob" GET "/api/v1/contracts/$cb"
 expect_json .name bravo
 req "$alice" GET "/api/v1/tasks/$tloose"
 expect_json .status pending
+
+say "task control"
+# A pending task has no agent: only cancel works, at once, with its status event.
+req "$alice" POST /api/v1/tasks '{"plan":"never started"}'
+tp=$(jqr .id)
+for verb in pause resume interrupt; do
+        req "$alice" POST "/api/v1/tasks/$tp/$verb"
+        expect_error 409 not_running "$verb a pending task"
+        expect_message "pending"
+done
+req "$alice" POST "/api/v1/tasks/$tp/send" '{"message":"are you there?"}'
+expect_error 409 not_running "send to a pending task"
+req "$alice" POST "/api/v1/tasks/$tp/cancel"
+expect_status 200 "cancel a pending task"
+expect_json .status cancelled
+jqr '.completed_at | type == "string"' >/dev/null
+[[ -z "$(store_sql "SELECT id FROM control_requests WHERE task_id = '$tp'")" ]] || fail "a control request for a pending task"
+req "$alice" GET "/api/v1/tasks/$tp/events"
+expect_json '[.events[] | .type + ":" + .data.from + ">" + .data.to] | join(",")' "status:pending>cancelled"
+# A final task cannot be controlled.
+for verb in pause resume interrupt cancel; do
+        req "$alice" POST "/api/v1/tasks/$tp/$verb"
+        expect_error 409 invalid_transition "$verb a cancelled task"
+        expect_message "'cancelled'"
+done
+req "$alice" POST "/api/v1/tasks/$tp/send" '{"message":"too late"}'
+expect_error 409 invalid_transition "send to a cancelled task"
+
+# A running task: each request is a row for its worker, answered 202.
+req "$alice" POST /api/v1/tasks '{"plan":"controlled"}'
+tr=$(jqr .id)
+task_set_status "$tr" running
+declare -A control_ids=()
+for verb in pause resume interrupt cancel; do
+        req "$alice" POST "/api/v1/tasks/$tr/$verb"
+        expect_status 202 "$verb a running task"
+        expect_json .control_request.kind "$verb"
+        expect_json .control_request.task_id "$tr"
+        expect_json .control_request.done_at null
+        cid=$(jqr .control_request.id)
+        [[ "$cid" =~ $uuid_re ]] || fail "control request id: $cid"
+        expect_header Location "/api/v1/control-requests/$cid\$"
+        [[ "$(store_sql "SELECT kind FROM control_requests WHERE id = '$cid' AND task_id = '$tr' AND done_at IS NULL")" == "$verb" ]] ||
+                fail "no pending '$verb' row for $cid in control_requests"
+        control_ids[$verb]=$cid
+done
+req "$alice" GET "/api/v1/tasks/$tr"
+expect_json .status running             # the worker, not the API, changes it
+req "$alice" POST "/api/v1/tasks/$tr/send" '{"message":"Please also update the README."}'
+expect_status 202 "send a message"
+expect_json .control_request.kind message
+expect_json .control_request.payload.message "Please also update the README."
+cmsg=$(jqr .control_request.id)
+[[ "$(store_sql "SELECT payload FROM control_requests WHERE id = '$cmsg'" | jq -r .message)" == "Please also update the README." ]] ||
+        fail "the message is not in the row's payload"
+req "$alice" POST "/api/v1/tasks/$tr/send"
+expect_error 400 bad_json "send without a body"
+req "$alice" POST "/api/v1/tasks/$tr/send" '{}'
+expect_error 400 invalid_field "send without a message"
+expect_message "field 'message' is required"
+for m in '""' '" \n "' '5' 'null'; do
+        req "$alice" POST "/api/v1/tasks/$tr/send" "{\"message\":$m}"
+        expect_error 400 invalid_field "send with message $m"
+        expect_message "field 'message'"
+done
+req "$alice" POST "/api/v1/tasks/$tr/send" '{"message":"x","urgent":true}'
+expect_error 400 invalid_field "send with an unknown field"
+req "$alice" GET "/api/v1/tasks/$tr/pause"
+expect_error 405 method_not_allowed "GET on pause"
+expect_header Allow '^Allow: POST$'
+req "$alice" POST "/api/v1/tasks/$nouuid/pause"
+expect_error 404 not_found "pause a task that does not exist"
+
+# The worker marks a request delivered and done; the client reads it back.
+cp=${control_ids[pause]}
+req "$alice" GET "/api/v1/control-requests/$cp"
+expect_status 200 "read a control request"
+expect_json .kind pause
+expect_json .delivered_at null
+expect_json .result null
+store_sql "UPDATE control_requests SET delivered_at = $(date +%s%6N), done_at = $(date +%s%6N), result = 'ok' WHERE id = '$cp'"
+req "$alice" GET "/api/v1/control-requests/$cp"
+expect_json .result ok
+jqr '.delivered_at | type == "string"' >/dev/null
+jqr '.done_at | type == "string"' >/dev/null
+req "$bob" GET "/api/v1/control-requests/$cp"
+expect_error 404 not_found "another owner's control request"
+req admin GET "/api/v1/control-requests/$cp"
+expect_status 200 "admin reads a control request"
+req "$alice" GET "/api/v1/control-requests/$nouuid"
+expect_error 404 not_found "a control request that does not exist"
+req "$alice" GET /api/v1/control-requests/nope
+expect_error 404 not_found "a control request id that is no id"
+
+# paused, waiting and interrupted tasks are the worker's too.
+for st in paused waiting interrupted; do
+        task_set_status "$tr" "$st"
+        req "$alice" POST "/api/v1/tasks/$tr/resume"
+        expect_status 202 "resume a $st task"
+        req "$alice" PATCH "/api/v1/tasks/$tr" '{"status":"cancelled"}'
+        if [[ "$st" == interrupted ]]; then
+                expect_status 200 "PATCH cancels an interrupted task"
+        else
+                expect_error 409 task_active "PATCH on a $st task"
+        fi
+done
+
+if (( have_bus )); then
+        say "D-Bus"
+        [[ "$(busctl --address="$BUS_ADDRESS" get-property org.makima1 /org/makima1 org.makima1.Manager Version)" == "s \"$(curl -s "$API_URL/api/v1/health" | jq -r .version)\"" ]] ||
+                fail "the Version property"
+        busctl --address="$BUS_ADDRESS" introspect org.makima1 /org/makima1 org.makima1.Manager >"$TMP/introspect" ||
+                fail "introspect failed"
+        grep -Eq '^\.TaskQueued +signal +s ' "$TMP/introspect" || fail "no TaskQueued(s): $(cat "$TMP/introspect")"
+        grep -Eq '^\.ControlQueued +signal +ss ' "$TMP/introspect" || fail "no ControlQueued(ss): $(cat "$TMP/introspect")"
+        # Every POST /tasks and every control request sent a signal with its arguments.
+        wait_for_file_match "$TMP/signals.json" "\"member\":\"ControlQueued\".*\"$tr\",\"message\""
+        signals() {
+                jq -rc 'select(.member == "TaskQueued" or .member == "ControlQueued") | [.member] + .payload.data | join(" ")' \
+                        "$TMP/signals.json"
+        }
+        signals | grep -qx "TaskQueued $tr" || fail "no TaskQueued for $tr: $(signals)"
+        signals | grep -qx "TaskQueued $tp" || fail "no TaskQueued for $tp"
+        [[ "$(signals | grep -c "^ControlQueued $tr ")" == 8 ]] || fail "ControlQueued for $tr: $(signals)"
+        for verb in pause resume interrupt cancel message; do
+                signals | grep -qx "ControlQueued $tr $verb" || fail "no ControlQueued $verb: $(signals)"
+        done
+        ! signals | grep -q "^ControlQueued $tp" || fail "a signal for the pending task's cancel"
+        kill "$MONITOR_PID"
+        wait "$MONITOR_PID" || true
+        EXTRA_PIDS=''
+fi
+
+say "event streams"
+# follow CURL-ARGS… OUT: curl -N on a task's event stream, in the background; sets FOLLOW_PID.
+follow() {
+        local out=${*: -1}
+
+        curl -sS -N --max-time 60 -D "$out.headers" "${@:1:$#-1}" >"$out" 2>"$out.err" &
+        FOLLOW_PID=$!
+}
+req "$alice" POST /api/v1/tasks '{"plan":"streamed"}'
+ts=$(jqr .id)
+task_set_status "$ts" running
+task_add_event "$ts" assistant '{"text":"first"}'
+task_add_event "$ts" tool_use '{"name":"Bash","input":{"command":"make"}}'
+follow -H "Authorization: Bearer $alice" "$API_URL/api/v1/tasks/$ts/events?follow=1" "$TMP/sse1"
+sse1=$FOLLOW_PID
+follow --unix-socket "$API_SOCK" -H 'Last-Event-ID: 2' "http://localhost/api/v1/tasks/$ts/events?follow=1&after=1" "$TMP/sse2"
+sse2=$FOLLOW_PID
+wait_for_file_match "$TMP/sse1" '^id: 3$'
+grep -qi '^content-type: text/event-stream' "$TMP/sse1.headers" || fail "not text/event-stream: $(cat "$TMP/sse1.headers")"
+grep -qi '^cache-control: no-cache' "$TMP/sse1.headers" || fail "the stream may be cached"
+# Stored events first, each as id, event and one line of data: the event as GET …/events serves it.
+req "$alice" GET "/api/v1/tasks/$ts/events"
+for seq in 1 2 3; do
+        grep -A2 -x "id: $seq" "$TMP/sse1" >"$TMP/frame"
+        [[ "$(sed -n 2p "$TMP/frame")" == "event: $(jq -r ".events[$seq - 1].type" <<<"$BODY")" ]] || fail "frame $seq: $(cat "$TMP/frame")"
+        [[ "$(sed -n 3p "$TMP/frame" | sed 's/^data: //' | jq -c .)" == "$(jq -c ".events[$seq - 1]" <<<"$BODY")" ]] ||
+                fail "data of frame $seq: $(cat "$TMP/frame")"
+done
+# Last-Event-ID wins over after=.
+wait_for_file_match "$TMP/sse2" '^id: 3$'
+! grep -q '^id: [12]$' "$TMP/sse2" || fail "Last-Event-ID was not honoured: $(cat "$TMP/sse2")"
+# Appended meanwhile: it arrives live on both.
+task_add_event "$ts" assistant '{"text":"live"}'
+wait_for_file_match "$TMP/sse1" '^data: \{"seq":4,"type":"assistant",.*"data":\{"text":"live"\}\}$' 5
+wait_for_file_match "$TMP/sse2" '^id: 4$' 5
+kill -0 "$sse1" 2>/dev/null || fail "the stream ended while the task runs"
+# A final status ends both streams with "end" after every event; curl ends by itself.
+task_set_status "$ts" done
+for pid in "$sse1" "$sse2"; do
+        rc=0
+        wait "$pid" || rc=$?
+        (( rc == 0 )) || fail "curl on the stream exited with $rc"
+done
+for f in "$TMP/sse1" "$TMP/sse2"; do
+        [[ "$(grep -E '^(id|event):' "$f" | tail -n 3 | tr '\n' ' ')" == "id: 5 event: status event: end " ]] ||
+                fail "the stream does not end with the status event and end: $(cat "$f")"
+        [[ "$(tail -n 2 "$f" | head -n 1)" == 'data: {"status":"done"}' ]] || fail "end data: $(tail -n 3 "$f")"
+done
+# On a finished task the stream gives what there is, then end.
+out=$(curl -sS -N --max-time 10 -H "Authorization: Bearer $alice" "$API_URL/api/v1/tasks/$ts/events?follow=1&after=4")
+[[ "$(grep -E '^(id|event):' <<<"$out" | tr '\n' ' ')" == "id: 5 event: status event: end " ]] || fail "finished stream: $out"
+req "$alice" GET "/api/v1/tasks/$ts/events?follow=1" "" -H 'Last-Event-ID: x'
+expect_error 400 invalid_header "a bad Last-Event-ID"
+req "$alice" GET "/api/v1/tasks/$ts/events?follow=perhaps"
+expect_error 400 invalid_parameter "a bad follow"
+req "$alice" GET "/api/v1/tasks/$ts/events?follow=0"
+expect_status 200 "follow=0 is the JSON list"
+expect_json '.events | length' 5
+
+say "diffs"
+repo="$TMP/diff-repo"
+git init -q -b trunk "$repo"
+printf 'one\n' >"$repo/a.txt"
+git -C "$repo" add a.txt
+git -C "$repo" -c user.name=t -c user.email=t@example.com commit -q -m init
+git -C "$repo" worktree add -q -b makima/task "$TMP/diff-worktree"
+wt="$TMP/diff-worktree"
+printf 'committed\n' >"$wt/b.txt"
+git -C "$wt" add b.txt
+git -C "$wt" -c user.name=t -c user.email=t@example.com commit -q -m b
+printf 'two\n' >>"$wt/a.txt"
+printf 'new\n' >"$wt/untracked.txt"
+printf '\xff\xfe not UTF-8\n' >"$wt/binaryish.txt"
+req "$alice" POST /api/v1/tasks "$(jq -nc --arg r "$repo" '{plan:"diffed", repo:$r}')"
+td=$(jqr .id)
+req "$alice" GET "/api/v1/tasks/$td/diff"
+expect_error 409 no_worktree "diff without a worktree"
+store_sql "UPDATE tasks SET worktree = '$wt', branch = 'makima/task' WHERE id = '$td'"
+req "$alice" GET "/api/v1/tasks/$td/diff"
+expect_status 200 "diff of a worktree (base: the repository's HEAD branch)"
+expect_header Content-Type '^Content-Type: text/x-diff'
+expect_header Makima-Diff-Truncated '^Makima-Diff-Truncated: 0$'
+for f in a.txt b.txt untracked.txt; do
+        grep -qx "diff --git a/$f b/$f" <<<"$BODY" || fail "the diff lacks $f: $BODY"
+done
+grep -qx '+two' <<<"$BODY" || fail "the uncommitted change is missing"
+grep -qx '+committed' <<<"$BODY" || fail "the committed change is missing"
+grep -qx '+new' <<<"$BODY" || fail "the untracked file's content is missing"
+[[ -z "$(git -C "$wt" diff --cached --name-only)" ]] || fail "the diff touched the worktree's index"
+git -C "$wt" status --porcelain | grep -q '^?? untracked.txt$' || fail "untracked.txt is no longer untracked"
+text_diff=$BODY
+req "$alice" GET "/api/v1/tasks/$td/diff?format=json"
+expect_status 200 "diff as JSON"
+expect_json .truncated false
+[[ "$(jq -r .diff <<<"$BODY" | grep -c '^diff --git')" == 4 ]] || fail "JSON diff: $BODY"
+jq -r .diff <<<"$BODY" | grep -q $'\xef\xbf\xbd not UTF-8' || fail "bytes that are not UTF-8 are not replaced"
+req "$alice" GET "/api/v1/tasks/$td/diff?format=text"
+[[ "$BODY" == "$text_diff" ]] || fail "format=text differs"
+req "$alice" GET "/api/v1/tasks/$td/diff?format=xml"
+expect_error 400 invalid_parameter "diff format xml"
+req "$alice" PATCH "/api/v1/tasks/$td" '{"base_branch":"no-such-branch"}'
+req "$alice" GET "/api/v1/tasks/$td/diff"
+expect_error 409 diff_failed "diff against a missing base"
+expect_message "no-such-branch"
+req "$alice" PATCH "/api/v1/tasks/$td" '{"base_branch":"trunk"}'
+req "$alice" GET "/api/v1/tasks/$td/diff"
+expect_status 200 "diff against base_branch"
+[[ "$BODY" == "$text_diff" ]] || fail "the diff against trunk differs"
+# Several at once: each waits for its own git, none blocks the others.
+diff_pids=()
+for i in 1 2 3; do
+        curl -sS -o "$TMP/diff.$i" -H "Authorization: Bearer $alice" "$API_URL/api/v1/tasks/$td/diff" &
+        diff_pids+=($!)
+done
+req anon GET /api/v1/health
+expect_status 200 "health while diffs run"
+for pid in "${diff_pids[@]}"; do
+        wait "$pid" || fail "a parallel diff failed"
+done
+for i in 1 2 3; do
+        [[ "$(cat "$TMP/diff.$i")" == "$text_diff" ]] || fail "parallel diff $i: $(head -c 300 "$TMP/diff.$i")"
+done
+git -C "$repo" worktree remove --force "$wt"
+req "$alice" GET "/api/v1/tasks/$td/diff"
+expect_error 409 no_worktree "diff of a removed worktree"
+
+say "notifications"
+now=$(date +%s%6N)
+store_sql "INSERT INTO notifications (id, owner, task_id, contract_id, level, message, created_at, read_at) VALUES
+           ('11111111-1111-4111-8111-111111111111', 'alice', '$td', NULL, 'error', 'The agent is not logged in on worker 1.', $now, NULL),
+           ('22222222-2222-4222-8222-222222222222', 'alice', NULL, '$ca', 'info', 'Contract done.', $(( now + 1 )), $(( now + 2 ))),
+           ('33333333-3333-4333-8333-333333333333', 'bob', NULL, NULL, 'warning', 'For bob.', $(( now + 3 )), NULL)"
+req "$alice" GET /api/v1/notifications
+expect_status 200 "alice's notifications"
+expect_json '[.notifications[].id[0:1]] | join(",")' "2,1"
+expect_json '.notifications[1].message' "The agent is not logged in on worker 1."
+expect_json '.notifications[1].level' error
+expect_json '.notifications[1].task_id' "$td"
+expect_json '.notifications[1].read_at' null
+jqr '.notifications[0].read_at | type == "string"' >/dev/null
+req "$alice" GET "/api/v1/notifications?unread=1"
+expect_json '[.notifications[].id[0:1]] | join(",")' "1"
+req "$alice" GET "/api/v1/notifications?limit=1"
+expect_json '.notifications | length' 1
+req "$bob" GET /api/v1/notifications
+expect_json '[.notifications[].owner] | join(",")' bob
+req admin GET /api/v1/notifications
+expect_json '.notifications | length' 3
+req "$alice" GET "/api/v1/notifications?unread=maybe"
+expect_error 400 invalid_parameter "unread=maybe"
+req "$alice" POST /api/v1/notifications/33333333-3333-4333-8333-333333333333/read
+expect_error 404 not_found "read another owner's notification"
+req "$alice" POST /api/v1/notifications/11111111-1111-4111-8111-111111111111/read
+expect_status 204 "mark read"
+req "$alice" POST /api/v1/notifications/11111111-1111-4111-8111-111111111111/read
+expect_status 204 "mark read twice"
+req "$alice" GET "/api/v1/notifications?unread=true"
+expect_json '.notifications | length' 0
+req admin POST "/api/v1/notifications/$nouuid/read"
+expect_error 404 not_found "read a notification that does not exist"
+req admin POST /api/v1/notifications/33333333-3333-4333-8333-333333333333/read
+expect_status 204 "admin marks bob's read"
+req "$bob" GET "/api/v1/notifications?unread=1"
+expect_json '.notifications | length' 0
 
 say "HTTP errors"
 req "$alice" GET /api/v1/nothing
@@ -544,6 +877,8 @@ req admin POST /api/v1/tokens '{"owner":"alice"}'
 alice=$(jqr .token)
 
 say "restart"
+req admin GET /api/v1/tasks
+n_tasks=$(jqr '.tasks | length')
 api_stop
 api_start
 req "$alice" GET "/api/v1/contracts/$ca"
@@ -554,7 +889,10 @@ req "$bob" GET "/api/v1/tasks/$tb"
 expect_status 200 "bob's task and token after a restart"
 expect_json .plan "bob work"
 req admin GET /api/v1/tasks
-expect_json '.tasks | length' 6
+expect_json '.tasks | length' "$n_tasks"
+if (( have_bus )); then
+        wait_for_bus_name org.makima1   # taken again by the new process
+fi
 
 say "admin group"
 # The same peer is admin once AdminGroup names a group it is in.
@@ -573,6 +911,13 @@ say "connection limits"
 api_stop
 write_config "MaxConnections=3" "ConnectionTimeoutSec=2"
 api_start
+# An event stream is idle far longer than ConnectionTimeoutSec, yet stays open:
+# it waits suspended, and a keepalive comment goes out every 15 s.
+req admin POST /api/v1/tasks '{"plan":"watched for long"}'
+tk=$(jqr .id)
+task_set_status "$tk" running
+follow --unix-socket "$API_SOCK" "http://localhost/api/v1/tasks/$tk/events?follow=1&after=1" "$TMP/sse-idle"
+sse_idle=$FOLLOW_PID
 # Three idle connections fill the TCP socket's slots: the next one waits in
 # the backlog, while the Unix socket has its own. The idle timeout frees them.
 exec {idle1}<>"/dev/tcp/127.0.0.1/$API_PORT" {idle2}<>"/dev/tcp/127.0.0.1/$API_PORT" {idle3}<>"/dev/tcp/127.0.0.1/$API_PORT"
@@ -591,6 +936,12 @@ done
 exec {idle1}<&- {idle2}<&- {idle3}<&-
 req anon GET /api/v1/health
 expect_status 200 "TCP once the idle connections are gone"
+wait_for_file_match "$TMP/sse-idle" '^: keepalive$' 20
+kill -0 "$sse_idle" 2>/dev/null || fail "the event stream was closed while idle: $(cat "$TMP/sse-idle.err")"
+task_add_event "$tk" assistant '{"text":"still here"}'
+wait_for_file_match "$TMP/sse-idle" '^id: 2$' 5
+kill "$sse_idle"
+wait "$sse_idle" || true
 
 say "store failures"
 # A store that fails is 500 (its words in the log, not in the answer); a

@@ -43,7 +43,16 @@ static const Route routes[] = {
         { "GET",    "/api/v1/tasks/{id}",             api_task_get,         0,            "task",     ""                   },
         { "PATCH",  "/api/v1/tasks/{id}",             api_task_patch,       ROUTE_BODY,   "task",     ""                   },
         { "DELETE", "/api/v1/tasks/{id}",             api_task_delete,      0,            "task",     "version"            },
-        { "GET",    "/api/v1/tasks/{id}/events",      api_task_events,      0,            "task",     "after limit"        },
+        { "GET",    "/api/v1/tasks/{id}/events",      api_task_events,      0,            "task",     "after limit follow" },
+        { "POST",   "/api/v1/tasks/{id}/pause",       api_task_pause,       0,            "task",     ""                   },
+        { "POST",   "/api/v1/tasks/{id}/resume",      api_task_resume,      0,            "task",     ""                   },
+        { "POST",   "/api/v1/tasks/{id}/interrupt",   api_task_interrupt,   0,            "task",     ""                   },
+        { "POST",   "/api/v1/tasks/{id}/cancel",      api_task_cancel,      0,            "task",     ""                   },
+        { "POST",   "/api/v1/tasks/{id}/send",        api_task_send,        ROUTE_BODY,   "task",     ""                   },
+        { "GET",    "/api/v1/tasks/{id}/diff",        api_task_diff,        0,            "task",     "format"             },
+        { "GET",    "/api/v1/control-requests/{id}",  api_control_request_get, 0,         "control request", ""            },
+        { "GET",    "/api/v1/notifications",          api_notifications_list, 0,          NULL,       "limit unread"       },
+        { "POST",   "/api/v1/notifications/{id}/read", api_notification_read, 0,          "notification", ""               },
         { "POST",   "/api/v1/tokens",                 api_tokens_create,    ROUTE_ADMIN | ROUTE_BODY, NULL, ""             },
         { "DELETE", "/api/v1/tokens/{id}",            api_token_delete,     ROUTE_ADMIN,  "token",    ""                   },
 };
@@ -101,6 +110,51 @@ static bool word_in(const char *word, const char *words) {
                 if ((p == words || p[-1] == ' ') && (p[l] == ' ' || p[l] == '\0'))
                         return true;
         return false;
+}
+
+/* ---- suspended connections ---- */
+
+void suspension_link(Suspension *s, Listener *l, struct MHD_Connection *connection) {
+        s->listener = l;
+        s->connection = connection;
+        s->prev = NULL;
+        s->next = l->suspensions;
+        if (s->next)
+                s->next->prev = s;
+        l->suspensions = s;
+}
+
+void suspension_unlink(Suspension *s) {
+        if (!s->listener)
+                return;
+        suspension_resume(s);
+        if (s->prev)
+                s->prev->next = s->next;
+        else
+                s->listener->suspensions = s->next;
+        if (s->next)
+                s->next->prev = s->prev;
+        s->listener = NULL;
+        s->prev = s->next = NULL;
+}
+
+void suspension_suspend(Suspension *s) {
+        if (s->suspended || s->stopping)
+                return;
+        MHD_suspend_connection(s->connection);
+        s->suspended = true;
+}
+
+static void listener_kick(Listener *l);
+
+void suspension_resume(Suspension *s) {
+        if (!s->suspended)
+                return;
+        MHD_resume_connection(s->connection);
+        s->suspended = false;
+        /* Without threads MHD has no wake-up channel of its own: it takes the
+         * connection back only when it runs next, so make that soon. */
+        listener_kick(s->listener);
 }
 
 /* ---- peers on Unix sockets ---- */
@@ -311,6 +365,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connectio
         r->manager = l->manager;
         r->connection = connection;
         r->uri_len = strlen(uri);
+        suspension_link(&r->suspension, l, connection);
         return r;
 }
 
@@ -320,6 +375,9 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 
         if (!r)
                 return;
+        suspension_unlink(&r->suspension);
+        if (r->job_free)
+                r->job_free(r->job);
         if (r->body)
                 json_object_put(r->body);
         free(r->buf);
@@ -452,6 +510,24 @@ static void request_append_body(Request *r, const char *data, size_t size) {
         r->buf_size += size;
 }
 
+/* Runs a handler (or the continuation of one that waited). Unless it
+ * suspended the connection to wait, it must have answered. */
+static void request_run(Request *r, RouteHandler handler) {
+        int k;
+
+        k = handler(r);
+        if (r->status == 0 && r->resume && r->suspension.suspended)
+                return;
+        r->resume = NULL;
+        if (r->status == 0) {
+                if (k < 0)
+                        log_warning_errno(k, "%s %s failed: %m", r->method, r->url);
+                else
+                        log_warning("%s %s: the handler gave no answer.", r->method, r->url);
+                (void) request_reply_error(r, 500, "internal", "Internal error.");
+        }
+}
+
 static void request_finish(Request *r) {
         const char *error = NULL;
         int k;
@@ -485,14 +561,7 @@ static void request_finish(Request *r) {
                 }
         }
 
-        k = r->handler(r);
-        if (r->status == 0) {
-                if (k < 0)
-                        log_warning_errno(k, "%s %s failed: %m", r->method, r->url);
-                else
-                        log_warning("%s %s: the handler gave no answer.", r->method, r->url);
-                (void) request_reply_error(r, 500, "internal", "Internal error.");
-        }
+        request_run(r, r->handler);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
@@ -519,9 +588,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
                 return MHD_YES;
         }
 
-        r->manager->n_requests++;
-        request_finish(r);
-        return r->queued ? MHD_YES : MHD_NO;
+        if (r->resume) {
+                /* Called again after the handler suspended the connection. */
+                if (r->suspension.suspended)
+                        return MHD_YES;
+                request_run(r, r->resume);
+        } else if (r->status == 0) {
+                r->manager->n_requests++;
+                request_finish(r);
+        }
+        return r->queued || r->suspension.suspended ? MHD_YES : MHD_NO;
 }
 
 /* ---- the daemons, driven from sd_event ---- */
@@ -571,6 +647,22 @@ static int listener_run(Listener *l) {
         return sd_event_source_set_enabled(l->timer_source, SD_EVENT_ONESHOT);
 }
 
+/* Runs MHD on the next turn of the loop; not at once, as we may be inside one of its callbacks. */
+static void listener_kick(Listener *l) {
+        uint64_t now;
+        int k;
+
+        if (!l->timer_source)
+                return;
+        k = sd_event_now(l->manager->event, CLOCK_MONOTONIC, &now);
+        if (k >= 0)
+                k = sd_event_source_set_time(l->timer_source, now);
+        if (k >= 0)
+                k = sd_event_source_set_enabled(l->timer_source, SD_EVENT_ONESHOT);
+        if (k < 0)
+                log_warning_errno(k, "Failed to schedule the HTTP daemon on %s: %m", l->description);
+}
+
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         return listener_run(userdata);
 }
@@ -612,7 +704,7 @@ int listener_new(Manager *m, int fd, bool is_unix, const char *description, List
         /* No internal threads: MHD runs only when our loop calls it, through its
          * epoll fd. That also keeps it from ever calling shutdown() on the
          * listening socket, which systemd needs intact to activate us again. */
-        l->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_TURBO, 0,
+        l->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME, 0,
                                      NULL, NULL, on_request, l,
                                      MHD_OPTION_ARRAY, options,
                                      MHD_OPTION_END);
@@ -644,12 +736,21 @@ Listener *listener_free(Listener *l) {
         l->io_source = sd_event_source_disable_unref(l->io_source);
         l->timer_source = sd_event_source_disable_unref(l->timer_source);
         if (l->daemon) {
+                /* MHD must not stop with a connection suspended: wake every
+                 * waiting one, marked to finish at once; stopping then frees them. */
+                for (Suspension *s = l->suspensions; s; s = s->next) {
+                        s->stopping = true;
+                        suspension_resume(s);
+                }
                 /* Take the listening socket back before stopping: MHD would close
                  * it, and we want to close only our copy, nothing more. */
                 if (MHD_quiesce_daemon(l->daemon) == MHD_INVALID_SOCKET)
                         l->fd = -EBADF;         /* MHD still owns it and closes it */
                 MHD_stop_daemon(l->daemon);
         }
+        /* What MHD did not free is not ours to reach any more. */
+        while (l->suspensions)
+                suspension_unlink(l->suspensions);
         if (l->fd >= 0)
                 (void) close(l->fd);
         if (l->unlink_path)

@@ -14,11 +14,33 @@
 #include "model.h"
 
 typedef struct Manager Manager;
+typedef struct Listener Listener;
+
+/* A connection we suspended: an event stream waiting for events, or a
+ * request waiting for a child process. The listener keeps a list of them,
+ * because libmicrohttpd must not be stopped while any is suspended: on the
+ * way out each is resumed with `stopping` set, and finishes at once. */
+typedef struct Suspension {
+        Listener *listener;
+        struct MHD_Connection *connection;
+        bool suspended;
+        bool stopping;
+        struct Suspension *prev, *next;
+} Suspension;
+
+/* Links s into the listener's list (once, when its owner is made). */
+void suspension_link(Suspension *s, Listener *l, struct MHD_Connection *connection);
+/* Unlinks it (when its owner is freed); a suspended connection is resumed. */
+void suspension_unlink(Suspension *s);
+/* Only from an access handler or content reader callback of the connection. */
+void suspension_suspend(Suspension *s);
+/* Any time: MHD then runs the connection again on its next turn. */
+void suspension_resume(Suspension *s);
 
 /* Longest request target (path and query) we read; longer gets 414. */
 #define API_URI_MAX 8192U
 
-typedef struct Listener {
+struct Listener {
         Manager *manager;
         int fd;
         bool is_unix;
@@ -27,7 +49,8 @@ typedef struct Listener {
         struct MHD_Daemon *daemon;
         sd_event_source *io_source;
         sd_event_source *timer_source;
-} Listener;
+        Suspension *suspensions;
+};
 
 /* Takes ownership of fd (closed with the listener, never shut down). */
 int listener_new(Manager *m, int fd, bool is_unix, const char *description, Listener **ret);
@@ -55,6 +78,15 @@ typedef struct Request {
 
         json_object *body;              /* the parsed body of POST and PATCH, else NULL */
 
+        /* A handler that cannot answer at once (it waits for a child) suspends
+         * the connection and sets `resume`, called when it is resumed, and
+         * `job`, freed with the request. */
+        Suspension suspension;
+        RouteHandler resume;
+        void *job;
+        void (*job_free)(void *job);
+              /* the parsed body of POST and PATCH, else NULL */
+
         /* Internal to api-http.c */
         size_t uri_len;
         bool started;
@@ -79,6 +111,14 @@ int request_reply_json(Request *r, unsigned status, json_object *o);
 /* 201 with Location: <collection>/<id>. */
 int request_reply_created(Request *r, json_object *o, const char *collection, const char *id);
 int request_reply_no_content(Request *r);
+/* 202 with Location: <location>. */
+int request_reply_accepted(Request *r, json_object *o, const char *location);
+/* Any other body: takes over `body` (malloc'd, may be NULL when size is 0);
+ * `headers` (may be NULL) are name, value pairs ended by NULL. */
+int request_reply_take(Request *r, unsigned status, const char *content_type, char *body, size_t size,
+                       const char *const *headers);
+/* Queues a response built by the caller (a stream); the request keeps no reference. */
+int request_reply_response(Request *r, unsigned status, struct MHD_Response *response);
 int request_reply_error(Request *r, unsigned status, const char *code, const char *format, ...) _printf_(4, 5);
 /* 400 invalid_field, the message naming the field. */
 #define request_reply_field(r, field, format, ...) \
@@ -94,6 +134,8 @@ int request_reply_not_found(Request *r, const char *what);
  * returns -EINVAL. Unknown query parameters are rejected by the router. */
 int request_query_size(Request *r, const char *name, size_t def, size_t min, size_t max, size_t *ret);
 int request_query_int64(Request *r, const char *name, int64_t def, int64_t *ret);
+/* 1/true/yes or 0/false/no. */
+int request_query_bool(Request *r, const char *name, bool def, bool *ret);
 const char *request_query(Request *r, const char *name);
 /* The expected version from "If-Match": "N" (or -1 if none); answers 400 on a bad header. */
 int request_if_match(Request *r, int64_t *ret);
@@ -130,12 +172,25 @@ int api_task_get(Request *r);
 int api_task_patch(Request *r);
 int api_task_delete(Request *r);
 int api_task_events(Request *r);
+int api_task_pause(Request *r);
+int api_task_resume(Request *r);
+int api_task_interrupt(Request *r);
+int api_task_cancel(Request *r);
+int api_task_send(Request *r);
+int api_task_diff(Request *r);
+int api_control_request_get(Request *r);
+int api_notifications_list(Request *r);
+int api_notification_read(Request *r);
 int api_tokens_create(Request *r);
 int api_token_delete(Request *r);
 
-/* Shared by the resources: the {"events":[…]} answer, the payload of a
- * "status" or "phase" event, and string checks. */
+/* Shared by the resources: the task of the URL (answering 404 when it does
+ * not exist or the caller may not see it), the {"events":[…]} answer, the
+ * payload of a "status" or "phase" event, and string checks. */
+int api_task_load(Request *r, Task **ret);
 int api_reply_events(Request *r, int log, const char *id);
+/* The event stream of a task (api-events.c): ?follow=1 on its events. */
+int api_task_events_follow(Request *r, const Task *t);
 int api_transition_payload(const char *from, const char *to, char **ret);
 bool api_ref_name_is_valid(const char *s);
 bool api_owner_name_is_valid(const char *s);

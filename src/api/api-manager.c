@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "api-bus.h"
 #include "api-manager.h"
 #include "log.h"
 
@@ -273,7 +275,14 @@ static int manager_build_status(Manager *m) {
 int manager_new(sd_event *event, const Config *config, char **listen, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
         const char *where;
+        sigset_t mask;
         int r;
+
+        /* Children (git for diffs) are reaped through the loop, which needs SIGCHLD blocked. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "Failed to block SIGCHLD: %m");
 
         m = calloc(1, sizeof(Manager));
         if (!m)
@@ -302,6 +311,10 @@ int manager_new(sd_event *event, const Config *config, char **listen, Manager **
         if (r < 0)
                 return log_oom();
 
+        r = bus_setup(m);
+        if (r < 0)
+                return r;
+
         r = sd_event_add_time_relative(event, &m->status_timer, CLOCK_MONOTONIC, STATUS_INTERVAL, USEC_PER_SEC,
                                        on_status_timer, m);
         if (r < 0)
@@ -318,9 +331,12 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
 
+        /* The listeners first: their streams and waiting requests end with them. */
         for (size_t i = 0; i < m->n_listeners; i++)
                 listener_free(m->listeners[i]);
         free(m->listeners);
+        follow_done(m);
+        bus_done(m);
         sd_event_source_disable_unref(m->status_timer);
         store_free(m->store);
         free(m->status);

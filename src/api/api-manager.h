@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The makima-api manager: the configuration it runs with, the store, the
  * listening sockets (inherited from systemd or opened from --listen) and
- * their HTTP daemons. */
+ * their HTTP daemons, the event streams being followed, and the bus. */
 #pragma once
 
 #include <sys/types.h>
 
+#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "api-http.h"
@@ -27,12 +28,22 @@ typedef struct Manager {
         uint64_t n_requests_reported;
         char *status;                   /* "Listening on …; store …" */
         sd_event_source *status_timer;
+
+        /* Event streams (api-events.c): polled on a timer while there are any. */
+        struct Follower *followers;
+        size_t n_followers;
+        sd_event_source *follow_timer;
+
+        sd_bus *bus;                    /* NULL: not on a bus */
 } Manager;
 
 /* `listen` (may be NULL) overrides [API] Listen= when not socket-activated. */
 int manager_new(sd_event *event, const Config *config, char **listen, Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* Stops the event stream timer (api-events.c); the streams end with their listeners. */
+void follow_done(Manager *m);
 
 /* "Listening on …; store …" plus the request count. */
 char *manager_status(Manager *m);

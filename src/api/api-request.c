@@ -10,8 +10,43 @@
 
 /* ---- answers ---- */
 
-static int request_queue(Request *r, unsigned status, json_object *o, const char *header, const char *value) {
+static void request_log(Request *r, unsigned status) {
+        if (log_get_max_level() >= LOG_DEBUG)
+                log_debug("%s %s %u%s%s", r->method, r->url, status, r->owner ? " owner=" : "", strempty(r->owner));
+}
+
+int request_reply_response(Request *r, unsigned status, struct MHD_Response *response) {
+        r->status = status;
+        r->queued = MHD_queue_response(r->connection, status, response) == MHD_YES;
+        MHD_destroy_response(response);
+        request_log(r, status);
+        return 0;
+}
+
+int request_reply_take(Request *r, unsigned status, const char *content_type, char *body, size_t size,
+                       const char *const *headers) {
         struct MHD_Response *response;
+
+        r->status = status;
+        response = MHD_create_response_from_buffer(size, body ?: (char *) "",
+                                                   body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        if (!response) {
+                free(body);
+                return -ENOMEM;
+        }
+        if (content_type && MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES)
+                goto fail;
+        for (const char *const *h = headers; h && h[0]; h += 2)
+                if (h[1] && MHD_add_response_header(response, h[0], h[1]) != MHD_YES)
+                        goto fail;
+        return request_reply_response(r, status, response);
+
+fail:
+        MHD_destroy_response(response);
+        return -ENOMEM;
+}
+
+static int request_queue(Request *r, unsigned status, json_object *o, const char *header, const char *value) {
         const char *text;
         size_t len = 0;
         char *body = NULL;
@@ -28,23 +63,8 @@ static int request_queue(Request *r, unsigned status, json_object *o, const char
                 body[len++] = '\n';
         }
 
-        response = MHD_create_response_from_buffer(len, body ?: (char *) "",
-                                                   body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-        if (!response) {
-                free(body);
-                return -ENOMEM;
-        }
-        if ((o && MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES) ||
-            (header && MHD_add_response_header(response, header, value) != MHD_YES)) {
-                MHD_destroy_response(response);
-                return -ENOMEM;
-        }
-        r->queued = MHD_queue_response(r->connection, status, response) == MHD_YES;
-        MHD_destroy_response(response);
-
-        if (log_get_max_level() >= LOG_DEBUG)
-                log_debug("%s %s %u%s%s", r->method, r->url, status, r->owner ? " owner=" : "", strempty(r->owner));
-        return 0;
+        return request_reply_take(r, status, o ? "application/json" : NULL, body, len,
+                                  (const char *const[]) { header, value, NULL });
 }
 
 int request_reply_json(Request *r, unsigned status, json_object *o) {
@@ -61,6 +81,10 @@ int request_reply_created(Request *r, json_object *o, const char *collection, co
 
 int request_reply_no_content(Request *r) {
         return request_queue(r, 204, NULL, NULL, NULL);
+}
+
+int request_reply_accepted(Request *r, json_object *o, const char *location) {
+        return request_queue(r, 202, o, MHD_HTTP_HEADER_LOCATION, location);
 }
 
 int request_reply_error(Request *r, unsigned status, const char *code, const char *format, ...) {
@@ -213,6 +237,22 @@ int request_query_int64(Request *r, const char *name, int64_t def, int64_t *ret)
                 return -EINVAL;
         }
         *ret = (int64_t) v;
+        return 0;
+}
+
+int request_query_bool(Request *r, const char *name, bool def, bool *ret) {
+        const char *s = request_query(r, name);
+
+        if (!s)
+                *ret = def;
+        else if (streq(s, "1") || streq(s, "true") || streq(s, "yes"))
+                *ret = true;
+        else if (streq(s, "0") || streq(s, "false") || streq(s, "no"))
+                *ret = false;
+        else {
+                (void) request_reply_error(r, 400, "invalid_parameter", "query parameter '%s': expected 1 or 0", name);
+                return -EINVAL;
+        }
         return 0;
 }
 

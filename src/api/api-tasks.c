@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* /api/v1/tasks: create, list, read, change and delete tasks, and read their
  * event logs. Status changes follow the task state machine and are written
- * together with a "status" event. */
+ * together with a "status" event; the status of a task a worker holds is the
+ * worker's (see api-task-control.c). A task queued here wakes the workers
+ * through the bus. */
 
+#include "api-bus.h"
 #include "api-http.h"
 #include "api-manager.h"
 #include "json-util.h"
@@ -11,9 +14,7 @@
 #define NAME_MAX_BYTES 256
 #define NAME_FROM_PLAN_BYTES 80
 
-/* Reads the task of the URL, answering 404 when it does not exist or the
- * caller may not see it. */
-static int task_load(Request *r, Task **ret) {
+int api_task_load(Request *r, Task **ret) {
         _cleanup_(task_freep) Task *t = NULL;
         int k;
 
@@ -242,6 +243,7 @@ int api_tasks_create(Request *r) {
         if (k < 0)
                 return request_reply_store_error(r, k, "task", NULL);
         log_debug("Task %s created for %s.", t->id, t->owner);
+        bus_emit_task_queued(r->manager, t->id);
         return reply_task(r, 201, t);
 }
 
@@ -249,7 +251,7 @@ int api_task_get(Request *r) {
         _cleanup_(task_freep) Task *t = NULL;
         int k;
 
-        k = task_load(r, &t);
+        k = api_task_load(r, &t);
         if (k < 0)
                 return k;
         return reply_task(r, 200, t);
@@ -310,7 +312,7 @@ int api_task_patch(Request *r) {
         if (k < 0)
                 return k;
 
-        k = task_load(r, &t);
+        k = api_task_load(r, &t);
         if (k < 0)
                 return k;
         k = request_check_version(r, p.version, t->version, "task");
@@ -319,6 +321,16 @@ int api_task_patch(Request *r) {
 
         from = t->status;
         if (p.status >= 0 && p.status != from) {
+                /* A worker holds an active task and alone writes its status:
+                 * the client asks it through a control request instead. */
+                if (task_state_is_active(from))
+                        return request_reply_error(r, 409, "task_active",
+                                                   "The task is %s and its worker owns its status; use POST /api/v1/tasks/%s/cancel "
+                                                   "(or pause, resume, interrupt).", task_state_to_string(from), t->id);
+                if (task_state_is_active(p.status))
+                        return request_reply_error(r, 409, "invalid_transition",
+                                                   "Only a worker sets a task '%s'; set it 'pending' to queue it.",
+                                                   task_state_to_string(p.status));
                 if (!task_state_transition_allowed(from, p.status))
                         return request_reply_error(r, 409, "invalid_transition", "A task cannot go from status '%s' to '%s'.",
                                                    task_state_to_string(from), task_state_to_string(p.status));
@@ -352,6 +364,8 @@ int api_task_patch(Request *r) {
         k = store_task_update(r->manager->store, t, payload ? &event : NULL);
         if (k < 0)
                 return request_reply_store_error(r, k, "task", NULL);
+        if (payload && t->status == TASK_PENDING)
+                bus_emit_task_queued(r->manager, t->id);
         return reply_task(r, 200, t);
 }
 
@@ -363,7 +377,7 @@ int api_task_delete(Request *r) {
         k = request_query_int64(r, "version", -1, &version);
         if (k < 0)
                 return k;
-        k = task_load(r, &t);
+        k = api_task_load(r, &t);
         if (k < 0)
                 return k;
 
@@ -376,10 +390,16 @@ int api_task_delete(Request *r) {
 
 int api_task_events(Request *r) {
         _cleanup_(task_freep) Task *t = NULL;
+        bool follow;
         int k;
 
-        k = task_load(r, &t);
+        k = request_query_bool(r, "follow", false, &follow);
         if (k < 0)
                 return k;
+        k = api_task_load(r, &t);
+        if (k < 0)
+                return k;
+        if (follow)
+                return api_task_events_follow(r, t);
         return api_reply_events(r, EVENT_LOG_TASK, t->id);
 }

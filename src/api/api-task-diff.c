@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* GET /api/v1/tasks/{id}/diff: what the task's agent changed in its worktree
+ * (commits, staged, unstaged and untracked files) against its base. git runs
+ * in a forked child, so the event loop keeps serving meanwhile: the
+ * connection is suspended until the child has written its answer into a
+ * pipe, or is killed when it takes longer than DIFF_TIMEOUT. */
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "api-http.h"
+#include "api-manager.h"
+#include "git-util.h"
+#include "json-util.h"
+#include "log.h"
+
+#define DIFF_MAX_BYTES (16U * 1024U * 1024U)
+#define DIFF_TIMEOUT (30 * USEC_PER_SEC)
+#define DIFF_ERROR_MAX 4096U
+
+/* What the child writes into the pipe, followed by the error text and the diff. */
+typedef struct DiffHeader {
+        int32_t result;                 /* 0 or -errno */
+        uint32_t truncated;
+        uint32_t error_size;
+        uint32_t diff_size;
+} DiffHeader;
+
+typedef struct DiffJob {
+        Request *request;
+        bool json;
+        pid_t pid;
+        int fd;
+        sd_event_source *io_source, *child_source, *timer_source;
+        char *buf;
+        size_t size, allocated;
+        bool eof, exited, timed_out, overflow;
+        siginfo_t status;
+} DiffJob;
+
+static void diff_job_free(void *userdata) {
+        DiffJob *j = userdata;
+
+        if (!j)
+                return;
+        /* Killed with git under it (its process group); sd-event reaps what it owns. */
+        if (j->pid > 0 && !j->exited)
+                (void) kill(-j->pid, SIGKILL);
+        sd_event_source_disable_unref(j->child_source);
+        sd_event_source_disable_unref(j->io_source);
+        sd_event_source_disable_unref(j->timer_source);
+        if (j->fd >= 0)
+                (void) close(j->fd);
+        free(j->buf);
+        free(j);
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+        const char *s = p;
+
+        while (n > 0) {
+                ssize_t k = write(fd, s, n);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                s += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* Without a base_branch the worker started from the branch the repository's
+ * HEAD was on: that of the main worktree (or bare clone) the worktree belongs to. */
+static int default_base(const char *worktree, char **ret, char **ret_error) {
+        _cleanup_free_ char *common = NULL;
+        char *argv[] = { (char *) "rev-parse", (char *) "--path-format=absolute", (char *) "--git-common-dir", NULL };
+        int r;
+
+        r = git_run(worktree, argv, 4096, &common, ret_error);
+        if (r < 0)
+                return r;
+        if (r > 0 || isempty(common))
+                return -ENOENT;
+        common[strcspn(common, "\n")] = '\0';
+        return git_default_branch(common, ret, ret_error);
+}
+
+/* The child: computes the diff and writes header, error and diff; never returns. */
+_noreturn_ static void diff_child(int fd, pid_t parent, const char *worktree, const char *base) {
+        _cleanup_free_ char *resolved = NULL, *diff = NULL, *error = NULL;
+        DiffHeader h = {};
+        bool truncated = false;
+        int r = 0;
+
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+                _exit(EXIT_FAILURE);
+        /* Its own process group, so that a timeout kills git with it. */
+        (void) setpgid(0, 0);
+
+        if (!base) {
+                r = default_base(worktree, &resolved, &error);
+                base = resolved;
+        }
+        if (r >= 0)
+                r = git_worktree_diff(worktree, base, DIFF_MAX_BYTES, &diff, &truncated, &error);
+
+        h.result = r < 0 ? r : 0;
+        h.truncated = truncated;
+        h.error_size = error ? (uint32_t) strnlen(error, DIFF_ERROR_MAX) : 0;
+        h.diff_size = r >= 0 && diff ? (uint32_t) strnlen(diff, DIFF_MAX_BYTES) : 0;
+        if (write_all(fd, &h, sizeof(h)) < 0 ||
+            write_all(fd, strempty(error), h.error_size) < 0 ||
+            write_all(fd, strempty(diff), h.diff_size) < 0)
+                _exit(EXIT_FAILURE);
+        /* _exit, not exit: nothing of the API's (atexit, stdio, sanitizers) runs in here. */
+        _exit(EXIT_SUCCESS);
+}
+
+static void diff_job_check_done(DiffJob *j) {
+        if ((j->eof || j->timed_out) && j->exited)
+                suspension_resume(&j->request->suspension);
+}
+
+static int on_diff_output(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        DiffJob *j = userdata;
+
+        for (;;) {
+                ssize_t n;
+
+                if (j->allocated - j->size < 65536) {
+                        size_t a = MAX(j->allocated * 2, (size_t) 65536);
+                        char *b;
+
+                        if (a > sizeof(DiffHeader) + DIFF_ERROR_MAX + DIFF_MAX_BYTES + 65536) {
+                                /* More than the child may write: it is not telling the truth. */
+                                j->overflow = true;
+                                (void) kill(-j->pid, SIGKILL);
+                                break;
+                        }
+                        b = realloc(j->buf, a);
+                        if (!b) {
+                                j->overflow = true;
+                                (void) kill(-j->pid, SIGKILL);
+                                break;
+                        }
+                        j->buf = b;
+                        j->allocated = a;
+                }
+                n = read(fd, j->buf + j->size, j->allocated - j->size);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n <= 0)
+                        break;
+                j->size += (size_t) n;
+        }
+        j->eof = true;
+        j->io_source = sd_event_source_disable_unref(j->io_source);
+        diff_job_check_done(j);
+        return 0;
+}
+
+static int on_diff_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        DiffJob *j = userdata;
+
+        j->exited = true;
+        j->status = *si;
+        diff_job_check_done(j);
+        return 0;
+}
+
+static int on_diff_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        DiffJob *j = userdata;
+
+        j->timed_out = true;
+        (void) kill(-j->pid, SIGKILL);
+        diff_job_check_done(j);
+        return 0;
+}
+
+/* The length of the valid UTF-8 sequence at s[0..n), or 0 if there is none. */
+static size_t utf8_sequence(const unsigned char *s, size_t n) {
+        size_t len;
+        uint32_t c;
+
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                len = 2, c = s[0] & 0x1f;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef)
+                len = 3, c = s[0] & 0x0f;
+        else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+                len = 4, c = s[0] & 0x07;
+        else
+                return 0;
+        if (n < len)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                c = (c << 6) | (s[i] & 0x3f);
+        }
+        /* Overlong forms, surrogates and beyond U+10FFFF are not UTF-8. */
+        if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
+                return 0;
+        return len;
+}
+
+/* A diff need not be UTF-8, a JSON string must be: other bytes become U+FFFD. */
+static json_object *json_string_from_bytes(const char *s, size_t n) {
+        _cleanup_free_ char *t = NULL;
+        size_t o = 0;
+
+        t = malloc(n * 3 + 1);
+        if (!t)
+                return NULL;
+        for (size_t i = 0; i < n;) {
+                size_t l = utf8_sequence((const unsigned char *) s + i, n - i);
+
+                if (l == 0) {
+                        memcpy(t + o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        i++;
+                } else {
+                        memcpy(t + o, s + i, l);
+                        o += l;
+                        i += l;
+                }
+        }
+        return json_object_new_string_len(t, (int) o);
+}
+
+/* Called when the request is resumed: the child is done, or we are stopping. */
+static int diff_answer(Request *r) {
+        DiffJob *j = r->job;
+        const DiffHeader *h = (const DiffHeader *) j->buf;
+        _cleanup_free_ char *error = NULL, *diff = NULL;
+        _cleanup_json_ json_object *o = NULL;
+        const char *truncated;
+
+        if (r->suspension.stopping)
+                return request_reply_error(r, 503, "unavailable", "makima-api is shutting down.");
+        if (j->timed_out)
+                return request_reply_error(r, 503, "unavailable", "Computing the diff took longer than %u s.",
+                                           (unsigned) (DIFF_TIMEOUT / USEC_PER_SEC));
+        if (j->overflow || j->size < sizeof(DiffHeader) || j->status.si_code != CLD_EXITED ||
+            j->status.si_status != 0 || h->error_size > DIFF_ERROR_MAX || h->diff_size > DIFF_MAX_BYTES ||
+            j->size != sizeof(DiffHeader) + h->error_size + h->diff_size) {
+                log_warning("The diff child of %s %s failed (code %d, status %d, %zu bytes).", r->method, r->url,
+                            j->status.si_code, j->status.si_status, j->size);
+                return request_reply_error(r, 500, "internal", "Internal error.");
+        }
+
+        error = strndup(j->buf + sizeof(DiffHeader), h->error_size);
+        if (!error)
+                return -ENOMEM;
+        if (h->result < 0) {
+                log_debug("%s %s: git: %s", r->method, r->url, error);
+                if (h->result == -ENOMEM)
+                        return -ENOMEM;
+                /* The worktree is the owner's, and so are git's words about it. */
+                return request_reply_error(r, 409, "diff_failed", "git could not diff the worktree: %s",
+                                           isempty(error) ? strerror(-h->result) : error);
+        }
+
+        truncated = h->truncated ? "1" : "0";
+        if (!j->json) {
+                diff = malloc(h->diff_size + 1);
+                if (!diff)
+                        return -ENOMEM;
+                memcpy(diff, j->buf + sizeof(DiffHeader) + h->error_size, h->diff_size);
+                return request_reply_take(r, 200, "text/x-diff; charset=utf-8", TAKE_PTR(diff), h->diff_size,
+                                          (const char *const[]) { "Makima-Diff-Truncated", truncated, NULL });
+        }
+
+        o = json_object_new_object();
+        if (!o ||
+            json_object_object_add(o, "diff", json_string_from_bytes(j->buf + sizeof(DiffHeader) + h->error_size,
+                                                                     h->diff_size)) < 0 ||
+            json_object_object_add(o, "truncated", json_object_new_boolean(h->truncated)) < 0)
+                return -ENOMEM;
+        return request_reply_json(r, 200, o);
+}
+
+int api_task_diff(Request *r) {
+        _cleanup_(task_freep) Task *t = NULL;
+        _cleanup_close_ int fd_read = -EBADF, fd_write = -EBADF;
+        const char *format;
+        Manager *m = r->manager;
+        DiffJob *j;
+        int k, pipefd[2];
+        pid_t parent = getpid();
+
+        format = request_query(r, "format");
+        if (format && !streq(format, "json") && !streq(format, "text"))
+                return request_reply_error(r, 400, "invalid_parameter", "query parameter 'format': expected json or text");
+        k = api_task_load(r, &t);
+        if (k < 0)
+                return k;
+        if (isempty(t->worktree))
+                return request_reply_error(r, 409, "no_worktree", "The task has no worktree yet.");
+        if (access(t->worktree, F_OK) < 0)
+                return request_reply_error(r, 409, "no_worktree", "The task's worktree %s does not exist (any more).",
+                                           t->worktree);
+
+        j = calloc(1, sizeof(DiffJob));
+        if (!j)
+                return -ENOMEM;
+        j->request = r;
+        j->fd = -EBADF;
+        j->json = streq_ptr(format, "json");
+        r->job = j;
+        r->job_free = diff_job_free;
+
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return -errno;
+        fd_read = pipefd[0];
+        fd_write = pipefd[1];
+
+        j->pid = fork();
+        if (j->pid < 0)
+                return -errno;
+        if (j->pid == 0) {
+                fd_read = -EBADF;
+                diff_child(fd_write, parent, t->worktree, t->base_branch);
+        }
+        (void) setpgid(j->pid, j->pid);         /* here too, whichever side runs first */
+
+        k = sd_event_add_child(m->event, &j->child_source, j->pid, WEXITED, on_diff_exit, j);
+        if (k < 0) {
+                /* Unwatched, it could not be reaped through the loop: end it now. */
+                (void) kill(-j->pid, SIGKILL);
+                (void) waitpid(j->pid, NULL, 0);
+                j->exited = true;
+                return k;
+        }
+        (void) sd_event_source_set_child_process_own(j->child_source, true);
+
+        if (fcntl(fd_read, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        j->fd = TAKE_FD(fd_read);
+        k = sd_event_add_io(m->event, &j->io_source, j->fd, EPOLLIN, on_diff_output, j);
+        if (k < 0)
+                return k;
+        k = sd_event_add_time_relative(m->event, &j->timer_source, CLOCK_MONOTONIC, DIFF_TIMEOUT, USEC_PER_SEC,
+                                       on_diff_timeout, j);
+        if (k < 0)
+                return k;
+
+        r->resume = diff_answer;
+        suspension_suspend(&r->suspension);
+        return 0;
+}
