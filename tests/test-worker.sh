@@ -197,6 +197,16 @@ home_of() {
         echo "$STATE/homes/$1"
 }
 
+# ---- 0. --help and the man page agree; bad options are refused ----
+MAN="$(dirname "$0")/../man/makima-worker.8"
+HELP=$("$WORKER_BIN" --help) || die "--help failed"
+for opt in $(grep -Eo -- '--[a-z][a-z-]*' <<<"$HELP" | sort -u); do
+        grep -qF -- "${opt//-/\\-}" "$MAN" || die "$opt is in --help but not in makima-worker(8)"
+done
+grep -q -- '--instance=N' <<<"$HELP" || die "--help does not show --instance"
+! "$WORKER_BIN" --instance 0 2>/dev/null || die "--instance 0 was accepted"
+! "$WORKER_BIN" --no-such-option 2>/dev/null || die "an unknown option was accepted"
+
 worker_start 1
 
 # ---- 1. a task runs to the end, in the sandbox, on its own branch ----
