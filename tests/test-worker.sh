@@ -471,6 +471,34 @@ events "$RESTART"
 jq -e '[.events[] | select(.type == "claimed")] | length == 2' <<<"$BODY" >/dev/null || die "expected two claims"
 jq -e '[.events[].seq] == [range(1; (.events | length) + 1)]' <<<"$BODY" >/dev/null || die "event seqs are not 1..N"
 
+# ---- 7b. a worker killed outright: its sandbox dies with it, and once the
+# lease has run out (here the test makes it so) the task is rescued ----
+if [[ -z "${MAKIMA_TEST_PG_URL:-}" ]] && command -v sqlite3 >/dev/null; then
+        say "rescue"
+        RESCUE=$(create_task $'fake: child\nfake: wait')
+        wait_status "$RESCUE" running
+        wait_file "$(home_of "$RESCUE")/stdin.log" 'fake: wait'
+        get_task "$RESCUE"
+        RESCUE_SESSION=$(jqr .session_id)
+        kill -KILL "${WORKER_PID[1]}"
+        wait "${WORKER_PID[1]}" 2>/dev/null || true
+        for _ in $(seq 50); do
+                [[ -z "$(sandbox_pids "$RESCUE")" ]] && break
+                sleep 0.1
+        done
+        [[ -z "$(sandbox_pids "$RESCUE")" ]] || die "the sandbox survived its killed worker"
+        sqlite3 "$TMP/makima.db" "UPDATE tasks SET lease_expires_at = 1 WHERE id = '$RESCUE'"
+        worker_start 1
+        wait_file "$(home_of "$RESCUE")/stdin.log" 'makima restarted you'
+        events "$RESCUE"
+        jq -e '[.events[] | select(.type == "claimed") | .data.rescued] == [false, true]' <<<"$BODY" >/dev/null ||
+                die "the task was not rescued: $(jq -c '[.events[] | select(.type == "claimed")]' <<<"$BODY")"
+        req admin POST "/api/v1/tasks/$RESCUE/send" '{"message": "finish now"}'
+        expect_status 202 "send to the rescued agent"
+        wait_status "$RESCUE" done 20
+        expect_json .session_id "$RESCUE_SESSION"
+fi
+
 # ---- 8. two workers, several tasks: each runs exactly once ----
 say "two workers"
 worker_start 2
