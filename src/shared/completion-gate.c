@@ -1,0 +1,850 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Completion gates: finding the last block in an iteration's output, reading
+ * its YAML-like or JSON form into one JSON object, checking that object's
+ * values into a CompletionGate, and the gate's JSON and one-line forms. The
+ * input is the agent's own text, so every bad input is an error message,
+ * never a crash (see fuzz-completion-gate). */
+
+#include <stdarg.h>
+
+#include "completion-gate.h"
+#include "conf.h"
+#include "json-util.h"
+
+/* Compact, and "a/b" stays "a/b". */
+#define JSON_PLAIN (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+#define OPEN_LEN (sizeof(COMPLETION_GATE_OPEN) - 1)
+#define CLOSE_LEN (sizeof(COMPLETION_GATE_CLOSE) - 1)
+
+/* Opening tags tried as the start of a JSON object that has the tag inside a
+ * string: enough for any real output, and it bounds the work on hostile
+ * input to a few parses of COMPLETION_GATE_SIZE_MAX bytes. */
+#define JSON_CANDIDATES_MAX 8U
+
+#define QUOTE_MAX 60U                   /* bytes of a bad value quoted in an error */
+#define SUMMARY_REASON_MAX 200U
+#define SUMMARY_BLOCKER_MAX 100U
+/* A buffer for first_line() with at most `max` bytes of text. */
+#define LINE_BUF(max) ((max) + sizeof("…"))
+
+typedef enum GateKey {
+        KEY_READY,
+        KEY_REASON,
+        KEY_PROGRESS,
+        KEY_BLOCKERS,
+        _KEY_MAX,
+        _KEY_INVALID = -EINVAL,
+} GateKey;
+
+static const char *const gate_key_table[_KEY_MAX] = {
+        [KEY_READY] = "ready",
+        [KEY_REASON] = "reason",
+        [KEY_PROGRESS] = "progress",
+        [KEY_BLOCKERS] = "blockers",
+};
+
+/* Agents capitalise keys now and then; "Ready:" means ready. */
+static GateKey gate_key_from_string(const char *s) {
+        for (GateKey k = 0; k < _KEY_MAX; k++)
+                if (strcaseeq(gate_key_table[k], s))
+                        return k;
+        return _KEY_INVALID;
+}
+
+/* ---- characters, spans and strings (ASCII classes: the locale must not matter) ---- */
+
+static bool is_space(char c) {
+        return IN_SET(c, ' ', '\t', '\r', '\n', '\v', '\f');
+}
+
+static bool is_key_char(char c, bool first) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+               (!first && ((c >= '0' && c <= '9') || IN_SET(c, '.', '-')));
+}
+
+static bool is_list_item(const char *s, size_t n) {
+        return IN_SET(s[0], '-', '*') && (n == 1 || is_space(s[1]));
+}
+
+static void trim(const char **s, size_t *n) {
+        while (*n > 0 && is_space(**s))
+                (*s)++, (*n)--;
+        while (*n > 0 && is_space((*s)[*n - 1]))
+                (*n)--;
+}
+
+static bool span_startswith(const char *s, size_t n, const char *prefix) {
+        size_t l = strlen(prefix);
+        return n >= l && memcmp(s, prefix, l) == 0;
+}
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+ * The gate ends up in the store, and PostgreSQL refuses anything else. */
+static bool utf8_is_valid(const char *s, size_t n) {
+        const uint8_t *p = (const uint8_t *) s, *end = p + n;
+
+        while (p < end) {
+                uint32_t cp, min;
+                size_t k;
+
+                if (*p < 0x80) {
+                        p++;
+                        continue;
+                }
+                if ((*p & 0xE0) == 0xC0)
+                        k = 1, cp = *p & 0x1F, min = 0x80;
+                else if ((*p & 0xF0) == 0xE0)
+                        k = 2, cp = *p & 0x0F, min = 0x800;
+                else if ((*p & 0xF8) == 0xF0)
+                        k = 3, cp = *p & 0x07, min = 0x10000;
+                else
+                        return false;
+                if ((size_t) (end - p) <= k)
+                        return false;
+                for (size_t i = 1; i <= k; i++) {
+                        if ((p[i] & 0xC0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (p[i] & 0x3F);
+                }
+                if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                        return false;
+                p += k + 1;
+        }
+        return true;
+}
+
+/* The first line of s[0..n), trimmed, at most max bytes (not splitting a
+ * UTF-8 sequence), and "…" when anything was left out, in buf (of
+ * LINE_BUF(max) bytes): errors and summaries stay one short line. */
+static const char *first_line(char *buf, const char *s, size_t n, size_t max) {
+        const char *nl;
+        size_t cut;
+
+        trim(&s, &n);
+        nl = memchr(s, '\n', n);
+        cut = nl ? (size_t) (nl - s) : n;
+        if (cut > max)
+                for (cut = max; cut > 0 && ((unsigned char) s[cut] & 0xC0) == 0x80;)
+                        cut--;
+        while (cut > 0 && is_space(s[cut - 1]))
+                cut--;
+        memcpy(buf, s, cut);
+        strcpy(buf + cut, cut < n ? "…" : "");
+        return buf;
+}
+
+/* Appends s[0..n) to the string *buf of length *len. */
+static int append(char **buf, size_t *len, const char *s, size_t n) {
+        char *p;
+
+        if (n > SIZE_MAX - *len - 1)
+                return -ENOMEM;
+        p = realloc(*buf, *len + n + 1);
+        if (!p)
+                return -ENOMEM;
+        memcpy(p + *len, s, n);
+        *len += n;
+        p[*len] = '\0';
+        *buf = p;
+        return 0;
+}
+
+/* Sets *error to a new message and returns -EBADMSG (-ENOMEM if there is no
+ * memory for the message). */
+static int fail(char **error, const char *fmt, ...) _printf_(2, 3);
+static int fail(char **error, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        free(*error);
+        *error = s;
+        return -EBADMSG;
+}
+
+/* ---- the YAML-like form → a JSON object ---- */
+
+typedef enum ValueKind {
+        VALUE_EMPTY,            /* "key:" alone: a list or a value on the next line may follow */
+        VALUE_PLAIN,            /* unquoted: a wrapped line continues it */
+        VALUE_QUOTED,
+        VALUE_NULL,
+} ValueKind;
+
+typedef struct Yaml {
+        json_object *obj;       /* the keys read so far */
+        char *key;              /* the key being read, until the next key line */
+        unsigned key_line;
+        ValueKind kind;
+        char *value;
+        size_t value_len;
+        json_object *list;      /* its list items, if it has any */
+        char *item;             /* the last item, until the next one starts (or NULL) */
+        size_t item_len;
+        bool item_plain;
+} Yaml;
+
+static void yaml_reset(Yaml *y) {
+        y->key = mfree(y->key);
+        y->value = mfree(y->value);
+        y->item = mfree(y->item);
+        if (y->list)
+                json_object_put(y->list);
+        y->list = NULL;
+        y->kind = VALUE_EMPTY;
+}
+
+static void yaml_done(Yaml *y) {
+        yaml_reset(y);
+        if (y->obj)
+                json_object_put(y->obj);
+}
+
+/* Parses a 'single' or "double" quoted value at s[0..n); only white space or
+ * a comment may follow the closing quote. */
+static int parse_quoted(const char *s, size_t n, unsigned line, char **ret, char **error) {
+        _cleanup_free_ char *buf = NULL;
+        char q = s[0], qbuf[LINE_BUF(QUOTE_MAX)];
+        const char *rest;
+        size_t i, k = 0, rest_len;
+
+        buf = malloc(n);        /* the text between the quotes, plus a NUL, is at most n bytes */
+        if (!buf)
+                return -ENOMEM;
+        for (i = 1; i < n; i++) {
+                char c = s[i];
+
+                if (c == q && q == '\'' && i + 1 < n && s[i + 1] == '\'')
+                        i++;                    /* '' is a quote */
+                else if (c == q)
+                        break;
+                else if (q == '"' && c == '\\' && i + 1 < n) {
+                        c = s[++i];
+                        if (c == 'n')
+                                c = '\n';
+                        else if (c == 't')
+                                c = '\t';
+                        else if (!IN_SET(c, '"', '\\', '/'))
+                                buf[k++] = '\\';        /* not an escape we know: keep it as written */
+                }
+                buf[k++] = c;
+        }
+        if (i >= n)
+                return fail(error, "line %u: unterminated quote", line);
+        buf[k] = '\0';
+
+        rest = s + i + 1;
+        rest_len = n - i - 1;
+        trim(&rest, &rest_len);
+        if (rest_len > 0 && rest[0] != '#')
+                return fail(error, "line %u: text after the closing quote: '%s'", line,
+                            first_line(qbuf, rest, rest_len, QUOTE_MAX));
+
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+static int yaml_push_item(Yaml *y) {
+        json_object *v;
+
+        if (!y->item)
+                return 0;
+        v = json_object_new_string_len(y->item, (int) y->item_len);
+        if (!v || json_object_array_add(y->list, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        y->item = mfree(y->item);
+        return 0;
+}
+
+/* Stores the key being read into the object. */
+static int yaml_flush(Yaml *y, char **error) {
+        _cleanup_json_ json_object *v = NULL;
+        int r;
+
+        if (!y->key)
+                return 0;
+
+        r = yaml_push_item(y);
+        if (r < 0)
+                return r;
+        if (y->list)
+                v = TAKE_PTR(y->list);
+        else if (y->kind == VALUE_PLAIN && gate_key_from_string(y->key) == KEY_BLOCKERS && y->value[0] == '[') {
+                const char *e = NULL;
+
+                r = json_parse_strict(y->value, strlen(y->value), &v, &e);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return fail(error, "line %u: blockers: invalid JSON array: %s", y->key_line, e);
+        } else if (y->kind != VALUE_NULL) {
+                v = json_object_new_string(y->value ?: "");
+                if (!v)
+                        return -ENOMEM;
+        }
+
+        if (json_object_object_get_ex(y->obj, y->key, NULL))
+                return fail(error, "line %u: duplicate key '%s'", y->key_line, y->key);
+        if (json_object_object_add(y->obj, y->key, v) < 0)
+                return -ENOMEM;
+        TAKE_PTR(v);
+        yaml_reset(y);
+        return 0;
+}
+
+/* "key:" followed by white space or the end: returns the key's length, 0
+ * when the line is not a key line. White space may precede the colon. */
+static size_t key_length(const char *s, size_t n) {
+        size_t k = 0, i;
+
+        while (k < n && is_key_char(s[k], k == 0))
+                k++;
+        for (i = k; i < n && IN_SET(s[i], ' ', '\t'); i++)
+                ;
+        if (k > 0 && i < n && s[i] == ':' && (i + 1 == n || is_space(s[i + 1])))
+                return k;
+        return 0;
+}
+
+static int yaml_key_line(Yaml *y, unsigned line, const char *s, size_t n, size_t k, char **error) {
+        const char *v;
+        size_t vn;
+        int r;
+
+        r = yaml_flush(y, error);
+        if (r < 0)
+                return r;
+
+        y->key = strndup(s, k);
+        if (!y->key)
+                return -ENOMEM;
+        y->key_line = line;
+
+        v = (const char *) memchr(s + k, ':', n - k) + 1;
+        vn = n - (size_t) (v - s);
+        trim(&v, &vn);
+        if (vn == 0)
+                return 0;
+
+        if (IN_SET(v[0], '"', '\'')) {
+                y->kind = VALUE_QUOTED;
+                return parse_quoted(v, vn, line, &y->value, error);
+        }
+
+        /* A boolean holds no '#', so after ready's value one starts a comment
+         * ("ready: false  # tests still fail"); elsewhere it is text ("fixes #12"). */
+        if (gate_key_from_string(y->key) == KEY_READY)
+                for (size_t i = 1; i < vn; i++)
+                        if (v[i] == '#' && is_space(v[i - 1])) {
+                                vn = i;
+                                trim(&v, &vn);
+                                break;
+                        }
+
+        if ((vn == 4 && strncasecmp(v, "null", 4) == 0) || (vn == 1 && v[0] == '~')) {
+                y->kind = VALUE_NULL;
+                return 0;
+        }
+        y->kind = VALUE_PLAIN;
+        y->value = strndup(v, vn);
+        y->value_len = vn;
+        return y->value ? 0 : -ENOMEM;
+}
+
+static int yaml_item_line(Yaml *y, unsigned line, const char *s, size_t n, char **error) {
+        int r;
+
+        r = yaml_push_item(y);
+        if (r < 0)
+                return r;
+        if (!y->list) {
+                y->list = json_object_new_array();
+                if (!y->list)
+                        return -ENOMEM;
+        }
+
+        s++, n--;
+        trim(&s, &n);
+        y->item_plain = n == 0 || !IN_SET(s[0], '"', '\'');
+        if (!y->item_plain) {
+                r = parse_quoted(s, n, line, &y->item, error);
+                if (r < 0)
+                        return r;
+                y->item_len = strlen(y->item);
+        } else if (n > 0) {
+                y->item = strndup(s, n);
+                y->item_len = n;
+                if (!y->item)
+                        return -ENOMEM;
+        }
+        /* "- " with nothing after it, and "- ''", say nothing; "-" alone may
+         * have its text on the next line. */
+        if (y->item && y->item_len == 0)
+                y->item = mfree(y->item);
+        return 0;
+}
+
+/* A wrapped line: " " and s[0..n) continue the plain value or list item
+ * being read, or start the item when "-" stood alone. */
+static int yaml_continue(Yaml *y, const char *s, size_t n) {
+        char **p = y->list ? &y->item : &y->value;
+        size_t *len = y->list ? &y->item_len : &y->value_len;
+        int r;
+
+        if (!*p) {
+                *p = strndup(s, n);
+                *len = n;
+                return *p ? 0 : -ENOMEM;
+        }
+        r = append(p, len, " ", 1);
+        if (r < 0)
+                return r;
+        return append(p, len, s, n);
+}
+
+static int yaml_line(Yaml *y, unsigned line, const char *s, size_t n, char **error) {
+        char qbuf[LINE_BUF(QUOTE_MAX)];
+        size_t k;
+
+        k = key_length(s, n);
+        if (k > 0)
+                return yaml_key_line(y, line, s, n, k, error);
+
+        if (y->key && y->kind == VALUE_EMPTY && is_list_item(s, n))
+                return yaml_item_line(y, line, s, n, error);
+        if (y->key && y->kind == VALUE_EMPTY && !y->list) {
+                /* "reason:" with the value on the next line */
+                y->kind = VALUE_PLAIN;
+                return yaml_continue(y, s, n);
+        }
+
+        /* Anything else continues the value being read, if it can be continued:
+         * agents wrap long reasons, and write "- detail" lines under them. */
+        if ((y->list && (!y->item || y->item_plain)) || (!y->list && y->kind == VALUE_PLAIN))
+                return yaml_continue(y, s, n);
+
+        return fail(error, "line %u: expected 'key: value', got '%s'", line, first_line(qbuf, s, n, QUOTE_MAX));
+}
+
+static int parse_yaml(const char *s, size_t n, json_object **ret, char **error) {
+        _cleanup_(yaml_done) Yaml y = {};
+        const char *end = s + n;
+        unsigned line = 0;
+        int r;
+
+        y.obj = json_object_new_object();
+        if (!y.obj)
+                return -ENOMEM;
+
+        for (const char *p = s; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p)), *l = p;
+                size_t ln = (size_t) ((nl ?: end) - p);
+
+                p = nl ? nl + 1 : end;
+                line++;
+                trim(&l, &ln);
+                /* blank lines, comments, and YAML's document markers */
+                if (ln == 0 || l[0] == '#' || (ln == 3 && (strneq(l, "---", 3) || strneq(l, "...", 3))))
+                        continue;
+                r = yaml_line(&y, line, l, ln, error);
+                if (r < 0)
+                        return r;
+        }
+        r = yaml_flush(&y, error);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(y.obj);
+        return 0;
+}
+
+/* ---- a JSON object (from either form) → CompletionGate ---- */
+
+static int parse_ready(json_object *v, bool *ret, char **error) {
+        static const char *const words[] = { "false", "true", "no", "yes", "0", "1" };
+        char qbuf[LINE_BUF(QUOTE_MAX)];
+        const char *s;
+        size_t n;
+
+        if (json_object_is_type(v, json_type_boolean)) {
+                *ret = json_object_get_boolean(v);
+                return 0;
+        }
+        if (!v)
+                return fail(error, "ready: expected true/false, got null");
+
+        s = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+                                                     : json_object_to_json_string_ext(v, JSON_PLAIN);
+        if (!s)
+                return -ENOMEM;
+        n = strlen(s);
+        trim(&s, &n);
+        for (size_t i = 0; i < ELEMENTSOF(words); i++)
+                if (n == strlen(words[i]) && strncasecmp(s, words[i], n) == 0) {
+                        *ret = i % 2;
+                        return 0;
+                }
+        return fail(error, "ready: expected true/false, got '%s'", first_line(qbuf, s, n, QUOTE_MAX));
+}
+
+/* The text of a value: a string trimmed, an array's texts joined with "; ",
+ * anything else as JSON. NULL for null and empty text. */
+static int value_text(json_object *v, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        const char *s;
+        int r;
+
+        if (json_object_is_type(v, json_type_array)) {
+                for (size_t i = 0; i < json_object_array_length(v); i++) {
+                        _cleanup_free_ char *t = NULL;
+
+                        r = value_text(json_object_array_get_idx(v, i), &t);
+                        if (r < 0)
+                                return r;
+                        if (t && len > 0)
+                                r = append(&buf, &len, "; ", 2);
+                        if (t && r >= 0)
+                                r = append(&buf, &len, t, strlen(t));
+                        if (r < 0)
+                                return r;
+                }
+                *ret = TAKE_PTR(buf);
+                return 0;
+        }
+
+        if (!v) {
+                *ret = NULL;
+                return 0;
+        }
+        s = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+                                                     : json_object_to_json_string_ext(v, JSON_PLAIN);
+        if (!s)
+                return -ENOMEM;
+        len = strlen(s);
+        trim(&s, &len);
+        if (len > 0) {
+                buf = strndup(s, len);
+                if (!buf)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* An array's items, or a single value as the only one; "none" means none. */
+static int parse_blockers(json_object *v, char ***ret, char **error) {
+        _cleanup_(strv_freep) char **l = NULL;
+        bool array = json_object_is_type(v, json_type_array);
+        size_t n = array ? json_object_array_length(v) : 1, count = 0;
+        int r;
+
+        l = calloc(1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                char *t;
+
+                r = value_text(array ? json_object_array_get_idx(v, i) : v, &t);
+                if (r < 0)
+                        return r;
+                if (t && (strcaseeq(t, "none") || streq(t, "[]")))
+                        t = mfree(t);
+                if (!t)
+                        continue;
+                if (++count > COMPLETION_GATE_BLOCKERS_MAX) {
+                        free(t);
+                        return fail(error, "blockers: more than %u", COMPLETION_GATE_BLOCKERS_MAX);
+                }
+                r = strv_push(&l, t);
+                if (r < 0)
+                        return r;
+        }
+
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int gate_from_object(json_object *obj, CompletionGate **ret, char **error) {
+        _cleanup_(completion_gate_freep) CompletionGate *g = NULL;
+        bool seen[_KEY_MAX] = {};
+        int r;
+
+        g = calloc(1, sizeof(CompletionGate));
+        if (!g)
+                return -ENOMEM;
+        g->extra = json_object_new_object();
+        if (!g->extra)
+                return -ENOMEM;
+
+        json_object_object_foreach(obj, key, v) {
+                GateKey k = gate_key_from_string(key);
+
+                if (k < 0) {
+                        if (json_object_object_add(g->extra, key, json_object_get(v)) < 0) {
+                                json_object_put(v);
+                                return -ENOMEM;
+                        }
+                        continue;
+                }
+                /* "Ready" and "ready" are one key said twice: which one counts is anyone's guess. */
+                if (seen[k])
+                        return fail(error, "duplicate key '%s'", gate_key_table[k]);
+                seen[k] = true;
+
+                if (k == KEY_READY)
+                        r = parse_ready(v, &g->ready, error);
+                else if (k == KEY_BLOCKERS)
+                        r = parse_blockers(v, &g->blockers, error);
+                else
+                        r = value_text(v, k == KEY_REASON ? &g->reason : &g->progress);
+                if (r < 0)
+                        return r;
+        }
+
+        if (!seen[KEY_READY])
+                return fail(error, "missing 'ready'");
+        if (!g->blockers) {
+                g->blockers = calloc(1, sizeof(char *));
+                if (!g->blockers)
+                        return -ENOMEM;
+        }
+
+        *ret = TAKE_PTR(g);
+        return 0;
+}
+
+/* ---- finding the block ---- */
+
+/* The block's text without surrounding white space and without a ``` fence
+ * line at its start and end (a gate wrapped in a code block inside the tags). */
+static void block_text(const char **s, size_t *n) {
+        const char *nl;
+
+        trim(s, n);
+        if (span_startswith(*s, *n, "```")) {
+                nl = memchr(*s, '\n', *n);
+                *n = nl ? *n - (size_t) (nl + 1 - *s) : 0;
+                *s = nl ? nl + 1 : *s;
+                trim(s, n);
+        }
+        if (*n >= 3 && memcmp(*s + *n - 3, "```", 3) == 0) {
+                const char *l;
+                size_t ln;
+
+                nl = memrchr(*s, '\n', *n);
+                l = nl ? nl + 1 : *s;
+                ln = *n - (size_t) (l - *s);
+                trim(&l, &ln);
+                if (span_startswith(l, ln, "```")) {
+                        *n = nl ? (size_t) (nl - *s) : 0;
+                        trim(s, n);
+                }
+        }
+}
+
+static int parse_block(const char *s, size_t n, CompletionGate **ret, char **error) {
+        _cleanup_json_ json_object *obj = NULL;
+        const char *e = NULL;
+        int r;
+
+        if (n > COMPLETION_GATE_SIZE_MAX)
+                return fail(error, "block larger than %u KiB", COMPLETION_GATE_SIZE_MAX / 1024);
+        if (memchr(s, '\0', n))
+                return fail(error, "NUL byte in the block");
+        if (!utf8_is_valid(s, n))
+                return fail(error, "invalid UTF-8 in the block");
+
+        block_text(&s, &n);
+        if (n == 0)
+                return fail(error, "empty block (missing 'ready')");
+
+        if (s[0] == '{') {
+                r = json_parse_strict(s, n, &obj, &e);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return fail(error, "invalid JSON: %s", e);
+        } else {
+                r = parse_yaml(s, n, &obj, error);
+                if (r < 0)
+                        return r;
+        }
+
+        return gate_from_object(obj, ret, error);
+}
+
+/* Is the text from this opening tag to the closing tag one JSON object?
+ * 1 if so, 0 if not, -ENOMEM. */
+static int is_json_block(const char *s, size_t n) {
+        _cleanup_json_ json_object *obj = NULL;
+        int r;
+
+        if (n > COMPLETION_GATE_SIZE_MAX)
+                return 0;
+        block_text(&s, &n);
+        if (n < 2 || s[0] != '{' || s[n - 1] != '}')
+                return 0;
+        r = json_parse_strict(s, n, &obj, NULL);
+        if (r == -ENOMEM)
+                return r;
+        return r >= 0;
+}
+
+typedef struct TagGroup {
+        size_t first[JSON_CANDIDATES_MAX];      /* offsets just after the group's first opening tags */
+        size_t n;
+        size_t last;                            /* … and after its last one */
+} TagGroup;
+
+int completion_gate_find(const char *text, size_t len, CompletionGate **ret, char **ret_error) {
+        _cleanup_(completion_gate_freep) CompletionGate *g = NULL;
+        _cleanup_free_ char *error = NULL;
+        TagGroup group = {}, block = {};
+        size_t close = 0, start;
+        int r;
+
+        if (!text && len > 0)
+                return -EINVAL;
+
+        /* Opening tags gather into a group until a closing tag ends it: the
+         * group's tags all share that closing tag, and a closing tag with no
+         * group has nothing to close. */
+        for (const char *p = text, *end = text + len; p && p < end; p = memchr(p, '<', (size_t) (end - p))) {
+                if (span_startswith(p, (size_t) (end - p), COMPLETION_GATE_OPEN)) {
+                        p += OPEN_LEN;
+                        if (group.n < JSON_CANDIDATES_MAX)
+                                group.first[group.n] = (size_t) (p - text);
+                        group.n++;
+                        group.last = (size_t) (p - text);
+                } else if (span_startswith(p, (size_t) (end - p), COMPLETION_GATE_CLOSE)) {
+                        if (group.n > 0) {
+                                block = group;
+                                close = (size_t) (p - text);
+                                group = (TagGroup) {};
+                        }
+                        p += CLOSE_LEN;
+                } else
+                        p++;
+        }
+
+        if (block.n == 0) {
+                if (ret_error) {
+                        error = group.n > 0 ? strdup("unterminated " COMPLETION_GATE_OPEN " block") : NULL;
+                        if (group.n > 0 && !error)
+                                return -ENOMEM;
+                        *ret_error = TAKE_PTR(error);
+                }
+                return 0;
+        }
+
+        /* The tag inside a JSON string: the earliest opening tag that starts
+         * a JSON object running up to the closing tag wins over the prose
+         * reading (the last opening tag). */
+        start = block.last;
+        for (size_t i = 0; i < MIN(block.n, (size_t) JSON_CANDIDATES_MAX); i++) {
+                r = is_json_block(text + block.first[i], close - block.first[i]);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        start = block.first[i];
+                        break;
+                }
+        }
+
+        r = parse_block(text + start, close - start, &g, &error);
+        if (r == -EBADMSG && ret_error)
+                *ret_error = TAKE_PTR(error);
+        if (r < 0)
+                return r;
+
+        if (ret)
+                *ret = TAKE_PTR(g);
+        if (ret_error)
+                *ret_error = NULL;
+        return 1;
+}
+
+CompletionGate *completion_gate_free(CompletionGate *g) {
+        if (!g)
+                return NULL;
+        free(g->reason);
+        free(g->progress);
+        strv_free(g->blockers);
+        if (g->extra)
+                json_object_put(g->extra);
+        return mfree(g);
+}
+
+const char *completion_gate_first_blocker(const CompletionGate *g) {
+        return g && g->blockers ? g->blockers[0] : NULL;
+}
+
+int completion_gate_to_json(const CompletionGate *g, json_object **ret) {
+        _cleanup_json_ json_object *o = NULL, *blockers = NULL;
+        int r;
+
+        o = json_object_new_object();
+        blockers = json_object_new_array();
+        if (!o || !blockers)
+                return -ENOMEM;
+
+        if (json_object_object_add(o, "ready", json_object_new_boolean(g->ready)) < 0)
+                return -ENOMEM;
+        r = json_add_string(o, "reason", g->reason);
+        if (r >= 0)
+                r = json_add_string(o, "progress", g->progress);
+        if (r < 0)
+                return r;
+        for (char **b = g->blockers; b && *b; b++) {
+                json_object *s = json_object_new_string(*b);
+
+                if (!s || json_object_array_add(blockers, s) < 0) {
+                        json_object_put(s);
+                        return -ENOMEM;
+                }
+        }
+        if (json_object_object_add(o, "blockers", blockers) < 0)
+                return -ENOMEM;
+        TAKE_PTR(blockers);
+
+        if (json_object_is_type(g->extra, json_type_object)) {
+                json_object_object_foreach(g->extra, key, v) {
+                        if (gate_key_from_string(key) >= 0)
+                                continue;
+                        if (json_object_object_add(o, key, json_object_get(v)) < 0) {
+                                json_object_put(v);
+                                return -ENOMEM;
+                        }
+                }
+        }
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int completion_gate_summary(const CompletionGate *g, char **ret) {
+        char reason[LINE_BUF(SUMMARY_REASON_MAX)] = "", blocker[LINE_BUF(SUMMARY_BLOCKER_MAX)] = "";
+        _cleanup_free_ char *blockers = NULL;
+        size_t n = strv_length(g->blockers);
+        char *s;
+
+        if (g->reason)
+                (void) first_line(reason, g->reason, strlen(g->reason), SUMMARY_REASON_MAX);
+        if (n > 0 && asprintf(&blockers, " (%zu blocker%s: %s)", n, n == 1 ? "" : "s",
+                              first_line(blocker, g->blockers[0], strlen(g->blockers[0]), SUMMARY_BLOCKER_MAX)) < 0)
+                return -ENOMEM;
+        if (asprintf(&s, "ready: %s%s%s%s", g->ready ? "yes" : "no", reason[0] ? " — " : "", reason,
+                     strempty(blockers)) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
