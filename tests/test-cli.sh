@@ -3,7 +3,9 @@
 # Drives a real makima-api with the real makima CLI, the way a person would:
 # every command in table and --json form, error messages and exit codes,
 # unix and http transports with tokens minted by `makima token create`, owner
-# isolation, and that --help, the man page and the commands agree.
+# isolation, task control, diffs of a real worktree, `task watch` across an
+# API restart, notifications, and that --help, the man page and the commands
+# agree. No worker runs: the test writes the store where one would.
 #
 # Usage: test-cli.sh PATH/TO/makima-api PATH/TO/makima PATH/TO/makima.1
 
@@ -79,7 +81,8 @@ test_help() {
         done
         for verb in "contract create" "contract list" "contract show" "contract phase" "contract delete" \
                     "contract events" "task create" "task list" "task show" "task events" "task cancel" \
-                    "task delete" "token create" "token delete" "up"; do
+                    "task delete" "task watch" "task diff" "task pause" "task resume" "task interrupt" \
+                    "task send" "notifications" "token create" "token delete" "up"; do
                 # shellcheck disable=SC2086
                 run 0 $verb --help
                 [[ "$OUT" == "makima $verb "* ]] || fail "makima $verb --help does not start with its synopsis: $OUT"
@@ -140,6 +143,19 @@ test_usage() {
         err_has "unknown task status 'sleeping'"
         run 2 task show
         err_has 'missing ID'
+        for verb in pause resume interrupt cancel diff watch; do
+                run 2 task "$verb"
+                err_has 'missing ID'
+                err_has "Try 'makima task $verb --help'."
+        done
+        run 2 task send "$nouuid"
+        err_has '^makima: missing ID and MESSAGE$'
+        run 2 task send "$nouuid" ' '
+        err_has 'the message must not be empty'
+        run 2 task pause "$nouuid" extra
+        err_has "unexpected argument 'extra'"
+        run 2 notifications extra
+        err_has "unexpected argument 'extra'"
         run 2 contract create --type weird name
         err_has "unknown contract type 'weird'"
         run 2 contract phase "$nouuid" bogus
@@ -334,12 +350,11 @@ test_tasks() {
         "$MAKIMA" --json task events -f "${t4:0:8}" >"$TMP/follow.json" 2>&1 &
         jpid=$!
         sleep 0.3
-        req admin PATCH "/api/v1/tasks/$t4" '{"status":"running"}'
-        expect_status 200 "start the task"
+        task_set_status "$t4" running
         for _ in $(seq 50); do grep -q 'pending → running' "$TMP/follow.out" && break; sleep 0.1; done
         grep -q 'pending → running' "$TMP/follow.out" || fail "--follow did not show a new event: $(cat "$TMP/follow.out")"
         kill -0 "$fpid" 2>/dev/null || fail "--follow ended while the task runs"
-        run 0 task cancel "$t4"
+        task_set_status "$t4" cancelled
         rc=0; wait "$fpid" || rc=$?
         (( rc == 0 )) || fail "--follow exited with $rc: $(cat "$TMP/follow.err")"
         rc=0; wait "$jpid" || rc=$?
@@ -356,7 +371,7 @@ test_tasks() {
         req admin PATCH "/api/v1/tasks/$t3" '{"status":"failed"}'
         expect_status 200 "fail the task"
         run 1 task cancel "$t3"
-        err_is "makima: task $t3: A task cannot go from status 'failed' to 'cancelled'."
+        err_is "makima: task $t3: The task is 'failed': it cannot be cancelled any more."
         run 0 --json task cancel "$t"
         json_is .status cancelled
 
@@ -412,6 +427,13 @@ test_tokens_and_owners() {
         MAKIMA_API_KEY=$bob run 1 task show "${t_alice:0:8}"
         err_is "makima: task ${t_alice:0:8}: not found"
         MAKIMA_API_KEY=$bob run 1 task cancel "$t_alice"
+        err_is "makima: task $t_alice: not found"
+        for verb in pause diff watch; do
+                MAKIMA_API_KEY=$bob run 1 task "$verb" "$t_alice"
+                err_is "makima: task $t_alice: not found"
+        done
+        MAKIMA_API_KEY=$bob run 1 task send "$t_alice" "hi"
+        err_is "makima: task $t_alice: not found"
         MAKIMA_API_KEY=$bob run 1 contract show "$CONTRACT"
         err_is "makima: contract $CONTRACT: not found"
 
@@ -502,6 +524,187 @@ test_paging() {
         out_has "^ +id: $c$"
 }
 
+# ---- controlling a task ----
+
+test_control() {
+        local t kinds
+
+        run 0 task create "controlled"
+        t=$OUT
+        run 1 task pause "$t"
+        err_is "makima: task $t: The task is pending: no agent runs it yet, so it cannot be paused. Cancel it, or wait until a worker starts it."
+        run 1 task send "$t" "hello?"
+        err_has "cannot be sent a message"
+
+        # Running (as a worker would set it): each command stores a request for the worker.
+        task_set_status "$t" running
+        run 0 task pause "${t:0:8}"
+        [[ "$OUT" == "Task ${t:0:8}: pause requested." ]] || fail "pause: $OUT"
+        run 0 task resume "$t"
+        [[ "$OUT" == "Task ${t:0:8}: resume requested." ]] || fail "resume: $OUT"
+        run 0 task interrupt "$t"
+        [[ "$OUT" == "Task ${t:0:8}: interrupt requested." ]] || fail "interrupt: $OUT"
+        run 0 task send "$t" $'Also fix the tests,\nplease.'
+        [[ "$OUT" == "Task ${t:0:8}: message queued." ]] || fail "send: $OUT"
+        run 0 --json task send "$t" "second"
+        json_is .control_request.kind message
+        json_is .control_request.payload.message second
+        json_is .control_request.task_id "$t"
+        json_is .control_request.done_at null
+        req admin GET "/api/v1/control-requests/$(jq -r .control_request.id <<<"$OUT")"
+        [[ "$(jq -S .control_request <<<"$OUT")" == "$(jq -S . <<<"$BODY")" ]] || fail "the request read back differs"
+        run 0 task cancel "$t"
+        [[ "$OUT" == "Task ${t:0:8}: cancel requested." ]] || fail "cancel: $OUT"
+        kinds=$(store_sql "SELECT kind FROM control_requests WHERE task_id = '$t' ORDER BY created_at" | tr '\n' ' ')
+        [[ "$kinds" == "pause resume interrupt message message cancel " ]] || fail "control requests stored: $kinds"
+        [[ "$(store_sql "SELECT payload FROM control_requests WHERE task_id = '$t' AND kind = 'message' ORDER BY created_at LIMIT 1" |
+              jq -r .message)" == $'Also fix the tests,\nplease.' ]] || fail "the message is not stored as sent"
+        run 0 task show --json "$t"
+        json_is .status running         # until the worker acts
+
+        # Finished: nothing to control any more.
+        task_set_status "$t" done
+        run 1 task pause "$t"
+        err_is "makima: task $t: The task is 'done': it cannot be paused any more."
+        run 1 task cancel "$t"
+        err_is "makima: task $t: The task is 'done': it cannot be cancelled any more."
+        run 1 task resume "$nouuid"
+        err_is "makima: task $nouuid: not found"
+}
+
+# ---- diffs ----
+
+test_diff() {
+        local t repo wt
+
+        repo="$TMP/diff repo"
+        wt="$TMP/diff worktree"
+        git init -q -b main "$repo"
+        printf 'one\n' >"$repo/a.txt"
+        git -C "$repo" add a.txt
+        git -C "$repo" -c user.name=t -c user.email=t@example.com commit -q -m init
+        git -C "$repo" worktree add -q -b makima/t1 "$wt"
+        printf 'committed\n' >"$wt/b.txt"
+        git -C "$wt" add b.txt
+        git -C "$wt" -c user.name=t -c user.email=t@example.com commit -q -m b
+        printf 'two\n' >>"$wt/a.txt"
+        printf 'new\n' >"$wt/untracked.txt"
+
+        run 0 task create --repo "$repo" "diffed"
+        t=$OUT
+        run 1 task diff "$t"
+        err_is "makima: task $t: The task has no worktree yet."
+        store_sql "UPDATE tasks SET worktree = '$wt', branch = 'makima/t1' WHERE id = '$t'"
+        run 0 task diff "${t:0:8}"
+        [[ "$(grep '^diff --git' <<<"$OUT")" == $'diff --git a/a.txt b/a.txt\ndiff --git a/b.txt b/b.txt\ndiff --git a/untracked.txt b/untracked.txt' ]] ||
+                fail "task diff: $OUT"
+        out_has '^\+two$'
+        out_has '^\+committed$'
+        out_has '^\+new$'
+        [[ -z "$ERR" ]] || fail "task diff wrote to stderr: $ERR"
+        # The same bytes as the API's, and what git itself says about the tracked part.
+        [[ "$OUT" == "$(curl -s --unix-socket "$API_SOCK" "http://localhost/api/v1/tasks/$t/diff")" ]] ||
+                fail "task diff differs from the API's"
+        git -C "$wt" diff main -- a.txt b.txt >"$TMP/git.diff"
+        grep -q '^+two$' "$TMP/git.diff" || fail "git itself disagrees"
+        run 0 --json task diff "$t"
+        json_is .truncated false
+        [[ "$(jq -r .diff <<<"$OUT")" == "$(curl -s --unix-socket "$API_SOCK" "http://localhost/api/v1/tasks/$t/diff")" ]] ||
+                fail "--json diff differs"
+}
+
+# ---- following a task live, across a restart of the API ----
+
+test_watch() {
+        local t t2 wpid rc
+
+        run 0 task create "watched"
+        t=$OUT
+        task_set_status "$t" running
+        task_add_event "$t" assistant '{"type":"assistant","message":{"content":[{"type":"text","text":"Reading the code"}]}}'
+        "$MAKIMA" task watch "${t:0:8}" >"$TMP/watch.out" 2>"$TMP/watch.err" &
+        wpid=$!
+        wait_for_file_match "$TMP/watch.out" '^#2 .* assistant Reading the code$'
+        task_add_event "$t" assistant '{"type":"assistant","message":{"content":[{"type":"text","text":"Live"}]}}'
+        wait_for_file_match "$TMP/watch.out" '^#3 .* Live$' 5
+
+        # The API goes away and comes back: watch picks the stream up where it was.
+        api_stop
+        task_add_event "$t" assistant '{"type":"assistant","message":{"content":[{"type":"text","text":"While the API was down"}]}}'
+        sleep 0.5
+        kill -0 "$wpid" 2>/dev/null || fail "watch gave up at once: $(cat "$TMP/watch.err")"
+        api_start
+        wait_for_file_match "$TMP/watch.out" '^#4 .* While the API was down$' 15
+        grep -q "The event stream of task $t was cut (.*); reconnecting." "$TMP/watch.err" ||
+                fail "no word of the reconnection: $(cat "$TMP/watch.err")"
+        task_set_status "$t" done
+        rc=0
+        wait "$wpid" || rc=$?
+        (( rc == 0 )) || fail "watch of a done task exited with $rc: $(cat "$TMP/watch.err")"
+        [[ "$(cut -d' ' -f1 "$TMP/watch.out" | tr '\n' ' ')" == "#1 #2 #3 #4 #5 Task " ]] ||
+                fail "every event once, in order, then the status: $(cat "$TMP/watch.out")"
+        [[ "$(tail -n 1 "$TMP/watch.out")" == "Task ${t:0:8} ended: done." ]] || fail "last line: $(tail -n 1 "$TMP/watch.out")"
+
+        # --json: one object per line, the status last; a failed task exits 1.
+        run 0 task create "fails"
+        t2=$OUT
+        task_set_status "$t2" running
+        "$MAKIMA" --json task watch "$t2" >"$TMP/watch.json" 2>"$TMP/watch.err" &
+        wpid=$!
+        wait_for_file_match "$TMP/watch.json" '"seq":1'
+        task_set_status "$t2" failed
+        rc=0
+        wait "$wpid" || rc=$?
+        (( rc == 1 )) || fail "watch of a failed task exited with $rc"
+        [[ "$(jq -sc 'map(.data.to // .status)' "$TMP/watch.json")" == '["running","failed","failed"]' ]] ||
+                fail "watch --json: $(cat "$TMP/watch.json")"
+        [[ -z "$(cat "$TMP/watch.err")" ]] || fail "watch of a failed task wrote: $(cat "$TMP/watch.err")"
+
+        # A finished task: its events, then at once the end.
+        run 0 task watch "$t"
+        [[ "$(tail -n 1 <<<"$OUT")" == "Task ${t:0:8} ended: done." && "$(grep -c '^#' <<<"$OUT")" == 5 ]] ||
+                fail "watch of a finished task: $OUT"
+        run 1 task watch "$nouuid"
+        err_is "makima: task $nouuid: not found"
+        MAKIMA_API_URL="unix:$TMP/nobody.sock" run 1 task watch "$nouuid"
+        err_is "makima: cannot follow task $nouuid on unix:$TMP/nobody.sock: No such file or directory (is makima-api running? set MAKIMA_API_URL)"
+}
+
+# ---- notifications ----
+
+test_notifications() {
+        local now alice
+
+        run 0 notifications
+        [[ "$OUT" == "No notifications." ]] || fail "notifications: $OUT"
+        now=$(date +%s%6N)
+        store_sql "INSERT INTO notifications (id, owner, task_id, contract_id, level, message, created_at, read_at) VALUES
+                   ('aaaaaaaa-1111-4111-8111-111111111111', 'alice', '$nouuid', NULL, 'error', 'The agent is not logged in on worker 1.', $now, NULL),
+                   ('bbbbbbbb-2222-4222-8222-222222222222', 'alice', NULL, NULL, 'info', 'All done.', $(( now + 1 )), $(( now + 2 ))),
+                   ('cccccccc-3333-4333-8333-333333333333', 'bob', NULL, NULL, 'warning', 'For bob.', $(( now + 3 )), NULL)"
+        run 0 notifications
+        out_has '^ID +LEVEL +CREATED +READ +TASK +MESSAGE$'
+        [[ "$(sed 1d <<<"$OUT" | cut -c1-8 | tr '\n' ' ')" == "cccccccc bbbbbbbb aaaaaaaa " ]] || fail "order: $OUT"
+        out_has '^aaaaaaaa +error +(now|[0-9]+s ago) +no +00000000 +The agent is not logged in on worker 1\.$'
+        out_has '^bbbbbbbb +info +(now|[0-9]+s ago) +(now|[0-9]+s ago) +- +All done\.$'
+        run 0 notifications --unread
+        [[ "$(sed 1d <<<"$OUT" | cut -c1-8 | tr '\n' ' ')" == "cccccccc aaaaaaaa " ]] || fail "--unread: $OUT"
+        run 0 --json notifications
+        same_as_api "/api/v1/notifications?limit=1000"
+        run 0 notifications --json --unread
+        json_is '[.notifications[].id[0:8]] | join(",")' "cccccccc,aaaaaaaa"
+
+        # An owner sees only its own.
+        req admin POST /api/v1/tokens '{"owner":"alice"}'
+        alice=$(jqr .token)
+        MAKIMA_API_KEY=$alice run 0 --url "$API_URL" notifications
+        [[ "$(sed 1d <<<"$OUT" | cut -c1-8 | tr '\n' ' ')" == "bbbbbbbb aaaaaaaa " ]] || fail "alice's: $OUT"
+        req "$alice" POST /api/v1/notifications/aaaaaaaa-1111-4111-8111-111111111111/read
+        expect_status 204 "alice reads hers"
+        MAKIMA_API_KEY=$alice run 0 --url "$API_URL" notifications --unread
+        [[ "$OUT" == "No unread notifications." ]] || fail "alice's unread: $OUT"
+}
+
 lib_init "$1"
 api_start
 export MAKIMA_API_URL="unix:$API_SOCK"
@@ -512,6 +715,10 @@ test_usage
 test_cannot_connect
 test_contracts
 test_tasks
+test_control
+test_diff
+test_watch
+test_notifications
 test_tokens_and_owners
 test_output
 test_paging

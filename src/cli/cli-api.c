@@ -83,7 +83,7 @@ int cli_parse_options(Cli *cli, const char *command, int argc, char *argv[], con
         return 1;
 }
 
-static int cli_endpoint(Cli *cli) {
+int cli_endpoint(Cli *cli) {
         int r;
 
         if (cli->endpoint)
@@ -121,33 +121,80 @@ static int report_http_error(Cli *cli, const HttpResponse *resp, json_object *bo
         return -EIO;
 }
 
-_printf_(6, 0)
-static int cli_callv(Cli *cli, const char *method, json_object *body, const char *what, json_object **ret,
-                     const char *path_format, va_list ap) {
-        _cleanup_(http_response_freep) HttpResponse *resp = NULL;
+int cli_report_response(Cli *cli, const HttpResponse *resp, const char *what) {
         _cleanup_json_ json_object *reply = NULL;
-        _cleanup_free_ char *path = NULL, *full = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        const char *body_text = NULL, *parse_error = NULL;
-        int r;
+
+        if (resp->body_size > 0)
+                (void) json_parse_strict(resp->body, resp->body_size, &reply, NULL);
+        return report_http_error(cli, resp, reply, what);
+}
+
+int cli_connect(Cli *cli) {
+        int r, fd;
 
         r = cli_endpoint(cli);
         if (r < 0)
                 return r;
+        fd = http_connect(cli->endpoint, CLI_CONNECT_TIMEOUT);
+        if (fd < 0)
+                return log_error_errno(fd, "cannot connect to %s: %m (is makima-api running? set MAKIMA_API_URL)",
+                                       cli->url);
+        return fd;
+}
+
+/* One request; the response whatever its status, or a report of why there is none. */
+static int cli_send(Cli *cli, const char *method, const char *body_text, const char *full, HttpResponse **ret) {
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        fd = cli_connect(cli);
+        if (fd < 0)
+                return fd;
+        r = http_exchange(fd, cli->endpoint, method, full, cli->api_key, body_text, CLI_TIMEOUT, ret);
+        if (r == -EINVAL && cli->api_key)
+                return log_error_errno(r, "MAKIMA_API_KEY contains characters a token cannot have");
+        if (r < 0)
+                return log_error_errno(r, "%s %s on %s failed: %m", method, full, cli->url);
+        return 0;
+}
+
+int cli_call_raw(Cli *cli, const char *method, const char *what, HttpResponse **ret, const char *path_format, ...) {
+        _cleanup_(http_response_freep) HttpResponse *resp = NULL;
+        _cleanup_free_ char *path = NULL, *full = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, path_format);
+        r = vasprintf(&path, path_format, ap);
+        va_end(ap);
+        if (r < 0 || asprintf(&full, "/api/v1%s", path) < 0)
+                return log_oom();
+        r = cli_send(cli, method, NULL, full, &resp);
+        if (r < 0)
+                return r;
+        if (resp->status / 100 != 2)
+                return cli_report_response(cli, resp, what);
+        *ret = TAKE_PTR(resp);
+        return 0;
+}
+
+_printf_(7, 0)
+static int cli_callv(Cli *cli, const char *method, json_object *body, const char *what, json_object **ret,
+                     unsigned *ret_status, const char *path_format, va_list ap) {
+        _cleanup_(http_response_freep) HttpResponse *resp = NULL;
+        _cleanup_json_ json_object *reply = NULL;
+        _cleanup_free_ char *path = NULL, *full = NULL;
+        const char *body_text = NULL, *parse_error = NULL;
+        int r;
+
         if (vasprintf(&path, path_format, ap) < 0 || asprintf(&full, "/api/v1%s", path) < 0)
                 return log_oom();
         if (body)
                 body_text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
 
-        fd = http_connect(cli->endpoint, CLI_CONNECT_TIMEOUT);
-        if (fd < 0)
-                return log_error_errno(fd, "cannot connect to %s: %m (is makima-api running? set MAKIMA_API_URL)",
-                                       cli->url);
-        r = http_exchange(fd, cli->endpoint, method, full, cli->api_key, body_text, CLI_TIMEOUT, &resp);
-        if (r == -EINVAL && cli->api_key)
-                return log_error_errno(r, "MAKIMA_API_KEY contains characters a token cannot have");
+        r = cli_send(cli, method, body_text, full, &resp);
         if (r < 0)
-                return log_error_errno(r, "%s %s on %s failed: %m", method, full, cli->url);
+                return r;
 
         if (resp->body_size > 0) {
                 r = json_parse_strict(resp->body, resp->body_size, &reply, &parse_error);
@@ -160,6 +207,8 @@ static int cli_callv(Cli *cli, const char *method, json_object *body, const char
 
         if (ret)
                 *ret = TAKE_PTR(reply);
+        if (ret_status)
+                *ret_status = resp->status;
         return 0;
 }
 
@@ -169,7 +218,18 @@ int cli_call(Cli *cli, const char *method, json_object *body, const char *what, 
         int r;
 
         va_start(ap, path_format);
-        r = cli_callv(cli, method, body, what, ret, path_format, ap);
+        r = cli_callv(cli, method, body, what, ret, NULL, path_format, ap);
+        va_end(ap);
+        return r;
+}
+
+int cli_call_status(Cli *cli, const char *method, json_object *body, const char *what, json_object **ret,
+                    unsigned *ret_status, const char *path_format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, path_format);
+        r = cli_callv(cli, method, body, what, ret, ret_status, path_format, ap);
         va_end(ap);
         return r;
 }
@@ -256,6 +316,26 @@ int cli_resolve_id(Cli *cli, const char *collection, const char *noun, const cha
                 return log_oom();
         *ret = s;
         return 0;
+}
+
+int cli_parse_id_command(Cli *cli, const char *command, const char *collection, const char *noun, int argc,
+                         char *argv[], void (*help)(void), char **ret_id) {
+        static const struct option options[] = {
+                CLI_COMMON_OPTIONS,
+                {}
+        };
+        int r;
+
+        r = cli_parse_options(cli, command, argc, argv, options, NULL, help, NULL, NULL);
+        if (r <= 0)
+                return r;
+        r = cli_want_operands(cli, command, argc, argv, 1, "ID");
+        if (r < 0)
+                return r;
+        r = cli_resolve_id(cli, collection, noun, argv[optind], ret_id);
+        if (r < 0)
+                return r;
+        return 1;
 }
 
 char *cli_url_escape(const char *s) {

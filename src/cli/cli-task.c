@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* "makima task …": create tasks (one agent run each), list and show them,
- * read their events, cancel and delete them. */
+ * read their events, delete them. Controlling a task's agent is in
+ * cli-task-control.c, following it live in cli-watch.c. */
 
 #include <limits.h>
 
@@ -26,6 +27,12 @@ void help_task(void) {
                "  show ID                  Show a task\n"
                "  events ID [--after=SEQ] [--follow]\n"
                "                           Show a task's events\n"
+               "  watch ID                 Follow a task's events live until it ends\n"
+               "  diff ID                  Show what the task changed in its worktree\n"
+               "  pause ID                 Pause a running task's agent\n"
+               "  resume ID                Let a paused task's agent go on\n"
+               "  interrupt ID             Stop the agent's current turn; it waits for a message\n"
+               "  send ID MESSAGE          Send the agent a message\n"
                "  cancel ID                Cancel a task\n"
                "  delete ID                Delete a task\n\n"
                "Options:\n" CLI_COMMON_HELP);
@@ -69,12 +76,6 @@ static void help_events(void) {
                "  -f --follow             Keep showing new events until the task has finished\n"
                "                          (with --json, one object per line)\n"
                CLI_COMMON_HELP);
-}
-
-static void help_cancel(void) {
-        printf("makima task cancel [OPTIONS...] ID\n\n"
-               "Cancel a task: its agent is stopped and it will not run again.\n\n"
-               "Options:\n" CLI_COMMON_HELP);
 }
 
 static void help_delete(void) {
@@ -359,29 +360,6 @@ int verb_task_events(Cli *cli, int argc, char *argv[]) {
         if (asprintf(&what, "task %s", id) < 0)
                 return log_oom();
         return cli_show_events(cli, "tasks", id, a.after, a.follow, what);
-}
-
-int verb_task_cancel(Cli *cli, int argc, char *argv[]) {
-        _cleanup_json_ json_object *body = NULL, *reply = NULL;
-        _cleanup_free_ char *id = NULL, *what = NULL;
-        char sid[9];
-        int r;
-
-        r = parse_id_command(cli, "task cancel", argc, argv, help_cancel, NULL, &id);
-        if (r <= 0)
-                return r;
-        body = json_object_new_object();
-        if (!body || json_add_string(body, "status", "cancelled") < 0)
-                return log_oom();
-        if (asprintf(&what, "task %s", id) < 0)
-                return log_oom();
-        r = cli_call(cli, "PATCH", body, what, &reply, "/tasks/%s", id);
-        if (r < 0)
-                return r;
-        if (cli->json)
-                return cli_print_json(reply);
-        printf("Task %s cancelled.\n", short_id(id, sid));
-        return 0;
 }
 
 int verb_task_delete(Cli *cli, int argc, char *argv[]) {

@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* "makima up": the quick start. Runs makima-api on a socket in a state
- * directory and N makima-worker processes in the foreground, without root or
- * systemd, prefixes their output, and takes them all down together: on
- * Ctrl-C or SIGTERM, or when one of them dies. Children are reaped through
- * sd_event child sources. */
+/* "makima up": the quick start. Runs a private dbus-daemon (when there is
+ * one), makima-api on a socket in a state directory and N makima-worker
+ * processes in the foreground, without root or systemd, prefixes their
+ * output, and takes them all down together: on Ctrl-C or SIGTERM, or when
+ * one of them dies. Children are reaped through sd_event child sources. */
 
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -18,6 +17,8 @@
 
 #include "cli.h"
 
+#define BUS_INTERVAL (20 * USEC_PER_MSEC)
+#define BUS_TIMEOUT (10 * USEC_PER_SEC)
 #define HEALTH_INTERVAL (100 * USEC_PER_MSEC)
 #define HEALTH_TIMEOUT (30 * USEC_PER_SEC)
 #define STOP_TIMEOUT (30 * USEC_PER_SEC)
@@ -48,6 +49,12 @@ struct Up {
         unsigned n_workers;
         char *api_binary;
         char *worker_binary;            /* NULL: none found, run without workers */
+        char *bus_binary;               /* NULL: no dbus-daemon, workers poll */
+        char *bus_address;              /* MAKIMA_BUS_ADDRESS for the children */
+        char *bus_socket;
+        Child *bus;                     /* stopped last: the others may still say something on it */
+        sd_event_source *bus_timer;
+        usec_t bus_deadline;
 
         Child **children;
         size_t n_children;
@@ -66,6 +73,9 @@ static void help(void) {
         printf("makima up [OPTIONS...]\n\n"
                "Run makima-api and workers in the foreground, on the embedded store in a state\n"
                "directory, without root or systemd. Ctrl-C stops them all.\n\n"
+               "A private D-Bus (DIR/bus) carries the API's wake-up signals to the workers when\n"
+               "dbus-daemon is installed (busctl --address=$MAKIMA_BUS_ADDRESS shows it); without\n"
+               "it they poll the store.\n\n"
                "Options:\n"
                "     --state-dir=DIR      Keep the store, worktrees and the API socket in DIR\n"
                "                          (default: ./.makima; created if missing)\n"
@@ -98,6 +108,7 @@ static void up_done(Up *u) {
                 child_free(u->children[i]);
         free(u->children);
         sd_event_source_disable_unref(u->health_timer);
+        sd_event_source_disable_unref(u->bus_timer);
         sd_event_source_disable_unref(u->kill_timer);
         sd_event_unref(u->event);
         http_endpoint_free(u->endpoint);
@@ -107,41 +118,9 @@ static void up_done(Up *u) {
         free(u->config);
         free(u->api_binary);
         free(u->worker_binary);
-}
-
-/* Finds a daemon: $ENV, next to this executable (installed side by side, or
- * the build tree's src/<subdir>/), else LIBEXECDIR. */
-static int find_daemon(const char *name, const char *env, const char *subdir, char **ret) {
-        _cleanup_free_ char *self = NULL, *p1 = NULL, *p2 = NULL, *p3 = NULL;
-        const char *e = getenv(env);
-        char *dir;
-
-        if (!isempty(e)) {
-                if (access(e, X_OK) < 0)
-                        return log_error_errno(errno, "$%s=%s: %m", env, e);
-                return (*ret = strdup(e)) ? 0 : -ENOMEM;
-        }
-
-        self = realpath("/proc/self/exe", NULL);
-        if (self) {
-                dir = strrchr(self, '/');
-                *dir = '\0';
-                if (asprintf(&p1, "%s/%s", self, name) < 0 || asprintf(&p2, "%s/../%s/%s", self, subdir, name) < 0)
-                        return -ENOMEM;
-        }
-        if (asprintf(&p3, "%s/%s", LIBEXECDIR, name) < 0)
-                return -ENOMEM;
-
-        const char *candidates[] = { p1, p2, p3 };
-        for (size_t i = 0; i < ELEMENTSOF(candidates); i++)
-                if (candidates[i] && access(candidates[i], X_OK) >= 0) {
-                        char *p = realpath(candidates[i], NULL);
-                        if (!p)
-                                return -errno;
-                        *ret = p;
-                        return 0;
-                }
-        return -ENOENT;
+        free(u->bus_binary);
+        free(u->bus_address);
+        free(u->bus_socket);
 }
 
 static void stop(Up *u, int exit_status);
@@ -200,6 +179,15 @@ static bool all_exited(Up *u) {
         return true;
 }
 
+/* Every child but the bus has exited: the bus may go now. */
+static void stop_bus_when_alone(Up *u) {
+        for (size_t i = 0; i < u->n_children; i++)
+                if (u->children[i] != u->bus && !u->children[i]->exited)
+                        return;
+        if (u->bus && !u->bus->exited)
+                (void) kill(u->bus->pid, SIGTERM);
+}
+
 static void describe_exit(const siginfo_t *si, char *buf, size_t size) {
         if (si->si_code == CLD_EXITED)
                 snprintf(buf, size, "exited with status %d", si->si_status);
@@ -228,6 +216,8 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         } else if (!(si->si_code == CLD_EXITED && si->si_status == 0))
                 log_warning("%s %s while stopping.", c->label, how);
 
+        if (u->stopping)
+                stop_bus_when_alone(u);
         if (u->stopping && all_exited(u))
                 return sd_event_exit(u->event, u->exit_status);
         return 0;
@@ -251,10 +241,12 @@ static void stop(Up *u, int exit_status) {
         u->stopping = true;
         u->exit_status = exit_status;
         u->health_timer = sd_event_source_disable_unref(u->health_timer);
+        u->bus_timer = sd_event_source_disable_unref(u->bus_timer);
 
         for (size_t i = 0; i < u->n_children; i++)
-                if (!u->children[i]->exited)
+                if (u->children[i] != u->bus && !u->children[i]->exited)
                         (void) kill(u->children[i]->pid, SIGTERM);
+        stop_bus_when_alone(u);
         if (all_exited(u)) {
                 (void) sd_event_exit(u->event, exit_status);
                 return;
@@ -370,38 +362,6 @@ static int spawn(Up *u, const char *label, char **argv) {
         return 0;
 }
 
-/* A NULL-terminated argv of copies of the arguments (ended by NULL); -ENOMEM if any copy fails. */
-__attribute__((sentinel)) static int make_argv(char ***ret, ...) {
-        _cleanup_free_ char **argv = NULL;
-        size_t n = 0;
-        va_list ap;
-        const char *s;
-        int r = 0;
-
-        va_start(ap, ret);
-        while ((s = va_arg(ap, const char *))) {
-                char **b;
-
-                b = reallocarray(argv, n + 2, sizeof(char *));
-                if (!b || !(b[n] = strdup(s))) {
-                        if (b)
-                                argv = b;
-                        r = -ENOMEM;
-                        break;
-                }
-                argv = b;
-                argv[++n] = NULL;
-        }
-        va_end(ap);
-        if (r < 0) {
-                for (size_t i = 0; i < n; i++)
-                        free(argv[i]);
-                return r;
-        }
-        *ret = TAKE_PTR(argv);
-        return 0;
-}
-
 static int start_workers(Up *u) {
         int r;
 
@@ -413,7 +373,7 @@ static int start_workers(Up *u) {
 
                 snprintf(instance, sizeof(instance), "%u", i);
                 snprintf(label, sizeof(label), "worker@%u", i);
-                r = make_argv(&argv, u->worker_binary, "--instance", instance, "--state-dir", u->state_dir,
+                r = up_make_argv(&argv, u->worker_binary, "--instance", instance, "--state-dir", u->state_dir,
                               "--config", u->config, NULL);
                 if (r < 0)
                         return log_oom();
@@ -498,30 +458,101 @@ static int on_health_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         }
         printf("makima is up: state in %s, %u worker%s.\n"
-               "Point the CLI at it with:\n\n"
-               "  export MAKIMA_API_URL=%s\n\n"
-               "Press Ctrl-C to stop.\n",
+               "Point the CLI%s at it with:\n\n"
+               "  export MAKIMA_API_URL=%s\n",
                u->state_dir, u->worker_binary ? u->n_workers : 0, (u->worker_binary ? u->n_workers : 0) == 1 ? "" : "s",
-               quoted);
+               u->bus_address ? " (and busctl --address=\"$MAKIMA_BUS_ADDRESS\")" : "", quoted);
+        /* The address is %-escaped: nothing in it that a shell would read otherwise. */
+        if (u->bus_address)
+                printf("  export MAKIMA_BUS_ADDRESS=%s\n", u->bus_address);
+        printf("\nPress Ctrl-C to stop.\n");
         fflush(stdout);
         return 0;
 }
 
-static int mkdir_parents(const char *path, mode_t mode) {
-        _cleanup_free_ char *p = strdup(path);
+/* makima-api, then the health check that starts the workers once it answers. */
+static int start_api(Up *u) {
+        char **argv, *listen = NULL;
+        uint64_t now;
+        int r;
 
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1; *s; s++)
-                if (*s == '/') {
-                        *s = '\0';
-                        /* Only the directory itself is private; its parents are ordinary ones, like mkdir -p. */
-                        if (mkdir(p, 0777) < 0 && errno != EEXIST)
-                                return -errno;
-                        *s = '/';
-                }
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                return -errno;
+        if (asprintf(&listen, "unix:%s", u->socket_path) < 0)
+                return log_oom();
+        r = up_make_argv(&argv, u->api_binary, "--listen", listen, "--state-dir", u->state_dir, "--config", u->config,
+                      NULL);
+        free(listen);
+        if (r < 0)
+                return log_oom();
+        r = spawn(u, "api", argv);
+        if (r < 0)
+                return r;
+
+        r = sd_event_now(u->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the clock: %m");
+        u->health_deadline = now + HEALTH_TIMEOUT;
+        r = sd_event_add_time_relative(u->event, &u->health_timer, CLOCK_MONOTONIC, HEALTH_INTERVAL / 2, 0,
+                                       on_health_timer, u);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the health check: %m");
+        return 0;
+}
+
+static int on_bus_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Up *u = userdata;
+        int r;
+
+        if (up_bus_ready(u->bus_socket)) {
+                u->bus_timer = sd_event_source_disable_unref(u->bus_timer);
+                r = start_api(u);
+                if (r < 0)
+                        stop(u, EXIT_FAILURE);
+                return 0;
+        }
+        if (usec >= u->bus_deadline) {
+                log_error("dbus-daemon did not listen on %s within %llus; stopping.", u->bus_socket,
+                          (unsigned long long) (BUS_TIMEOUT / USEC_PER_SEC));
+                stop(u, EXIT_FAILURE);
+                return 0;
+        }
+        r = sd_event_source_set_time_relative(s, BUS_INTERVAL);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                log_error_errno(r, "Failed to rearm the bus check: %m");
+                stop(u, EXIT_FAILURE);
+        }
+        return 0;
+}
+
+/* The private bus first: the API connects to it when it starts. */
+static int start_bus(Up *u) {
+        char **argv = NULL;
+        uint64_t now;
+        int r;
+
+        r = up_bus_prepare(u->state_dir, u->bus_binary, &argv, &u->bus_address, &u->bus_socket);
+        if (r == -ENAMETOOLONG)
+                return log_error_errno(r, "The state directory's path is too long for the bus socket: %s/bus",
+                                       u->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "Failed to prepare the bus in %s: %m", u->state_dir);
+        /* Every child, the API and the workers, finds the bus here. */
+        if (setenv("MAKIMA_BUS_ADDRESS", u->bus_address, true) < 0)
+                return log_oom();
+
+        r = spawn(u, "bus", argv);
+        if (r < 0)
+                return r;
+        u->bus = u->children[u->n_children - 1];
+
+        r = sd_event_now(u->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the clock: %m");
+        u->bus_deadline = now + BUS_TIMEOUT;
+        r = sd_event_add_time_relative(u->event, &u->bus_timer, CLOCK_MONOTONIC, BUS_INTERVAL, 0, on_bus_timer, u);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the bus check: %m");
         return 0;
 }
 
@@ -560,7 +591,7 @@ static int up_setup(Up *u, const UpArgs *a) {
         _cleanup_free_ char *conf = NULL, *lock = NULL;
         int r, fd;
 
-        r = mkdir_parents(a->state_dir, 0700);
+        r = up_mkdir_parents(a->state_dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the state directory %s: %m", a->state_dir);
         u->state_dir = realpath(a->state_dir, NULL);
@@ -617,14 +648,21 @@ static int up_setup(Up *u, const UpArgs *a) {
                 u->config = TAKE_PTR(conf);
         }
 
-        r = find_daemon("makima-api", "MAKIMA_API_BIN", "api", &u->api_binary);
+        r = up_bus_find(&u->bus_binary);
+        if (r == -ENOENT)
+                log_warning("dbus-daemon not found: running without a bus; workers wake up by polling the store "
+                            "([Worker] PollIntervalSec=).");
+        else if (r < 0)
+                return log_oom();
+
+        r = up_find_daemon("makima-api", "MAKIMA_API_BIN", "api", &u->api_binary);
         if (r == -ENOENT)
                 return log_error_errno(r, "makima-api not found next to makima, in ../api/ or in %s; set MAKIMA_API_BIN.",
                                        LIBEXECDIR);
         if (r < 0)
                 return r;
         if (u->n_workers > 0) {
-                r = find_daemon("makima-worker", "MAKIMA_WORKER_BIN", "worker", &u->worker_binary);
+                r = up_find_daemon("makima-worker", "MAKIMA_WORKER_BIN", "worker", &u->worker_binary);
                 if (r == -ENOENT)
                         log_warning("makima-worker not found next to makima, in ../worker/ or in %s (set MAKIMA_WORKER_BIN); "
                                     "running without workers: tasks will wait in 'pending'.", LIBEXECDIR);
@@ -646,7 +684,6 @@ int verb_up(Cli *cli, int argc, char *argv[]) {
         _cleanup_(up_done) Up u = { .cli = cli };
         UpArgs a = { .state_dir = ".makima", .workers = 1 };
         sigset_t mask;
-        char **api_argv, *listen = NULL;
         int r;
 
         r = cli_parse_options(cli, "up", argc, argv, options, NULL, help, handle_option, &a);
@@ -697,33 +734,13 @@ int verb_up(Cli *cli, int argc, char *argv[]) {
         (void) unsetenv("WATCHDOG_USEC");
         (void) unsetenv("WATCHDOG_PID");
         (void) unsetenv("JOURNAL_STREAM");
+        /* Our children use our bus, or none: never one the caller happened to point at. */
+        (void) unsetenv("MAKIMA_BUS_ADDRESS");
 
-        if (asprintf(&listen, "unix:%s", u.socket_path) < 0)
-                return log_oom();
-        r = make_argv(&api_argv, u.api_binary, "--listen", listen, "--state-dir", u.state_dir, "--config", u.config,
-                      NULL);
-        free(listen);
+        r = u.bus_binary ? start_bus(&u) : start_api(&u);
         if (r < 0)
-                return log_oom();
-        r = spawn(&u, "api", api_argv);
-        if (r < 0) {
                 stop(&u, EXIT_FAILURE);
-                goto wait;
-        }
 
-        uint64_t t0;
-        r = sd_event_now(u.event, CLOCK_MONOTONIC, &t0);
-        if (r < 0)
-                return log_error_errno(r, "Failed to read the clock: %m");
-        u.health_deadline = t0 + HEALTH_TIMEOUT;
-        r = sd_event_add_time_relative(u.event, &u.health_timer, CLOCK_MONOTONIC, HEALTH_INTERVAL / 2, 0,
-                                       on_health_timer, &u);
-        if (r < 0) {
-                log_error_errno(r, "Failed to start the health check: %m");
-                stop(&u, EXIT_FAILURE);
-        }
-
-wait:
         r = sd_event_loop(u.event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");

@@ -6,6 +6,7 @@
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <sys/types.h>
 #include <json-c/json.h>
 
 #include "http-client.h"
@@ -80,6 +81,25 @@ int cli_want_operands(Cli *cli, const char *command, int argc, char *argv[], int
  * what may be NULL — and returns < 0. */
 int cli_call(Cli *cli, const char *method, json_object *body, const char *what, json_object **ret,
              const char *path_format, ...) _printf_(6, 7);
+/* The same, and the answer's status (200, 202, …) in ret_status. */
+int cli_call_status(Cli *cli, const char *method, json_object *body, const char *what, json_object **ret,
+                    unsigned *ret_status, const char *path_format, ...) _printf_(7, 8);
+/* The same for answers that are not JSON: the whole response on 2xx. */
+int cli_call_raw(Cli *cli, const char *method, const char *what, HttpResponse **ret, const char *path_format, ...)
+        _printf_(5, 6);
+
+/* Parses cli->url (once); reports a bad one. */
+int cli_endpoint(Cli *cli);
+/* Connects to the API; reports and returns < 0 when it cannot. */
+int cli_connect(Cli *cli);
+/* Reports a non-2xx answer in one line, as cli_call() does; returns -EIO. */
+int cli_report_response(Cli *cli, const HttpResponse *resp, const char *what);
+
+/* Parses a command that takes the common options and one ID operand, and
+ * resolves the ID among `collection` ("tasks"). Returns 1 and the full id to
+ * go on, 0 after --help, < 0 on error (reported). */
+int cli_parse_id_command(Cli *cli, const char *command, const char *collection, const char *noun, int argc,
+                         char *argv[], void (*help)(void), char **ret_id);
 
 /* Calls GET on a list path and collects every page of its "key" array into
  * one {"key":[…]} object (the API's own shape). query is "" or "a=b&c=d". */
@@ -159,12 +179,39 @@ int verb_task_create(Cli *cli, int argc, char *argv[]);
 int verb_task_list(Cli *cli, int argc, char *argv[]);
 int verb_task_show(Cli *cli, int argc, char *argv[]);
 int verb_task_events(Cli *cli, int argc, char *argv[]);
-int verb_task_cancel(Cli *cli, int argc, char *argv[]);
 int verb_task_delete(Cli *cli, int argc, char *argv[]);
 void help_task(void);
+
+int verb_task_pause(Cli *cli, int argc, char *argv[]);
+int verb_task_resume(Cli *cli, int argc, char *argv[]);
+int verb_task_interrupt(Cli *cli, int argc, char *argv[]);
+int verb_task_cancel(Cli *cli, int argc, char *argv[]);
+int verb_task_send(Cli *cli, int argc, char *argv[]);
+int verb_task_diff(Cli *cli, int argc, char *argv[]);
+int verb_task_watch(Cli *cli, int argc, char *argv[]);
+
+int verb_notifications(Cli *cli, int argc, char *argv[]);
 
 int verb_token_create(Cli *cli, int argc, char *argv[]);
 int verb_token_delete(Cli *cli, int argc, char *argv[]);
 void help_token(void);
 
 int verb_up(Cli *cli, int argc, char *argv[]);
+
+/* cli-up-setup.c: what makima up prepares. */
+/* Finds a daemon: $ENV, next to this executable (or in the build tree's
+ * src/<subdir>/), else LIBEXECDIR. */
+int up_find_daemon(const char *name, const char *env, const char *subdir, char **ret);
+/* A NULL-terminated argv of copies of the arguments (ended by NULL). */
+int up_make_argv(char ***ret, ...) __attribute__((sentinel));
+/* mkdir -p, with `mode` for the last directory only. */
+int up_mkdir_parents(const char *path, mode_t mode);
+/* Finds dbus-daemon in $PATH; -ENOENT if it is not installed. */
+int up_bus_find(char **ret);
+/* Writes STATE_DIR/bus.conf for a bus on STATE_DIR/bus (removing a stale
+ * socket) and returns the dbus-daemon command line, the bus's address (as
+ * for MAKIMA_BUS_ADDRESS) and its socket's path. */
+int up_bus_prepare(const char *state_dir, const char *binary, char ***ret_argv, char **ret_address,
+                   char **ret_socket);
+/* True once the bus accepts connections. */
+bool up_bus_ready(const char *socket_path);

@@ -296,6 +296,42 @@ static int parse_content_length(const HttpResponse *r, uint64_t *ret) {
         return 1;
 }
 
+/* A chunk-size line: hex digits, then optional white space and extensions. */
+static int parse_chunk_size(const char *l, size_t len, uint64_t *ret) {
+        uint64_t chunk = 0;
+        size_t i = 0;
+
+        for (; i < len; i++) {
+                int v;
+
+                if (l[i] >= '0' && l[i] <= '9')
+                        v = l[i] - '0';
+                else if (l[i] >= 'a' && l[i] <= 'f')
+                        v = l[i] - 'a' + 10;
+                else if (l[i] >= 'A' && l[i] <= 'F')
+                        v = l[i] - 'A' + 10;
+                else
+                        break;
+                if (chunk > HTTP_BODY_BYTES_MAX)
+                        return -E2BIG;
+                chunk = chunk * 16 + (uint64_t) v;
+        }
+        if (i == 0)
+                return -EBADMSG;
+        /* Chunk extensions are allowed and ignored; nothing else may follow the size. */
+        while (i < len && IN_SET(l[i], ' ', '\t'))
+                i++;
+        if (i < len && l[i] != ';')
+                return -EBADMSG;
+        for (; i < len; i++)
+                if (!is_field_char((unsigned char) l[i]))
+                        return -EBADMSG;
+        if (chunk > HTTP_BODY_BYTES_MAX)
+                return -E2BIG;
+        *ret = chunk;
+        return 0;
+}
+
 /* Walks a chunked body starting at d[*p]. With out == NULL it only checks
  * and measures (*ret_size); with out it copies the data there. Returns 1
  * when the body and its trailers are complete, 0 if more bytes are needed. */
@@ -304,8 +340,8 @@ static int walk_chunks(const char *d, size_t size, size_t *p, char *out, size_t 
         int k;
 
         for (;;) {
-                size_t len, next, i = 0;
-                uint64_t chunk = 0;
+                size_t len, next;
+                uint64_t chunk;
 
                 k = get_line(d, size, q, &len, &next);
                 if (k < 0)
@@ -314,33 +350,9 @@ static int walk_chunks(const char *d, size_t size, size_t *p, char *out, size_t 
                         return size - q > CHUNK_LINE_MAX ? -EBADMSG : 0;
                 if (len > CHUNK_LINE_MAX)
                         return -EBADMSG;
-
-                const char *l = d + q;
-                for (; i < len; i++) {
-                        int v;
-
-                        if (l[i] >= '0' && l[i] <= '9')
-                                v = l[i] - '0';
-                        else if (l[i] >= 'a' && l[i] <= 'f')
-                                v = l[i] - 'a' + 10;
-                        else if (l[i] >= 'A' && l[i] <= 'F')
-                                v = l[i] - 'A' + 10;
-                        else
-                                break;
-                        if (chunk > HTTP_BODY_BYTES_MAX)
-                                return -E2BIG;
-                        chunk = chunk * 16 + (uint64_t) v;
-                }
-                if (i == 0)
-                        return -EBADMSG;
-                /* Chunk extensions are allowed and ignored; nothing else may follow the size. */
-                while (i < len && IN_SET(l[i], ' ', '\t'))
-                        i++;
-                if (i < len && l[i] != ';')
-                        return -EBADMSG;
-                for (; i < len; i++)
-                        if (!is_field_char((unsigned char) l[i]))
-                                return -EBADMSG;
+                k = parse_chunk_size(d + q, len, &chunk);
+                if (k < 0)
+                        return k;
                 if (chunk > HTTP_BODY_BYTES_MAX - total)
                         return -E2BIG;
                 q = next;
@@ -379,6 +391,104 @@ static int walk_chunks(const char *d, size_t size, size_t *p, char *out, size_t 
         return 1;
 }
 
+enum {
+        CHUNK_SIZE,
+        CHUNK_DATA,
+        CHUNK_DATA_END,
+        CHUNK_TRAILER,
+        CHUNK_DONE,
+};
+
+int http_chunked_decode(HttpChunkDecoder *c, const char *in, size_t size, char *out, size_t *ret_consumed,
+                        size_t *ret_out_size) {
+        size_t p = 0, o = 0, len, next, n;
+        uint64_t chunk;
+        int k;
+
+        for (;;)
+                switch (c->state) {
+                case CHUNK_SIZE:
+                        k = get_line(in, size, p, &len, &next);
+                        if (k < 0)
+                                return k;
+                        if (k == 0) {
+                                if (size - p > CHUNK_LINE_MAX)
+                                        return -EBADMSG;
+                                goto more;
+                        }
+                        if (len > CHUNK_LINE_MAX)
+                                return -EBADMSG;
+                        k = parse_chunk_size(in + p, len, &chunk);
+                        if (k < 0)
+                                return k;
+                        p = next;
+                        c->left = chunk;
+                        c->state = chunk == 0 ? CHUNK_TRAILER : CHUNK_DATA;
+                        break;
+
+                case CHUNK_DATA:
+                        n = (size_t) MIN(c->left, (uint64_t) (size - p));
+                        memcpy(out + o, in + p, n);
+                        o += n;
+                        p += n;
+                        c->left -= n;
+                        if (c->left > 0)
+                                goto more;
+                        c->state = CHUNK_DATA_END;
+                        break;
+
+                case CHUNK_DATA_END:
+                        /* CRLF, or a bare LF, as for lines. */
+                        if (p >= size)
+                                goto more;
+                        if (in[p] == '\r') {
+                                if (p + 1 >= size)
+                                        goto more;
+                                if (in[p + 1] != '\n')
+                                        return -EBADMSG;
+                                p += 2;
+                        } else if (in[p] == '\n')
+                                p++;
+                        else
+                                return -EBADMSG;
+                        c->state = CHUNK_SIZE;
+                        break;
+
+                case CHUNK_TRAILER:
+                        k = get_line(in, size, p, &len, &next);
+                        if (k < 0)
+                                return k;
+                        if (k == 0) {
+                                if (size - p > HTTP_HEADER_BYTES_MAX)
+                                        return -E2BIG;
+                                goto more;
+                        }
+                        if (next - p > HTTP_HEADER_BYTES_MAX)
+                                return -E2BIG;
+                        if (len > 0) {
+                                k = parse_header_line(in + p, len, NULL);
+                                if (k < 0)
+                                        return k;
+                        } else
+                                c->state = CHUNK_DONE;
+                        p = next;
+                        break;
+
+                case CHUNK_DONE:
+                        *ret_consumed = p;
+                        *ret_out_size = o;
+                        return 1;
+
+                default:
+                        return -EINVAL;
+                }
+
+more:
+        *ret_consumed = p;
+        *ret_out_size = o;
+        return 0;
+}
+
 static int set_body(HttpResponse *r, const char *src, size_t n) {
         r->body = malloc(n + 1);
         if (!r->body)
@@ -390,13 +500,11 @@ static int set_body(HttpResponse *r, const char *src, size_t n) {
         return 0;
 }
 
-/* Parses one response (head and body) at d[*p]. */
-static int parse_one(const char *d, size_t size, bool eof, size_t *p, HttpResponse **ret) {
+/* Parses a response's status line and headers at d[*p]; *p then points at the body. */
+static int parse_head(const char *d, size_t size, bool eof, size_t *p, HttpResponse **ret) {
         _cleanup_(http_response_freep) HttpResponse *r = NULL;
-        const char *te = NULL;
         size_t q = *p, len, next;
-        uint64_t length = 0;
-        int k, has_length;
+        int k;
 
         r = calloc(1, sizeof(*r));
         if (!r)
@@ -429,16 +537,27 @@ static int parse_one(const char *d, size_t size, bool eof, size_t *p, HttpRespon
         if (r->status == 101)
                 return -EBADMSG;        /* we never ask for an upgrade */
 
-        /* Interim and bodiless responses end with their head. */
-        if (r->status < 200 || IN_SET(r->status, 204u, 304u)) {
-                k = set_body(r, "", 0);
-                if (k < 0)
-                        return k;
-                *p = q;
-                *ret = TAKE_PTR(r);
-                return 1;
-        }
+        *p = q;
+        *ret = TAKE_PTR(r);
+        return 1;
+}
 
+typedef enum BodyFraming {
+        BODY_NONE,                      /* interim and bodiless responses end with their head */
+        BODY_LENGTH,
+        BODY_CHUNKED,
+        BODY_UNTIL_EOF,                 /* no framing: the body runs until the server closes */
+} BodyFraming;
+
+static int body_framing(const HttpResponse *r, BodyFraming *ret, uint64_t *ret_length) {
+        const char *te = NULL;
+        uint64_t length = 0;
+        int has_length;
+
+        if (r->status < 200 || IN_SET(r->status, 204u, 304u)) {
+                *ret = BODY_NONE;
+                return 0;
+        }
         for (size_t i = 0; i < r->n_headers; i++)
                 if (strcaseeq(r->headers[i].name, "Transfer-Encoding")) {
                         if (te)
@@ -450,12 +569,43 @@ static int parse_one(const char *d, size_t size, bool eof, size_t *p, HttpRespon
                 return has_length;
 
         if (te) {
-                size_t n;
-
                 /* Only "chunked" is understood, and a message framed two ways is refused outright. */
                 if (!strcaseeq(te, "chunked") || has_length)
                         return -EBADMSG;
-                size_t start = q;
+                *ret = BODY_CHUNKED;
+        } else if (has_length) {
+                if (length > HTTP_BODY_BYTES_MAX)
+                        return -E2BIG;
+                *ret = BODY_LENGTH;
+                *ret_length = length;
+        } else
+                *ret = BODY_UNTIL_EOF;
+        return 0;
+}
+
+/* Parses one response (head and body) at d[*p]. */
+static int parse_one(const char *d, size_t size, bool eof, size_t *p, HttpResponse **ret) {
+        _cleanup_(http_response_freep) HttpResponse *r = NULL;
+        BodyFraming framing;
+        size_t q = *p, n, start;
+        uint64_t length = 0;
+        int k;
+
+        k = parse_head(d, size, eof, &q, &r);
+        if (k <= 0)
+                return k;
+        k = body_framing(r, &framing, &length);
+        if (k < 0)
+                return k;
+
+        switch (framing) {
+        case BODY_NONE:
+                k = set_body(r, "", 0);
+                if (k < 0)
+                        return k;
+                break;
+        case BODY_CHUNKED:
+                start = q;
                 k = walk_chunks(d, size, &q, NULL, &n);
                 if (k < 0)
                         return k;
@@ -470,17 +620,16 @@ static int parse_one(const char *d, size_t size, bool eof, size_t *p, HttpRespon
                         return k < 0 ? k : -EBADMSG;
                 r->body[n] = '\0';
                 r->body_size = n;
-        } else if (has_length) {
-                if (length > HTTP_BODY_BYTES_MAX)
-                        return -E2BIG;
+                break;
+        case BODY_LENGTH:
                 if (size - q < length)
                         return eof ? -EBADMSG : 0;
                 k = set_body(r, d + q, length);
                 if (k < 0)
                         return k;
                 q += length;
-        } else {
-                /* No framing: the body runs until the server closes the connection. */
+                break;
+        case BODY_UNTIL_EOF:
                 if (size - q > HTTP_BODY_BYTES_MAX)
                         return -E2BIG;
                 if (!eof)
@@ -489,6 +638,7 @@ static int parse_one(const char *d, size_t size, bool eof, size_t *p, HttpRespon
                 if (k < 0)
                         return k;
                 q = size;
+                break;
         }
 
         *p = q;
@@ -618,7 +768,7 @@ static bool valid_header_text(const char *s) {
 }
 
 static int build_request(const HttpEndpoint *e, const char *method, const char *path, const char *bearer,
-                         const char *body, char **ret, size_t *ret_size) {
+                         const char *accept, char *const *headers, const char *body, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL, *host = NULL;
         size_t size = 0;
         FILE *f;
@@ -629,6 +779,11 @@ static int build_request(const HttpEndpoint *e, const char *method, const char *
                 return -EINVAL;
         if (bearer && (!*bearer || !valid_header_text(bearer)))
                 return -EINVAL;
+        if (accept && (!*accept || !valid_header_text(accept)))
+                return -EINVAL;
+        for (char *const *h = headers; h && *h; h++)
+                if (!strchr(*h, ':') || !valid_header_text(*h))
+                        return -EINVAL;
 
         if (e->unix_path)
                 host = strdup("localhost");
@@ -649,11 +804,13 @@ static int build_request(const HttpEndpoint *e, const char *method, const char *
         fprintf(f, "%s %s%s HTTP/1.1\r\n"
                    "Host: %s\r\n"
                    "User-Agent: makima/" PACKAGE_VERSION "\r\n"
-                   "Accept: application/json\r\n"
+                   "Accept: %s\r\n"
                    "Connection: close\r\n",
-                method, e->path_prefix, path, host);
+                method, e->path_prefix, path, host, accept ?: "application/json");
         if (bearer)
                 fprintf(f, "Authorization: Bearer %s\r\n", bearer);
+        for (char *const *h = headers; h && *h; h++)
+                fprintf(f, "%s\r\n", *h);
         if (body)
                 fprintf(f, "Content-Type: application/json\r\nContent-Length: %zu\r\n", strlen(body));
         else if (!IN_SET(method[0], 'G', 'H', 'D'))
@@ -673,17 +830,13 @@ static int build_request(const HttpEndpoint *e, const char *method, const char *
         return 0;
 }
 
-int http_exchange(int fd, const HttpEndpoint *e, const char *method, const char *path, const char *bearer,
-                  const char *body, usec_t timeout, HttpResponse **ret) {
-        _cleanup_free_ char *req = NULL, *buf = NULL;
-        usec_t deadline = deadline_after(timeout);
-        size_t req_size, sent = 0, size = 0, allocated = 0;
-        int k, write_error = 0;
+/* Sends the whole request. A write error is kept in *ret_write_error rather
+ * than returned: the server may have answered early (413, 401) and closed. */
+static int send_request(int fd, const char *req, size_t req_size, usec_t deadline, int *ret_write_error) {
+        size_t sent = 0;
+        int k;
 
-        k = build_request(e, method, path, bearer, body, &req, &req_size);
-        if (k < 0)
-                return k;
-
+        *ret_write_error = 0;
         while (sent < req_size) {
                 ssize_t n = send(fd, req + sent, req_size - sent, MSG_NOSIGNAL);
                 if (n < 0) {
@@ -695,44 +848,77 @@ int http_exchange(int fd, const HttpEndpoint *e, const char *method, const char 
                                         return k;
                                 continue;
                         }
-                        /* The server may have answered early (413, 401) and closed: read what it said. */
-                        write_error = -errno;
-                        break;
+                        *ret_write_error = -errno;
+                        return 0;
                 }
                 sent += (size_t) n;
         }
+        return 0;
+}
+
+/* Reads what is there into buf (growing it by 64 KiB steps up to max), waiting until the deadline.
+ * Returns the bytes read, 0 at EOF, or -errno. */
+static ssize_t receive(int fd, char **buf, size_t *size, size_t *allocated, size_t max, usec_t deadline) {
+        int k;
+
+        if (*allocated - *size < 16384) {
+                size_t want = MAX(*allocated * 2, (size_t) 65536);
+                char *b;
+
+                if (want > max)
+                        return -E2BIG;
+                b = realloc(*buf, want);
+                if (!b)
+                        return -ENOMEM;
+                *buf = b;
+                *allocated = want;
+        }
+        for (;;) {
+                ssize_t n = recv(fd, *buf + *size, *allocated - *size, 0);
+
+                if (n >= 0) {
+                        *size += (size_t) n;
+                        return n;
+                }
+                if (errno == EINTR)
+                        continue;
+                if (errno != EAGAIN)
+                        return -errno;
+                k = wait_fd(fd, POLLIN, deadline);
+                if (k < 0)
+                        return k;
+        }
+}
+
+#define RECEIVE_MAX (HTTP_HEADER_BYTES_MAX + HTTP_BODY_BYTES_MAX * 2 + 65536)
+
+int http_exchange(int fd, const HttpEndpoint *e, const char *method, const char *path, const char *bearer,
+                  const char *body, usec_t timeout, HttpResponse **ret) {
+        _cleanup_free_ char *req = NULL, *buf = NULL;
+        usec_t deadline = deadline_after(timeout);
+        size_t req_size, size = 0, allocated = 0;
+        int k, write_error = 0;
+
+        k = build_request(e, method, path, bearer, NULL, NULL, body, &req, &req_size);
+        if (k < 0)
+                return k;
+        k = send_request(fd, req, req_size, deadline, &write_error);
+        if (k < 0)
+                return k;
 
         for (;;) {
                 _cleanup_(http_response_freep) HttpResponse *r = NULL;
                 ssize_t n;
 
-                if (allocated - size < 16384) {
-                        size_t want = MAX(allocated * 2, (size_t) 65536);
-                        if (want > HTTP_HEADER_BYTES_MAX + HTTP_BODY_BYTES_MAX * 2 + 65536)
-                                return -E2BIG;
-                        char *b = realloc(buf, want);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                        allocated = want;
-                }
-
-                n = recv(fd, buf + size, allocated - size, 0);
+                n = receive(fd, &buf, &size, &allocated, RECEIVE_MAX, deadline);
+                if (n == -ETIMEDOUT || n == -E2BIG || n == -ENOMEM)
+                        return (int) n;
                 if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN) {
-                                k = wait_fd(fd, POLLIN, deadline);
-                                if (k < 0)
-                                        return k;
-                                continue;
-                        }
                         if (write_error < 0 || size == 0)
-                                return write_error < 0 ? write_error : -errno;
+                                return write_error < 0 ? write_error : (int) n;
                         /* A reset after part of a response: parse what we have as if it had been closed. */
                         n = 0;
                 }
-                size += (size_t) n;
 
                 /* Closed without a byte of answer: report it as the reset it amounts to. */
                 if (n == 0 && size == 0)
@@ -745,4 +931,219 @@ int http_exchange(int fd, const HttpEndpoint *e, const char *method, const char 
                         return 0;
                 }
         }
+}
+
+/* ---- streams ---- */
+
+struct HttpStream {
+        int fd;
+        HttpResponse *head;
+        BodyFraming framing;
+        uint64_t left;                  /* BODY_LENGTH: bytes still to come */
+        HttpChunkDecoder chunks;
+        char *raw;                      /* received, not yet decoded */
+        size_t raw_size, raw_allocated;
+        char *out;                      /* decoded, handed to the caller */
+        size_t out_allocated;
+        bool eof, done;
+};
+
+HttpStream *http_stream_free(HttpStream *s) {
+        if (!s)
+                return NULL;
+        if (s->fd >= 0)
+                (void) close(s->fd);
+        http_response_free(s->head);
+        free(s->raw);
+        free(s->out);
+        return mfree(s);
+}
+
+const HttpResponse *http_stream_response(const HttpStream *s) {
+        return s->head;
+}
+
+/* What the raw buffer may hold: one read beyond an incomplete line or head. */
+#define STREAM_RAW_MAX (HTTP_HEADER_BYTES_MAX + CHUNK_LINE_MAX + 4 * 65536)
+
+int http_stream_open(int fd, const HttpEndpoint *e, const char *method, const char *path, const char *bearer,
+                     const char *accept, char *const *headers, usec_t timeout, HttpStream **ret) {
+        _cleanup_(http_stream_freep) HttpStream *s = NULL;
+        _cleanup_free_ char *req = NULL;
+        usec_t deadline = deadline_after(timeout);
+        size_t req_size;
+        int k, write_error;
+
+        s = calloc(1, sizeof(HttpStream));
+        if (!s) {
+                (void) close(fd);
+                return -ENOMEM;
+        }
+        s->fd = fd;
+
+        k = build_request(e, method, path, bearer, accept, headers, NULL, &req, &req_size);
+        if (k < 0)
+                return k;
+        k = send_request(fd, req, req_size, deadline, &write_error);
+        if (k < 0)
+                return k;
+
+        for (unsigned interim = 0;;) {
+                _cleanup_(http_response_freep) HttpResponse *r = NULL;
+                size_t p = 0;
+                ssize_t n;
+
+                n = receive(fd, &s->raw, &s->raw_size, &s->raw_allocated, STREAM_RAW_MAX, deadline);
+                if (n < 0 && (s->raw_size == 0 || n == -ETIMEDOUT || n == -E2BIG || n == -ENOMEM))
+                        return write_error < 0 && s->raw_size == 0 ? write_error : (int) n;
+                if (n <= 0) {
+                        if (s->raw_size == 0)
+                                return write_error < 0 ? write_error : -ECONNRESET;
+                        s->eof = true;
+                }
+
+                /* Every complete head in the buffer: interim ones are dropped. */
+                for (;;) {
+                        k = parse_head(s->raw, s->raw_size, s->eof, &p, &r);
+                        if (k < 0)
+                                return k;
+                        if (k == 0)
+                                break;
+                        memmove(s->raw, s->raw + p, s->raw_size - p);
+                        s->raw_size -= p;
+                        p = 0;
+                        if (r->status >= 200)
+                                break;
+                        if (++interim > HTTP_INTERIM_RESPONSES_MAX)
+                                return -E2BIG;
+                        r = http_response_free(r);
+                }
+                if (r) {
+                        k = body_framing(r, &s->framing, &s->left);
+                        if (k < 0)
+                                return k;
+                        k = set_body(r, "", 0);
+                        if (k < 0)
+                                return k;
+                        s->head = TAKE_PTR(r);
+                        s->done = s->framing == BODY_NONE || (s->framing == BODY_LENGTH && s->left == 0) ||
+                                streq(method, "HEAD");
+                        *ret = TAKE_PTR(s);
+                        return 0;
+                }
+                if (s->eof)
+                        return -EBADMSG;
+        }
+}
+
+/* Decodes what the raw buffer holds into s->out. Returns the bytes decoded, or < 0. */
+static int stream_decode(HttpStream *s, size_t *ret_size) {
+        size_t consumed = 0, n = 0;
+        int k = 0;
+
+        if (s->raw_size > s->out_allocated) {
+                char *b = realloc(s->out, s->raw_size);
+
+                if (!b)
+                        return -ENOMEM;
+                s->out = b;
+                s->out_allocated = s->raw_size;
+        }
+
+        switch (s->framing) {
+        case BODY_CHUNKED:
+                k = http_chunked_decode(&s->chunks, s->raw, s->raw_size, s->out, &consumed, &n);
+                if (k < 0)
+                        return k;
+                if (k > 0)
+                        s->done = true;
+                break;
+        case BODY_LENGTH:
+                n = consumed = (size_t) MIN(s->left, (uint64_t) s->raw_size);
+                memcpy(s->out, s->raw, n);
+                s->left -= n;
+                s->done = s->left == 0;
+                break;
+        case BODY_UNTIL_EOF:
+                n = consumed = s->raw_size;
+                memcpy(s->out, s->raw, n);
+                break;
+        case BODY_NONE:
+                s->done = true;
+                break;
+        }
+        memmove(s->raw, s->raw + consumed, s->raw_size - consumed);
+        s->raw_size -= consumed;
+        *ret_size = n;
+        return 0;
+}
+
+int http_stream_read(HttpStream *s, usec_t timeout, const char **ret_data, size_t *ret_size) {
+        usec_t deadline = deadline_after(timeout);
+        int k;
+
+        for (;;) {
+                size_t n = 0;
+                ssize_t m;
+
+                if (s->done)
+                        return 0;
+                if (s->raw_size > 0) {
+                        k = stream_decode(s, &n);
+                        if (k < 0)
+                                return k;
+                        if (n > 0) {
+                                *ret_data = s->out;
+                                *ret_size = n;
+                                return 1;
+                        }
+                        if (s->done)
+                                return 0;
+                }
+                if (s->eof) {
+                        if (s->framing == BODY_UNTIL_EOF) {
+                                s->done = true;
+                                return 0;
+                        }
+                        return -ECONNRESET;
+                }
+                m = receive(s->fd, &s->raw, &s->raw_size, &s->raw_allocated, STREAM_RAW_MAX, deadline);
+                if (m == 0 || m == -ECONNRESET)
+                        s->eof = true;
+                else if (m < 0)
+                        return (int) m;
+        }
+}
+
+int http_stream_read_all(HttpStream *s, usec_t timeout, char **ret_body, size_t *ret_size) {
+        _cleanup_free_ char *body = NULL;
+        size_t size = 0;
+        int k;
+
+        body = strdup("");
+        if (!body)
+                return -ENOMEM;
+        for (;;) {
+                const char *data;
+                size_t n;
+                char *b;
+
+                k = http_stream_read(s, timeout, &data, &n);
+                if (k < 0)
+                        return k;
+                if (k == 0)
+                        break;
+                if (n > HTTP_BODY_BYTES_MAX - size)
+                        return -E2BIG;
+                b = realloc(body, size + n + 1);
+                if (!b)
+                        return -ENOMEM;
+                body = b;
+                memcpy(body + size, data, n);
+                size += n;
+                body[size] = '\0';
+        }
+        *ret_body = TAKE_PTR(body);
+        *ret_size = size;
+        return 0;
 }

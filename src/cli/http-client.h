@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A small HTTP/1.1 client for talking to makima-api: endpoints given as
- * "unix:/path" or "http://host:port", one request per connection, and a
+ * "unix:/path" or "http://host:port", one request per connection, a
  * response parser that is strict about what it accepts because the bytes
- * come from the other end of a socket. */
+ * come from the other end of a socket, and responses read as a stream (for
+ * Server-Sent Events), their chunked bodies decoded as they arrive. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "macro.h"
 
@@ -74,3 +76,44 @@ int http_connect(const HttpEndpoint *e, usec_t timeout);
  * or path that would break the request line or headers. */
 int http_exchange(int fd, const HttpEndpoint *e, const char *method, const char *path, const char *bearer,
                   const char *body, usec_t timeout, HttpResponse **ret);
+
+/* ---- streamed bodies ---- */
+
+/* Decodes a chunked body incrementally. Zero-initialize it before the first call. */
+typedef struct HttpChunkDecoder {
+        unsigned state;
+        uint64_t left;                  /* of the current chunk */
+} HttpChunkDecoder;
+
+/* Decodes in[0..size), the next bytes of a chunked body (after what earlier
+ * calls consumed): the data goes to out, which has room for size bytes.
+ * *ret_consumed says how much of in was used; the rest (an incomplete line)
+ * must be passed again, followed by more bytes. *ret_out_size says how much
+ * data was written. Returns 1 when the last chunk and its trailers are
+ * through, 0 when more is needed, -EBADMSG or -E2BIG for bad framing. There
+ * is no limit on the total: a stream may run for days. */
+int http_chunked_decode(HttpChunkDecoder *c, const char *in, size_t size, char *out, size_t *ret_consumed,
+                        size_t *ret_out_size);
+
+typedef struct HttpStream HttpStream;
+
+/* Sends a request like http_exchange(), with "Accept: <accept>" and the
+ * extra header lines `headers` ("Name: value", NULL-terminated, may be
+ * NULL), and reads the response's head. Takes over fd (closed with the
+ * stream, also on failure). The body is then read with http_stream_read(). */
+int http_stream_open(int fd, const HttpEndpoint *e, const char *method, const char *path, const char *bearer,
+                     const char *accept, char *const *headers, usec_t timeout, HttpStream **ret);
+HttpStream *http_stream_free(HttpStream *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(HttpStream *, http_stream_free);
+
+/* The status and headers; its body is empty. */
+const HttpResponse *http_stream_response(const HttpStream *s);
+
+/* Waits at most timeout for more of the body. Returns 1 and the next bytes
+ * (valid until the next call), 0 at the end of the body, -ETIMEDOUT,
+ * -ECONNRESET when the connection ends before the body does, -EBADMSG or
+ * -E2BIG for bad framing. */
+int http_stream_read(HttpStream *s, usec_t timeout, const char **ret_data, size_t *ret_size);
+
+/* Reads the rest of the body (at most HTTP_BODY_BYTES_MAX, NUL-terminated). */
+int http_stream_read_all(HttpStream *s, usec_t timeout, char **ret_body, size_t *ret_size);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* makima: the command-line client. Global options, then a noun and a verb
  * ("makima task create …") dispatched to the cli-*.c files; "makima up"
- * runs the services in the foreground. */
+ * runs the services in the foreground; "makima notifications" lists them. */
 
 #include "cli.h"
 
@@ -27,8 +27,15 @@ static void help(void) {
                "  task show ID                  Show a task\n"
                "  task events ID [--after=SEQ] [--follow]\n"
                "                                Show a task's events\n"
+               "  task watch ID                 Follow a task's events live until it ends\n"
+               "  task diff ID                  Show what a task changed in its worktree\n"
+               "  task pause ID                 Pause a task's agent\n"
+               "  task resume ID                Let a paused task's agent go on\n"
+               "  task interrupt ID             Stop the agent's current turn\n"
+               "  task send ID MESSAGE          Send the agent a message\n"
                "  task cancel ID                Cancel a task\n"
                "  task delete ID                Delete a task\n\n"
+               "  notifications [--unread]      List your notifications\n\n"
                "Token commands (administrators):\n"
                "  token create --owner=NAME [--description=TEXT]\n"
                "                                Mint an API token and print it\n"
@@ -59,11 +66,18 @@ static const Verb verbs[] = {
         { "task",     "list",   verb_task_list       },
         { "task",     "show",   verb_task_show       },
         { "task",     "events", verb_task_events     },
+        { "task",     "watch",  verb_task_watch      },
+        { "task",     "diff",   verb_task_diff       },
+        { "task",     "pause",  verb_task_pause      },
+        { "task",     "resume", verb_task_resume     },
+        { "task",     "interrupt", verb_task_interrupt },
+        { "task",     "send",   verb_task_send       },
         { "task",     "cancel", verb_task_cancel     },
         { "task",     "delete", verb_task_delete     },
         { "token",    "create", verb_token_create    },
         { "token",    "delete", verb_token_delete    },
         { "up",       NULL,     verb_up              },
+        { "notifications", NULL, verb_notifications  },
 };
 
 static const struct {
@@ -124,8 +138,10 @@ static int dispatch(Cli *cli, int argc, char *argv[]) {
         argc -= optind;
         argv += optind;
 
-        if (streq(noun, "up"))
-                return verb_up(cli, argc, argv);
+        /* Commands without verbs. */
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (!verbs[i].verb && streq(verbs[i].noun, noun))
+                        return verbs[i].run(cli, argc, argv);
 
         for (size_t i = 0; i < ELEMENTSOF(nouns); i++)
                 if (streq(nouns[i].noun, noun))

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Tests for http-client.c: endpoint URLs, the response parser on good,
- * split, hostile and truncated input, and real requests over a Unix and a
- * TCP socket to a small server forked by the test. */
+ * split, hostile and truncated input, the incremental chunked decoder, and
+ * real requests (whole and streamed) over a Unix and a TCP socket to a
+ * small server forked by the test. */
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -437,6 +438,250 @@ static void test_ipv6_roundtrip(void) {
         ASSERT(strstr(r->body, host));
 }
 
+
+/* Decodes `in` fed in pieces of `step` bytes, the way a stream gets it; returns what
+ * http_chunked_decode() returned last, and the body in out. */
+static int decode_in_steps(const char *in, size_t size, size_t step, char **ret_out, size_t *ret_out_size) {
+        HttpChunkDecoder c = {};
+        char *out = malloc(size + 1), *pending = malloc(size + 1);
+        size_t out_size = 0, pending_size = 0;
+        int k = 0;
+
+        ASSERT(out && pending);
+        for (size_t i = 0; i < size && k == 0;) {
+                size_t n = MIN(step, size - i), consumed, produced;
+
+                memcpy(pending + pending_size, in + i, n);
+                pending_size += n;
+                i += n;
+                k = http_chunked_decode(&c, pending, pending_size, out + out_size, &consumed, &produced);
+                if (k < 0)
+                        break;
+                ASSERT(consumed <= pending_size);
+                out_size += produced;
+                memmove(pending, pending + consumed, pending_size - consumed);
+                pending_size -= consumed;
+        }
+        free(pending);
+        *ret_out = out;
+        *ret_out_size = out_size;
+        return k;
+}
+
+static void test_chunked_decode(void) {
+        static const char good[] = "5\r\nhello\r\n1;ext=1\r\n \r\na\nworld, bye\n0\r\nX-Trailer: yes\r\n\r\n";
+        static const struct {
+                const char *in;
+                int want;
+        } bad[] = {
+                { "x\r\n", -EBADMSG },                  /* not a size */
+                { "5 z\r\nhello\r\n", -EBADMSG },       /* junk after the size */
+                { "5\r\nhelloX\r\n", -EBADMSG },        /* no line break after the data */
+                { "5\r\nhello\rX", -EBADMSG },          /* CR without LF */
+                { "0\r\nbad trailer\r\n\r\n", -EBADMSG },
+                { "fffffffffffffffff\r\n", -E2BIG },    /* more than any body */
+                { "\r\n", -EBADMSG },
+        };
+        char *out;
+        size_t n;
+
+        for (size_t step = 1; step <= sizeof(good); step++) {
+                ASSERT_EQ(decode_in_steps(good, sizeof(good) - 1, step, &out, &n), 1);
+                ASSERT_EQ(n, 16);
+                ASSERT(memcmp(out, "hello world, bye", 16) == 0);
+                free(out);
+        }
+        /* Incomplete: more is needed, and what came so far is decoded. */
+        ASSERT_EQ(decode_in_steps(good, 12, 3, &out, &n), 0);
+        ASSERT_EQ(n, 5);
+        free(out);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                for (size_t step = 1; step <= strlen(bad[i].in); step++) {
+                        ASSERT_EQ(decode_in_steps(bad[i].in, strlen(bad[i].in), step, &out, &n), bad[i].want);
+                        free(out);
+                }
+
+        /* A chunk-size line that never ends is not waited for forever. */
+        _cleanup_free_ char *longline = malloc(8192);
+        ASSERT(longline);
+        memset(longline, '0', 8192);
+        ASSERT_EQ(decode_in_steps(longline, 8192, 8192, &out, &n), -EBADMSG);
+        free(out);
+}
+
+/* Writes the pieces one by one with a pause between them, after reading the request head. */
+static pid_t serve_pieces(int listen_fd, const char *const *pieces) {
+        pid_t pid = fork();
+        ASSERT(pid >= 0);
+        if (pid > 0) {
+                close(listen_fd);
+                return pid;
+        }
+
+        int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0)
+                _exit(EXIT_FAILURE);
+        char req[8192];
+        size_t n = 0;
+        while (!memmem(req, n, "\r\n\r\n", 4)) {
+                ssize_t k = read(c, req + n, sizeof(req) - n);
+                if (k <= 0)
+                        _exit(EXIT_FAILURE);
+                n += (size_t) k;
+        }
+        for (const char *const *p = pieces; *p; p++) {
+                if (write(c, *p, strlen(*p)) != (ssize_t) strlen(*p))
+                        _exit(EXIT_FAILURE);
+                usleep(20 * 1000);
+        }
+        _exit(EXIT_SUCCESS);
+}
+
+/* Opens a stream on a fresh Unix socket served by serve_pieces(). */
+static HttpStream *stream_from(const char *const *pieces, const char *method, pid_t *ret_pid, int *ret_error) {
+        _cleanup_(http_endpoint_freep) HttpEndpoint *e = NULL;
+        _cleanup_free_ char *url = NULL;
+        char dir[] = "/tmp/test-http-stream-XXXXXX";
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        HttpStream *s = NULL;
+        int l, fd;
+
+        ASSERT(mkdtemp(dir));
+        ASSERT(asprintf(&url, "unix:%s/s.sock", dir) > 0);
+        ASSERT_EQ(http_endpoint_parse(url, &e), 0);
+        l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT(l >= 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", e->unix_path);
+        ASSERT_EQ(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ASSERT_EQ(listen(l, 1), 0);
+        *ret_pid = serve_pieces(l, pieces);
+        fd = http_connect(e, 5 * USEC_PER_SEC);
+        ASSERT(fd >= 0);
+        *ret_error = http_stream_open(fd, e, method, "/events", NULL, "text/event-stream", NULL, 5 * USEC_PER_SEC, &s);
+        (void) unlink(e->unix_path);
+        ASSERT_EQ(rmdir(dir), 0);
+        return s;
+}
+
+static void test_streams(void) {
+        static const char *const chunked[] = {
+                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n",
+                "Transfer-Encoding: chunked\r\n\r\n6\r\nid: 1\n",
+                "\r\n", "4\r\nda", "ta\r\n0\r\n", "\r\n", NULL,
+        };
+        static const char *const length[] = { "HTTP/1.0 404 Not Found\r\nContent-Length: 9\r\n\r\nnot ", "found", NULL };
+        static const char *const until_eof[] = { "HTTP/1.0 200 OK\r\n\r\nall ", "of it", NULL };
+        static const char *const cut[] = { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabc", NULL };
+        static const char *const bad[] = { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", NULL };
+        static const char *const no_head[] = { "HTTP/1.1 200 OK\r\nX: y\r\n", NULL };
+        _cleanup_free_ char *all = NULL;
+        HttpStream *s;
+        const char *data;
+        size_t n, total = 0;
+        char got[64];
+        pid_t pid;
+        int k, error;
+
+        /* Pieces come out as they arrive; the interim response is skipped. */
+        s = stream_from(chunked, "GET", &pid, &error);
+        ASSERT_EQ(error, 0);
+        ASSERT_EQ(http_stream_response(s)->status, 200);
+        ASSERT(streq(http_response_header(http_stream_response(s), "Content-Type"), "text/event-stream"));
+        while ((k = http_stream_read(s, 5 * USEC_PER_SEC, &data, &n)) > 0) {
+                ASSERT(n > 0 && total + n < sizeof(got));
+                memcpy(got + total, data, n);
+                total += n;
+        }
+        ASSERT_EQ(k, 0);
+        ASSERT_EQ(total, 10);
+        ASSERT(memcmp(got, "id: 1\ndata", 10) == 0);
+        http_stream_free(s);
+        wait_ok(pid);
+
+        s = stream_from(length, "GET", &pid, &error);
+        ASSERT_EQ(error, 0);
+        ASSERT_EQ(http_stream_response(s)->status, 404);
+        ASSERT_EQ(http_stream_read_all(s, 5 * USEC_PER_SEC, &all, &n), 0);
+        ASSERT(streq(all, "not found") && n == 9);
+        all = mfree(all);
+        http_stream_free(s);
+        wait_ok(pid);
+
+        s = stream_from(until_eof, "GET", &pid, &error);
+        ASSERT_EQ(error, 0);
+        ASSERT_EQ(http_stream_read_all(s, 5 * USEC_PER_SEC, &all, &n), 0);
+        ASSERT(streq(all, "all of it"));
+        all = mfree(all);
+        http_stream_free(s);
+        wait_ok(pid);
+
+        /* The connection ends in the middle of a chunk: the data so far, then a reset. */
+        s = stream_from(cut, "GET", &pid, &error);
+        ASSERT_EQ(error, 0);
+        ASSERT_EQ(http_stream_read(s, 5 * USEC_PER_SEC, &data, &n), 1);
+        ASSERT(n == 3 && memcmp(data, "abc", 3) == 0);
+        ASSERT_EQ(http_stream_read(s, 5 * USEC_PER_SEC, &data, &n), -ECONNRESET);
+        http_stream_free(s);
+        wait_ok(pid);
+
+        s = stream_from(bad, "GET", &pid, &error);
+        ASSERT_EQ(error, 0);
+        ASSERT_EQ(http_stream_read(s, 5 * USEC_PER_SEC, &data, &n), -EBADMSG);
+        http_stream_free(s);
+        wait_ok(pid);
+
+        /* A head that never ends is an error, not a hang. */
+        s = stream_from(no_head, "GET", &pid, &error);
+        ASSERT(!s);
+        ASSERT_EQ(error, -EBADMSG);
+        wait_ok(pid);
+}
+
+/* The request of a stream: Accept and the extra headers go out; bad ones never do. */
+static void test_stream_request(void) {
+        _cleanup_(http_endpoint_freep) HttpEndpoint *e = NULL;
+        _cleanup_free_ char *url = NULL, *body = NULL;
+        char dir[] = "/tmp/test-http-stream-XXXXXX";
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char *headers[] = { (char *) "Last-Event-ID: 42", NULL };
+        char *evil[] = { (char *) "X: a\r\nY: b", NULL };
+        HttpStream *s = NULL;
+        size_t n;
+        pid_t pid;
+        int l, fd;
+
+        ASSERT(mkdtemp(dir));
+        ASSERT(asprintf(&url, "unix:%s/s.sock", dir) > 0);
+        ASSERT_EQ(http_endpoint_parse(url, &e), 0);
+        l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT(l >= 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", e->unix_path);
+        ASSERT_EQ(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ASSERT_EQ(listen(l, 1), 0);
+        pid = serve_once(l, false);
+        fd = http_connect(e, 5 * USEC_PER_SEC);
+        ASSERT(fd >= 0);
+        ASSERT_EQ(http_stream_open(fd, e, "GET", "/api/v1/tasks/x/events?follow=1", "tok", "text/event-stream", headers,
+                                   5 * USEC_PER_SEC, &s), 0);
+        ASSERT_EQ(http_stream_read_all(s, 5 * USEC_PER_SEC, &body, &n), 0);
+        http_stream_free(s);
+        wait_ok(pid);
+        ASSERT(strneq(body, "GET /api/v1/tasks/x/events?follow=1 HTTP/1.1\r\n", 46));
+        ASSERT(strstr(body, "\r\nAccept: text/event-stream\r\n"));
+        ASSERT(strstr(body, "\r\nLast-Event-ID: 42\r\n"));
+        ASSERT(strstr(body, "\r\nAuthorization: Bearer tok\r\n"));
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT(fd >= 0);
+        ASSERT_EQ(http_stream_open(fd, e, "GET", "/x", NULL, NULL, evil, USEC_PER_SEC, &s), -EINVAL);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT(fd >= 0);
+        ASSERT_EQ(http_stream_open(fd, e, "GET", "/x", NULL, "a\nb", NULL, USEC_PER_SEC, &s), -EINVAL);
+        (void) unlink(e->unix_path);
+        ASSERT_EQ(rmdir(dir), 0);
+}
+
 int main(void) {
         test_endpoint();
         test_parse_good();
@@ -445,6 +690,9 @@ int main(void) {
         test_unix_roundtrip();
         test_tcp_roundtrip();
         test_ipv6_roundtrip();
+        test_chunked_decode();
+        test_streams();
+        test_stream_request();
         printf("all tests passed\n");
         return EXIT_SUCCESS;
 }
