@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The quick start, end to end: `makima up` in the background, the CLI against
-# the address it prints, SIGTERM and Ctrl-C take every child down and exit 0,
+# the address it prints, its private D-Bus (org.makima1 owned on it while up
+# runs, gone after), SIGTERM and Ctrl-C take every child down and exit 0,
 # the state survives a second start, and a child that dies, a daemon that
 # cannot start or cannot be found make it stop with status 1.
 #
@@ -23,13 +24,15 @@ up_start() {
         EXTRA_PIDS=$UP_PID
 }
 
-# up_wait_ready: until it prints the export line; sets URL.
+# up_wait_ready: until it prints the export lines; sets URL and BUS (empty without a bus).
 up_wait_ready() {
         for _ in $(seq 300); do
-                if grep -q '^ *export MAKIMA_API_URL=' "$TMP/up.out"; then
-                        # As a user would: paste the line into a shell.
+                if grep -q '^Press Ctrl-C' "$TMP/up.out"; then
+                        # As a user would: paste the lines into a shell.
                         URL=$(unset MAKIMA_API_URL; eval "$(grep '^ *export MAKIMA_API_URL=' "$TMP/up.out")";
                               echo "$MAKIMA_API_URL")
+                        BUS=$(unset MAKIMA_BUS_ADDRESS; eval "$(grep '^ *export MAKIMA_BUS_ADDRESS=' "$TMP/up.out")";
+                              echo "${MAKIMA_BUS_ADDRESS:-}")
                         return 0
                 fi
                 kill -0 "$UP_PID" 2>/dev/null || up_fail "makima up exited before it was ready"
@@ -100,6 +103,37 @@ else
 fi
 grep -q '^api *| makima-api: ' "$TMP/up.err" || up_fail "the API's output is not prefixed"
 
+# The private bus: org.makima1 is makima-api's on it, and every child knows where it is.
+if command -v dbus-daemon >/dev/null && command -v busctl >/dev/null; then
+        have_bus=1
+        [[ "$BUS" == "unix:path=$(realpath "$STATE" | sed -e 's/ /%20/g' -e "s/'/%27/g")/bus" ]] ||
+                up_fail "printed bus address '$BUS'"
+        [[ -S "$(realpath "$STATE")/bus" ]] || up_fail "no bus socket in the state directory"
+        ps -o args= --ppid "$UP_PID" | grep -q "^$(command -v dbus-daemon) --config-file=$(realpath "$STATE")/bus.conf" ||
+                up_fail "no dbus-daemon child: $(ps -o args= --ppid "$UP_PID")"
+        for _ in $(seq 100); do
+                busctl --address="$BUS" --no-legend list 2>/dev/null | grep -q '^org\.makima1 ' && break
+                sleep 0.05
+        done
+        busctl --address="$BUS" --no-legend list | grep -Eq '^org\.makima1 +[0-9]+ +makima-api ' ||
+                up_fail "org.makima1 is not makima-api's on the bus: $(busctl --address="$BUS" list 2>&1)"
+        [[ "$(busctl --address="$BUS" get-property org.makima1 /org/makima1 org.makima1.Manager Version)" == 's "'* ]] ||
+                up_fail "no Version on org.makima1"
+        for pid in $(up_children); do
+                tr '\0' '\n' <"/proc/$pid/environ" | grep -qx "MAKIMA_BUS_ADDRESS=$BUS" ||
+                        up_fail "child $pid ($(ps -o comm= -p "$pid")) does not have MAKIMA_BUS_ADDRESS"
+        done
+        # A task created through the CLI is announced on the bus.
+        busctl --address="$BUS" --json=short monitor --match "type='signal',member='TaskQueued'" >"$TMP/signals" 2>/dev/null &
+        monitor_pid=$!
+        sleep 0.3
+else
+        have_bus=0
+        grep -q 'dbus-daemon not found: running without a bus; workers wake up by polling' "$TMP/up.err" ||
+                up_fail "a missing dbus-daemon is not reported"
+        [[ -z "$BUS" ]] || up_fail "a bus address without a bus"
+fi
+
 # The CLI works against the printed address.
 export MAKIMA_API_URL=$URL
 repo="$TMP/repo"
@@ -112,6 +146,16 @@ task=$("$MAKIMA" task create --repo "$repo" --contract "$contract" --name hello 
 "$MAKIMA" task list >"$TMP/list" || up_fail "task list failed"
 grep -Eq "^${task:0:8} +[a-z_]+ .* hello$" "$TMP/list" || up_fail "task list: $(cat "$TMP/list")"
 "$MAKIMA" contract list | grep -q "quick start" || up_fail "contract list lacks the contract"
+if (( have_bus )); then
+        for _ in $(seq 100); do
+                grep -q "\"$task\"" "$TMP/signals" && break
+                sleep 0.05
+        done
+        kill "$monitor_pid"
+        wait "$monitor_pid" || true
+        jq -e --arg t "$task" 'select(.member == "TaskQueued") | .payload.data == [$t]' "$TMP/signals" >/dev/null ||
+                up_fail "no TaskQueued($task) on the bus: $(cat "$TMP/signals")"
+fi
 
 # One `makima up` per directory.
 rc=0
@@ -121,6 +165,10 @@ grep -q "Another 'makima up' is running on" "$TMP/second.err" || up_fail "second
 
 up_stop TERM
 [[ ! -e "$(realpath "$STATE")/api.sock" ]] || fail "the socket is left behind"
+if (( have_bus )); then
+        [[ ! -e "$(realpath "$STATE")/bus" ]] || fail "the bus socket is left behind"
+        ! busctl --address="$BUS" list >/dev/null 2>&1 || fail "the bus still answers after makima up stopped"
+fi
 "$MAKIMA" task list 2>"$TMP/err" && fail "the API still answers after makima up stopped"
 grep -q 'cannot connect' "$TMP/err" || fail "after stop: $(cat "$TMP/err")"
 
@@ -140,6 +188,36 @@ up_stop INT
 up_start --state-dir "$STATE" --workers 0
 up_wait_ready
 up_stop HUP
+
+# ---- without dbus-daemon: no bus, a warning, and the caller's bus address is not passed on ----
+
+if (( have_bus )); then
+        mkdir -p "$TMP/nobus-path"
+        PATH="$TMP/nobus-path" MAKIMA_BUS_ADDRESS="unix:path=$TMP/elsewhere" up_start --state-dir "$STATE" --workers 0
+        up_wait_ready
+        grep -q 'dbus-daemon not found: running without a bus; workers wake up by polling the store' "$TMP/up.err" ||
+                up_fail "a missing dbus-daemon is not reported"
+        [[ -z "$BUS" ]] || up_fail "a bus address printed without a bus"
+        ! grep -q MAKIMA_BUS_ADDRESS "$TMP/up.out" || up_fail "MAKIMA_BUS_ADDRESS printed without a bus"
+        api_pid=$(ps -o pid=,args= --ppid "$UP_PID" | awk '/makima-api/ { print $1 }')
+        ! tr '\0' '\n' <"/proc/$api_pid/environ" | grep -q '^MAKIMA_BUS_ADDRESS=' || up_fail "the caller's bus was passed on"
+        "$MAKIMA" task list >/dev/null || up_fail "the API does not answer without a bus"
+        up_stop TERM
+
+        # The bus is a child like the others: if it dies, everything stops.
+        up_start --state-dir "$STATE" --workers 0
+        up_wait_ready
+        bus_pid=$(ps -o pid=,args= --ppid "$UP_PID" | awk '/dbus-daemon/ { print $1 }')
+        [[ -n "$bus_pid" ]] || up_fail "no dbus-daemon child"
+        kill -KILL "$bus_pid"
+        rc=0
+        wait "$UP_PID" || rc=$?
+        (( rc == 1 )) || up_fail "makima up exited with $rc after its bus was killed"
+        grep -q "bus (pid $bus_pid) was killed by SIGKILL unexpectedly; stopping the rest" "$TMP/up.err" ||
+                up_fail "no word of the bus's death"
+        UP_PID=''
+        EXTRA_PIDS=''
+fi
 
 # ---- a child that dies takes the rest down, exit 1 ----
 
