@@ -340,8 +340,6 @@ int api_task_patch(Request *r) {
                 event.payload = payload;
                 event.object_id = t->id;
                 t->status = p.status;
-                if (p.status == TASK_RUNNING && t->started_at == 0)
-                        t->started_at = now_usec();
                 if (task_state_is_final(p.status))
                         t->completed_at = now_usec();
         }
