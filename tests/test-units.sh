@@ -142,7 +142,7 @@ policy=$(find "$dest" -path '*/dbus-1/system.d/org.makima1.conf' | head -n1)
 [ -n "$policy" ] || fail "org.makima1.conf was not installed to a dbus-1/system.d"
 case "${policy#"$dest"}" in
 /usr/share/dbus-1/system.d/* | /etc/dbus-1/system.d/*) ;;
-*) echo "warning: ${policy#"$dest"} is not a directory the system bus reads by default" >&2 ;;
+*) fail "${policy#"$dest"}: the system bus does not read that directory; install dbus-1.pc (libdbus-1-dev) or set -Ddbuspolicydir=" ;;
 esac
 cat >"$tmp/bus.conf" <<EOF
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
