@@ -134,19 +134,34 @@ static const char *first_line(char *buf, const char *s, size_t n, size_t max) {
         return buf;
 }
 
-/* Appends s[0..n) to the string *buf of length *len. */
-static int append(char **buf, size_t *len, const char *s, size_t n) {
-        char *p;
+/* A string that grows by doubling: a wrapped value may run over thousands
+ * of lines, and copying it whole for each one would take quadratic time. */
+typedef struct Buf {
+        char *s;        /* NULL until something is put in */
+        size_t len, cap;
+} Buf;
 
-        if (n > SIZE_MAX - *len - 1)
-                return -ENOMEM;
-        p = realloc(*buf, *len + n + 1);
-        if (!p)
-                return -ENOMEM;
-        memcpy(p + *len, s, n);
-        *len += n;
-        p[*len] = '\0';
-        *buf = p;
+static void buf_done(Buf *b) {
+        *b = (Buf) { .s = mfree(b->s) };
+}
+
+static int buf_put(Buf *b, const char *s, size_t n) {
+        if (n >= b->cap - b->len) {
+                size_t cap;
+                char *p;
+
+                if (n > SIZE_MAX / 4 - b->len)
+                        return -ENOMEM;
+                cap = MAX(MAX(b->len + n + 1, b->cap * 2), (size_t) 64);
+                p = realloc(b->s, cap);
+                if (!p)
+                        return -ENOMEM;
+                b->s = p;
+                b->cap = cap;
+        }
+        memcpy(b->s + b->len, s, n);
+        b->len += n;
+        b->s[b->len] = '\0';
         return 0;
 }
 
@@ -182,18 +197,16 @@ typedef struct Yaml {
         char *key;              /* the key being read, until the next key line */
         unsigned key_line;
         ValueKind kind;
-        char *value;
-        size_t value_len;
+        Buf value;
         json_object *list;      /* its list items, if it has any */
-        char *item;             /* the last item, until the next one starts (or NULL) */
-        size_t item_len;
+        Buf item;               /* the last item, until the next one starts */
         bool item_plain;
 } Yaml;
 
 static void yaml_reset(Yaml *y) {
         y->key = mfree(y->key);
-        y->value = mfree(y->value);
-        y->item = mfree(y->item);
+        buf_done(&y->value);
+        buf_done(&y->item);
         if (y->list)
                 json_object_put(y->list);
         y->list = NULL;
@@ -208,7 +221,7 @@ static void yaml_done(Yaml *y) {
 
 /* Parses a 'single' or "double" quoted value at s[0..n); only white space or
  * a comment may follow the closing quote. */
-static int parse_quoted(const char *s, size_t n, unsigned line, char **ret, char **error) {
+static int parse_quoted(const char *s, size_t n, unsigned line, Buf *ret, char **error) {
         _cleanup_free_ char *buf = NULL;
         char q = s[0], qbuf[LINE_BUF(QUOTE_MAX)];
         const char *rest;
@@ -246,21 +259,22 @@ static int parse_quoted(const char *s, size_t n, unsigned line, char **ret, char
                 return fail(error, "line %u: text after the closing quote: '%s'", line,
                             first_line(qbuf, rest, rest_len, QUOTE_MAX));
 
-        *ret = TAKE_PTR(buf);
+        buf_done(ret);
+        *ret = (Buf) { .s = TAKE_PTR(buf), .len = k, .cap = n };
         return 0;
 }
 
 static int yaml_push_item(Yaml *y) {
         json_object *v;
 
-        if (!y->item)
+        if (!y->item.s)
                 return 0;
-        v = json_object_new_string_len(y->item, (int) y->item_len);
+        v = json_object_new_string_len(y->item.s, (int) y->item.len);
         if (!v || json_object_array_add(y->list, v) < 0) {
                 json_object_put(v);
                 return -ENOMEM;
         }
-        y->item = mfree(y->item);
+        buf_done(&y->item);
         return 0;
 }
 
@@ -277,16 +291,16 @@ static int yaml_flush(Yaml *y, char **error) {
                 return r;
         if (y->list)
                 v = TAKE_PTR(y->list);
-        else if (y->kind == VALUE_PLAIN && gate_key_from_string(y->key) == KEY_BLOCKERS && y->value[0] == '[') {
+        else if (y->kind == VALUE_PLAIN && gate_key_from_string(y->key) == KEY_BLOCKERS && y->value.s[0] == '[') {
                 const char *e = NULL;
 
-                r = json_parse_strict(y->value, strlen(y->value), &v, &e);
+                r = json_parse_strict(y->value.s, y->value.len, &v, &e);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
                         return fail(error, "line %u: blockers: invalid JSON array: %s", y->key_line, e);
         } else if (y->kind != VALUE_NULL) {
-                v = json_object_new_string(y->value ?: "");
+                v = json_object_new_string(y->value.s ?: "");
                 if (!v)
                         return -ENOMEM;
         }
@@ -354,9 +368,7 @@ static int yaml_key_line(Yaml *y, unsigned line, const char *s, size_t n, size_t
                 return 0;
         }
         y->kind = VALUE_PLAIN;
-        y->value = strndup(v, vn);
-        y->value_len = vn;
-        return y->value ? 0 : -ENOMEM;
+        return buf_put(&y->value, v, vn);
 }
 
 static int yaml_item_line(Yaml *y, unsigned line, const char *s, size_t n, char **error) {
@@ -374,40 +386,31 @@ static int yaml_item_line(Yaml *y, unsigned line, const char *s, size_t n, char 
         s++, n--;
         trim(&s, &n);
         y->item_plain = n == 0 || !IN_SET(s[0], '"', '\'');
-        if (!y->item_plain) {
+        if (!y->item_plain)
                 r = parse_quoted(s, n, line, &y->item, error);
-                if (r < 0)
-                        return r;
-                y->item_len = strlen(y->item);
-        } else if (n > 0) {
-                y->item = strndup(s, n);
-                y->item_len = n;
-                if (!y->item)
-                        return -ENOMEM;
-        }
+        else
+                r = buf_put(&y->item, s, n);
+        if (r < 0)
+                return r;
         /* "- " with nothing after it, and "- ''", say nothing; "-" alone may
          * have its text on the next line. */
-        if (y->item && y->item_len == 0)
-                y->item = mfree(y->item);
+        if (y->item.len == 0)
+                buf_done(&y->item);
         return 0;
 }
 
 /* A wrapped line: " " and s[0..n) continue the plain value or list item
  * being read, or start the item when "-" stood alone. */
 static int yaml_continue(Yaml *y, const char *s, size_t n) {
-        char **p = y->list ? &y->item : &y->value;
-        size_t *len = y->list ? &y->item_len : &y->value_len;
+        Buf *b = y->list ? &y->item : &y->value;
         int r;
 
-        if (!*p) {
-                *p = strndup(s, n);
-                *len = n;
-                return *p ? 0 : -ENOMEM;
+        if (b->s) {
+                r = buf_put(b, " ", 1);
+                if (r < 0)
+                        return r;
         }
-        r = append(p, len, " ", 1);
-        if (r < 0)
-                return r;
-        return append(p, len, s, n);
+        return buf_put(b, s, n);
 }
 
 static int yaml_line(Yaml *y, unsigned line, const char *s, size_t n, char **error) {
@@ -428,7 +431,7 @@ static int yaml_line(Yaml *y, unsigned line, const char *s, size_t n, char **err
 
         /* Anything else continues the value being read, if it can be continued:
          * agents wrap long reasons, and write "- detail" lines under them. */
-        if ((y->list && (!y->item || y->item_plain)) || (!y->list && y->kind == VALUE_PLAIN))
+        if ((y->list && (!y->item.s || y->item_plain)) || (!y->list && y->kind == VALUE_PLAIN))
                 return yaml_continue(y, s, n);
 
         return fail(error, "line %u: expected 'key: value', got '%s'", line, first_line(qbuf, s, n, QUOTE_MAX));
@@ -499,25 +502,25 @@ static int parse_ready(json_object *v, bool *ret, char **error) {
  * anything else as JSON. NULL for null and empty text. */
 static int value_text(json_object *v, char **ret) {
         _cleanup_free_ char *buf = NULL;
-        size_t len = 0;
         const char *s;
-        int r;
+        size_t len;
+        int r = 0;
 
         if (json_object_is_type(v, json_type_array)) {
+                _cleanup_(buf_done) Buf b = {};
+
                 for (size_t i = 0; i < json_object_array_length(v); i++) {
                         _cleanup_free_ char *t = NULL;
 
                         r = value_text(json_object_array_get_idx(v, i), &t);
-                        if (r < 0)
-                                return r;
-                        if (t && len > 0)
-                                r = append(&buf, &len, "; ", 2);
+                        if (t && b.s && r >= 0)
+                                r = buf_put(&b, "; ", 2);
                         if (t && r >= 0)
-                                r = append(&buf, &len, t, strlen(t));
+                                r = buf_put(&b, t, strlen(t));
                         if (r < 0)
                                 return r;
                 }
-                *ret = TAKE_PTR(buf);
+                *ret = TAKE_PTR(b.s);
                 return 0;
         }
 

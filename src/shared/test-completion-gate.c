@@ -451,6 +451,24 @@ static void test_layout(void) {
         assert_streq(extra_string(g, "note"), "\"see https:\\/\\/example.com\\/x#y\"");
         g = completion_gate_free(g);
 
+        /* a long wrapped value (thousands of lines) grows in one piece */
+        {
+                _cleanup_free_ char *text = NULL;
+                size_t len;
+
+                text = malloc(5000 * 6 + 100);
+                assert_se(text);
+                len = (size_t) sprintf(text, OPEN "ready: false\nreason: w0000\n");
+                for (unsigned i = 1; i < 5000; i++)
+                        len += (size_t) sprintf(text + len, "w%04u\n", i);
+                strcpy(text + len, CLOSE);
+                g = find_ok(text);
+                assert_se(strlen(g->reason) == 5000 * 6 - 1);
+                assert_se(strneq(g->reason, "w0000 w0001 w0002", 17));
+                assert_streq(g->reason + 5000 * 6 - 7, " w4999");
+                g = completion_gate_free(g);
+        }
+
         /* unicode passes through */
         g = find_ok(OPEN "ready: nein\n" CLOSE OPEN "ready: false\nreason: Überprüfung läuft — 完成 ✓\n"
                     "blockers:\n - \"🐛 in ünicode\"\n" CLOSE);
