@@ -81,6 +81,18 @@ expect_state() {
         [ "$got" = "$want" ] || fail "$unit is '$got', expected '$want'"
 }
 
+# For units stopped or started as a side effect, whose jobs systemctl does
+# not wait for.
+wait_state() {
+        local unit=$1 want=$2 got i
+        for ((i = 0; i < 150; i++)); do
+                got=$(g systemctl is-active "$unit" || true)
+                [ "$got" = "$want" ] && return 0
+                sleep 0.2
+        done
+        fail "$unit is '$got', expected '$want'"
+}
+
 # ---- install and boot ----
 step "install into a payload and boot"
 "$MESON" install -C "$build" --destdir "$tmp/payload" --no-rebuild --quiet >/dev/null
@@ -281,8 +293,27 @@ sed 's/^/  journal: /' "$tmp/worker.journal" | head -n 5
 n=$(g journalctl --no-pager -o cat -u makima-worker@1.service MAKIMA_TASK_ID="$task" | wc -l)
 [ "$n" -gt 0 ] || fail "no journal entries with MAKIMA_TASK_ID=$task"
 echo "journalctl -u makima-worker@1 MAKIMA_TASK_ID=$task: $n entries"
+# Stopping the worker while its agent runs hands the task back to the queue
+# (pending, session kept) for the next worker to resume, and leaves no
+# agent behind.
+wait_task() {
+        local id=$1 want=$2 status
+        for ((i = 0; i < 100; i++)); do
+                status=$(mk --json task show "$id" | grep -o '"status": *"[^"]*"' | head -n1 | cut -d'"' -f4)
+                [ "$status" = "$want" ] && return 0
+                sleep 0.2
+        done
+        mk task show "$id" >&2 || true
+        fail "task $id is '$status', not '$want'"
+}
+busy=$(mk task create --repo="file://$repo" --name=busy $'fake: wait') || fail "makima task create"
+wait_task "$busy" running
 g systemctl stop makima-worker@1.service
 expect_state makima-worker@1.service inactive
+wait_task "$busy" pending
+g journalctl -u makima-worker@1.service --no-pager -o cat | grep -E 'handing back|Stopping' | sed 's/^/  journal: /'
+! g pgrep -u makima -f makima-fake-agent >/dev/null || fail "an agent outlived makima-worker@1"
+echo "stopping makima-worker@1 handed task $busy back as pending"
 
 # The worker's own sandboxing must leave room for the agents' sandbox: run
 # makima-sandbox-run (the sandbox the worker puts each agent in, seccomp
@@ -326,11 +357,19 @@ g journalctl -u makima-sandbox-probe@1.service --no-pager -o cat |
         grep -E '^(sandbox|node):' || fail "the sandbox probe printed nothing"
 
 # ---- cleanup ----
+# The finished task is deleted; the cleanup job, in its own sandbox, must
+# then remove its worktree (a worktree of the clone under the state
+# directory) and its home.
 step "cleanup"
+g test -d "/var/lib/makima/worktrees/$task" || fail "the task's worktree is already gone"
+mk task delete "$task" || fail "makima task delete"
 g systemctl start makima-cleanup.service
 result=$(g systemctl show -P Result makima-cleanup.service)
 [ "$result" = success ] || fail "makima-cleanup.service: $result"
-echo "makima-cleanup.service: $result"
+! g test -e "/var/lib/makima/worktrees/$task" || fail "makima-cleanup left the deleted task's worktree"
+g journalctl -u makima-cleanup.service --no-pager -o cat | grep -v '^makima-cleanup.service:' |
+        sed 's/^/  journal: /' | tail -n 5
+echo "makima-cleanup.service: $result, the deleted task's worktree is gone"
 
 # Workers join the fleet by being enabled: WantedBy= and PartOf= tie them
 # to makima.target, which also brings the sockets and the cleanup timer.
@@ -342,7 +381,7 @@ expect_state makima-api.socket active
 expect_state makima-cleanup.timer active
 expect_state makima-worker@2.service active
 g systemctl stop makima.target
-expect_state makima-worker@2.service inactive
+wait_state makima-worker@2.service inactive
 echo "makima.target starts and stops the enabled worker makima-worker@2"
 
 echo "all systemd checks passed"
