@@ -73,10 +73,14 @@ inner() {
         done
 
         mount -t proc proc "$root/proc"
-        # Unlike nspawn, /proc/sys stays writable: any mount over a part of
-        # /proc makes the kernel refuse the fresh /proc that bwrap mounts in
-        # makima's sandbox (mount_too_revealing), and the worker must be able
-        # to run it here. The units that would write host sysctls are masked.
+        # As in nspawn, the guest may not change the host's kernel settings
+        # (its PID 1 raises fs.file-max at boot, for one).
+        mount --bind "$root/proc/sys" "$root/proc/sys"
+        mount -o remount,bind,ro "$root/proc/sys"
+        if [ -e "$root/proc/sysrq-trigger" ]; then
+                mount --bind "$root/proc/sysrq-trigger" "$root/proc/sysrq-trigger"
+                mount -o remount,bind,ro "$root/proc/sysrq-trigger"
+        fi
 
         mount --rbind /sys "$root/sys"
         umount -R "$root/sys/fs/cgroup" 2>/dev/null || true
@@ -101,6 +105,13 @@ inner() {
 
         mount -t tmpfs -o mode=0755,nosuid,nodev makima-run "$root/run"
         mount -t tmpfs -o mode=1777,nosuid,nodev makima-tmp "$root/tmp"
+
+        # The kernel lets a user namespace (bwrap, for makima's agents) mount
+        # a new /proc only if a /proc without anything mounted over parts of
+        # it is already visible (mount_too_revealing()): this one, which
+        # nothing in the guest uses otherwise.
+        mkdir -p "$root/run/boot-systemd/proc"
+        mount -t proc proc "$root/run/boot-systemd/proc"
 
         mkdir -p "$root/etc/systemd/system"
         for p in "${MASK[@]}"; do
@@ -128,7 +139,7 @@ start() {
         done
 
         cg=$(cgroup2_dir) || die "no cgroup2 hierarchy mounted"
-        cg=$cg/makima-boot-$$
+        cg=$cg/makima-boot-$$-$(date +%s%N)
         mkdir "$cg"
         echo "$cg" >"$dir/cgroup"
 
