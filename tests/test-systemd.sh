@@ -160,7 +160,7 @@ echo "health over 127.0.0.1:7080: 200"
 
 # The service user, not root, runs it, and it told systemd it is ready.
 pid=$(g systemctl show -P MainPID makima-api.service)
-user=$(g ps -o user= -p "$pid")
+user=$(g stat -c %U "/proc/$pid")
 [ "$user" = makima ] || fail "makima-api runs as '$user'"
 echo "makima-api: pid $pid, user $user, status '$(g systemctl show -P StatusText makima-api.service)'"
 
@@ -263,7 +263,7 @@ g sh -euc "git init -q -b main $repo
 g systemctl start makima-worker@1.service
 expect_state makima-worker@1.service active
 wpid=$(g systemctl show -P MainPID makima-worker@1.service)
-user=$(g ps -o user= -p "$wpid")
+user=$(g stat -c %U "/proc/$wpid")
 [ "$user" = makima ] || fail "makima-worker@1 runs as '$user'"
 
 plan=$'Write a greeting.\nfake: write hello.txt hello from systemd\nfake: commit add hello.txt'
@@ -312,7 +312,7 @@ g systemctl stop makima-worker@1.service
 expect_state makima-worker@1.service inactive
 wait_task "$busy" pending
 g journalctl -u makima-worker@1.service --no-pager -o cat | grep -E 'handing back|Stopping' | sed 's/^/  journal: /'
-! g pgrep -u makima -f makima-fake-agent >/dev/null || fail "an agent outlived makima-worker@1"
+! g sh -c 'grep -qx makima-fake-age /proc/[0-9]*/comm' || fail "an agent outlived makima-worker@1"
 echo "stopping makima-worker@1 handed task $busy back as pending"
 
 # The worker's own sandboxing must leave room for the agents' sandbox: run
