@@ -108,8 +108,32 @@ static int open_beneath(int dir_fd, const char *path, int flags) {
         return fd < 0 ? -errno : (int) fd;
 }
 
+/* The usual repository, one with a work tree, answers both of
+ * resolve_local()'s questions in one run of git: 1 and its top directory.
+ * 0 for any other (bare, not a repository, an error), which the two
+ * questions asked one at a time then tell apart; a bare one also leaves
+ * *ret_bare set, as git answered the first question before failing. */
+static int toplevel_quick(const char *dir, char **ret_top, bool *ret_bare) {
+        _cleanup_free_ char *text = NULL;
+        GitOutput out = {};
+        const char *top;
+        int r;
+
+        r = git_capture(dir, GIT_ARGV("rev-parse", "--is-bare-repository", "--show-toplevel"), NULL, 0, &out, NULL);
+        text = git_output_line(&out);
+        if (r < 0)
+                return r == -ENOMEM ? r : 0;
+        *ret_bare = r != 0 && streq_ptr(text, "true");
+        top = r == 0 ? startswith(strempty(text), "false\n") : NULL;
+        if (isempty(top))
+                return 0;
+        *ret_top = strdup(top);
+        return *ret_top ? 1 : -ENOMEM;
+}
+
 static int resolve_local(const char *repo, char **ret_path, char **ret_error) {
         _cleanup_free_ char *real = NULL, *bare = NULL, *top = NULL, *complaint = NULL;
+        bool is_bare = false;
         struct stat st;
         int r;
 
@@ -124,6 +148,21 @@ static int resolve_local(const char *repo, char **ret_path, char **ret_error) {
                 return git_set_error(ret_error, -errno, "cannot stat repository '%s': %m", repo);
         if (!S_ISDIR(st.st_mode))
                 return git_set_error(ret_error, -ENOTDIR, "'%s' is not a git repository", repo);
+
+        r = toplevel_quick(real, &top, &is_bare);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                *ret_path = TAKE_PTR(top);
+                return 0;
+        }
+        if (is_bare) {
+                r = git_out(real, GIT_ARGV("rev-parse", "--absolute-git-dir"), &top, ret_error);
+                if (r < 0)
+                        return r == -EIO ? -EINVAL : r;
+                *ret_path = TAKE_PTR(top);
+                return 0;
+        }
 
         r = git_out(real, GIT_ARGV("rev-parse", "--is-bare-repository"), &bare, &complaint);
         if (r == -EIO && strstr(complaint, "not a git repository"))
@@ -519,6 +558,35 @@ static int copy_files_into(const char *repo_path, const char *worktree, char *co
         return 0;
 }
 
+/* A new task's worktree in one run of git, for the common case: nothing at
+ * path yet, no branch of an earlier attempt, a base git takes as it is.
+ * Returns 1 when the worktree was made, 0 when git refused it for any reason
+ * (its words are dropped: git_worktree_prepare() then goes the careful way,
+ * which gives its own), or -ENOMEM. A refusal leaves nothing behind, but
+ * for a path still registered by a worktree deleted behind git's back: then
+ * the branch is made before git notices, at the base, and the careful way
+ * checks it out as the branch of an earlier attempt, which it is now. So
+ * the end is the same either way; only the pruning of other stale worktrees
+ * waits for git_worktree_remove() or a careful preparation. */
+static int worktree_add_quick(const char *repo_path, const char *base, const char *branch, const char *path) {
+        _cleanup_free_ char *rev = NULL;
+        struct stat st;
+        int r;
+
+        if (isempty(base) || base[0] == '-')
+                return 0;
+        if (lstat(path, &st) >= 0 || errno != ENOENT)
+                return 0;
+        /* As resolve_base() asks first: a branch, tag or commit id, as a commit. */
+        if (asprintf(&rev, "%s^{commit}", base) < 0)
+                return -ENOMEM;
+        r = git_capture(repo_path, GIT_ARGV("worktree", "add", "--no-track", "-b", branch, path, rev), NULL, 0, NULL,
+                        NULL);
+        if (r == -ENOMEM)
+                return r;
+        return r == 0;
+}
+
 int git_worktree_prepare(const char *repo_path, const char *base, const char *branch, const char *path,
                          char *const *copy_files, char **ret_error) {
         _cleanup_free_ char *canonical = NULL, *ref = NULL, *current = NULL, *commit = NULL;
@@ -538,6 +606,12 @@ int git_worktree_prepare(const char *repo_path, const char *base, const char *br
                 return git_set_error(ret_error, r, "cannot resolve '%s': %s", path, strerror(-r));
         if (asprintf(&ref, "refs/heads/%s", branch) < 0)
                 return -ENOMEM;
+
+        r = worktree_add_quick(repo_path, base, branch, canonical);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                goto copy;
 
         r = worktree_find(repo_path, canonical, &current, ret_error);
         if (r < 0)
@@ -570,6 +644,7 @@ int git_worktree_prepare(const char *repo_path, const char *base, const char *br
                         return r;
         }
 
+copy:
         if (!copy_files || !copy_files[0])
                 return 0;
         return copy_files_into(repo_path, canonical, copy_files, ret_error);
