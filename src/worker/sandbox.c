@@ -7,7 +7,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -20,6 +22,22 @@
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 /* How deep /etc is searched for what to hide. */
 #define ETC_DEPTH_MAX 8
+/* What makes a directory's scan out of date: entries made, removed, renamed
+ * or changed in mode, and the directory itself going. */
+#define ETC_WATCH_MASK                                                                                  \
+        (IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | \
+         IN_ONLYDIR)
+
+/* The last scan of /etc, good until its watches say otherwise; one per
+ * process (a worker builds every one of its sandboxes in one thread). */
+typedef struct EtcCache {
+        char **args;
+        int inotify_fd;
+        int mountinfo_fd;
+        bool valid;
+} EtcCache;
+
+static EtcCache etc_cache = { .inotify_fd = -EBADF, .mountinfo_fd = -EBADF };
 
 typedef struct Builder {
         const SandboxParams *p;
@@ -35,6 +53,12 @@ typedef struct Builder {
 static void closedirp(DIR **d) {
         if (*d)
                 (void) closedir(*d);
+}
+
+static int safe_close(int fd) {
+        if (fd >= 0)
+                (void) close(fd);
+        return -EBADF;
 }
 
 static int strv_add(char ***l, ...) {
@@ -126,12 +150,20 @@ static int add_protected(Builder *b) {
 /* Hides what in /etc only its owner or group may read: the shadow files,
  * TLS keys, database credentials, /etc/makima's tokens. When the worker runs
  * as root the agent's uid maps to root outside, so mode bits alone would not
- * keep it out. The rule is the one every local user lives under. */
-static int hide_private(Builder *b, const char *path, unsigned depth) {
+ * keep it out. The rule is the one every local user lives under. The bwrap
+ * arguments that do it go to *args; every directory read is watched with
+ * inotify_fd (when >= 0), or inotify_fd is closed and set to -EBADF if
+ * that fails. */
+static int hide_private(char ***args, int *inotify_fd, const char *path, unsigned depth) {
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
         int r;
 
+        /* Watched before it is read: a change while we read is not missed. */
+        if (*inotify_fd >= 0 && inotify_add_watch(*inotify_fd, path, ETC_WATCH_MASK) < 0) {
+                log_debug_errno(errno, "Cannot watch %s, /etc is scanned again for every sandbox: %m", path);
+                *inotify_fd = safe_close(*inotify_fd);
+        }
         d = opendir(path);
         if (!d)
                 return -errno;
@@ -149,14 +181,14 @@ static int hide_private(Builder *b, const char *path, unsigned depth) {
 
                 if (S_ISDIR(st.st_mode)) {
                         if ((st.st_mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH) || streq(child, "/etc/makima"))
-                                r = strv_add(&b->argv, "--tmpfs", child, "--remount-ro", child, NULL);
+                                r = strv_add(args, "--tmpfs", child, "--remount-ro", child, NULL);
                         else if (depth < ETC_DEPTH_MAX)
-                                r = hide_private(b, child, depth + 1);
+                                r = hide_private(args, inotify_fd, child, depth + 1);
                         else
                                 r = 0;
                 } else if (S_ISREG(st.st_mode) && !(st.st_mode & S_IROTH))
                         /* /dev/null on a nodev mount: opening it fails. */
-                        r = strv_add(&b->argv, "--ro-bind", "/dev/null", child, NULL);
+                        r = strv_add(args, "--ro-bind", "/dev/null", child, NULL);
                 else
                         r = 0;
                 if (r < 0 && r != -EACCES)
@@ -193,7 +225,60 @@ static int add_fd_arg(Builder *b, int fd, const char *option, const char *dest) 
         return strv_add(&b->argv, option, num, dest, NULL);
 }
 
+/* Whether anything hide_private() looked at may have changed since: an
+ * inotify event on a directory it read (an entry made, removed, renamed or
+ * chmod'ed), or a change of the mount table, which inotify does not see. */
+static bool etc_cache_valid(void) {
+        struct pollfd p[] = {
+                { .fd = etc_cache.inotify_fd, .events = POLLIN },
+                { .fd = etc_cache.mountinfo_fd, .events = POLLPRI },
+        };
+
+        if (!etc_cache.valid || etc_cache.inotify_fd < 0 || etc_cache.mountinfo_fd < 0)
+                return false;
+        if (poll(p, ELEMENTSOF(p), 0) < 0)
+                return false;
+        return !(p[0].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) &&
+               !(p[1].revents & (POLLPRI | POLLERR | POLLNVAL));
+}
+
+/* The arguments that hide /etc's private files, from the last scan while
+ * nothing changed there: a scan stats every file in /etc, a few ms for
+ * each start of an agent. Returns a list owned by the cache. */
+static int etc_hidden(char ***ret) {
+        _cleanup_(strv_freep) char **args = NULL;
+        _cleanup_close_ int inotify_fd = -EBADF, mountinfo_fd = -EBADF;
+        int r;
+
+        if (etc_cache_valid()) {
+                *ret = etc_cache.args;
+                return 0;
+        }
+
+        /* Opened first: poll() then tells of any mount change after this. */
+        mountinfo_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (mountinfo_fd < 0 || inotify_fd < 0)
+                log_debug_errno(errno, "Cannot watch /etc, it is scanned again for every sandbox: %m");
+        r = hide_private(&args, &inotify_fd, "/etc", 0);
+        if (r < 0)
+                return r;
+
+        strv_free(etc_cache.args);
+        safe_close(etc_cache.inotify_fd);
+        safe_close(etc_cache.mountinfo_fd);
+        etc_cache = (EtcCache) {
+                .args = TAKE_PTR(args),
+                .inotify_fd = TAKE_FD(inotify_fd),
+                .mountinfo_fd = TAKE_FD(mountinfo_fd),
+                .valid = true,
+        };
+        *ret = etc_cache.args;
+        return 0;
+}
+
 static int add_system(Builder *b) {
+        char **hidden = NULL;
         int r;
 
         for (const char *const *dir = sandbox_system_dirs; *dir; dir++) {
@@ -222,9 +307,14 @@ static int add_system(Builder *b) {
                         return r;
         }
 
-        r = hide_private(b, "/etc", 0);
+        r = etc_hidden(&hidden);
         if (r < 0)
                 return log_error_errno(r, "Failed to list /etc: %m");
+        for (char **i = hidden; i && *i; i++) {
+                r = strv_extend(&b->argv, *i);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
