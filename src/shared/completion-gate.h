@@ -32,7 +32,8 @@ typedef struct CompletionGate {
  * "unterminated <COMPLETION_GATE> block" when an opening tag had no closing
  * tag after it; on -EBADMSG it says why in words ("ready: expected
  * true/false, got 'maybe'", "invalid JSON: …", "missing 'ready'", YAML-like
- * errors with "line N: " counted from the opening tag). On 1 it is NULL.
+ * errors with "line N: ", line 1 being the block's first line of text). On
+ * 1 it is NULL.
  *
  * Finding the block:
  *  - Tags are matched exactly and case-sensitively; they may sit anywhere,
@@ -45,7 +46,8 @@ typedef struct CompletionGate {
  *    tag ("I end with a <COMPLETION_GATE> block: <COMPLETION_GATE>…") are
  *    prose too, except that when one of them starts a valid JSON object that
  *    runs up to the closing tag, the earliest such one is the block: its
- *    text contains the tag inside a JSON string.
+ *    text contains the tag inside a JSON string. (A closing tag inside a
+ *    JSON string cannot be told from a real one: it ends the block.)
  *  - A malformed last block is reported as malformed: an earlier block is
  *    stale (it describes an earlier state of the work) and is not used.
  *
@@ -62,10 +64,13 @@ typedef struct CompletionGate {
  *                        #12"), except after ready's value ("true # done")
  *      - item / * item   after "key:" with no value: a list
  *      other text        continues the previous plain (unquoted) value or
- *                        list item, joined with a space (a wrapped reason)
- *    Values may be "double-quoted" (\" \\ \n \t \/ escapes) or 'single-quoted'
- *    ('' is a quote); unquoted null and ~ are null. A list given for reason
- *    or progress is joined with "; ". A duplicate key is malformed.
+ *                        list item, joined with a space (a wrapped reason),
+ *                        or is the value of a "key:" just before it
+ *      --- / ...         YAML's document markers, ignored
+ *    Values may be "double-quoted" (\" \\ \n \t \/ escapes; others are kept
+ *    as written) or 'single-quoted' ('' is a quote); unquoted null and ~ are
+ *    null. A list given for reason or progress is joined with "; ". A
+ *    duplicate key is malformed.
  *
  * Values: ready is true/false, yes/no or 1/0, case-insensitively; a
  * missing ready is malformed (the agent must say whether it is done, so
@@ -82,7 +87,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CompletionGate *, completion_gate_free);
 
 /* {"ready":…,"reason":…|null,"progress":…|null,"blockers":[…], <extra keys>}:
  * the gate as an event payload. An extra key that collides with one of the
- * four is left out. The result parses back with completion_gate_find(). */
+ * four is left out. Between the tags, the result's text parses back to the
+ * same gate (when escaping leaves it within COMPLETION_GATE_SIZE_MAX). */
 int completion_gate_to_json(const CompletionGate *g, json_object **ret);
 
 /* One line for the journal and the task's status:
