@@ -43,7 +43,7 @@ static int decode(const uint8_t *data, size_t size, size_t step, char *out, size
 static void check_chunked(const uint8_t *data, size_t size) {
         _cleanup_(http_response_freep) HttpResponse *r = NULL;
         _cleanup_free_ char *buf = NULL, *out = NULL;
-        size_t n;
+        size_t n = 0;
         int k, want;
 
         /* Small bodies only: the limits on a whole body and on a stream differ beyond them. */
