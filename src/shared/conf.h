@@ -11,8 +11,10 @@
 
 #include "store.h"
 
-#define MAKIMA_CONF_FILE "/etc/makima/makima.conf"
-#define MAKIMA_CONF_DROPIN_DIR "/etc/makima/makima.conf.d"
+/* SYSCONFDIR comes from meson (config.h): /etc for a --prefix=/usr build. */
+#define MAKIMA_CONF_DIR SYSCONFDIR "/makima"
+#define MAKIMA_CONF_FILE MAKIMA_CONF_DIR "/makima.conf"
+#define MAKIMA_CONF_DROPIN_DIR MAKIMA_CONF_DIR "/makima.conf.d"
 #define MAKIMA_STATE_DIR "/var/lib/makima"
 #define MAKIMA_RUNTIME_DIR "/run/makima"
 
