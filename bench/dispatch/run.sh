@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# bench/dispatch: how long a task waits between POST /api/v1/tasks and the
+# first instruction of its agent inside the sandbox, on the real makima-api
+# and makima-worker (SQLite store, D-Bus wake-ups, bwrap + seccomp), next to
+# the floor measured in the same run: git worktree add plus a plain bwrap
+# starting the same agent. See bench/README.md.
+#
+# Usage: bench/dispatch/run.sh makima-api makima-worker dispatch-agent dispatch-client
+# Exit: 0 figures printed and p50 within BENCH_MAX_RATIO of the floor's;
+#       1 failure or target missed; 77 a tool is missing.
+
+set -euo pipefail
+
+api_bin=${1:-}
+worker_bin=${2:-}
+agent_bin=${3:-}
+client_bin=${4:-}
+ntasks=${BENCH_TASKS:-200}
+warmup=${BENCH_WARMUP:-5}
+max_ratio=${BENCH_MAX_RATIO:-2}
+keep=${BENCH_KEEP:-0}
+
+say() { printf 'bench/dispatch: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+if [[ -z "$client_bin" ]]; then
+        die "usage: $0 makima-api makima-worker dispatch-agent dispatch-client"
+fi
+for b in "$api_bin" "$worker_bin" "$agent_bin" "$client_bin"; do
+        [[ -x "$b" ]] || die "$b is not an executable"
+done
+api_bin=$(realpath "$api_bin") worker_bin=$(realpath "$worker_bin")
+agent_bin=$(realpath "$agent_bin") client_bin=$(realpath "$client_bin")
+
+missing=()
+for tool in git:git bwrap:bubblewrap dbus-daemon:dbus-daemon curl:curl ss:iproute2; do
+        command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if (( ${#missing[@]} )); then
+        say "missing tools; install them with: apt-get install ${missing[*]}"
+        exit 77
+fi
+for n in "$ntasks" "$warmup"; do
+        [[ "$n" =~ ^[0-9]+$ ]] || die "BENCH_TASKS and BENCH_WARMUP must be whole numbers, got '$n'"
+done
+(( ntasks >= 1 )) || die "BENCH_TASKS must be at least 1"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/makima-bench-dispatch.XXXXXX")
+# The agent runs as another uid in its sandbox and must reach its worktree.
+chmod 755 "$tmp"
+api_pid='' worker_pid='' bus_pid='' client_pid=''
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+        local rc=$?
+        for pid in $client_pid $worker_pid $api_pid $bus_pid; do
+                kill -TERM "$pid" 2>/dev/null || true
+        done
+        for pid in $client_pid $worker_pid $api_pid $bus_pid; do
+                wait "$pid" 2>/dev/null || true
+        done
+        if (( rc == 1 )); then
+                for log in makima-worker makima-api; do
+                        [[ -s "$tmp/$log.log" ]] || continue
+                        say "last lines of $log's log:"
+                        tail -n 20 "$tmp/$log.log" >&2 || true
+                done
+        fi
+        if [[ "$keep" == 1 ]]; then
+                say "kept $tmp"
+        else
+                rm -rf "$tmp"
+        fi
+        exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- a repository of a realistic small size ----
+
+repo="$tmp/repo"
+git init -q -b main "$repo"
+mkdir -p "$repo/src" "$repo/docs"
+for i in $(seq 1 40); do
+        seq 1 "$((i * 10))" | sed "s/^/line /" > "$repo/src/file$i.c"
+done
+echo "bench/dispatch repository" > "$repo/README"
+git -C "$repo" add .
+git -C "$repo" -c user.name=bench -c user.email=bench@example.invalid commit -q -m "initial commit"
+
+# ---- a private bus, makima-api and one makima-worker ----
+
+dbus-daemon --config-file=/usr/share/dbus-1/session.conf --address="unix:path=$tmp/bus" --nofork --nopidfile \
+        >"$tmp/dbus.log" 2>&1 &
+bus_pid=$!
+for _ in $(seq 100); do
+        [[ -S "$tmp/bus" ]] && break
+        sleep 0.05
+done
+[[ -S "$tmp/bus" ]] || die "dbus-daemon did not start"
+export MAKIMA_BUS_ADDRESS="unix:path=$tmp/bus"
+
+# The poll interval is an hour: a task starts promptly only through the
+# TaskQueued signal, which is what is measured.
+cat > "$tmp/makima.conf" <<EOF
+[Store]
+Backend=sqlite
+Path=$tmp/makima.db
+
+[Worker]
+MaxConcurrentTasks=1
+PollIntervalSec=3600
+
+[Agent]
+Command=$agent_bin
+
+[Sandbox]
+Enabled=yes
+EOF
+
+api_sock="$tmp/api.sock"
+"$api_bin" --config "$tmp/makima.conf" --listen "unix:$api_sock" >"$tmp/makima-api.log" 2>&1 &
+api_pid=$!
+for _ in $(seq 200); do
+        kill -0 "$api_pid" 2>/dev/null || die "makima-api exited during start-up"
+        [[ -S "$api_sock" ]] && curl -sf -o /dev/null --unix-socket "$api_sock" http://localhost/api/v1/health && break
+        sleep 0.05
+done
+curl -sf -o /dev/null --unix-socket "$api_sock" http://localhost/api/v1/health ||
+        die "makima-api does not answer GET /api/v1/health"
+
+# -v: the worker logs how long each stage of a start took (shown below).
+MAKIMA_JOURNAL=stderr "$worker_bin" --config "$tmp/makima.conf" --state-dir "$tmp/state" --instance 1 -v \
+        >"$tmp/makima-worker.log" 2>&1 &
+worker_pid=$!
+for _ in $(seq 200); do
+        grep -q "Worker .*: up to" "$tmp/makima-worker.log" && break
+        kill -0 "$worker_pid" 2>/dev/null || die "makima-worker exited during start-up"
+        sleep 0.05
+done
+grep -q "Worker .*: up to" "$tmp/makima-worker.log" || die "makima-worker did not start"
+grep -q "Listening for .* signals" "$tmp/makima-worker.log" ||
+        die "makima-worker is not listening on the bus: it would only poll"
+
+# ---- the floor's sandbox: what any sandboxed start needs, no more ----
+
+# The same namespaces as the worker's sandbox, the system read-only, fresh
+# /dev, /proc and /tmp, the worktree read-write and the agent's file.
+floor=(bwrap --die-with-parent --new-session --unshare-user --uid 1000 --gid 1000
+       --unshare-pid --unshare-ipc --unshare-uts --unshare-cgroup-try --cap-drop ALL)
+for d in /usr /bin /sbin /lib /lib32 /lib64 /libx32 /etc; do
+        if [[ -L "$d" ]]; then
+                floor+=(--symlink "$(readlink "$d")" "$d")
+        elif [[ -d "$d" ]]; then
+                floor+=(--ro-bind "$d" "$d")
+        fi
+done
+floor+=(--dev /dev --proc /proc --tmpfs /tmp --bind {} {} --ro-bind "$agent_bin" "$agent_bin"
+        --remount-ro / --chdir {} -- "$agent_bin" --print-exec-time)
+mkdir -p "$tmp/floor"
+
+# ---- measure ----
+
+say "$((warmup + ntasks)) rounds ($warmup of warm-up): floor, then a task, one at a time"
+"$client_bin" "$api_sock" "$repo" "$((warmup + ntasks))" "$tmp/floor" -- "${floor[@]}" > "$tmp/rounds" &
+client_pid=$!
+wait "$client_pid" || die "dispatch-client failed"
+client_pid=''
+
+tail -n +"$((warmup + 1))" "$tmp/rounds" > "$tmp/measured"
+measured=$(wc -l < "$tmp/measured")
+(( measured == ntasks )) || die "only $measured of $ntasks rounds were measured"
+
+# ---- report ----
+
+# pct COLUMN P: the P-th percentile (nearest rank) of a column, in ms.
+pct() {
+        cut -d' ' -f"$1" "$tmp/measured" | sort -n |
+                awk -v p="$2" '{ v[NR] = $1 } END { k = int((p * NR + 99) / 100); if (k < 1) k = 1; printf "%.2f", v[k] / 1e6 }'
+}
+floor_p50=$(pct 2 50) floor_p99=$(pct 2 99) floor_max=$(pct 2 100)
+disp_p50=$(pct 3 50) disp_p99=$(pct 3 99) disp_max=$(pct 3 100)
+git_p50=$(pct 4 50)
+ratio=$(awk -v a="$disp_p50" -v b="$floor_p50" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+ok=$(awk -v r="$ratio" -v m="$max_ratio" 'BEGIN { print (r <= m) ? 1 : 0 }')
+
+# stage NAME REGEX: the median of the numbers the worker logged for a stage.
+stage() {
+        grep -oE "$2" "$tmp/makima-worker.log" | grep -oE '[0-9]+\.[0-9]+' | tail -n "$ntasks" | sort -n |
+                awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", v[int((NR + 1) / 2)]; else printf "?" }'
+}
+
+echo
+echo "makima-api + makima-worker ($worker_bin) on SQLite, wake-ups over a private D-Bus; sandbox on"
+echo "$ntasks tasks one after the other, each posted when the previous was done, after $warmup round(s) of warm-up;"
+echo "each task follows one round of the floor: git worktree add -b + bwrap starting the same agent"
+echo
+printf '%-44s %9s %9s %9s\n' '' 'p50 ms' 'p99 ms' 'max ms'
+printf '%-44s %9s %9s %9s\n' 'floor     worktree add + bwrap → agent exec' "$floor_p50" "$floor_p99" "$floor_max"
+printf '%-44s %9s %9s %9s\n' 'dispatch  POST /api/v1/tasks → agent exec' "$disp_p50" "$disp_p99" "$disp_max"
+echo
+printf 'in the floor (p50): git worktree add %s ms\n' "$git_p50"
+printf 'in the worker (p50): claim → worktree ready %s ms; sandbox built in %s ms; claim → agent spawned %s ms\n' \
+        "$(stage worktree 'worktree ready [0-9.]+ ms')" "$(stage sandbox 'sandbox built in [0-9.]+ ms')" \
+        "$(stage spawned 'agent spawned [0-9.]+ ms')"
+printf 'ratio dispatch/floor p50 %s  (needs <= %s: %s)\n' "$ratio" "$max_ratio" "$( (( ok )) && echo ok || echo MISSED)"
+
+if (( ! ok )); then
+        say "dispatch p50 is $ratio times the floor's; the target is at most $max_ratio"
+        exit 1
+fi
+exit 0
