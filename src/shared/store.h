@@ -188,7 +188,7 @@ typedef struct ControlRequest {
         char *id;
         char *task_id;
         ControlKind kind;
-        char *payload;                  /* JSON text, e.g. {"text":"…"} for a message; may be NULL */
+        char *payload;                  /* JSON text, e.g. {"message":"…"} for a message; may be NULL */
         usec_t created_at;
         usec_t delivered_at;            /* the worker saw it */
         usec_t done_at;                 /* the worker acted on it */
