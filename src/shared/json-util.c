@@ -529,6 +529,13 @@ int json_add_timestamp(json_object *o, const char *key, usec_t t) {
         return json_add_string(o, key, format_timestamp(buf, t));
 }
 
+/* "max_cost_usd": null when there is no limit (0), like max_iterations. */
+static int json_add_cost_limit(json_object *o, double max_cost_usd) {
+        if (max_cost_usd <= 0)
+                return json_add(o, "max_cost_usd", NULL);
+        return json_add_new(o, "max_cost_usd", json_object_new_double(max_cost_usd));
+}
+
 int task_to_json(const Task *t, json_object **ret) {
         _cleanup_json_ json_object *o = NULL;
         int r = 0;
@@ -558,6 +565,7 @@ int task_to_json(const Task *t, json_object **ret) {
         r = r ?: json_add_string(o, "branch", t->branch);
         r = r ?: json_add_string(o, "session_id", t->session_id);
         r = r ?: json_add_new(o, "cost_usd", json_object_new_double(t->cost_usd));
+        r = r ?: json_add_cost_limit(o, t->max_cost_usd);
         r = r ?: json_add_timestamp(o, "created_at", t->created_at);
         r = r ?: json_add_timestamp(o, "updated_at", t->updated_at);
         r = r ?: json_add_timestamp(o, "started_at", t->started_at);
@@ -600,6 +608,7 @@ int contract_to_json(const Contract *c, json_object **ret) {
         r = r ?: json_add_string(o, "status", contract_status_to_string(c->status));
         r = r ?: json_add_new(o, "autonomous_loop", json_object_new_boolean(c->autonomous_loop));
         r = r ?: json_add_string(o, "supervisor_task_id", c->supervisor_task_id);
+        r = r ?: json_add_cost_limit(o, c->max_cost_usd);
         r = r ?: json_add(o, "phases", TAKE_PTR(phases));
         r = r ?: json_add_timestamp(o, "created_at", c->created_at);
         r = r ?: json_add_timestamp(o, "updated_at", c->updated_at);

@@ -106,6 +106,7 @@ typedef struct Task {
         char *branch;
         char *session_id;
         double cost_usd;
+        double max_cost_usd;            /* the autonomous loop's budget; 0: none (the contract's, if any) */
         usec_t created_at;              /* µs since the epoch, 0 = unset */
         usec_t updated_at;
         usec_t started_at;
@@ -123,6 +124,7 @@ typedef struct Contract {
         ContractStatus status;
         bool autonomous_loop;
         char *supervisor_task_id;
+        double max_cost_usd;            /* the budget of each of its tasks that has none; 0: none */
         usec_t created_at;
         usec_t updated_at;
         int64_t version;

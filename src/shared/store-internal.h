@@ -65,13 +65,13 @@ int store_row_task_active(const StoreValue *row, size_t n_columns, void *userdat
         "id, created_at, updated_at, version, owner, name, plan, repo, base_branch, "  \
         "target_branch, parent_task_id, contract_id, is_supervisor, autonomous_loop, " \
         "max_iterations, iteration_count, status, error, worktree, branch, session_id, " \
-        "cost_usd, started_at, completed_at"
-#define TASK_N_COLUMNS 24
+        "cost_usd, started_at, completed_at, max_cost_usd"
+#define TASK_N_COLUMNS 25
 
 #define CONTRACT_COLUMNS                                                                \
         "id, created_at, updated_at, version, owner, name, description, type, phase, " \
-        "status, autonomous_loop, supervisor_task_id"
-#define CONTRACT_N_COLUMNS 12
+        "status, autonomous_loop, supervisor_task_id, max_cost_usd"
+#define CONTRACT_N_COLUMNS 13
 
 /* The object id column is named after the log (task_id, contract_id). */
 #define EVENT_N_COLUMNS 5

@@ -36,7 +36,8 @@ typedef struct LeaseSql {
                 .update = "UPDATE tasks SET updated_at = " S "2, version = version + 1, "       \
                           "status = " S "3, error = " S "4, worktree = " S "5, branch = " S "6, " \
                           "session_id = " S "7, cost_usd = " S "8, iteration_count = " S "9, "  \
-                          "max_iterations = " S "10, started_at = " S "11, completed_at = " S "12 " \
+                          "max_iterations = " S "10, started_at = " S "11, completed_at = " S "12, " \
+                          "base_branch = COALESCE(" S "13, base_branch) "                       \
                           "WHERE id = " S "1",                                                  \
         }
 
@@ -267,7 +268,8 @@ int store_task_update_leased(Store *s, Task *t, const char *token, Event *events
                                     VALUE_INT(t->iteration_count),
                                     VALUE_INT(t->max_iterations),
                                     VALUE_USEC(t->started_at),
-                                    VALUE_USEC(t->completed_at)),
+                                    VALUE_USEC(t->completed_at),
+                                    VALUE_TEXT(t->base_branch)),
                              NULL, NULL);
         if (r < 0)
                 return r;

@@ -126,12 +126,26 @@
         " result TEXT);"                                                                \
         "CREATE INDEX control_requests_task ON control_requests (task_id, created_at, id);"
 
+/* Migration 2: the autonomous loop's budget, on tasks and on contracts
+ * (model.h). Both backends spell it the same; rows that exist get 0, no
+ * limit, which is what they ran with. */
+#define MIGRATION_2                                                                     \
+        "ALTER TABLE tasks ADD COLUMN max_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0;" \
+        "ALTER TABLE contracts ADD COLUMN max_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0;"
+
 const StoreMigration store_migrations[] = {
         {
                 .version = 1,
                 .sql = {
                         [STORE_BACKEND_SQLITE] = MIGRATION_1("INTEGER", "0"),
                         [STORE_BACKEND_POSTGRESQL] = MIGRATION_1("BOOLEAN", "FALSE"),
+                },
+        },
+        {
+                .version = 2,
+                .sql = {
+                        [STORE_BACKEND_SQLITE] = MIGRATION_2,
+                        [STORE_BACKEND_POSTGRESQL] = MIGRATION_2,
                 },
         },
 };

@@ -46,7 +46,7 @@ static const PgObject pg_objects[_EVENT_LOG_MAX] = {
                         "repo = $8, base_branch = $9, target_branch = $10, parent_task_id = $11, contract_id = $12, "
                         "is_supervisor = $13, autonomous_loop = $14, max_iterations = $15, iteration_count = $16, "
                         "status = $17, error = $18, worktree = $19, branch = $20, session_id = $21, cost_usd = $22, "
-                        "started_at = $23, completed_at = $24 "
+                        "started_at = $23, completed_at = $24, max_cost_usd = $25 "
                         "WHERE id = $1 AND version = $4",
                 .event_last = "SELECT MAX(seq) FROM task_events WHERE task_id = $1",
                 .event_insert =
@@ -59,7 +59,7 @@ static const PgObject pg_objects[_EVENT_LOG_MAX] = {
                 .update =
                         "UPDATE contracts SET updated_at = $3, version = version + 1, owner = $5, name = $6, "
                         "description = $7, type = $8, phase = $9, status = $10, autonomous_loop = $11, "
-                        "supervisor_task_id = $12 "
+                        "supervisor_task_id = $12, max_cost_usd = $13 "
                         "WHERE id = $1 AND version = $4",
                 .event_last = "SELECT MAX(seq) FROM contract_events WHERE contract_id = $1",
                 .event_insert =
@@ -456,7 +456,7 @@ static int pg_contract_insert(Store *s, const Contract *c) {
         contract_to_values(c, v);
         r = pg_run(pg_store(s),
                    "INSERT INTO contracts (" CONTRACT_COLUMNS ") "
-                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                    v, CONTRACT_N_COLUMNS, NULL, NULL);
         return r < 0 ? r : 0;
 }
@@ -527,7 +527,7 @@ static int pg_task_insert(Store *s, const Task *t) {
         r = pg_run(pg_store(s),
                    "WITH t AS (INSERT INTO tasks (" TASK_COLUMNS ") "
                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-                   "$17, $18, $19, $20, $21, $22, $23, $24) RETURNING id) "
+                   "$17, $18, $19, $20, $21, $22, $23, $24, $25) RETURNING id) "
                    "SELECT pg_notify('" STORE_WAKEUP_CHANNEL "', 'task ' || id) FROM t",
                    v, TASK_N_COLUMNS, NULL, NULL);
         if (r == -ENOENT)

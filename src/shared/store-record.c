@@ -57,6 +57,7 @@ static const Field task_fields[TASK_N_COLUMNS] = {
         FIELD(Task, FIELD_DOUBLE, cost_usd),
         FIELD(Task, FIELD_USEC, started_at),
         FIELD(Task, FIELD_USEC, completed_at),
+        FIELD(Task, FIELD_DOUBLE, max_cost_usd),
 };
 
 /* In CONTRACT_COLUMNS order. */
@@ -73,6 +74,7 @@ static const Field contract_fields[CONTRACT_N_COLUMNS] = {
         FIELD(Contract, FIELD_CONTRACT_STATUS, status),
         FIELD(Contract, FIELD_BOOL, autonomous_loop),
         FIELD(Contract, FIELD_STRING, supervisor_task_id),
+        FIELD(Contract, FIELD_DOUBLE, max_cost_usd),
 };
 
 /* <log>_id, seq, type, payload, created_at */

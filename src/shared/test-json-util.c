@@ -474,8 +474,8 @@ static void test_task_to_json(void) {
         static const char *const keys[] = {
                 "id", "owner", "name", "plan", "repo", "base_branch", "target_branch", "parent_task_id",
                 "contract_id", "is_supervisor", "autonomous_loop", "max_iterations", "iteration_count", "status",
-                "error", "worktree", "branch", "session_id", "cost_usd", "created_at", "updated_at", "started_at",
-                "completed_at", "version",
+                "error", "worktree", "branch", "session_id", "cost_usd", "max_cost_usd", "created_at", "updated_at",
+                "started_at", "completed_at", "version",
         };
         _cleanup_(task_freep) Task *t = task_new(), *back = task_new();
         _cleanup_json_ json_object *o = NULL, *parsed = NULL;
@@ -488,7 +488,7 @@ static void test_task_to_json(void) {
         assert_keys(o, keys, ELEMENTSOF(keys));
         assert_se(is_null(o, "id") && is_null(o, "owner") && is_null(o, "plan") && is_null(o, "repo"));
         assert_se(is_null(o, "error") && is_null(o, "worktree") && is_null(o, "session_id"));
-        assert_se(is_null(o, "max_iterations"));
+        assert_se(is_null(o, "max_iterations") && is_null(o, "max_cost_usd"));
         assert_se(is_null(o, "created_at") && is_null(o, "updated_at") && is_null(o, "started_at") &&
                   is_null(o, "completed_at"));
         assert_streq(get_string(o, "status"), "pending");
@@ -510,6 +510,7 @@ static void test_task_to_json(void) {
         t->iteration_count = 3;
         t->status = TASK_RUNNING;
         t->cost_usd = 1.25;
+        t->max_cost_usd = 2.5;
         t->created_at = 1700000000000000;
         t->completed_at = 1700000000000001;
         t->version = 9;
@@ -523,6 +524,8 @@ static void test_task_to_json(void) {
         assert_se(is_null(o, "parent_task_id") && is_null(o, "started_at"));
         assert_se(json_object_object_get_ex(o, "max_iterations", &v) && json_object_get_int(v) == 25);
         assert_se(json_object_object_get_ex(o, "cost_usd", &v) && json_object_get_double(v) == 1.25);
+        assert_se(json_object_object_get_ex(o, "max_cost_usd", &v) && json_object_is_type(v, json_type_double) &&
+                  json_object_get_double(v) == 2.5);
         assert_se(json_object_object_get_ex(o, "version", &v) && json_object_get_int64(v) == 9);
 
         /* Through text and back into a Task by the dispatcher: the same values. */
@@ -542,6 +545,7 @@ static void test_task_to_json(void) {
                 { "status", json_dispatch_task_state, offsetof(Task, status), 0 },
                 { "error", json_dispatch_string, offsetof(Task, error), JSON_NULLABLE },
                 { "cost_usd", json_dispatch_double, offsetof(Task, cost_usd), 0 },
+                { "max_cost_usd", json_dispatch_double, offsetof(Task, max_cost_usd), JSON_NULLABLE },
                 { "version", json_dispatch_int64, offsetof(Task, version), 0 },
                 {}
         };
@@ -561,6 +565,7 @@ static void test_task_to_json(void) {
         assert_se(back->status == TASK_RUNNING);
         assert_streq(back->error, "boom");
         assert_se(back->cost_usd == 1.25);
+        assert_se(back->max_cost_usd == 2.5);
         assert_se(back->version == 9);
         /* Without ALLOW_EXTRA the fields the table lacks are named. */
         bad = NULL;
@@ -574,7 +579,7 @@ static void test_task_to_json(void) {
 static void test_contract_to_json(void) {
         static const char *const keys[] = {
                 "id", "owner", "name", "description", "type", "phase", "status", "autonomous_loop",
-                "supervisor_task_id", "phases", "created_at", "updated_at", "version",
+                "supervisor_task_id", "max_cost_usd", "phases", "created_at", "updated_at", "version",
         };
         static const struct {
                 ContractType type;
@@ -596,6 +601,7 @@ static void test_contract_to_json(void) {
                 c->name = strdup("c");
                 c->supervisor_task_id = i == 0 ? strdup("0b7f3c1e-2d4a-4f6b-8c9d-0e1f2a3b4c5d") : NULL;
                 c->status = CONTRACT_PAUSED;
+                c->max_cost_usd = i == 1 ? 0.75 : 0;
                 c->updated_at = 2 * USEC_PER_SEC;
                 c->version = 3;
 
@@ -608,6 +614,12 @@ static void test_contract_to_json(void) {
                 assert_streq(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), types[i].phases);
                 assert_se(is_null(o, "id") && is_null(o, "description") && is_null(o, "created_at"));
                 assert_se(i == 0 ? !is_null(o, "supervisor_task_id") : is_null(o, "supervisor_task_id"));
+                /* No limit (0) is null; a limit is its number. */
+                if (i == 1)
+                        assert_se(json_object_object_get_ex(o, "max_cost_usd", &v) &&
+                                  json_object_get_double(v) == 0.75);
+                else
+                        assert_se(is_null(o, "max_cost_usd"));
                 assert_streq(get_string(o, "updated_at"), "1970-01-01T00:00:02.000000Z");
                 assert_se(json_object_object_get_ex(o, "autonomous_loop", &v) && !json_object_get_boolean(v));
                 assert_se(json_object_object_get_ex(o, "version", &v) && json_object_get_int64(v) == 3);

@@ -337,6 +337,100 @@ static void test_lease(void) {
         check_r(store_task_update_leased(store, theirs, token2, NULL, 0), -ENOLCK);
 }
 
+/* The base branch: a worker records the branch it made the worktree from
+ * (when the task named none, the repository's); a NULL leaves the row's. */
+static void test_lease_base_branch(void) {
+        _cleanup_(task_freep) Task *t = NULL, *mine = NULL, *got = NULL;
+        char token[LEASE_TOKEN_MAX];
+
+        tasks_clear();
+        t = insert_task("no base branch", TASK_PENDING, 0);
+        check_r(store_task_claim(store, "w1", LEASE, &mine, token), 1);
+        check(!mine->base_branch);
+
+        /* NULL: nothing to record yet. */
+        mine->worktree = xstrdup("/w/x");
+        check_ok(store_task_update_leased(store, mine, token, NULL, 0));
+        check_int(count_task(t->id, "base_branch IS NULL"), 1);
+
+        mine->base_branch = xstrdup("trunk-ü");
+        check_ok(store_task_update_leased(store, mine, token, NULL, 0));
+        got = get_task(t->id);
+        check_streq(got->base_branch, "trunk-ü");
+        check_int(got->version, mine->version);
+
+        /* Changed by the API under the running task: the worktree was made
+         * from the worker's branch, so that is the one a diff needs. */
+        free(got->base_branch);
+        got->base_branch = xstrdup("changed-by-api");
+        check_ok(store_task_update(store, got, NULL));
+        mine->iteration_count = 1;
+        check_ok(store_task_update_leased(store, mine, token, NULL, 0));
+        got = task_free(got);
+        got = get_task(t->id);
+        check_streq(got->base_branch, "trunk-ü");
+        check_int(got->iteration_count, 1);
+
+        /* A NULL in a later write keeps it. */
+        mine->base_branch = mfree(mine->base_branch);
+        check_ok(store_task_update_leased(store, mine, token, NULL, 0));
+        check_int(count_task(t->id, "base_branch = 'trunk-ü'"), 1);
+
+        /* Checked like every string. */
+        mine->base_branch = xstrdup("bad \xc3\x28");
+        check_r(store_task_update_leased(store, mine, token, NULL, 0), -EINVAL);
+        check_int(count_task(t->id, "base_branch = 'trunk-ü' AND version = %" PRIi64, mine->version), 1);
+}
+
+/* A task that reached its iteration limit is put back to pending with a
+ * higher one (what POST …/resume does): the next claim gets the same
+ * session, worktree, branch and count, and the new limit. */
+static void test_resume_higher_limit(void) {
+        _cleanup_(task_freep) Task *t = NULL, *mine = NULL, *got = NULL, *again = NULL;
+        char token[LEASE_TOKEN_MAX], token2[LEASE_TOKEN_MAX];
+        Event e = { .type = (char *) "iteration",
+                    .payload = (char *) "{\"iteration\":4,\"max\":4,\"reason\":\"reached the iteration limit of 4\"}" };
+
+        tasks_clear();
+        t = insert_task("looping", TASK_PENDING, 0);
+        t->max_iterations = 4;
+        check_ok(store_task_update(store, t, NULL));
+        check_r(store_task_claim(store, "w1", LEASE, &mine, token), 1);
+        mine->session_id = xstrdup("sess-1");
+        mine->worktree = xstrdup("/w/looping");
+        mine->branch = xstrdup("makima/looping");
+        mine->base_branch = xstrdup("main");
+        mine->iteration_count = 4;
+        mine->cost_usd = 0.75;
+        mine->status = TASK_ITERATION_LIMIT_REACHED;
+        mine->error = xstrdup("reached the iteration limit of 4");
+        mine->completed_at = now_usec();
+        check_ok(store_task_update_leased(store, mine, token, &e, 1));
+        free(e.object_id);
+        check_ok(store_task_release(store, t->id, token));
+        check_r(store_task_claim(store, "w2", LEASE, &again, token2), 0);
+
+        got = get_task(t->id);
+        got->max_iterations = 9;
+        got->status = TASK_PENDING;
+        got->error = mfree(got->error);
+        got->completed_at = 0;
+        check_ok(store_task_update(store, got, NULL));
+
+        check_r(store_task_claim(store, "w2", LEASE, &again, token2), 1);
+        check_streq(again->id, t->id);
+        check_int(again->status, TASK_RUNNING);
+        check_int(again->max_iterations, 9);
+        check_int(again->iteration_count, 4);
+        check_streq(again->session_id, "sess-1");
+        check_streq(again->worktree, "/w/looping");
+        check_streq(again->branch, "makima/looping");
+        check_streq(again->base_branch, "main");
+        check(again->cost_usd == 0.75);
+        check(!again->error);
+        check_int(again->completed_at, 0);
+}
+
 /* A lease really runs out with time, and an active task without a lease
  * (nobody runs it) is rescued at once. */
 static void test_lease_time(void) {
@@ -731,6 +825,8 @@ static const StoreTest tests[] = {
         { "ping", test_ping },
         { "claim", test_claim },
         { "lease", test_lease },
+        { "lease_base_branch", test_lease_base_branch },
+        { "resume_higher_limit", test_resume_higher_limit },
         { "lease_time", test_lease_time },
         { "concurrent_claim", test_concurrent_claim },
         { "control", test_control },

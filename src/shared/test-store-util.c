@@ -95,6 +95,29 @@ int64_t raw_sql(const char *sql) {
         return v;
 }
 
+void raw_script(const char *path, const char *script) {
+        if (backend == STORE_BACKEND_SQLITE) {
+                sqlite3 *db = NULL;
+                char *error = NULL;
+
+                check(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) == SQLITE_OK);
+                if (sqlite3_exec(db, script, NULL, NULL, &error) != SQLITE_OK)
+                        fail(__FILE__, __LINE__, "%s: %s", script, strna(error));
+                sqlite3_close(db);
+        } else {
+                PGconn *c = PQconnectdb(path);
+                PGresult *res;
+
+                check(PQstatus(c) == CONNECTION_OK);
+                /* A simple query: several statements, one transaction. */
+                res = PQexec(c, script);
+                if (!IN_SET(PQresultStatus(res), PGRES_COMMAND_OK, PGRES_TUPLES_OK))
+                        fail(__FILE__, __LINE__, "%s: %s", script, PQresultErrorMessage(res));
+                PQclear(res);
+                PQfinish(c);
+        }
+}
+
 Task *task_make(const char *owner, const char *name) {
         Task *t = task_new();
 

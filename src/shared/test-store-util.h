@@ -60,6 +60,11 @@ Store *open_store(void);
  * of the first row as an integer, or -1 without rows. */
 int64_t raw_sql(const char *sql);
 
+/* Runs a script of several statements on the database at `path` (a SQLite
+ * file, created if missing, or a PostgreSQL conninfo), behind the store's
+ * back: how a test makes a database as an older makima left it. */
+void raw_script(const char *path, const char *script);
+
 Task *task_make(const char *owner, const char *name);
 
 /* Holds forked children until all of them are ready, then lets them go at

@@ -45,6 +45,7 @@ static void check_task_equal(const Task *a, const Task *b) {
         check_streq(a->branch, b->branch);
         check_streq(a->session_id, b->session_id);
         check(a->cost_usd == b->cost_usd);
+        check(a->max_cost_usd == b->max_cost_usd);
         check_int(a->created_at, b->created_at);
         check_int(a->updated_at, b->updated_at);
         check_int(a->started_at, b->started_at);
@@ -62,6 +63,7 @@ static void check_contract_equal(const Contract *a, const Contract *b) {
         check_int(a->status, b->status);
         check_int(a->autonomous_loop, b->autonomous_loop);
         check_streq(a->supervisor_task_id, b->supervisor_task_id);
+        check(a->max_cost_usd == b->max_cost_usd);
         check_int(a->created_at, b->created_at);
         check_int(a->updated_at, b->updated_at);
         check_int(a->version, b->version);
@@ -210,6 +212,95 @@ static void test_migrations(void) {
         }
 }
 
+/* A database an older makima made and used, at schema version 1: opening
+ * it applies migration 2 once, in place, and every row it had is read with
+ * no cost limit. */
+static void test_migration_2(void) {
+        _cleanup_(task_freep) Task *t = NULL;
+        _cleanup_(contract_freep) Contract *c = NULL;
+        _cleanup_free_ char *path = NULL, *rows = NULL, *v1 = NULL;
+        Store *s = NULL;
+
+        check(store_n_migrations >= 2);
+        check_int(store_migrations[0].version, 1);
+        check_int(store_migrations[1].version, 2);
+
+        if (backend == STORE_BACKEND_SQLITE)
+                path = xasprintf("%s/v1.db", tmp_dir);
+        else {
+                if (startswith(db_path, "postgres"))
+                        return; /* a URL: we cannot point it at another database */
+                _cleanup_free_ char *create = xasprintf("CREATE DATABASE \"v1-%s\"", run);
+                raw_sql(create);
+                path = xasprintf("%s dbname=v1-%s", db_path, run);
+        }
+
+        /* What makima 1 left: its schema, its version row, a contract and a task of it. */
+        v1 = xasprintf("BEGIN; %s; %s INSERT INTO schema_version (version, applied_at) VALUES (1, 1); COMMIT;",
+                       STORE_SCHEMA_VERSION_TABLE, store_migrations[0].sql[backend]);
+        raw_script(path, v1);
+        rows = xasprintf(
+                "BEGIN;"
+                "INSERT INTO contracts (id, owner, name, type, phase, status, created_at, updated_at) "
+                "VALUES ('c-%1$s', 'old', 'old contract', 'spec', 'research', 'active', 1, 1);"
+                "INSERT INTO tasks (id, owner, name, contract_id, status, iteration_count, max_iterations, "
+                "session_id, cost_usd, created_at, updated_at) "
+                "VALUES ('t-%1$s', 'old', 'old task', 'c-%1$s', 'iteration_limit_reached', 10, 10, 'sess', 0.5, 1, 1);"
+                "COMMIT;",
+                run);
+        raw_script(path, rows);
+
+        /* Twice: the second open finds nothing to do. */
+        for (int i = 0; i < 2; i++) {
+                check_ok(store_open(backend, path, &s));
+                check_int(store_schema_version(s), 2);
+                if (i == 0) {
+                        _cleanup_free_ char *id = xasprintf("t-%s", run), *cid = xasprintf("c-%s", run);
+
+                        check_ok(store_task_get(s, id, &t));
+                        check_streq(t->name, "old task");
+                        check_streq(t->session_id, "sess");
+                        check_int(t->iteration_count, 10);
+                        check(t->cost_usd == 0.5);
+                        check(t->max_cost_usd == 0.0);
+                        check_ok(store_contract_get(s, cid, &c));
+                        check_streq(c->name, "old contract");
+                        check(c->max_cost_usd == 0.0);
+
+                        /* The new column is written like any other. */
+                        t->max_cost_usd = 2.25;
+                        check_ok(store_task_update(s, t, NULL));
+                        c->max_cost_usd = 7;
+                        check_ok(store_contract_update(s, c, NULL));
+                        t = task_free(t);
+                        c = contract_free(c);
+                        check_ok(store_task_get(s, id, &t));
+                        check(t->max_cost_usd == 2.25);
+                        check_ok(store_contract_get(s, cid, &c));
+                        check(c->max_cost_usd == 7.0);
+                }
+                s = store_free(s);
+        }
+
+        /* Each migration is recorded once. */
+        if (backend == STORE_BACKEND_POSTGRESQL) {
+                _cleanup_free_ char *saved = db_path, *drop = xasprintf("DROP DATABASE \"v1-%s\" WITH (FORCE)", run);
+
+                db_path = path;
+                check_int(raw_sql("SELECT COUNT(*) FROM schema_version"), 2);
+                check_int(raw_sql("SELECT MAX(version) FROM schema_version"), 2);
+                db_path = TAKE_PTR(saved);
+                raw_sql(drop);
+        } else {
+                _cleanup_free_ char *saved = db_path;
+
+                db_path = path;
+                check_int(raw_sql("SELECT COUNT(*) FROM schema_version"), 2);
+                check_int(raw_sql("SELECT MAX(version) FROM schema_version"), 2);
+                db_path = TAKE_PTR(saved);
+        }
+}
+
 /* Two openers of a database nobody has migrated yet: one migrates, the
  * other waits and finds the work done. */
 static void test_concurrent_open(void) {
@@ -274,6 +365,7 @@ static void test_contracts(void) {
         c->status = CONTRACT_PAUSED;
         c->autonomous_loop = true;
         c->supervisor_task_id = xstrdup("supervisor-☃");
+        c->max_cost_usd = 3.75;
         check_ok(store_contract_insert(store, c));
         check(id_is_valid(c->id));
         check_int(c->version, 1);
@@ -301,6 +393,7 @@ static void test_contracts(void) {
         check_int(got->phase, PHASE_RESEARCH);
         check_int(got->status, CONTRACT_ACTIVE);
         check(!got->autonomous_loop);
+        check(got->max_cost_usd == 0.0);
 
         /* The same id twice. */
         dup = contract_make(owner, "dup");
@@ -322,6 +415,9 @@ static void test_contracts(void) {
         dup->phase = -1;
         check_r(store_contract_insert(store, dup), -EINVAL);
         dup->phase = PHASE_PLAN;
+        dup->max_cost_usd = INFINITY;
+        check_r(store_contract_insert(store, dup), -EINVAL);
+        dup->max_cost_usd = 0;
         free(dup->name);
         dup->name = xstrdup("bad \xc3\x28 utf-8");
         check_r(store_contract_insert(store, dup), -EINVAL);
@@ -363,6 +459,7 @@ static void test_tasks(void) {
         t->branch = xstrdup("makima/task-1");
         t->session_id = xstrdup("0b9f0c1e-session");
         t->cost_usd = 12.345678901234567;
+        t->max_cost_usd = 0.1;          /* not exact in binary: must come back bit for bit */
         t->started_at = 1700000000123456;
         t->completed_at = 1700000999654321;
         check_ok(store_task_insert(store, t));
@@ -383,6 +480,7 @@ static void test_tasks(void) {
         check_int(got->started_at, 0);
         check_int(got->completed_at, 0);
         check(got->cost_usd == 0.0);
+        check(got->max_cost_usd == 0.0);
         check_int(got->status, TASK_PENDING);
 
         got = task_free(got);
@@ -408,6 +506,9 @@ static void test_tasks(void) {
         bad->cost_usd = NAN;
         check_r(store_task_insert(store, bad), -EINVAL);
         bad->cost_usd = 0;
+        bad->max_cost_usd = NAN;
+        check_r(store_task_insert(store, bad), -EINVAL);
+        bad->max_cost_usd = 0;
         bad->max_iterations = -1;
         check_r(store_task_insert(store, bad), -EINVAL);
         bad->max_iterations = 0;
@@ -535,6 +636,7 @@ static void test_update(void) {
         t->status = TASK_RUNNING;
         t->iteration_count = 3;
         t->cost_usd = 0.25;
+        t->max_cost_usd = 5;
         t->started_at = now_usec();
         t->session_id = xstrdup("sess");
         free(t->owner);
@@ -599,6 +701,7 @@ static void test_update(void) {
         c->status = CONTRACT_PAUSED;
         c->autonomous_loop = true;
         c->supervisor_task_id = xstrdup(t->id);
+        c->max_cost_usd = 1.5;
         e = (Event) { .type = (char *) "phase", .payload = (char *) "{\"phase\":\"specify\"}" };
         check_ok(store_contract_update(store, c, &e));
         check_int(c->version, 2);
@@ -606,6 +709,12 @@ static void test_update(void) {
         free(e.object_id);
         check_ok(store_contract_get(store, c->id, &cgot));
         check_contract_equal(c, cgot);
+        /* A limit is lifted by writing 0. */
+        c->max_cost_usd = 0;
+        check_ok(store_contract_update(store, c, NULL));
+        cgot = contract_free(cgot);
+        check_ok(store_contract_get(store, c->id, &cgot));
+        check(cgot->max_cost_usd == 0.0);
         check_r(store_contract_update(store, cstale, NULL), -ESTALE);
         e = (Event) { .type = (char *) "phase" };
         check_r(store_contract_update(store, cstale, &e), -ESTALE);
@@ -1005,6 +1114,7 @@ static const StoreTest tests[] = {
         { "backend_strings", test_backend_strings },
         { "open_errors", test_open_errors },
         { "migrations", test_migrations },
+        { "migration_2", test_migration_2 },
         { "concurrent_open", test_concurrent_open },
         { "contracts", test_contracts },
         { "tasks", test_tasks },
