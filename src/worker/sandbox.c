@@ -277,6 +277,58 @@ static int etc_hidden(char ***ret) {
         return 0;
 }
 
+/* The seccomp filter as BPF, compiled by libseccomp once per process (it
+ * takes about as long as the rest of sandbox_build()); every sandbox gets a
+ * sealed memfd of its own with a copy, as the filter never changes. */
+static struct {
+        void *bpf;
+        size_t size;
+} seccomp_cache;
+
+static int seccomp_fd(int *ret) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        int r;
+
+        if (!seccomp_cache.bpf) {
+                _cleanup_free_ void *bpf = NULL;
+                ssize_t n;
+
+                r = sandbox_seccomp_export_fd(&fd);
+                if (r < 0)
+                        return r;
+                if (fstat(fd, &st) < 0)
+                        return -errno;
+                if (st.st_size <= 0)
+                        return -EBADMSG;
+                bpf = malloc((size_t) st.st_size);
+                if (!bpf)
+                        return -ENOMEM;
+                n = pread(fd, bpf, (size_t) st.st_size, 0);
+                if (n < 0)
+                        return -errno;
+                if (n != st.st_size)
+                        return -EIO;
+                seccomp_cache.bpf = TAKE_PTR(bpf);
+                seccomp_cache.size = (size_t) n;
+                *ret = TAKE_FD(fd);
+                return 0;
+        }
+
+        fd = memfd_create("makima-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, seccomp_cache.bpf, seccomp_cache.size) != (ssize_t) seccomp_cache.size)
+                return -EIO;
+        /* Sealed, as sandbox_seccomp_export_fd() leaves its own. */
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return -errno;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno;
+        *ret = TAKE_FD(fd);
+        return 0;
+}
+
 static int add_system(Builder *b) {
         char **hidden = NULL;
         int r;
@@ -698,9 +750,9 @@ int sandbox_build(const SandboxParams *p, SandboxCommand *ret) {
                 return log_oom();
 
         if (!p->no_seccomp) {
-                int fd;
+                int fd = -EBADF;
 
-                r = sandbox_seccomp_export_fd(&fd);
+                r = seccomp_fd(&fd);
                 if (r < 0)
                         return log_error_errno(r, "Failed to build the seccomp filter: %m");
                 r = add_fd_arg(&b, fd, "--seccomp", NULL);
