@@ -183,10 +183,12 @@ expect_json .type spec
 expect_json .phase research
 expect_json .status active
 expect_json .autonomous_loop true
+expect_json .max_cost_usd null
 expect_json .version 1
-req "$alice" POST /api/v1/contracts '{"name":"simple one","type":"simple"}'
+req "$alice" POST /api/v1/contracts '{"name":"simple one","type":"simple","max_cost_usd":12.5}'
 expect_status 201 "a simple contract"
 expect_json .phase plan
+expect_json .max_cost_usd 12.5
 cs=$(jqr .id)
 req "$bob" POST /api/v1/contracts '{"name":"bravo"}'
 expect_status 201 "bob creates a contract"
@@ -209,6 +211,11 @@ expect_error 400 invalid_field "empty name"
 req "$alice" POST /api/v1/contracts '{"description":"no name"}'
 expect_error 400 invalid_field "missing name"
 expect_message "field 'name' is required"
+for m in -1 -0.01 '"5"' true; do
+        req "$alice" POST /api/v1/contracts "{\"name\":\"x\",\"max_cost_usd\":$m}"
+        expect_error 400 invalid_field "contract max_cost_usd $m"
+        expect_message "field 'max_cost_usd'"
+done
 req "$alice" POST /api/v1/contracts '{"name":"x","colour":"red"}'
 expect_error 400 invalid_field "unknown field"
 expect_message "'colour'"
@@ -258,6 +265,16 @@ expect_error 409 stale_version "stale If-Match"
 req "$alice" PATCH "/api/v1/contracts/$ca" '{"description":null}' -H 'If-Match: "2"'
 expect_status 200 "If-Match current"
 expect_json .description null
+req "$alice" PATCH "/api/v1/contracts/$cs" '{"max_cost_usd":-3}'
+expect_error 400 invalid_field "a negative contract cost limit"
+expect_message "field 'max_cost_usd': expected a non-negative number"
+req "$alice" PATCH "/api/v1/contracts/$cs" '{"max_cost_usd":0.75}'
+expect_status 200 "change a contract's cost limit"
+expect_json .max_cost_usd 0.75
+[[ "$(store_sql "SELECT max_cost_usd FROM contracts WHERE id = '$cs'")" == 0.75 ]] || fail "the contract's cost limit is not stored"
+req "$alice" PATCH "/api/v1/contracts/$cs" '{"max_cost_usd":null}'
+expect_status 200 "lift a contract's cost limit"
+expect_json .max_cost_usd null
 req "$alice" PATCH "/api/v1/contracts/$ca" '{"phase":"plan"}'
 expect_error 400 invalid_field "phase through PATCH"
 req "$alice" PATCH "/api/v1/contracts/$ca" '{"status":"paused"}'
@@ -327,6 +344,7 @@ expect_status 201 "a task without contract"
 tloose=$(jqr .id)
 expect_json .autonomous_loop false
 expect_json .max_iterations null
+expect_json .max_cost_usd null
 req "$bob" POST /api/v1/tasks "$(jq -nc --arg c "$cb" '{plan:"bob work", contract_id:$c}')"
 expect_status 201 "bob creates a task"
 tb=$(jqr .id)
@@ -356,6 +374,14 @@ expect_error 400 invalid_field "negative max_iterations"
 expect_message "field 'max_iterations': expected a non-negative integer"
 req "$alice" POST /api/v1/tasks '{"plan":"x","max_iterations":"5"}'
 expect_error 400 invalid_field "max_iterations as a string"
+for m in -1 -0.5 '"1"' '{}'; do
+        req "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"max_cost_usd\":$m}"
+        expect_error 400 invalid_field "task max_cost_usd $m"
+        expect_message "field 'max_cost_usd'"
+done
+req "$alice" POST /api/v1/tasks '{"plan":"x","max_cost_usd":1e400}'
+expect_error 400 invalid_field "a cost limit out of range"
+expect_message "field 'max_cost_usd'"
 req "$alice" POST /api/v1/tasks '{"plan":"x","is_supervisor":"yes"}'
 expect_error 400 invalid_field "is_supervisor not a boolean"
 expect_message "field 'is_supervisor': expected true or false"
@@ -410,6 +436,15 @@ expect_error 400 invalid_field "repo cannot change"
 expect_message "'repo'"
 req "$alice" PATCH "/api/v1/tasks/$ta" '{"max_iterations":1000}'
 expect_error 400 invalid_field "max_iterations over the limit on PATCH"
+req "$alice" PATCH "/api/v1/tasks/$ta" '{"max_cost_usd":-0.01}'
+expect_error 400 invalid_field "a negative cost limit on PATCH"
+expect_message "field 'max_cost_usd'"
+req "$alice" PATCH "/api/v1/tasks/$ta" '{"max_cost_usd":2}'
+expect_status 200 "set a task's cost limit"
+expect_json .max_cost_usd 2
+req "$alice" PATCH "/api/v1/tasks/$ta" '{"max_cost_usd":0}'
+expect_status 200 "lift a task's cost limit"
+expect_json .max_cost_usd null
 req "$alice" PATCH "/api/v1/tasks/$ta" '{"version":0}'
 expect_error 400 invalid_field "version 0"
 # Only a worker starts a task: the client may not, and here the test plays the worker.
@@ -502,11 +537,14 @@ say "task control"
 # A pending task has no agent: only cancel works, at once, with its status event.
 req "$alice" POST /api/v1/tasks '{"plan":"never started"}'
 tp=$(jqr .id)
-for verb in pause resume interrupt; do
+for verb in pause interrupt; do
         req "$alice" POST "/api/v1/tasks/$tp/$verb"
         expect_error 409 not_running "$verb a pending task"
         expect_message "pending"
 done
+req "$alice" POST "/api/v1/tasks/$tp/resume"
+expect_error 409 invalid_transition "resume a pending task"
+expect_message "'pending'"
 req "$alice" POST "/api/v1/tasks/$tp/send" '{"message":"are you there?"}'
 expect_error 409 not_running "send to a pending task"
 req "$alice" POST "/api/v1/tasks/$tp/cancel"
@@ -604,6 +642,126 @@ for st in paused waiting interrupted; do
         fi
 done
 
+say "resume with a higher iteration limit"
+# A task that stopped at its limit, as a worker leaves it: resumed with a
+# higher one, it is pending again on the same session, worktree and branch.
+req "$alice" POST /api/v1/tasks '{"plan":"loop","autonomous_loop":true,"max_iterations":4}'
+tl=$(jqr .id)
+store_sql "UPDATE tasks SET status = 'iteration_limit_reached', iteration_count = 4, session_id = 'sess-loop',
+           worktree = '/var/lib/makima/worktrees/loop', branch = 'makima/loop', base_branch = 'main', cost_usd = 0.5,
+           error = 'reached the iteration limit of 4', started_at = 1, completed_at = 2, version = version + 1
+           WHERE id = '$tl'"
+req "$alice" POST "/api/v1/tasks/$tl/resume"
+expect_error 400 invalid_field "resume without max_iterations"
+expect_message "field 'max_iterations': required to resume a task that reached its iteration limit"
+req "$alice" POST "/api/v1/tasks/$tl/resume" '{}'
+expect_error 400 invalid_field "resume with an empty body"
+expect_message "field 'max_iterations'"
+for n in 0 3 4; do
+        req "$alice" POST "/api/v1/tasks/$tl/resume" "{\"max_iterations\":$n}"
+        expect_error 400 invalid_field "resume with max_iterations $n"
+        expect_message "field 'max_iterations': expected more than 4 .* at most 50"
+done
+req "$alice" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":51}'
+expect_error 400 invalid_field "resume over the hard limit"
+expect_message "at most 50"
+for body in '{"max_iterations":"9"}' '{"max_iterations":-9}' '{"max_iterations":null}'; do
+        req "$alice" POST "/api/v1/tasks/$tl/resume" "$body"
+        expect_error 400 invalid_field "resume with $body"
+        expect_message "field 'max_iterations'"
+done
+req "$alice" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":9,"now":true}'
+expect_error 400 invalid_field "resume with an unknown field"
+expect_message "'now'"
+req "$alice" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":9'
+expect_error 400 bad_json "resume with broken JSON"
+req "$alice" POST "/api/v1/tasks/$tl/resume" 'max_iterations=9' -H 'Content-Type: application/x-www-form-urlencoded'
+expect_error 415 unsupported_media_type "resume with a form"
+req "$bob" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":9}'
+expect_error 404 not_found "resume another owner's task"
+req "$alice" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":9}' -H 'If-Match: "1"'
+expect_error 409 stale_version "resume with a stale If-Match"
+req "$alice" GET "/api/v1/tasks/$tl"
+expect_json .status iteration_limit_reached       # nothing refused above wrote anything
+expect_json .max_iterations 4
+
+req "$alice" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":9}'
+expect_status 200 "resume with a higher limit"
+expect_json .status pending
+expect_json .max_iterations 9
+expect_json .iteration_count 4
+expect_json .session_id sess-loop
+expect_json .worktree /var/lib/makima/worktrees/loop
+expect_json .branch makima/loop
+expect_json .base_branch main
+expect_json .cost_usd 0.5
+expect_json .error null
+expect_json .completed_at null
+expect_json '.started_at | type' string
+[[ "$(store_sql "SELECT status || ' ' || max_iterations || ' ' || iteration_count || ' ' || session_id || ' ' || worktree
+                 FROM tasks WHERE id = '$tl'")" == "pending 9 4 sess-loop /var/lib/makima/worktrees/loop" ]] ||
+        fail "the resumed task in the store: $(store_sql "SELECT * FROM tasks WHERE id = '$tl'")"
+[[ -z "$(store_sql "SELECT id FROM control_requests WHERE task_id = '$tl'")" ]] || fail "a control request for the resume"
+req "$alice" GET "/api/v1/tasks/$tl/events"
+expect_json '.events[-1].type' status
+expect_json '.events[-1].data | "\(.from)>\(.to) \(.max_iterations)"' "iteration_limit_reached>pending 9"
+# Pending now: nothing to resume any more.
+req "$alice" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":12}'
+expect_error 409 invalid_transition "resume a task that was resumed"
+expect_message "'pending'"
+
+# The configured default (10) is the limit of a task without its own.
+req "$alice" POST /api/v1/tasks '{"plan":"default limit"}'
+tdl=$(jqr .id)
+store_sql "UPDATE tasks SET status = 'iteration_limit_reached', iteration_count = 10 WHERE id = '$tdl'"
+req "$alice" POST "/api/v1/tasks/$tdl/resume" '{"max_iterations":10}'
+expect_error 400 invalid_field "resume a default-limit task with the same limit"
+req "$alice" POST "/api/v1/tasks/$tdl/resume" '{"max_iterations":50}'
+expect_status 200 "resume up to the hard limit"
+expect_json .max_iterations 50
+
+# At the hard limit there is nothing higher to give.
+for max in 50 0; do
+        req "$alice" POST /api/v1/tasks "{\"plan\":\"at the hard limit\",\"max_iterations\":$max}"
+        th=$(jqr .id)
+        store_sql "UPDATE tasks SET status = 'iteration_limit_reached', iteration_count = 50 WHERE id = '$th'"
+        req "$alice" POST "/api/v1/tasks/$th/resume" '{"max_iterations":50}'
+        expect_error 409 hard_limit_reached "resume a task at the hard limit (max_iterations $max)"
+        expect_message "already at the hard limit of 50"
+done
+
+# Every other status: 409 naming it.
+for st in done failed cancelled merged; do
+        req "$alice" POST /api/v1/tasks "{\"plan\":\"$st task\"}"
+        tx=$(jqr .id)
+        store_sql "UPDATE tasks SET status = '$st' WHERE id = '$tx'"
+        for body in '' '{"max_iterations":20}'; do
+                req "$alice" POST "/api/v1/tasks/$tx/resume" "$body"
+                expect_error 409 invalid_transition "resume a $st task (${body:-no body})"
+                expect_message "'$st'"
+        done
+done
+
+# A paused task's worker acts on a resume: a request, with or without an
+# empty body; a new limit for it is refused, not lost.
+req "$alice" POST /api/v1/tasks '{"plan":"paused loop","max_iterations":3}'
+tpz=$(jqr .id)
+task_set_status "$tpz" running
+task_set_status "$tpz" paused
+req "$alice" POST "/api/v1/tasks/$tpz/resume"
+expect_status 202 "resume a paused task"
+expect_json .control_request.kind resume
+req "$alice" POST "/api/v1/tasks/$tpz/resume" '{}'
+expect_status 202 "resume a paused task with an empty body"
+req "$alice" POST "/api/v1/tasks/$tpz/resume" '{"max_iterations":8}'
+expect_error 409 task_active "resume a paused task with a new limit"
+expect_message "'paused'"
+req "$alice" GET "/api/v1/tasks/$tpz"
+expect_json .max_iterations 3
+expect_json .status paused
+[[ "$(store_sql "SELECT COUNT(*) FROM control_requests WHERE task_id = '$tpz' AND kind = 'resume'")" == 2 ]] ||
+        fail "resume requests of the paused task"
+
 if (( have_bus )); then
         say "D-Bus"
         [[ "$(busctl --address="$BUS_ADDRESS" get-property org.makima1 /org/makima1 org.makima1.Manager Version)" == "s \"$(curl -s "$API_URL/api/v1/health" | jq -r .version)\"" ]] ||
@@ -620,6 +778,8 @@ if (( have_bus )); then
         }
         signals | grep -qx "TaskQueued $tr" || fail "no TaskQueued for $tr: $(signals)"
         signals | grep -qx "TaskQueued $tp" || fail "no TaskQueued for $tp"
+        # Created, then queued again by the resume.
+        [[ "$(signals | grep -cx "TaskQueued $tl")" == 2 ]] || fail "TaskQueued for the resumed $tl: $(signals)"
         [[ "$(signals | grep -c "^ControlQueued $tr ")" == 8 ]] || fail "ControlQueued for $tr: $(signals)"
         for verb in pause resume interrupt cancel message; do
                 signals | grep -qx "ControlQueued $tr $verb" || fail "no ControlQueued $verb: $(signals)"

@@ -96,6 +96,7 @@ typedef struct ContractCreate {
         char *description;
         ContractType type;
         bool autonomous_loop;
+        double max_cost_usd;
 } ContractCreate;
 
 static void contract_create_done(ContractCreate *c) {
@@ -111,6 +112,7 @@ int api_contracts_create(Request *r) {
                 { "description",     json_dispatch_string,        offsetof(ContractCreate, description),     JSON_NULLABLE  },
                 { "type",            json_dispatch_contract_type, offsetof(ContractCreate, type),            0              },
                 { "autonomous_loop", json_dispatch_bool,          offsetof(ContractCreate, autonomous_loop), 0              },
+                { "max_cost_usd",    json_dispatch_double,        offsetof(ContractCreate, max_cost_usd),    JSON_NULLABLE  },
                 {}
         };
         _cleanup_(contract_create_done) ContractCreate p = { .type = CONTRACT_TYPE_SPEC };
@@ -126,6 +128,9 @@ int api_contracts_create(Request *r) {
                 return k;
         if (isempty(p.name) || strlen(p.name) > NAME_MAX_BYTES)
                 return request_reply_field(r, "name", "expected 1 to %d bytes", NAME_MAX_BYTES);
+        k = api_check_cost_limit(r, p.max_cost_usd);
+        if (k < 0)
+                return k;
         k = request_new_owner(r, p.owner, &owner);
         if (k < 0)
                 return k;
@@ -139,6 +144,7 @@ int api_contracts_create(Request *r) {
         c->phase = contract_type_first_phase(p.type);
         c->status = CONTRACT_ACTIVE;
         c->autonomous_loop = p.autonomous_loop;
+        c->max_cost_usd = p.max_cost_usd;
 
         k = store_contract_insert(r->manager->store, c);
         if (k < 0)
@@ -179,6 +185,7 @@ typedef struct ContractPatch {
         ContractStatus status;
         bool autonomous_loop;
         char *supervisor_task_id;
+        double max_cost_usd;
         int64_t version;
 } ContractPatch;
 
@@ -210,6 +217,7 @@ int api_contract_patch(Request *r) {
                 { "status",             json_dispatch_contract_status, offsetof(ContractPatch, status),             0             },
                 { "autonomous_loop",    json_dispatch_bool,            offsetof(ContractPatch, autonomous_loop),    0             },
                 { "supervisor_task_id", json_dispatch_string,          offsetof(ContractPatch, supervisor_task_id), JSON_NULLABLE },
+                { "max_cost_usd",       json_dispatch_double,          offsetof(ContractPatch, max_cost_usd),       JSON_NULLABLE },
                 { "version",            json_dispatch_int64,           offsetof(ContractPatch, version),            0             },
                 {}
         };
@@ -228,6 +236,9 @@ int api_contract_patch(Request *r) {
                 return request_reply_field(r, "version", "expected a positive integer");
         if (present(r, "name") && (isempty(p.name) || strlen(p.name) > NAME_MAX_BYTES))
                 return request_reply_field(r, "name", "expected 1 to %d bytes", NAME_MAX_BYTES);
+        k = api_check_cost_limit(r, p.max_cost_usd);
+        if (k < 0)
+                return k;
 
         k = contract_load(r, &c);
         if (k < 0)
@@ -264,6 +275,8 @@ int api_contract_patch(Request *r) {
         }
         if (present(r, "autonomous_loop"))
                 c->autonomous_loop = p.autonomous_loop;
+        if (present(r, "max_cost_usd"))
+                c->max_cost_usd = p.max_cost_usd;
         if (present(r, "supervisor_task_id")) {
                 free(c->supervisor_task_id);
                 c->supervisor_task_id = TAKE_PTR(p.supervisor_task_id);

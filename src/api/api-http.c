@@ -18,6 +18,7 @@ typedef enum RouteFlags {
         ROUTE_PUBLIC = 1 << 0,          /* no authentication */
         ROUTE_ADMIN = 1 << 1,           /* administrators only */
         ROUTE_BODY = 1 << 2,            /* takes a JSON body */
+        ROUTE_BODY_OPTIONAL = 1 << 3,   /* takes a JSON body, or none */
 } RouteFlags;
 
 typedef struct Route {
@@ -45,7 +46,7 @@ static const Route routes[] = {
         { "DELETE", "/api/v1/tasks/{id}",             api_task_delete,      0,            "task",     "version"            },
         { "GET",    "/api/v1/tasks/{id}/events",      api_task_events,      0,            "task",     "after limit follow" },
         { "POST",   "/api/v1/tasks/{id}/pause",       api_task_pause,       0,            "task",     ""                   },
-        { "POST",   "/api/v1/tasks/{id}/resume",      api_task_resume,      0,            "task",     ""                   },
+        { "POST",   "/api/v1/tasks/{id}/resume",      api_task_resume,      ROUTE_BODY_OPTIONAL, "task", ""            },
         { "POST",   "/api/v1/tasks/{id}/interrupt",   api_task_interrupt,   0,            "task",     ""                   },
         { "POST",   "/api/v1/tasks/{id}/cancel",      api_task_cancel,      0,            "task",     ""                   },
         { "POST",   "/api/v1/tasks/{id}/send",        api_task_send,        ROUTE_BODY,   "task",     ""                   },
@@ -459,7 +460,8 @@ static void request_start(Request *r, const char *version) {
         if (!route)
                 return request_fail(r, 404, "not_found", "No such resource: %s", r->url);
         r->handler = route->handler;
-        r->wants_body = route->flags & ROUTE_BODY;
+        r->wants_body = route->flags & (ROUTE_BODY | ROUTE_BODY_OPTIONAL);
+        r->body_optional = route->flags & ROUTE_BODY_OPTIONAL;
 
         request_authenticate(r, route);
         if (r->error_status)
@@ -542,7 +544,7 @@ static void request_finish(Request *r) {
                                            r->manager->config->api_max_body_bytes);
                 return;
         }
-        if (r->wants_body) {
+        if (r->wants_body && !(r->body_optional && r->buf_size == 0)) {
                 if (r->buf_size == 0) {
                         (void) request_reply_error(r, 400, "bad_json", "A JSON object is required as the body.");
                         return;

@@ -76,7 +76,8 @@ typedef struct Request {
         char *owner_buf;
         bool admin;
 
-        json_object *body;              /* the parsed body of POST and PATCH, else NULL */
+        json_object *body;              /* the parsed body of POST and PATCH, else NULL (also
+                                         * when a route that may take one got none) */
 
         /* A handler that cannot answer at once (it waits for a child) suspends
          * the connection and sets `resume`, called when it is resumed, and
@@ -85,13 +86,13 @@ typedef struct Request {
         RouteHandler resume;
         void *job;
         void (*job_free)(void *job);
-              /* the parsed body of POST and PATCH, else NULL */
 
         /* Internal to api-http.c */
         size_t uri_len;
         bool started;
         bool has_body;
         bool wants_body;
+        bool body_optional;
         bool body_too_large;
         char *buf;
         size_t buf_size, buf_alloc;
@@ -192,5 +193,9 @@ int api_reply_events(Request *r, int log, const char *id);
 /* The event stream of a task (api-events.c): ?follow=1 on its events. */
 int api_task_events_follow(Request *r, const Task *t);
 int api_transition_payload(const char *from, const char *to, char **ret);
+/* A "max_cost_usd" the body gave: 0 (or null, which dispatches as 0) for
+ * no limit, else a positive number. Answers 400 naming the field and
+ * returns -EINVAL otherwise. */
+int api_check_cost_limit(Request *r, double max_cost_usd);
 bool api_ref_name_is_valid(const char *s);
 bool api_owner_name_is_valid(const char *s);

@@ -150,6 +150,14 @@ int api_transition_payload(const char *from, const char *to, char **ret) {
         return 0;
 }
 
+int api_check_cost_limit(Request *r, double max_cost_usd) {
+        /* The dispatcher took only finite numbers. */
+        if (max_cost_usd < 0)
+                return request_reply_field(r, "max_cost_usd",
+                                           "expected a non-negative number of US dollars (0 or null: no limit)"), -EINVAL;
+        return 0;
+}
+
 int api_reply_events(Request *r, int log, const char *id) {
         _cleanup_json_ json_object *o = NULL;
         json_object *a;

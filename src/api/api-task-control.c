@@ -3,7 +3,9 @@
  * /interrupt, /cancel and /send, and GET /api/v1/control-requests/{id}.
  * While a worker holds the task, a request is a row the worker acts on (it
  * writes the status change itself) and a ControlQueued signal to wake it.
- * A pending task has no agent: it can only be cancelled, here and at once. */
+ * A pending task has no agent: it can only be cancelled, here and at once.
+ * A task that stopped at its iteration limit has no worker either: resuming
+ * it with a higher limit queues it again, here, on the same session. */
 
 #include "api-bus.h"
 #include "api-http.h"
@@ -81,16 +83,11 @@ static int cancel_pending(Request *r, Task *t) {
         return request_reply_json(r, 200, o);
 }
 
-static int task_control(Request *r, ControlKind kind, const char *message) {
-        _cleanup_(task_freep) Task *t = NULL;
+static int task_control_loaded(Request *r, Task *t, ControlKind kind, const char *message) {
         _cleanup_json_ json_object *o = NULL, *payload = NULL, *c = NULL;
         _cleanup_free_ char *location = NULL, *id = NULL;
         ControlRequest request = { .kind = kind };
         int k;
-
-        k = api_task_load(r, &t);
-        if (k < 0)
-                return k;
 
         if (task_state_is_final(t->status))
                 return request_reply_error(r, 409, "invalid_transition", "The task is '%s': it cannot be %s any more.",
@@ -131,12 +128,145 @@ static int task_control(Request *r, ControlKind kind, const char *message) {
         return request_reply_accepted(r, o, location);
 }
 
+static int task_control(Request *r, ControlKind kind, const char *message) {
+        _cleanup_(task_freep) Task *t = NULL;
+        int k;
+
+        k = api_task_load(r, &t);
+        if (k < 0)
+                return k;
+        return task_control_loaded(r, t, kind, message);
+}
+
 int api_task_pause(Request *r) {
         return task_control(r, CONTROL_PAUSE, NULL);
 }
 
+/* The limit the loop of a task stops at: its own, else the configured
+ * default, never above the hard limit (as the worker's circuit breaker
+ * computes it). */
+static unsigned effective_max_iterations(const Config *c, int task_max_iterations) {
+        unsigned m = task_max_iterations > 0 ? (unsigned) task_max_iterations : c->loop_default_max_iterations;
+
+        return MIN(m, c->loop_hard_limit);
+}
+
+/* The "status" event of the resume: {"from":…,"to":…,"max_iterations":N}. */
+static int resume_payload(int max_iterations, char **ret) {
+        _cleanup_json_ json_object *o = NULL, *n = NULL;
+        char *s;
+
+        o = json_object_new_object();
+        n = json_object_new_int(max_iterations);
+        if (!o || !n ||
+            json_add_string(o, "from", task_state_to_string(TASK_ITERATION_LIMIT_REACHED)) < 0 ||
+            json_add_string(o, "to", task_state_to_string(TASK_PENDING)) < 0 ||
+            json_object_object_add(o, "max_iterations", n) < 0)
+                return -ENOMEM;
+        TAKE_PTR(n);
+        s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+/* iteration_limit_reached → pending with the higher limit, in one write with
+ * its "status" event. The session, worktree, branch and iteration count
+ * stay: the worker that claims it goes on where the loop stopped. */
+static int resume_with_higher_limit(Request *r, Task *t, bool given, int max_iterations) {
+        const Config *c = r->manager->config;
+        unsigned hard_limit = c->loop_hard_limit;
+        _cleanup_json_ json_object *o = NULL;
+        _cleanup_free_ char *payload = NULL;
+        /* Its object_id is borrowed: the store then makes no copy for us to free. */
+        Event event = { .type = (char *) "status", .object_id = t->id };
+        int k;
+
+        if (effective_max_iterations(c, t->max_iterations) >= hard_limit || (unsigned) t->iteration_count >= hard_limit)
+                return request_reply_error(r, 409, "hard_limit_reached",
+                                           "The task is already at the hard limit of %u iterations ([AutonomousLoop] HardLimit=): "
+                                           "it cannot be resumed with a higher one.", hard_limit);
+        if (!given)
+                return request_reply_field(r, "max_iterations",
+                                           "required to resume a task that reached its iteration limit "
+                                           "(more than %d, at most %u)", t->iteration_count, hard_limit);
+        if (max_iterations <= t->iteration_count || (unsigned) max_iterations > hard_limit)
+                return request_reply_field(r, "max_iterations",
+                                           "expected more than %d (the iterations it ran) and at most %u (the hard limit)",
+                                           t->iteration_count, hard_limit);
+        k = request_check_version(r, -1, t->version, "task");
+        if (k < 0)
+                return k;
+
+        k = resume_payload(max_iterations, &payload);
+        if (k < 0)
+                return k;
+        event.payload = payload;
+        t->max_iterations = max_iterations;
+        t->status = TASK_PENDING;
+        t->error = mfree(t->error);
+        t->completed_at = 0;
+
+        /* At the version read: a change made since (by a PATCH, or a second
+         * resume) is refused and the client looks again. */
+        k = store_task_update(r->manager->store, t, &event);
+        if (k < 0)
+                return request_reply_store_error(r, k, "task", NULL);
+        log_debug("Task %s queued again with at most %d iterations.", t->id, max_iterations);
+        bus_emit_task_queued(r->manager, t->id);
+
+        k = task_to_json(t, &o);
+        if (k < 0)
+                return k;
+        return request_reply_json(r, 200, o);
+}
+
 int api_task_resume(Request *r) {
-        return task_control(r, CONTROL_RESUME, NULL);
+        static const JsonDispatchField table[] = {
+                { "max_iterations", json_dispatch_uint, 0, 0 },
+                {}
+        };
+        _cleanup_(task_freep) Task *t = NULL;
+        int max_iterations = 0, k;
+        bool given;
+
+        /* The body is optional: {} and none are the same. */
+        given = r->body && json_object_object_get_ex(r->body, "max_iterations", NULL);
+        if (r->body) {
+                k = request_dispatch_body(r, table, &max_iterations);
+                if (k < 0)
+                        return k;
+        }
+
+        k = api_task_load(r, &t);
+        if (k < 0)
+                return k;
+
+        switch (t->status) {
+        case TASK_ITERATION_LIMIT_REACHED:
+                return resume_with_higher_limit(r, t, given, max_iterations);
+        case TASK_RUNNING:
+        case TASK_PAUSED:
+        case TASK_WAITING:
+        case TASK_INTERRUPTED:
+                /* The worker holds the task and writes its run fields,
+                 * max_iterations among them: a limit stored here would be
+                 * overwritten. Refused rather than silently lost. */
+                if (given)
+                        return request_reply_error(r, 409, "task_active",
+                                                   "The task is '%s' and its worker holds it: its iteration limit can be "
+                                                   "raised only once it has stopped at it (iteration_limit_reached). "
+                                                   "Resume it without max_iterations.", task_state_to_string(t->status));
+                return task_control_loaded(r, t, CONTROL_RESUME, NULL);
+        case TASK_FAILED:
+                return request_reply_error(r, 409, "invalid_transition",
+                                           "The task is 'failed': there is nothing to resume. To run it again, set its "
+                                           "status to 'pending' (PATCH).");
+        default:
+                return request_reply_error(r, 409, "invalid_transition",
+                                           "The task is '%s': there is nothing to resume.", task_state_to_string(t->status));
+        }
 }
 
 int api_task_interrupt(Request *r) {

@@ -132,6 +132,7 @@ typedef struct TaskCreate {
         bool is_supervisor;
         bool autonomous_loop;
         int max_iterations;
+        double max_cost_usd;
 } TaskCreate;
 
 static void task_create_done(TaskCreate *c) {
@@ -147,7 +148,7 @@ static void task_create_done(TaskCreate *c) {
 
 /* Checks the fields that do not need the store. */
 static int task_check_fields(Request *r, const char *name, const char *plan, const char *base_branch,
-                             const char *target_branch, int max_iterations) {
+                             const char *target_branch, int max_iterations, double max_cost_usd) {
         unsigned hard_limit = r->manager->config->loop_hard_limit;
 
         if (present(r, "name") && (isempty(name) || strlen(name) > NAME_MAX_BYTES))
@@ -160,6 +161,8 @@ static int task_check_fields(Request *r, const char *name, const char *plan, con
                 return request_reply_field(r, "target_branch", "not a valid branch name"), -EINVAL;
         if (present(r, "max_iterations") && (unsigned) max_iterations > hard_limit)
                 return request_reply_field(r, "max_iterations", "must be at most %u (the configured hard limit)", hard_limit), -EINVAL;
+        if (present(r, "max_cost_usd"))
+                return api_check_cost_limit(r, max_cost_usd);
         return 0;
 }
 
@@ -176,6 +179,7 @@ int api_tasks_create(Request *r) {
                 { "is_supervisor",   json_dispatch_bool,   offsetof(TaskCreate, is_supervisor),   0              },
                 { "autonomous_loop", json_dispatch_bool,   offsetof(TaskCreate, autonomous_loop), 0              },
                 { "max_iterations",  json_dispatch_uint,   offsetof(TaskCreate, max_iterations),  0              },
+                { "max_cost_usd",    json_dispatch_double, offsetof(TaskCreate, max_cost_usd),    JSON_NULLABLE  },
                 {}
         };
         _cleanup_(task_create_done) TaskCreate p = {};
@@ -187,7 +191,7 @@ int api_tasks_create(Request *r) {
         k = request_dispatch_body(r, table, &p);
         if (k < 0)
                 return k;
-        k = task_check_fields(r, p.name, p.plan, p.base_branch, p.target_branch, p.max_iterations);
+        k = task_check_fields(r, p.name, p.plan, p.base_branch, p.target_branch, p.max_iterations, p.max_cost_usd);
         if (k < 0)
                 return k;
         if (p.repo && (isempty(p.repo) || p.repo[0] == '-' || !text_is_plain(p.repo)))
@@ -237,6 +241,7 @@ int api_tasks_create(Request *r) {
         t->is_supervisor = p.is_supervisor;
         t->autonomous_loop = present(r, "autonomous_loop") ? p.autonomous_loop : contract && contract->autonomous_loop;
         t->max_iterations = p.max_iterations;
+        t->max_cost_usd = p.max_cost_usd;
         t->status = TASK_PENDING;
 
         k = store_task_insert(r->manager->store, t);
@@ -264,6 +269,7 @@ typedef struct TaskPatch {
         char *target_branch;
         bool autonomous_loop;
         int max_iterations;
+        double max_cost_usd;
         TaskState status;
         char *error;
         int64_t version;
@@ -290,6 +296,7 @@ int api_task_patch(Request *r) {
                 { "target_branch",   json_dispatch_string,     offsetof(TaskPatch, target_branch),   JSON_NULLABLE },
                 { "autonomous_loop", json_dispatch_bool,       offsetof(TaskPatch, autonomous_loop), 0             },
                 { "max_iterations",  json_dispatch_uint,       offsetof(TaskPatch, max_iterations),  0             },
+                { "max_cost_usd",    json_dispatch_double,     offsetof(TaskPatch, max_cost_usd),    JSON_NULLABLE },
                 { "status",          json_dispatch_task_state, offsetof(TaskPatch, status),          0             },
                 { "error",           json_dispatch_string,     offsetof(TaskPatch, error),           JSON_NULLABLE },
                 { "version",         json_dispatch_int64,      offsetof(TaskPatch, version),         0             },
@@ -308,7 +315,7 @@ int api_task_patch(Request *r) {
                 return k;
         if (present(r, "version") && p.version < 1)
                 return request_reply_field(r, "version", "expected a positive integer");
-        k = task_check_fields(r, p.name, p.plan, p.base_branch, p.target_branch, p.max_iterations);
+        k = task_check_fields(r, p.name, p.plan, p.base_branch, p.target_branch, p.max_iterations, p.max_cost_usd);
         if (k < 0)
                 return k;
 
@@ -357,6 +364,8 @@ int api_task_patch(Request *r) {
                 t->autonomous_loop = p.autonomous_loop;
         if (present(r, "max_iterations"))
                 t->max_iterations = p.max_iterations;
+        if (present(r, "max_cost_usd"))
+                t->max_cost_usd = p.max_cost_usd;
 
         /* Written at the version just read: a change made since is refused (-ESTALE). */
         k = store_task_update(r->manager->store, t, payload ? &event : NULL);
