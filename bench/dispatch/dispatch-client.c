@@ -16,8 +16,9 @@
  *
  * Usage: dispatch-client SOCKET REPO ROUNDS FLOOR-DIR -- FLOOR-COMMAND…
  * FLOOR-COMMAND is the bwrap command line; "{}" in it stands for the round's
- * worktree. Prints "ROUND FLOOR_NS DISPATCH_NS FLOOR_GIT_NS TASK_ID" lines on
- * stdout, FLOOR_GIT_NS being the part of the floor git took. */
+ * worktree. Prints "ROUND FLOOR_NS DISPATCH_NS FLOOR_GIT_NS TASK_ID POSTED_NS"
+ * lines on stdout: FLOOR_GIT_NS is the part of the floor git took, POSTED_NS
+ * the CLOCK_REALTIME at which the task was posted. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -255,7 +256,7 @@ static uint64_t run_floor(unsigned round, const char *repo, const char *floor_di
         return exec_ns - start;
 }
 
-static uint64_t run_dispatch(unsigned round, const char *repo, char **ret_id) {
+static uint64_t run_dispatch(unsigned round, const char *repo, char **ret_id, uint64_t *ret_posted_ns) {
         char *body, *answer, *id, *status = NULL, *target, *p;
         uint64_t posted, deadline, exec_ns;
         int code;
@@ -312,6 +313,7 @@ static uint64_t run_dispatch(unsigned round, const char *repo, char **ret_id) {
         if (exec_ns < posted)
                 die("task %s: the agent started before the task was posted?", id);
         *ret_id = id;
+        *ret_posted_ns = posted;
         return exec_ns - posted;
 }
 
@@ -331,14 +333,15 @@ int main(int argc, char **argv) {
                 die("the floor command is too long");
 
         for (unsigned round = 1; round <= rounds; round++) {
-                uint64_t floor_ns, git_ns, dispatch_ns;
+                uint64_t floor_ns, git_ns, dispatch_ns, posted_ns;
                 char *id;
 
                 /* Taking turns, so that outside load hits both alike. */
                 floor_ns = run_floor(round, repo, floor_dir, argv + 6, &git_ns);
-                dispatch_ns = run_dispatch(round, repo, &id);
-                printf("%u %llu %llu %llu %s\n", round, (unsigned long long) floor_ns, (unsigned long long) dispatch_ns,
-                       (unsigned long long) git_ns, id);
+                dispatch_ns = run_dispatch(round, repo, &id, &posted_ns);
+                printf("%u %llu %llu %llu %s %llu\n", round, (unsigned long long) floor_ns,
+                       (unsigned long long) dispatch_ns, (unsigned long long) git_ns, id,
+                       (unsigned long long) posted_ns);
                 fflush(stdout);
                 free(id);
         }

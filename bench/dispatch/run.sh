@@ -18,6 +18,7 @@ agent_bin=${3:-}
 client_bin=${4:-}
 ntasks=${BENCH_TASKS:-200}
 warmup=${BENCH_WARMUP:-5}
+repo_files=${BENCH_REPO_FILES:-0}
 max_ratio=${BENCH_MAX_RATIO:-2}
 keep=${BENCH_KEEP:-0}
 
@@ -34,15 +35,15 @@ api_bin=$(realpath "$api_bin") worker_bin=$(realpath "$worker_bin")
 agent_bin=$(realpath "$agent_bin") client_bin=$(realpath "$client_bin")
 
 missing=()
-for tool in git:git bwrap:bubblewrap dbus-daemon:dbus-daemon curl:curl ss:iproute2; do
+for tool in git:git bwrap:bubblewrap dbus-daemon:dbus-daemon curl:curl sqlite3:sqlite3; do
         command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if (( ${#missing[@]} )); then
         say "missing tools; install them with: apt-get install ${missing[*]}"
         exit 77
 fi
-for n in "$ntasks" "$warmup"; do
-        [[ "$n" =~ ^[0-9]+$ ]] || die "BENCH_TASKS and BENCH_WARMUP must be whole numbers, got '$n'"
+for n in "$ntasks" "$warmup" "$repo_files"; do
+        [[ "$n" =~ ^[0-9]+$ ]] || die "BENCH_TASKS, BENCH_WARMUP and BENCH_REPO_FILES must be whole numbers, got '$n'"
 done
 (( ntasks >= 1 )) || die "BENCH_TASKS must be at least 1"
 
@@ -78,12 +79,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---- a repository of a realistic small size ----
+# ---- a repository: a README and BENCH_REPO_FILES small source files ----
 
 repo="$tmp/repo"
 git init -q -b main "$repo"
-mkdir -p "$repo/src" "$repo/docs"
-for i in $(seq 1 40); do
+mkdir -p "$repo/src"
+for (( i = 1; i <= repo_files; i++ )); do
         seq 1 "$((i * 10))" | sed "s/^/line /" > "$repo/src/file$i.c"
 done
 echo "bench/dispatch repository" > "$repo/README"
@@ -175,36 +176,52 @@ measured=$(wc -l < "$tmp/measured")
 
 # ---- report ----
 
-# pct COLUMN P: the P-th percentile (nearest rank) of a column, in ms.
+# pct FILE COLUMN P: the P-th percentile (nearest rank) of a column of
+# nanoseconds, in ms.
 pct() {
-        cut -d' ' -f"$1" "$tmp/measured" | sort -n |
-                awk -v p="$2" '{ v[NR] = $1 } END { k = int((p * NR + 99) / 100); if (k < 1) k = 1; printf "%.2f", v[k] / 1e6 }'
+        cut -d' ' -f"$2" "$1" | sort -g |
+                awk -v p="$3" '{ v[NR] = $1 } END { k = int((p * NR + 99) / 100); if (k < 1) k = 1; printf "%.2f", v[k] / 1e6 }'
 }
-floor_p50=$(pct 2 50) floor_p99=$(pct 2 99) floor_max=$(pct 2 100)
-disp_p50=$(pct 3 50) disp_p99=$(pct 3 99) disp_max=$(pct 3 100)
-git_p50=$(pct 4 50)
+floor_p50=$(pct "$tmp/measured" 2 50) floor_p99=$(pct "$tmp/measured" 2 99) floor_max=$(pct "$tmp/measured" 2 100)
+disp_p50=$(pct "$tmp/measured" 3 50) disp_p99=$(pct "$tmp/measured" 3 99) disp_max=$(pct "$tmp/measured" 3 100)
 ratio=$(awk -v a="$disp_p50" -v b="$floor_p50" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
 ok=$(awk -v r="$ratio" -v m="$max_ratio" 'BEGIN { print (r <= m) ? 1 : 0 }')
 
-# stage NAME REGEX: the median of the numbers the worker logged for a stage.
+# Where a dispatch goes, from the store's own clocks: the task's created_at
+# (makima-api inserted it) and its "claimed" event (the worker's claim
+# began), both CLOCK_REALTIME in µs. Lines: POST→insert, insert→claim,
+# claim→exec, all in ns.
+sqlite3 -batch -noheader -separator ' ' "file:$tmp/makima.db?mode=ro" "
+        SELECT t.id, t.created_at, min(e.created_at) FROM tasks t
+        JOIN task_events e ON e.task_id = t.id AND e.type = 'claimed' GROUP BY t.id" > "$tmp/times"
+awk 'NR == FNR { created[$1] = $2 * 1000; claimed[$1] = $3 * 1000; next }
+     ($5 in created) { exec = $6 + $3; print created[$5] - $6, claimed[$5] - created[$5], exec - claimed[$5] }' \
+        "$tmp/times" "$tmp/measured" > "$tmp/stages"
+(( $(wc -l < "$tmp/stages") == ntasks )) || die "the store does not have every measured task with its claim"
+
+# stage REGEX: the median of the numbers the worker logged for a stage, in ms.
 stage() {
-        grep -oE "$2" "$tmp/makima-worker.log" | grep -oE '[0-9]+\.[0-9]+' | tail -n "$ntasks" | sort -n |
+        grep -oE "$1" "$tmp/makima-worker.log" | grep -oE '[0-9]+\.[0-9]+' | tail -n "$ntasks" | sort -g |
                 awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", v[int((NR + 1) / 2)]; else printf "?" }'
 }
 
 echo
 echo "makima-api + makima-worker ($worker_bin) on SQLite, wake-ups over a private D-Bus; sandbox on"
 echo "$ntasks tasks one after the other, each posted when the previous was done, after $warmup round(s) of warm-up;"
-echo "each task follows one round of the floor: git worktree add -b + bwrap starting the same agent"
+echo "each task follows one round of the floor: git worktree add -b + bwrap starting the same agent;"
+echo "the repository has a README and $repo_files more files, and gains two worktrees a round"
 echo
 printf '%-44s %9s %9s %9s\n' '' 'p50 ms' 'p99 ms' 'max ms'
-printf '%-44s %9s %9s %9s\n' 'floor     worktree add + bwrap → agent exec' "$floor_p50" "$floor_p99" "$floor_max"
-printf '%-44s %9s %9s %9s\n' 'dispatch  POST /api/v1/tasks → agent exec' "$disp_p50" "$disp_p99" "$disp_max"
+printf '%-44s %9s %9s %9s\n' 'floor     worktree add + bwrap -> agent exec' "$floor_p50" "$floor_p99" "$floor_max"
+printf '%-44s %9s %9s %9s\n' 'dispatch  POST /api/v1/tasks -> agent exec' "$disp_p50" "$disp_p99" "$disp_max"
 echo
-printf 'in the floor (p50): git worktree add %s ms\n' "$git_p50"
-printf 'in the worker (p50): claim → worktree ready %s ms; sandbox built in %s ms; claim → agent spawned %s ms\n' \
-        "$(stage worktree 'worktree ready [0-9.]+ ms')" "$(stage sandbox 'sandbox built in [0-9.]+ ms')" \
-        "$(stage spawned 'agent spawned [0-9.]+ ms')"
+printf 'floor, p50:    git worktree add %s ms, then bwrap → agent exec\n' "$(pct "$tmp/measured" 4 50)"
+printf 'dispatch, p50: POST → task stored %s ms; → worker claims it %s ms; claim → agent exec %s ms\n' \
+        "$(pct "$tmp/stages" 1 50)" "$(pct "$tmp/stages" 2 50)" "$(pct "$tmp/stages" 3 50)"
+printf '  in the worker: claim → worktree ready %s ms; sandbox built in %s ms; claim → bwrap started %s ms\n' \
+        "$(stage 'worktree ready [0-9.]+ ms')" "$(stage 'sandbox built in [0-9.]+ ms')" \
+        "$(stage 'agent spawned [0-9.]+ ms')"
+echo
 printf 'ratio dispatch/floor p50 %s  (needs <= %s: %s)\n' "$ratio" "$max_ratio" "$( (( ok )) && echo ok || echo MISSED)"
 
 if (( ! ok )); then

@@ -16,8 +16,9 @@ api_bin=${1:-}
 worker_bin=${2:-}
 agent_bin=${3:-}
 nlines=${BENCH_LINES:-100000}
+rounds=${BENCH_ROUNDS:-3}
 min_rate=${BENCH_MIN_RATE:-50000}
-journal=${BENCH_JOURNAL:-auto}
+journal=${BENCH_JOURNAL:-stderr}
 keep=${BENCH_KEEP:-0}
 journald_bin=/lib/systemd/systemd-journald
 
@@ -40,21 +41,24 @@ if (( ${#missing[@]} )); then
         say "missing tools; install them with: apt-get install ${missing[*]}"
         exit 77
 fi
-[[ "$nlines" =~ ^[0-9]+$ ]] && (( nlines >= 2 )) || die "BENCH_LINES must be a whole number >= 2, got '$nlines'"
-
-# The journal: a private systemd-journald (what the worker writes to under
-# systemd) needs root for its mount namespace; without, stderr to a file.
-if [[ "$journal" == auto ]]; then
-        if [[ "$(id -u)" == 0 && -x "$journald_bin" ]] && command -v unshare >/dev/null &&
-           command -v journalctl >/dev/null; then
-                journal=journald
-        else
-                journal=stderr
-        fi
+if ! [[ "$nlines" =~ ^[0-9]+$ ]] || (( nlines < 2 )); then
+        die "BENCH_LINES must be a whole number >= 2, got '$nlines'"
 fi
+if ! [[ "$rounds" =~ ^[0-9]+$ ]] || (( rounds < 1 )); then
+        die "BENCH_ROUNDS must be a whole number >= 1, got '$rounds'"
+fi
+
+# Where the worker's journal entries go: by default to its stderr, into a
+# file, so that the worker alone is measured; with BENCH_JOURNAL=journald to
+# a private systemd-journald, which then shares the CPUs (bench/README.md
+# says why the first is the default).
 case "$journal" in
 journald)
-        [[ "$(id -u)" == 0 && -x "$journald_bin" ]] || die "BENCH_JOURNAL=journald needs root and $journald_bin"
+        if [[ "$(id -u)" != 0 || ! -x "$journald_bin" ]] || ! command -v unshare >/dev/null ||
+           ! command -v journalctl >/dev/null; then
+                say "BENCH_JOURNAL=journald needs root, unshare, journalctl and $journald_bin"
+                exit 77
+        fi
         if [[ -z "${BENCH_INGEST_IN_NAMESPACE:-}" ]]; then
                 # /run and the journal's directories become tmpfs in a mount
                 # namespace of our own: the host's journal is not touched.
@@ -62,7 +66,7 @@ journald)
         fi
         ;;
 stderr) ;;
-*) die "BENCH_JOURNAL must be auto, journald or stderr, got '$journal'" ;;
+*) die "BENCH_JOURNAL must be stderr or journald, got '$journal'" ;;
 esac
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/makima-bench-ingest.XXXXXX")
@@ -181,77 +185,107 @@ hz=$(getconf CLK_TCK)
 # second field of its schedstat): a busy machine, not the worker, if large.
 runq_ns() { cut -d' ' -f2 "/proc/$worker_pid/schedstat" 2>/dev/null || echo 0; }
 
-read -r cpu0 user0 sys0 < <(cpu_ticks)
-runq0=$(runq_ns)
-id=$(api -H 'Content-Type: application/json' \
-        -d "$(jq -nc --arg repo "$repo" '{plan: "bench/ingest", repo: $repo, name: "ingest"}')" \
-        http://localhost/api/v1/tasks | jq -er .id) || die "could not create the task"
-say "task $id: an agent printing $nlines lines and a result"
-
-status=''
-for _ in $(seq 3000); do
-        status=$(api "http://localhost/api/v1/tasks/$id" | jq -r .status)
-        [[ "$status" == pending || "$status" == running ]] || break
-        sleep 0.1
-done
-read -r cpu1 user1 sys1 < <(cpu_ticks)
-runq1=$(runq_ns)
-[[ "$status" == done ]] || die "task $id ended '$status': $(api "http://localhost/api/v1/tasks/$id" | head -c 500)"
-
-# ---- what the store holds ----
-
 db="$tmp/makima.db"
 q() { sqlite3 -batch -noheader -separator ' ' "file:$db?mode=ro" "$1"; }
-# The agent's events are those with its uuids (makima adds "claimed" and
-# "status" events of its own).
-read -r n_all min_seq max_seq n_agent n_uuids n_bad first_at last_at < <(q "
-        WITH e AS (SELECT seq, type, created_at,
-                          json_extract(payload, '\$.uuid') LIKE '6e6a6b00-0000-4000-8000-%' AS ours,
-                          json_extract(payload, '\$.uuid') AS uuid
-                   FROM task_events WHERE task_id = '$id')
-        SELECT count(*), min(seq), max(seq), sum(ours), count(DISTINCT uuid) FILTER (WHERE ours),
-               sum(type IN ('stderr', 'invalid_output')),
-               min(created_at) FILTER (WHERE ours), max(created_at) FILTER (WHERE ours)
-        FROM e")
-start_ns=$(q "SELECT json_extract(payload, '\$.bench_exec_realtime_ns') FROM task_events
-              WHERE task_id = '$id' AND payload LIKE '%bench_exec_realtime_ns%' LIMIT 1")
 expected=$((nlines + 1))
-(( n_agent == expected && n_uuids == expected )) ||
-        die "the store has $n_agent of the agent's $expected events ($n_uuids different ones)"
-(( n_bad == 0 )) || die "the store has $n_bad stderr or invalid_output events"
-(( min_seq == 1 && max_seq == n_all )) || die "seq is not gapless: $n_all events, seq $min_seq..$max_seq"
-[[ -n "$start_ns" ]] || die "the agent's start time is not in its init line"
 
-n_journal=''
-if [[ "$journal" == journald ]]; then
-        n_journal=$(journalctl --directory=/run/log/journal --no-pager -o json --output-fields=MAKIMA_SEQ \
-                "MAKIMA_TASK_ID=$id" | wc -l)
-fi
+# round N: one task, start to end; checks what the store and the journal
+# got and appends "RATE WALL_S INNER_S CPU_S USER_S SYS_S RUNQ_S" to rounds.
+round() {
+        local id status answer cpu0 user0 sys0 cpu1 user1 sys1 runq0 runq1 start_ns n_journal
+        local n_all min_seq max_seq n_agent n_uuids n_bad first_at last_at
+
+        read -r cpu0 user0 sys0 < <(cpu_ticks)
+        runq0=$(runq_ns)
+        id=$(api -H 'Content-Type: application/json' \
+                -d "$(jq -nc --arg repo "$repo" --arg name "ingest-$1" '{plan: "bench/ingest", repo: $repo, name: $name}')" \
+                http://localhost/api/v1/tasks | jq -er .id) || die "could not create a task"
+
+        # Until the task is over. Seldom, and without jq: the CPUs are the worker's.
+        status=''
+        for _ in $(seq 600); do
+                sleep 0.5
+                answer=$(api "http://localhost/api/v1/tasks/$id")
+                [[ "$answer" =~ \"status\":\ *\"([a-z_]+)\" ]] && status=${BASH_REMATCH[1]}
+                [[ "$status" == pending || "$status" == running ]] || break
+        done
+        read -r cpu1 user1 sys1 < <(cpu_ticks)
+        runq1=$(runq_ns)
+        [[ "$status" == "done" ]] || die "task $id ended '$status': $(api "http://localhost/api/v1/tasks/$id" | head -c 500)"
+
+        # The agent's events are those with its uuids (makima adds "claimed"
+        # and "status" events of its own).
+        read -r n_all min_seq max_seq n_agent n_uuids n_bad first_at last_at < <(q "
+                WITH e AS (SELECT seq, type, created_at,
+                                  json_extract(payload, '\$.uuid') LIKE '6e6a6b00-0000-4000-8000-%' AS ours,
+                                  json_extract(payload, '\$.uuid') AS uuid
+                           FROM task_events WHERE task_id = '$id')
+                SELECT count(*), min(seq), max(seq), sum(ours), count(DISTINCT uuid) FILTER (WHERE ours),
+                       sum(type IN ('stderr', 'invalid_output')),
+                       min(created_at) FILTER (WHERE ours), max(created_at) FILTER (WHERE ours)
+                FROM e")
+        start_ns=$(q "SELECT json_extract(payload, '\$.bench_exec_realtime_ns') FROM task_events
+                      WHERE task_id = '$id' AND payload LIKE '%bench_exec_realtime_ns%' LIMIT 1")
+        (( n_agent == expected && n_uuids == expected )) ||
+                die "task $id: the store has $n_agent of the agent's $expected events ($n_uuids different ones)"
+        (( n_bad == 0 )) || die "task $id: the store has $n_bad stderr or invalid_output events"
+        (( min_seq == 1 && max_seq == n_all )) ||
+                die "task $id: seq is not gapless: $n_all events, seq $min_seq..$max_seq"
+        [[ -n "$start_ns" ]] || die "task $id: the agent's start time is not in its init line"
+        own=$((n_all - n_agent))
+
+        # Every event also went to the journal (or its stand-in on stderr).
+        if [[ "$journal" == journald ]]; then
+                n_journal=$(journalctl --directory=/run/log/journal --no-pager -o json --output-fields=MAKIMA_SEQ \
+                        "MAKIMA_TASK_ID=$id" | wc -l)
+        else
+                n_journal=$(grep -c "^makima-worker: ${id:0:8} " "$tmp/makima-worker.log" || true)
+        fi
+        (( n_journal >= expected )) ||
+                die "task $id: only $n_journal of the agent's $expected events reached the journal"
+
+        awk -v n="$expected" -v start_us="$((start_ns / 1000))" -v first="$first_at" -v last="$last_at" \
+            -v cpu="$((cpu1 - cpu0))" -v user="$((user1 - user0))" -v sys="$((sys1 - sys0))" -v hz="$hz" \
+            -v runq="$((runq1 - runq0))" 'BEGIN {
+                wall = (last - start_us) / 1e6
+                printf "%.0f %.3f %.3f %.3f %.3f %.3f %.3f\n", (wall > 0) ? n / wall : 0, wall,
+                       (last - first) / 1e6, cpu / hz, user / hz, sys / hz, runq / 1e9
+        }' >> "$tmp/rounds"
+        payload_mb=$(q "SELECT printf('%.1f', sum(length(payload)) / 1e6) FROM task_events WHERE task_id = '$id'")
+}
+
+say "$rounds round(s), each a task whose agent prints $nlines lines and a result"
+own=0 payload_mb=0
+for (( k = 1; k <= rounds; k++ )); do
+        round "$k"
+done
 
 # ---- report ----
 
-payload_mb=$(q "SELECT printf('%.1f', sum(length(payload)) / 1e6) FROM task_events WHERE task_id = '$id'")
-awk -v n="$expected" -v start_us="$((start_ns / 1000))" -v first="$first_at" -v last="$last_at" \
-    -v cpu="$((cpu1 - cpu0))" -v user="$((user1 - user0))" -v sys="$((sys1 - sys0))" -v hz="$hz" \
-    -v min_rate="$min_rate" -v n_all="$n_all" -v mb="$payload_mb" -v journal="$journal_what" \
-    -v n_journal="$n_journal" -v worker="$worker_bin" -v runq="$((runq1 - runq0))" -v lines="$nlines" '
-BEGIN {
-        wall = (last - start_us) / 1e6
-        inner = (last - first) / 1e6
-        rate = (wall > 0) ? n / wall : 0
-        printf "\nmakima-worker (%s) on SQLite, sandbox on; agent events also to %s\n", worker, journal
-        printf "one task, its agent printing %d stream-json lines and a result (%s MB) as fast as it can\n\n",
-               lines, mb
-        printf "%-34s %d of the agent'\''s %d, seq 1..%d gapless (%d of makima'\''s own)\n",
-               "events in the store", n, n, n_all, n_all - n
-        if (n_journal != "")
-                printf "%-34s %d\n", "journal entries for the task", n_journal
-        printf "%-34s %7.3f s %10.0f events/s   (needs >= %d: %s)\n", "agent start -> last event stored",
-               wall, rate, min_rate, (rate >= min_rate) ? "ok" : "MISSED"
-        printf "%-34s %7.3f s %10.0f events/s\n", "first -> last event stored", inner, (inner > 0) ? n / inner : 0
-        printf "%-34s %7.3f s %10.2f ms per 1000 events  (user %.2f s, system %.2f s)\n", "worker CPU time",
-               cpu / hz, cpu / hz * 1e6 / n, user / hz, sys / hz
-        printf "%-34s %7.3f s   (ready to run, but the CPUs were busy)\n", "worker waiting for a CPU", runq / 1e9
-        exit (rate >= min_rate) ? 0 : 1
-}' || { say "the worker ingested fewer than $min_rate events/s"; exit 1; }
+# The best round: other work on the machine only ever slows the worker
+# down, so the fastest round is the closest to what it does undisturbed
+# (as bench/api reports its best round).
+read -r rate wall inner cpu user sys runq < <(sort -g -r -k1,1 "$tmp/rounds" | head -n 1)
+ok=$(awk -v r="$rate" -v m="$min_rate" 'BEGIN { print (r >= m) ? 1 : 0 }')
+
+echo
+echo "makima-worker ($worker_bin) on SQLite, sandbox on; agent events also to $journal_what"
+echo "each round one task, its agent printing $nlines stream-json lines and a result ($payload_mb MB) as fast as it can;"
+echo "every round: all $expected events in the store with gapless seq (and $own of makima's own), and in the journal"
+echo "best of $rounds round(s):"
+echo
+printf '%-36s %7.3f s %9.0f events/s  (needs >= %s: %s)\n' "agent start to last event stored" "$wall" "$rate" \
+        "$min_rate" "$( (( ok )) && echo ok || echo MISSED)"
+printf '%-36s %7.3f s %9.0f events/s\n' "first to last event stored" "$inner" \
+        "$(awk -v n="$expected" -v t="$inner" 'BEGIN { printf "%.0f", (t > 0) ? n / t : 0 }')"
+printf '%-36s %7.3f s %9.2f ms per 1000 events (user %.2f s, system %.2f s)\n' "worker CPU time" "$cpu" \
+        "$(awk -v n="$expected" -v c="$cpu" 'BEGIN { printf "%.2f", c * 1e6 / n }')" "$user" "$sys"
+printf '%-36s %7.3f s (ready to run, but the CPUs were busy)\n' "worker waiting for a CPU" "$runq"
+echo
+printf 'events/s per round: %s\n' "$(awk '{ printf "%s%s", (NR > 1) ? " " : "", $1 }' "$tmp/rounds")"
+
+if (( ! ok )); then
+        say "the worker ingested at most $rate events/s; the target is $min_rate"
+        exit 1
+fi
 exit 0
