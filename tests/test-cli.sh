@@ -139,6 +139,17 @@ test_usage() {
         err_has "option '--repo' needs a value"
         run 2 task create --max-iterations x plan
         err_has "max-iterations expects a positive number"
+        for usd in abc 0 -1 inf nan 1e3 0x10 '$' . 1.2.3; do
+                run 2 task create --max-cost "$usd" plan
+                err_has "^makima: --max-cost expects an amount of US dollars above 0, such as 2.50, not '"
+        done
+        run 2 contract create --max-cost=-2 name
+        err_has "max-cost expects an amount of US dollars"
+        run 2 task resume --max-iterations 0 "$nouuid"
+        err_has "max-iterations expects a positive number, not '0'"
+        err_has "Try 'makima task resume --help'."
+        run 2 task resume --max-iterations 5
+        err_has 'missing ID'
         run 2 task list --status sleeping
         err_has "unknown task status 'sleeping'"
         run 2 task show
@@ -190,7 +201,7 @@ test_cannot_connect() {
 test_contracts() {
         local c c2 short
 
-        run 0 contract create --type simple --description "Port to libfoo 2" --autonomous-loop "port libfoo"
+        run 0 contract create --type simple --description "Port to libfoo 2" --autonomous-loop --max-cost '$12.5' "port libfoo"
         [[ "$OUT" =~ $uuid_re ]] || fail "contract create printed '$OUT', not an id"
         [[ -z "$ERR" ]] || fail "contract create wrote to stderr: $ERR"
         c=$OUT
@@ -224,12 +235,16 @@ test_contracts() {
         out_has '^ +description: Port to libfoo 2$'
         out_has '^ +phases: plan → execute → review$'
         out_has '^ +autonomous_loop: yes$'
+        out_has '^ +max_cost_usd: \$12\.50$'
         out_has '^ +created_at: [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} \((now|[0-9]+s ago)\)$'
         # A unique prefix is as good as the id.
         run 0 contract show --json "$short"
         same_as_api "/api/v1/contracts/$c"
         run 0 --json contract show "$c"
         json_is .autonomous_loop true
+        json_is .max_cost_usd 12.5
+        run 0 contract show "$c2"
+        out_has '^ +max_cost_usd: -$'
 
         run 0 contract phase "$short" execute
         [[ "$OUT" == "Contract $short is in phase execute." ]] || fail "phase: $OUT"
@@ -277,7 +292,7 @@ test_tasks() {
 
         # A relative --repo is sent as an absolute path; only the id is printed.
         (cd "$(dirname "$TMP")" && "$MAKIMA" task create --repo "$(basename "$TMP")/work repo" --name first \
-                --contract "${CONTRACT:0:6}" --base-branch main --autonomous-loop --max-iterations 7 \
+                --contract "${CONTRACT:0:6}" --base-branch main --autonomous-loop --max-iterations 7 --max-cost 2.5 \
                 $'Fix the build\nthen the tests' >"$TMP/out" 2>"$TMP/err") || fail "task create: $(cat "$TMP/err")"
         OUT=$(cat "$TMP/out")
         [[ "$OUT" =~ $uuid_re ]] || fail "task create printed '$OUT', not only an id"
@@ -289,6 +304,7 @@ test_tasks() {
         json_is .base_branch main
         json_is .autonomous_loop true
         json_is .max_iterations 7
+        json_is .max_cost_usd 2.5
         json_is .status pending
         same_as_api "/api/v1/tasks/$t"
 
@@ -322,7 +338,12 @@ test_tasks() {
         out_has '^ +status: pending$'
         out_has '^ +plan: Fix the build$'
         out_has '^ +then the tests$'
-        out_has '^ +max_iterations: 7$'
+        out_has '^ +iterations: 0/7$'
+        out_has '^ +cost: \$0\.00 \(limit \$2\.50\)$'
+        out_lacks 'max_iterations|iteration_count|cost_usd'
+        run 0 task show "$t2"
+        out_has '^ +iterations: 0/default$'
+        out_has '^ +cost: \$0\.00$'
 
         run 0 task cancel "$t2"
         [[ "$OUT" == "Task ${t2:0:8} cancelled." ]] || fail "cancel: $OUT"
@@ -572,6 +593,86 @@ test_control() {
         err_is "makima: task $nouuid: not found"
 }
 
+# ---- the autonomous loop: iterations, cost, waiting, resuming at the limit ----
+
+test_loop() {
+        local t tw
+
+        run 0 task create --autonomous-loop --max-iterations 3 --max-cost 1 "looping"
+        t=$OUT
+        task_set_status "$t" running
+        task_add_event "$t" iteration '{"iteration":1,"max":3,"reason":"no completion gate, restarting","cost_usd":0.0123,"gate":null}'
+        task_add_event "$t" iteration '{"iteration":2,"max":3,"cost_usd":0.5,"gate":{"ready":false,"reason":"tests still fail","blockers":["make check"]}}'
+        task_add_event "$t" iteration '{"iteration":3,"max":3,"reason":"reached the iteration limit of 3 (resume with a higher --max-iterations)","cost_usd":0.1}'
+        task_set_status "$t" iteration_limit_reached
+        store_sql "UPDATE tasks SET iteration_count = 3, cost_usd = 0.6123, session_id = 'sess-cli', worktree = '/w/loop',
+                   error = 'reached the iteration limit of 3 (resume with a higher --max-iterations)' WHERE id = '$t'"
+
+        run 0 task events "$t"
+        out_has '^#2 [0-9-]{10} [0-9:]{8} iteration 1/3: no completion gate, restarting \(\$0\.0123\)$'
+        out_has '^#3 .* iteration 2/3: tests still fail \(\$0\.50\)$'
+        out_has '^#4 .* iteration 3/3: reached the iteration limit of 3 \(resume with a higher --max-iterations\) \(\$0\.10\)$'
+        out_has '^#5 .* status running → iteration_limit_reached$'
+        # watch prints them the same way, and a task stopped at its limit did not end well.
+        run 1 task watch "$t"
+        out_has '^#2 .* iteration 1/3: no completion gate, restarting \(\$0\.0123\)$'
+        [[ "$(tail -n 1 <<<"$OUT")" == "Task ${t:0:8} ended: iteration_limit_reached." ]] || fail "watch: $OUT"
+
+        run 0 task show "$t"
+        out_has '^ +status: iteration_limit_reached$'
+        out_has '^ +error: reached the iteration limit of 3'
+        out_has '^ +iterations: 3/3$'
+        out_has '^ +cost: \$0\.6123 \(limit \$1\.00\)$'
+
+        # Resuming needs a higher limit; the API says what it takes.
+        run 1 task resume "$t"
+        err_is "makima: task $t: field 'max_iterations': required to resume a task that reached its iteration limit (more than 3, at most 50)"
+        run 1 task resume --max-iterations 3 "$t"
+        err_has "field 'max_iterations': expected more than 3"
+        run 1 task resume --max-iterations 51 "$t"
+        err_has "at most 50"
+        run 0 task resume --max-iterations 8 "${t:0:8}"
+        [[ "$OUT" == "Task ${t:0:8} queued again with at most 8 iterations." ]] || fail "resume: $OUT"
+        run 0 task show --json "$t"
+        json_is .status pending
+        json_is .max_iterations 8
+        json_is .iteration_count 3
+        json_is .session_id sess-cli
+        json_is .worktree /w/loop
+        json_is .error null
+        run 0 task events --after 5 "$t"
+        [[ "$OUT" =~ ^#6\ .*\ status\ iteration_limit_reached\ →\ pending,\ at\ most\ 8\ iterations$ ]] || fail "resume event: $OUT"
+        run 0 task list
+        out_has "^${t:0:8} +pending +3/8 "
+        # Pending now: nothing to resume.
+        run 1 task resume --max-iterations 9 "$t"
+        err_is "makima: task $t: The task is 'pending': there is nothing to resume."
+        # --json prints the task the API answered.
+        task_set_status "$t" running
+        task_set_status "$t" iteration_limit_reached
+        run 0 --json task resume --max-iterations 10 "$t"
+        json_is .max_iterations 10
+        json_is .status pending
+
+        # Waiting on a rate limit: the reason shows as such, not as an error.
+        run 0 task create "rate limited"
+        tw=$OUT
+        task_set_status "$tw" running
+        task_set_status "$tw" waiting
+        store_sql "UPDATE tasks SET error = 'rate limited until 12:34:56 (5h limit)' WHERE id = '$tw'"
+        run 0 task show "$tw"
+        out_has '^ +status: waiting$'
+        out_has '^ +reason: rate limited until 12:34:56 \(5h limit\)$'
+        out_lacks '^ +error:'
+        run 0 task list --status waiting
+        out_has "^${tw:0:8} +waiting "
+        # A worker holds it: a resume is a request; a new limit is refused.
+        run 0 task resume "$tw"
+        [[ "$OUT" == "Task ${tw:0:8}: resume requested." ]] || fail "resume a waiting task: $OUT"
+        run 1 task resume --max-iterations 5 "$tw"
+        err_has "^makima: task $tw: The task is 'waiting' and its worker holds it"
+}
+
 # ---- diffs ----
 
 test_diff() {
@@ -716,6 +817,7 @@ test_cannot_connect
 test_contracts
 test_tasks
 test_control
+test_loop
 test_diff
 test_watch
 test_notifications

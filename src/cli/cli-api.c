@@ -3,6 +3,7 @@
  * command, one call per connection with errors reported in one line, paging
  * through lists, and turning short ids into full ones. */
 
+#include <math.h>
 #include <stdarg.h>
 
 #include "cli.h"
@@ -465,6 +466,31 @@ int cli_parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret) {
         if (*end != '\0')
                 return -EINVAL;
         if (v < min || v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+int cli_parse_usd(const char *s, double *ret) {
+        const char *p;
+        char *end = NULL;
+        double v;
+
+        if (!s)
+                return -EINVAL;
+        if (*s == '$')
+                s++;
+        /* Plain decimals only: strtod() would also take "inf", "nan", "0x1p3" and "1e9". */
+        p = s + strspn(s, "0123456789");
+        if (*p == '.')
+                p += 1 + strspn(p + 1, "0123456789");
+        if (p == s || *p != '\0' || streq(s, "."))
+                return -EINVAL;
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno == ERANGE || *end != '\0' || !isfinite(v))
+                return -ERANGE;
+        if (v <= 0)
                 return -ERANGE;
         *ret = v;
         return 0;

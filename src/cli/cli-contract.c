@@ -6,7 +6,7 @@
 #include "model.h"
 
 static const char *const contract_keys[] = {
-        "id", "name", "owner", "type", "phase", "phases", "status", "autonomous_loop", "description",
+        "id", "name", "owner", "type", "phase", "phases", "status", "autonomous_loop", "max_cost_usd", "description",
         "supervisor_task_id", "created_at", "updated_at", "version", NULL,
 };
 
@@ -14,7 +14,7 @@ void help_contract(void) {
         printf("makima contract COMMAND ...\n\n"
                "Contracts: goals that move through phases, made of tasks.\n\n"
                "Commands:\n"
-               "  create [--type=TYPE] [--description=TEXT] [--autonomous-loop] NAME\n"
+               "  create [--type=TYPE] [--description=TEXT] [--autonomous-loop] [--max-cost=USD] NAME\n"
                "                           Create a contract and print its id\n"
                "  list [--status=STATUS]   List contracts\n"
                "  show ID                  Show a contract\n"
@@ -33,6 +33,8 @@ static void help_create(void) {
                "                          simple (plan, execute, review) or execute (execute, review)\n"
                "     --description=TEXT   What the contract is for\n"
                "     --autonomous-loop    Its tasks restart their agent until the work is done\n"
+               "     --max-cost=USD       The cost limit of the loop of each of its tasks that has\n"
+               "                          none of its own, in US dollars\n"
                CLI_COMMON_HELP);
 }
 
@@ -77,12 +79,14 @@ typedef struct CreateArgs {
         const char *type;
         const char *description;
         bool autonomous_loop;
+        double max_cost_usd;            /* 0: not given */
 } CreateArgs;
 
 enum {
         ARG_TYPE = _ARG_COMMON_MAX,
         ARG_DESCRIPTION,
         ARG_AUTONOMOUS_LOOP,
+        ARG_MAX_COST,
         ARG_STATUS,
         ARG_AFTER,
 };
@@ -103,6 +107,11 @@ static int handle_create(Cli *cli, int c, const char *arg, void *userdata) {
         case ARG_AUTONOMOUS_LOOP:
                 a->autonomous_loop = true;
                 return 0;
+        case ARG_MAX_COST:
+                if (cli_parse_usd(arg, &a->max_cost_usd) < 0)
+                        return cli_usage_error(cli, "contract create",
+                                               "--max-cost expects an amount of US dollars above 0, such as 2.50, not '%s'", arg);
+                return 0;
         }
         return -EINVAL;
 }
@@ -113,6 +122,7 @@ int verb_contract_create(Cli *cli, int argc, char *argv[]) {
                 { "type",            required_argument, NULL, ARG_TYPE            },
                 { "description",     required_argument, NULL, ARG_DESCRIPTION     },
                 { "autonomous-loop", no_argument,       NULL, ARG_AUTONOMOUS_LOOP },
+                { "max-cost",        required_argument, NULL, ARG_MAX_COST        },
                 {}
         };
         _cleanup_json_ json_object *body = NULL, *reply = NULL;
@@ -131,7 +141,9 @@ int verb_contract_create(Cli *cli, int argc, char *argv[]) {
             json_add_string(body, "name", argv[optind]) < 0 ||
             (a.type && json_add_string(body, "type", a.type) < 0) ||
             (a.description && json_add_string(body, "description", a.description) < 0) ||
-            (a.autonomous_loop && json_object_object_add(body, "autonomous_loop", json_object_new_boolean(true)) < 0))
+            (a.autonomous_loop && json_object_object_add(body, "autonomous_loop", json_object_new_boolean(true)) < 0) ||
+            (a.max_cost_usd > 0 &&
+             json_object_object_add(body, "max_cost_usd", json_object_new_double(a.max_cost_usd)) < 0))
                 return log_oom();
 
         r = cli_call(cli, "POST", body, "contract create", &reply, "/contracts");
@@ -224,6 +236,7 @@ static int parse_id_command(Cli *cli, const char *command, int argc, char *argv[
 
 int verb_contract_show(Cli *cli, int argc, char *argv[]) {
         _cleanup_json_ json_object *reply = NULL;
+        json_object *limit = NULL;
         _cleanup_free_ char *id = NULL, *what = NULL;
         int r;
 
@@ -237,6 +250,13 @@ int verb_contract_show(Cli *cli, int argc, char *argv[]) {
                 return r;
         if (cli->json)
                 return cli_print_json(reply);
+        /* A limit reads as money; none stays null ("-"). */
+        if (json_object_object_get_ex(reply, "max_cost_usd", &limit) && limit) {
+                char usd[32];
+
+                if (json_add_string(reply, "max_cost_usd", format_usd(json_object_get_double(limit), usd, sizeof(usd))) < 0)
+                        return log_oom();
+        }
         return cli_print_object(cli, reply, contract_keys);
 }
 

@@ -305,6 +305,17 @@ char *short_id(const char *id, char buf[static 9]) {
         return buf;
 }
 
+char *format_usd(double usd, char *buf, size_t size) {
+        size_t n;
+
+        /* Four decimals, and the last two dropped when they are zeros: "$2.50", "$0.0123". */
+        snprintf(buf, size, "$%.4f", usd);
+        n = strlen(buf);
+        if (n >= 7 && streq(buf + n - 2, "00") && buf[n - 5] == '.')
+                buf[n - 2] = '\0';
+        return buf;
+}
+
 int cli_print_json(json_object *o) {
         const char *s;
 
@@ -432,9 +443,63 @@ static const char *message_text(json_object *message) {
         return NULL;
 }
 
+static bool json_get_number(json_object *o, const char *key, double *ret) {
+        json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) ||
+            !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
+                return false;
+        *ret = json_object_get_double(v);
+        return true;
+}
+
+/* An "iteration" event of the autonomous loop, {"iteration":3,"max":10,
+ * "reason":"…","cost_usd":0.0123,"gate":{…}}: "3/10: <reason> ($0.0123)". */
+static char *iteration_summary(json_object *data) {
+        _cleanup_free_ char *count = NULL;
+        const char *reason = json_get_string(data, "reason");
+        int64_t n = json_get_int(data, "iteration", -1), max = json_get_int(data, "max", 0);
+        char usd_text[32], cost[40] = "";
+        double usd;
+        char *out;
+
+        if (n < 0)
+                return NULL;
+        if (max > 0 ? asprintf(&count, "%" PRIi64 "/%" PRIi64, n, max) < 0 : asprintf(&count, "%" PRIi64, n) < 0)
+                return NULL;
+        if (!reason) {
+                json_object *gate = NULL;
+
+                /* No words from the loop: what the agent said in its gate. */
+                if (json_object_object_get_ex(data, "gate", &gate))
+                        reason = json_get_string(gate, "reason");
+        }
+        if (json_get_number(data, "cost_usd", &usd))
+                snprintf(cost, sizeof(cost), " (%s)", format_usd(usd, usd_text, sizeof(usd_text)));
+        if (asprintf(&out, "%s%s%s%s", count, reason ? ": " : "", strempty(reason), cost) < 0)
+                return NULL;
+        return out;
+}
+
+/* A status change: "running → waiting", with the reason when it has one,
+ * and the new limit of a task resumed with a higher one. */
+static char *transition_summary(json_object *data, const char *from, const char *to) {
+        const char *reason = json_get_string(data, "reason") ?: json_get_string(data, "error");
+        int64_t max = json_get_int(data, "max_iterations", 0);
+        char limit[64] = "";
+        char *out;
+
+        if (max > 0)
+                snprintf(limit, sizeof(limit), ", at most %" PRIi64 " iterations", max);
+        if (asprintf(&out, "%s → %s%s%s%s", from, to, limit, reason ? ": " : "", strempty(reason)) < 0)
+                return NULL;
+        return out;
+}
+
 /* One line that says what an event was about, whatever its type. */
-static char *event_summary(json_object *data) {
+static char *event_summary(const char *type, json_object *data) {
         static const char *const keys[] = { "summary", "text", "result", "message", "reason", "error", "subtype" };
+        _cleanup_free_ char *own = NULL;
         json_object *message = NULL;
         const char *s = NULL;
         char *out;
@@ -446,12 +511,12 @@ static char *event_summary(json_object *data) {
         else if (json_object_is_type(data, json_type_object)) {
                 const char *from = json_get_string(data, "from"), *to = json_get_string(data, "to");
 
-                if (from && to) {
-                        if (asprintf(&out, "%s → %s", from, to) < 0)
-                                return NULL;
-                        return out;
-                }
-                if (json_object_object_get_ex(data, "message", &message) && json_object_is_type(message, json_type_object))
+                if (from && to)
+                        s = own = transition_summary(data, from, to);
+                else if (streq_ptr(type, "iteration"))
+                        s = own = iteration_summary(data);
+                if (!s && json_object_object_get_ex(data, "message", &message) &&
+                    json_object_is_type(message, json_type_object))
                         s = message_text(message);
                 for (size_t i = 0; !s && i < ELEMENTSOF(keys); i++)
                         s = json_get_string(data, keys[i]);
@@ -485,7 +550,7 @@ int cli_print_event(Cli *cli, json_object *event) {
         char when[64];
 
         (void) json_object_object_get_ex(event, "data", &data);
-        summary = event_summary(data);
+        summary = event_summary(json_get_string(event, "type"), data);
         if (!summary)
                 return -ENOMEM;
         printf("%s#%" PRIi64 "%s %s %s%s%s %s\n",

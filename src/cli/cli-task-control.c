@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* "makima task pause|resume|interrupt|cancel|send|diff": controlling a task's
  * agent through the API's control routes (the worker that runs it acts on
- * the request), and showing what the agent changed in its worktree. */
+ * the request), resuming a task that stopped at its iteration limit, and
+ * showing what the agent changed in its worktree. */
+
+#include <limits.h>
 
 #include "cli.h"
 #include "store.h"
@@ -15,8 +18,14 @@ static void help_pause(void) {
 
 static void help_resume(void) {
         printf("makima task resume [OPTIONS...] ID\n\n"
-               "Let a paused (or waiting, or interrupted) task's agent go on.\n\n"
-               "Options:\n" CLI_COMMON_HELP);
+               "Let a paused (or waiting, or interrupted) task's agent go on. A task that stopped at\n"
+               "its iteration limit (iteration_limit_reached) is queued again with a higher limit,\n"
+               "which --max-iterations gives: a worker continues it on the same worktree and agent\n"
+               "session.\n\n"
+               "Options:\n"
+               "     --max-iterations=N   The new limit: more than the iterations the task ran, at\n"
+               "                          most the configured hard limit\n"
+               CLI_COMMON_HELP);
 }
 
 static void help_interrupt(void) {
@@ -54,7 +63,8 @@ static const char *const requested[] = {
         [CONTROL_MESSAGE] = "message queued",
 };
 
-static int task_control(Cli *cli, ControlKind kind, const char *id, const char *message) {
+/* max_iterations: for a resume, the new limit (0: none given). */
+static int task_control(Cli *cli, ControlKind kind, const char *id, const char *message, int64_t max_iterations) {
         _cleanup_json_ json_object *body = NULL, *reply = NULL;
         _cleanup_free_ char *what = NULL;
         unsigned status = 0;
@@ -66,6 +76,11 @@ static int task_control(Cli *cli, ControlKind kind, const char *id, const char *
                 if (!body || json_add_string(body, "message", message) < 0)
                         return log_oom();
         }
+        if (max_iterations > 0) {
+                body = json_object_new_object();
+                if (!body || json_object_object_add(body, "max_iterations", json_object_new_int64(max_iterations)) < 0)
+                        return log_oom();
+        }
         if (asprintf(&what, "task %s", id) < 0)
                 return log_oom();
         r = cli_call_status(cli, "POST", body, what, &reply, &status, "/tasks/%s/%s", id,
@@ -75,8 +90,12 @@ static int task_control(Cli *cli, ControlKind kind, const char *id, const char *
         if (cli->json)
                 return cli_print_json(reply);
 
-        /* 200: a pending task, cancelled at once; 202: a request its worker will act on. */
-        if (status == 200)
+        /* 200: a pending task, cancelled at once, or one at its iteration limit,
+         * queued again; 202: a request its worker will act on. */
+        if (status == 200 && kind == CONTROL_RESUME)
+                printf("Task %s queued again with at most %" PRIi64 " iterations.\n", short_id(id, sid),
+                       json_get_int(reply, "max_iterations", max_iterations));
+        else if (status == 200)
                 printf("Task %s cancelled.\n", short_id(id, sid));
         else
                 printf("Task %s: %s.\n", short_id(id, sid), requested[kind]);
@@ -92,15 +111,48 @@ static int control_verb(Cli *cli, ControlKind kind, void (*help)(void), int argc
         r = cli_parse_id_command(cli, command, "tasks", "task", argc, argv, help, &id);
         if (r <= 0)
                 return r;
-        return task_control(cli, kind, id, NULL);
+        return task_control(cli, kind, id, NULL, 0);
 }
 
 int verb_task_pause(Cli *cli, int argc, char *argv[]) {
         return control_verb(cli, CONTROL_PAUSE, help_pause, argc, argv);
 }
 
+enum {
+        ARG_MAX_ITERATIONS = _ARG_COMMON_MAX,
+};
+
+static int handle_resume(Cli *cli, int c, const char *arg, void *userdata) {
+        int64_t *max_iterations = userdata;
+
+        if (c != ARG_MAX_ITERATIONS)
+                return -EINVAL;
+        if (cli_parse_int64(arg, 1, INT_MAX, max_iterations) < 0)
+                return cli_usage_error(cli, "task resume", "--max-iterations expects a positive number, not '%s'", arg);
+        return 0;
+}
+
 int verb_task_resume(Cli *cli, int argc, char *argv[]) {
-        return control_verb(cli, CONTROL_RESUME, help_resume, argc, argv);
+        static const struct option options[] = {
+                CLI_COMMON_OPTIONS,
+                { "max-iterations", required_argument, NULL, ARG_MAX_ITERATIONS },
+                {}
+        };
+        _cleanup_free_ char *id = NULL;
+        int64_t max_iterations = 0;
+        int r;
+
+        r = cli_parse_options(cli, "task resume", argc, argv, options, NULL, help_resume, handle_resume,
+                              &max_iterations);
+        if (r <= 0)
+                return r;
+        r = cli_want_operands(cli, "task resume", argc, argv, 1, "ID");
+        if (r < 0)
+                return r;
+        r = cli_resolve_id(cli, "tasks", "task", argv[optind], &id);
+        if (r < 0)
+                return r;
+        return task_control(cli, CONTROL_RESUME, id, NULL, max_iterations);
 }
 
 int verb_task_interrupt(Cli *cli, int argc, char *argv[]) {
@@ -132,7 +184,7 @@ int verb_task_send(Cli *cli, int argc, char *argv[]) {
         r = cli_resolve_id(cli, "tasks", "task", argv[optind], &id);
         if (r < 0)
                 return r;
-        return task_control(cli, CONTROL_MESSAGE, id, message);
+        return task_control(cli, CONTROL_MESSAGE, id, message, 0);
 }
 
 int verb_task_diff(Cli *cli, int argc, char *argv[]) {

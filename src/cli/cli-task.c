@@ -8,11 +8,12 @@
 #include "cli.h"
 #include "model.h"
 
+/* The show block: the task's members in this order, with "iterations" and
+ * "cost" in place of the numbers they are made of (task_display()). */
 static const char *const task_keys[] = {
-        "id", "name", "owner", "status", "error", "plan", "repo", "base_branch", "target_branch", "branch",
-        "worktree", "contract_id", "parent_task_id", "is_supervisor", "autonomous_loop", "iteration_count",
-        "max_iterations", "session_id", "cost_usd", "created_at", "started_at", "updated_at", "completed_at",
-        "version", NULL,
+        "id", "name", "owner", "status", "reason", "error", "plan", "repo", "base_branch", "target_branch", "branch",
+        "worktree", "contract_id", "parent_task_id", "is_supervisor", "autonomous_loop", "iterations", "cost",
+        "session_id", "created_at", "started_at", "updated_at", "completed_at", "version", NULL,
 };
 
 void help_task(void) {
@@ -20,7 +21,7 @@ void help_task(void) {
                "Tasks: one agent working on a plan in its own git worktree.\n\n"
                "Commands:\n"
                "  create [--repo=PATH|URL] [--name=NAME] [--contract=ID] [--base-branch=BRANCH]\n"
-               "         [--autonomous-loop] [--max-iterations=N] PLAN\n"
+               "         [--autonomous-loop] [--max-iterations=N] [--max-cost=USD] PLAN\n"
                "                           Create a task and print its id\n"
                "  list [--contract=ID] [--status=STATUS]\n"
                "                           List tasks\n"
@@ -30,7 +31,9 @@ void help_task(void) {
                "  watch ID                 Follow a task's events live until it ends\n"
                "  diff ID                  Show what the task changed in its worktree\n"
                "  pause ID                 Pause a running task's agent\n"
-               "  resume ID                Let a paused task's agent go on\n"
+               "  resume ID [--max-iterations=N]\n"
+               "                           Let a paused task's agent go on, or queue a task that\n"
+               "                           stopped at its iteration limit again with a higher one\n"
                "  interrupt ID             Stop the agent's current turn; it waits for a message\n"
                "  send ID MESSAGE          Send the agent a message\n"
                "  cancel ID                Cancel a task\n"
@@ -48,6 +51,8 @@ static void help_create(void) {
                "     --base-branch=BRANCH Start the task's branch from BRANCH\n"
                "     --autonomous-loop    Restart the agent until it says the work is done\n"
                "     --max-iterations=N   At most N agent runs in the loop (default: the configured one)\n"
+               "     --max-cost=USD       Stop the loop once its agent runs cost more than USD dollars\n"
+               "                          (default: the contract's limit, else none)\n"
                CLI_COMMON_HELP);
 }
 
@@ -64,7 +69,9 @@ static void help_list(void) {
 
 static void help_show(void) {
         printf("makima task show [OPTIONS...] ID\n\n"
-               "Show a task. ID may be a unique prefix of the id.\n\n"
+               "Show a task. ID may be a unique prefix of the id. 'iterations' is the number of agent\n"
+               "runs and the most the loop may make (3/10); 'cost' what they cost and the limit;\n"
+               "'reason' why a waiting task waits.\n\n"
                "Options:\n" CLI_COMMON_HELP);
 }
 
@@ -91,6 +98,7 @@ enum {
         ARG_BASE_BRANCH,
         ARG_AUTONOMOUS_LOOP,
         ARG_MAX_ITERATIONS,
+        ARG_MAX_COST,
         ARG_STATUS,
         ARG_AFTER,
 };
@@ -102,6 +110,7 @@ typedef struct TaskArgs {
         const char *base_branch;
         bool autonomous_loop;
         int64_t max_iterations;         /* -1: not given */
+        double max_cost_usd;            /* 0: not given */
         const char *status;
         int64_t after;
         bool follow;
@@ -129,6 +138,11 @@ static int handle_option(Cli *cli, int c, const char *arg, void *userdata) {
         case ARG_MAX_ITERATIONS:
                 if (cli_parse_int64(arg, 1, INT_MAX, &a->max_iterations) < 0)
                         return cli_usage_error(cli, "task create", "--max-iterations expects a positive number, not '%s'", arg);
+                return 0;
+        case ARG_MAX_COST:
+                if (cli_parse_usd(arg, &a->max_cost_usd) < 0)
+                        return cli_usage_error(cli, "task create",
+                                               "--max-cost expects an amount of US dollars above 0, such as 2.50, not '%s'", arg);
                 return 0;
         case ARG_STATUS:
                 if (task_state_from_string(arg) < 0)
@@ -162,6 +176,7 @@ int verb_task_create(Cli *cli, int argc, char *argv[]) {
                 { "base-branch",     required_argument, NULL, ARG_BASE_BRANCH     },
                 { "autonomous-loop", no_argument,       NULL, ARG_AUTONOMOUS_LOOP },
                 { "max-iterations",  required_argument, NULL, ARG_MAX_ITERATIONS  },
+                { "max-cost",        required_argument, NULL, ARG_MAX_COST        },
                 {}
         };
         _cleanup_json_ json_object *body = NULL, *reply = NULL;
@@ -207,7 +222,9 @@ int verb_task_create(Cli *cli, int argc, char *argv[]) {
             (a.base_branch && json_add_string(body, "base_branch", a.base_branch) < 0) ||
             (a.autonomous_loop && json_object_object_add(body, "autonomous_loop", json_object_new_boolean(true)) < 0) ||
             (a.max_iterations > 0 &&
-             json_object_object_add(body, "max_iterations", json_object_new_int64(a.max_iterations)) < 0))
+             json_object_object_add(body, "max_iterations", json_object_new_int64(a.max_iterations)) < 0) ||
+            (a.max_cost_usd > 0 &&
+             json_object_object_add(body, "max_cost_usd", json_object_new_double(a.max_cost_usd)) < 0))
                 return log_oom();
 
         r = cli_call(cli, "POST", body, "task create", &reply, "/tasks");
@@ -331,8 +348,53 @@ static int parse_id_command(Cli *cli, const char *command, int argc, char *argv[
         return 1;
 }
 
+/* The task as `show` prints it: "iterations" ("3/10", or "3/default" while
+ * the configured default applies) for iteration_count and max_iterations,
+ * "cost" ("$0.0123", "$0.0123 (limit $2.00)") for cost_usd and
+ * max_cost_usd, and, for a waiting task, its error as the "reason" it waits
+ * (the worker writes "rate limited until …" there). */
+static int task_display(json_object *task, json_object **ret) {
+        _cleanup_json_ json_object *o = NULL;
+        _cleanup_free_ char *iterations = NULL, *cost = NULL;
+        bool waiting = streq_ptr(json_get_string(task, "status"), "waiting");
+        int64_t count = json_get_int(task, "iteration_count", 0), max = json_get_int(task, "max_iterations", 0);
+        char spent[32], limit[32];
+        json_object *v;
+        double usd = 0, max_usd = 0;
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_object_foreach(task, key, value) {
+                if (streq(key, "iteration_count") || streq(key, "max_iterations") || streq(key, "cost_usd") ||
+                    streq(key, "max_cost_usd"))
+                        continue;
+                if (json_object_object_add(o, waiting && streq(key, "error") ? "reason" : key, json_object_get(value)) < 0) {
+                        json_object_put(value);
+                        return -ENOMEM;
+                }
+        }
+
+        if (json_object_object_get_ex(task, "cost_usd", &v) && v)
+                usd = json_object_get_double(v);
+        if (json_object_object_get_ex(task, "max_cost_usd", &v) && v)
+                max_usd = json_object_get_double(v);
+        if ((max > 0 ? asprintf(&iterations, "%" PRIi64 "/%" PRIi64, count, max) :
+                       asprintf(&iterations, "%" PRIi64 "/default", count)) < 0)
+                return -ENOMEM;
+        format_usd(usd, spent, sizeof(spent));
+        if ((max_usd > 0 ? asprintf(&cost, "%s (limit %s)", spent, format_usd(max_usd, limit, sizeof(limit))) :
+                           asprintf(&cost, "%s", spent)) < 0)
+                return -ENOMEM;
+        if (json_add_string(o, "iterations", iterations) < 0 || json_add_string(o, "cost", cost) < 0)
+                return -ENOMEM;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
 int verb_task_show(Cli *cli, int argc, char *argv[]) {
-        _cleanup_json_ json_object *reply = NULL;
+        _cleanup_json_ json_object *reply = NULL, *display = NULL;
         _cleanup_free_ char *id = NULL, *what = NULL;
         int r;
 
@@ -346,7 +408,10 @@ int verb_task_show(Cli *cli, int argc, char *argv[]) {
                 return r;
         if (cli->json)
                 return cli_print_json(reply);
-        return cli_print_object(cli, reply, task_keys);
+        r = task_display(reply, &display);
+        if (r < 0)
+                return log_oom();
+        return cli_print_object(cli, display, task_keys);
 }
 
 int verb_task_events(Cli *cli, int argc, char *argv[]) {

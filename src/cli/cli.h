@@ -47,6 +47,8 @@ enum {
 
 /* Parses a decimal number in [min, max]; -EINVAL or -ERANGE otherwise. */
 int cli_parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret);
+/* Parses an amount of US dollars, "2.50" or "$2.50", more than 0; -EINVAL or -ERANGE otherwise. */
+int cli_parse_usd(const char *s, double *ret);
 
 /* Handles a common option; returns 1 if c was one, 0 if not, < 0 on error. */
 int cli_common_option(Cli *cli, int c, const char *arg);
@@ -156,6 +158,8 @@ char *format_relative(const char *timestamp, char *buf, size_t size);
 char *format_local(const char *timestamp, char *buf, size_t size);
 /* The first 8 characters of an id. */
 char *short_id(const char *id, char buf[static 9]);
+/* "$2.50", "$0.0123": cents when they say it all, else four decimals. */
+char *format_usd(double usd, char *buf, size_t size);
 
 /* --json output: the object pretty-printed, then a newline. */
 int cli_print_json(json_object *o);
