@@ -153,12 +153,11 @@ int store_task_claim_id(Store *s, const char *task_id, const char *worker_id, us
 int store_task_heartbeat(Store *s, const char *task_id, const char *token, usec_t lease_usec);
 /* Writes the worker-owned run fields of t (status, error, worktree, branch,
  * session_id, cost_usd, iteration_count, max_iterations, started_at,
- * completed_at, and base_branch unless it is NULL: the branch the worktree
- * was made from, which the worker resolves when the task names none) if the
- * lease is still ours, whatever the version (the API may have renamed the
- * task meanwhile); sets t's version and updated_at to the row's new ones.
- * A NULL base_branch leaves the row's. Appends `events` (may be 0) in the
- * same transaction.
+ * completed_at, and base_branch: the branch the worktree was made from,
+ * which the worker resolves when the task names none; NULL leaves the
+ * row's) if the lease is still ours, whatever the version (the API may have
+ * renamed the task meanwhile); sets t's version and updated_at to the row's
+ * new ones. Appends `events` (may be 0) in the same transaction.
  * A change of status must be allowed by the state machine from the row's
  * status (else -EINVAL); the same status is no change. -ENOLCK if the lease
  * is lost. */
