@@ -6,6 +6,7 @@
 #include <math.h>
 #include <time.h>
 
+#include "conf.h"
 #include "json-util.h"
 
 #define JSON_DEPTH_MAX 64
@@ -390,6 +391,40 @@ int json_dispatch_string(const char *name, json_object *v, void *p) {
         return free_and_strdup(p, s);
 }
 
+int json_dispatch_strv(const char *name, json_object *v, void *p) {
+        _cleanup_(strv_freep) char **l = NULL;
+        char ***ret = p;
+        size_t n;
+
+        if (!v) {
+                *ret = strv_free(*ret);
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_array))
+                return -EINVAL;
+        n = json_object_array_length(v);
+        /* Even an empty array gives a vector: [] and null mean different things to a store. */
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(v, i);
+                const char *s;
+
+                if (!json_object_is_type(e, json_type_string))
+                        return -EINVAL;
+                s = json_object_get_string(e);
+                if (strlen(s) != (size_t) json_object_get_string_len(e))
+                        return -EINVAL;
+                l[i] = strdup(s);
+                if (!l[i])
+                        return -ENOMEM;
+        }
+        strv_free(*ret);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 int json_dispatch_bool(const char *name, json_object *v, void *p) {
         if (!v) {
                 *(bool *) p = false;
@@ -536,6 +571,35 @@ static int json_add_cost_limit(json_object *o, double max_cost_usd) {
         return json_add_new(o, "max_cost_usd", json_object_new_double(max_cost_usd));
 }
 
+int json_new_strv(char *const *l, json_object **ret) {
+        _cleanup_json_ json_object *a = NULL;
+
+        a = json_object_new_array_ext((int) MIN(strv_length(l), (size_t) INT_MAX));
+        if (!a)
+                return -ENOMEM;
+        for (char *const *i = l; i && *i; i++) {
+                json_object *s = json_object_new_string(*i);
+
+                if (!s || json_object_array_add(a, s) < 0) {
+                        json_object_put(s);
+                        return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+/* "copy_files": an array in any case, so clients need not tell null from []. */
+static int json_add_strv(json_object *o, const char *key, char *const *l) {
+        json_object *a;
+        int r;
+
+        r = json_new_strv(l, &a);
+        if (r < 0)
+                return r;
+        return json_add(o, key, a);
+}
+
 int task_to_json(const Task *t, json_object **ret) {
         _cleanup_json_ json_object *o = NULL;
         int r = 0;
@@ -552,6 +616,7 @@ int task_to_json(const Task *t, json_object **ret) {
         r = r ?: json_add_string(o, "repo", t->repo);
         r = r ?: json_add_string(o, "base_branch", t->base_branch);
         r = r ?: json_add_string(o, "target_branch", t->target_branch);
+        r = r ?: json_add_strv(o, "copy_files", t->copy_files);
         r = r ?: json_add_string(o, "parent_task_id", t->parent_task_id);
         r = r ?: json_add_string(o, "contract_id", t->contract_id);
         r = r ?: json_add_new(o, "is_supervisor", json_object_new_boolean(t->is_supervisor));

@@ -47,6 +47,9 @@ int json_dispatch(json_object *obj, const JsonDispatchField table[], JsonDispatc
 
 /* char **: a string (null → NULL with JSON_NULLABLE). */
 int json_dispatch_string(const char *name, json_object *v, void *p);
+/* char ***: an array of strings, a NULL-terminated vector (null → NULL with
+ * JSON_NULLABLE; [] → an empty vector, not NULL). */
+int json_dispatch_strv(const char *name, json_object *v, void *p);
 /* bool *: true/false only. */
 int json_dispatch_bool(const char *name, json_object *v, void *p);
 /* int *: an integer that fits; non-negative. */
@@ -70,6 +73,9 @@ int task_to_json(const Task *t, json_object **ret);
 int contract_to_json(const Contract *c, json_object **ret);
 /* {"seq":N,"type":"…","created_at":"…","data":<payload parsed, or string if not JSON>} */
 int event_to_json(const Event *e, json_object **ret);
+
+/* A JSON array of the strings of l (NULL: an empty array). */
+int json_new_strv(char *const *l, json_object **ret);
 
 /* Adds key → string (NULL → null). Returns 0 or -ENOMEM. */
 int json_add_string(json_object *o, const char *key, const char *value);

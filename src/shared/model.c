@@ -6,6 +6,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "conf.h"
 #include "model.h"
 
 static const char *const task_state_table[_TASK_STATE_MAX] = {
@@ -235,6 +236,7 @@ Task *task_free(Task *t) {
         free(t->repo);
         free(t->base_branch);
         free(t->target_branch);
+        strv_free(t->copy_files);
         free(t->parent_task_id);
         free(t->contract_id);
         free(t->error);

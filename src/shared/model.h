@@ -94,6 +94,8 @@ typedef struct Task {
         char *repo;                     /* local path or git URL */
         char *base_branch;
         char *target_branch;
+        char **copy_files;              /* untracked files (".env") copied into the worktree; NULL-terminated,
+                                         * relative to the repository; NULL: none */
         char *parent_task_id;
         char *contract_id;
         bool is_supervisor;

@@ -65,8 +65,8 @@ int store_row_task_active(const StoreValue *row, size_t n_columns, void *userdat
         "id, created_at, updated_at, version, owner, name, plan, repo, base_branch, "  \
         "target_branch, parent_task_id, contract_id, is_supervisor, autonomous_loop, " \
         "max_iterations, iteration_count, status, error, worktree, branch, session_id, " \
-        "cost_usd, started_at, completed_at, max_cost_usd"
-#define TASK_N_COLUMNS 25
+        "cost_usd, started_at, completed_at, max_cost_usd, copy_files"
+#define TASK_N_COLUMNS 26
 
 #define CONTRACT_COLUMNS                                                                \
         "id, created_at, updated_at, version, owner, name, description, type, phase, " \
@@ -82,7 +82,14 @@ int store_row_task_active(const StoreValue *row, size_t n_columns, void *userdat
 #define NOTIFICATION_COLUMNS "id, owner, task_id, contract_id, level, message, created_at, read_at"
 #define NOTIFICATION_N_COLUMNS 8
 
-void task_to_values(const Task *t, StoreValue ret[static TASK_N_COLUMNS]);
+/* A task's row. The values point into the task, except copy_files, stored
+ * as JSON text made for the row and owned by `text`. */
+typedef struct TaskValues {
+        StoreValue v[TASK_N_COLUMNS];
+        char *text;
+} TaskValues;
+int task_to_values(const Task *t, TaskValues *ret);
+void task_values_done(TaskValues *v);
 int task_from_values(const StoreValue *v, size_t n, Task **ret);
 void contract_to_values(const Contract *c, StoreValue ret[static CONTRACT_N_COLUMNS]);
 int contract_from_values(const StoreValue *v, size_t n, Contract **ret);

@@ -133,6 +133,12 @@
         "ALTER TABLE tasks ADD COLUMN max_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0;" \
         "ALTER TABLE contracts ADD COLUMN max_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0;"
 
+/* Migration 3: the untracked files a task's worktree gets copies of
+ * (model.h), as a JSON array of strings; NULL, what rows that exist get, is
+ * none. */
+#define MIGRATION_3                                                                     \
+        "ALTER TABLE tasks ADD COLUMN copy_files TEXT;"
+
 const StoreMigration store_migrations[] = {
         {
                 .version = 1,
@@ -146,6 +152,13 @@ const StoreMigration store_migrations[] = {
                 .sql = {
                         [STORE_BACKEND_SQLITE] = MIGRATION_2,
                         [STORE_BACKEND_POSTGRESQL] = MIGRATION_2,
+                },
+        },
+        {
+                .version = 3,
+                .sql = {
+                        [STORE_BACKEND_SQLITE] = MIGRATION_3,
+                        [STORE_BACKEND_POSTGRESQL] = MIGRATION_3,
                 },
         },
 };

@@ -46,7 +46,7 @@ static const PgObject pg_objects[_EVENT_LOG_MAX] = {
                         "repo = $8, base_branch = $9, target_branch = $10, parent_task_id = $11, contract_id = $12, "
                         "is_supervisor = $13, autonomous_loop = $14, max_iterations = $15, iteration_count = $16, "
                         "status = $17, error = $18, worktree = $19, branch = $20, session_id = $21, cost_usd = $22, "
-                        "started_at = $23, completed_at = $24, max_cost_usd = $25 "
+                        "started_at = $23, completed_at = $24, max_cost_usd = $25, copy_files = $26 "
                         "WHERE id = $1 AND version = $4",
                 .event_last = "SELECT MAX(seq) FROM task_events WHERE task_id = $1",
                 .event_insert =
@@ -518,18 +518,20 @@ static int pg_contract_delete(Store *s, const char *id, int64_t version) {
 }
 
 static int pg_task_insert(Store *s, const Task *t) {
-        StoreValue v[TASK_N_COLUMNS];
+        _cleanup_(task_values_done) TaskValues v = {};
         int r;
 
-        task_to_values(t, v);
+        r = task_to_values(t, &v);
+        if (r < 0)
+                return r;
         /* One statement, so the wake-up goes out exactly when the row is
          * committed. */
         r = pg_run(pg_store(s),
                    "WITH t AS (INSERT INTO tasks (" TASK_COLUMNS ") "
                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-                   "$17, $18, $19, $20, $21, $22, $23, $24, $25) RETURNING id) "
+                   "$17, $18, $19, $20, $21, $22, $23, $24, $25, $26) RETURNING id) "
                    "SELECT pg_notify('" STORE_WAKEUP_CHANNEL "', 'task ' || id) FROM t",
-                   v, TASK_N_COLUMNS, NULL, NULL);
+                   v.v, TASK_N_COLUMNS, NULL, NULL);
         if (r == -ENOENT)
                 return store_error(s, r, "Contract %s does not exist", t->contract_id);
         return r < 0 ? r : 0;
@@ -550,10 +552,13 @@ static int pg_task_get(Store *s, const char *id, Task **ret) {
 }
 
 static int pg_task_update(Store *s, const Task *t, const Event *event, usec_t now, int64_t *ret_seq) {
-        StoreValue v[TASK_N_COLUMNS];
+        _cleanup_(task_values_done) TaskValues v = {};
+        int r;
 
-        task_to_values(t, v);
-        return pg_update(pg_store(s), EVENT_LOG_TASK, t->id, t->version, v, TASK_N_COLUMNS, event, now, ret_seq);
+        r = task_to_values(t, &v);
+        if (r < 0)
+                return r;
+        return pg_update(pg_store(s), EVENT_LOG_TASK, t->id, t->version, v.v, TASK_N_COLUMNS, event, now, ret_seq);
 }
 
 static int pg_task_delete(Store *s, const char *id, int64_t version) {

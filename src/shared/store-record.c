@@ -8,10 +8,13 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "conf.h"
+#include "json-util.h"
 #include "store-internal.h"
 
 typedef enum FieldKind {
         FIELD_STRING,                   /* char *, NULL ↔ NULL */
+        FIELD_STRV,                     /* char **, a JSON array of strings; NULL ↔ NULL, so {} ↔ [] */
         FIELD_BOOL,
         FIELD_INT,                      /* int, not negative */
         FIELD_INT64,
@@ -58,6 +61,7 @@ static const Field task_fields[TASK_N_COLUMNS] = {
         FIELD(Task, FIELD_USEC, started_at),
         FIELD(Task, FIELD_USEC, completed_at),
         FIELD(Task, FIELD_DOUBLE, max_cost_usd),
+        FIELD(Task, FIELD_STRV, copy_files),
 };
 
 /* In CONTRACT_COLUMNS order. */
@@ -144,13 +148,64 @@ static int enum_from_string(FieldKind kind, const char *s) {
         }
 }
 
-static void record_to_values(const Field *fields, size_t n, const void *record, StoreValue *ret) {
+/* A string vector as the JSON text of its column. */
+static int strv_to_text(char *const *l, char **ret) {
+        _cleanup_json_ json_object *a = NULL;
+        char *s;
+        int r;
+
+        r = json_new_strv(l, &a);
+        if (r < 0)
+                return r;
+        s = strdup(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static int strv_from_text(const char *s, char ***ret) {
+        _cleanup_json_ json_object *a = NULL;
+        char **l = NULL;
+        int r;
+
+        r = json_parse_strict(s, strlen(s), &a, NULL);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EBADMSG;
+        /* A JSON null in the column would come back as NULL, which the column's own NULL says. */
+        if (!a)
+                return -EBADMSG;
+        r = json_dispatch_strv(NULL, a, &l);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EBADMSG;
+        *ret = l;
+        return 0;
+}
+
+/* Most values point into the record; the text of a string vector is made
+ * for it, and handed to *ret_text, which a record with such a field must
+ * pass (it has one at most). Records without one pass NULL: then nothing
+ * can fail. */
+static int record_to_values(const Field *fields, size_t n, const void *record, StoreValue *ret, char **ret_text) {
+        _cleanup_free_ char *text = NULL;
+
         for (size_t i = 0; i < n; i++) {
                 const void *p = (const uint8_t *) record + fields[i].offset;
+                int r;
 
                 switch (fields[i].kind) {
                 case FIELD_STRING:
                         ret[i] = VALUE_TEXT(*(char *const *) p);
+                        break;
+                case FIELD_STRV:
+                        if (!ret_text || text)
+                                return -EINVAL;
+                        if (*(char **const *) p) {
+                                r = strv_to_text(*(char **const *) p, &text);
+                                if (r < 0)
+                                        return r;
+                        }
+                        ret[i] = VALUE_TEXT(text);
                         break;
                 case FIELD_BOOL:
                         ret[i] = VALUE_BOOL(*(const bool *) p);
@@ -171,6 +226,9 @@ static void record_to_values(const Field *fields, size_t n, const void *record, 
                         ret[i] = VALUE_TEXT(enum_to_string(fields[i].kind, *(const int *) p));
                 }
         }
+        if (ret_text)
+                *ret_text = TAKE_PTR(text);
+        return 0;
 }
 
 /* Strings are copied; on failure the record holds what was copied so far,
@@ -192,6 +250,15 @@ static int record_from_values(const Field *fields, size_t n, const StoreValue *v
                         *(char **) p = strdup(v[i].text);
                         if (!*(char **) p)
                                 return -ENOMEM;
+                        break;
+                case FIELD_STRV:
+                        if (v[i].null)
+                                break;
+                        if (v[i].type != STORE_VALUE_TEXT)
+                                return -EBADMSG;
+                        e = strv_from_text(v[i].text, (char ***) p);
+                        if (e < 0)
+                                return e;
                         break;
                 case FIELD_BOOL:
                         /* SQLite has no boolean type: 0/1 integers. */
@@ -280,6 +347,11 @@ static int record_check(const Field *fields, size_t n, const void *record) {
                         if (*(char *const *) p && !store_string_is_valid(*(char *const *) p))
                                 return -EINVAL;
                         break;
+                case FIELD_STRV:
+                        for (char *const *j = *(char **const *) p; j && *j; j++)
+                                if (!store_string_is_valid(*j))
+                                        return -EINVAL;
+                        break;
                 case FIELD_INT:
                         if (*(const int *) p < 0)
                                 return -EINVAL;
@@ -303,8 +375,13 @@ static int record_check(const Field *fields, size_t n, const void *record) {
         return 0;
 }
 
-void task_to_values(const Task *t, StoreValue ret[static TASK_N_COLUMNS]) {
-        record_to_values(task_fields, TASK_N_COLUMNS, t, ret);
+int task_to_values(const Task *t, TaskValues *ret) {
+        *ret = (TaskValues) {};
+        return record_to_values(task_fields, TASK_N_COLUMNS, t, ret->v, &ret->text);
+}
+
+void task_values_done(TaskValues *v) {
+        v->text = mfree(v->text);
 }
 
 int task_from_values(const StoreValue *v, size_t n, Task **ret) {
@@ -322,7 +399,7 @@ int task_from_values(const StoreValue *v, size_t n, Task **ret) {
 }
 
 void contract_to_values(const Contract *c, StoreValue ret[static CONTRACT_N_COLUMNS]) {
-        record_to_values(contract_fields, CONTRACT_N_COLUMNS, c, ret);
+        (void) record_to_values(contract_fields, CONTRACT_N_COLUMNS, c, ret, NULL);
 }
 
 int contract_from_values(const StoreValue *v, size_t n, Contract **ret) {
@@ -345,7 +422,7 @@ int event_from_values(const StoreValue *v, size_t n, Event *ret) {
 }
 
 void control_request_to_values(const ControlRequest *r, StoreValue ret[static CONTROL_N_COLUMNS]) {
-        record_to_values(control_fields, CONTROL_N_COLUMNS, r, ret);
+        (void) record_to_values(control_fields, CONTROL_N_COLUMNS, r, ret, NULL);
 }
 
 int control_request_from_values(const StoreValue *v, size_t n, ControlRequest *ret) {
@@ -354,7 +431,7 @@ int control_request_from_values(const StoreValue *v, size_t n, ControlRequest *r
 }
 
 void notification_to_values(const Notification *n, StoreValue ret[static NOTIFICATION_N_COLUMNS]) {
-        record_to_values(notification_fields, NOTIFICATION_N_COLUMNS, n, ret);
+        (void) record_to_values(notification_fields, NOTIFICATION_N_COLUMNS, n, ret, NULL);
 }
 
 int notification_from_values(const StoreValue *v, size_t n, Notification *ret) {

@@ -65,14 +65,14 @@ static const char *const sqlite_sql[_SQL_MAX] = {
         [SQL_TASK_INSERT] =
                 "INSERT INTO tasks (" TASK_COLUMNS ") "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
         [SQL_TASK_GET] = "SELECT " TASK_COLUMNS " FROM tasks WHERE id = ?1",
         [SQL_TASK_UPDATE] =
                 "UPDATE tasks SET updated_at = ?3, version = version + 1, owner = ?5, name = ?6, plan = ?7, "
                 "repo = ?8, base_branch = ?9, target_branch = ?10, parent_task_id = ?11, contract_id = ?12, "
                 "is_supervisor = ?13, autonomous_loop = ?14, max_iterations = ?15, iteration_count = ?16, "
                 "status = ?17, error = ?18, worktree = ?19, branch = ?20, session_id = ?21, cost_usd = ?22, "
-                "started_at = ?23, completed_at = ?24, max_cost_usd = ?25 "
+                "started_at = ?23, completed_at = ?24, max_cost_usd = ?25, copy_files = ?26 "
                 "WHERE id = ?1 AND version = ?4",
         [SQL_TASK_STATE] = "SELECT version, status FROM tasks WHERE id = ?1",
         [SQL_TASK_DELETE] = "DELETE FROM tasks WHERE id = ?1",
@@ -543,11 +543,13 @@ static int sqlite_contract_delete(Store *s, const char *id, int64_t version) {
 }
 
 static int sqlite_task_insert(Store *s, const Task *t) {
-        StoreValue v[TASK_N_COLUMNS];
+        _cleanup_(task_values_done) TaskValues v = {};
         int r;
 
-        task_to_values(t, v);
-        r = sqlite_write(sqlite_store(s), SQL_TASK_INSERT, v, TASK_N_COLUMNS);
+        r = task_to_values(t, &v);
+        if (r < 0)
+                return r;
+        r = sqlite_write(sqlite_store(s), SQL_TASK_INSERT, v.v, TASK_N_COLUMNS);
         if (r == -ENOENT)
                 return store_error(s, r, "Contract %s does not exist", t->contract_id);
         return r < 0 ? r : 0;
@@ -567,10 +569,13 @@ static int sqlite_task_get(Store *s, const char *id, Task **ret) {
 }
 
 static int sqlite_task_update(Store *s, const Task *t, const Event *event, usec_t now, int64_t *ret_seq) {
-        StoreValue v[TASK_N_COLUMNS];
+        _cleanup_(task_values_done) TaskValues v = {};
+        int r;
 
-        task_to_values(t, v);
-        return sqlite_update(sqlite_store(s), EVENT_LOG_TASK, t->id, t->version, v, TASK_N_COLUMNS, event, now,
+        r = task_to_values(t, &v);
+        if (r < 0)
+                return r;
+        return sqlite_update(sqlite_store(s), EVENT_LOG_TASK, t->id, t->version, v.v, TASK_N_COLUMNS, event, now,
                              ret_seq);
 }
 

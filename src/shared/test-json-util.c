@@ -6,6 +6,7 @@
 #include <float.h>
 #include <limits.h>
 
+#include "conf.h"
 #include "json-util.h"
 
 #define assert_se(expr)                                                                         \
@@ -435,6 +436,92 @@ static void test_dispatch(void) {
         sample_done(&s);
 }
 
+/* The vector json_dispatch_strv() makes of text, as "3:a|b|c", or the error. */
+static int strv_dispatch(const char *text, char **ret) {
+        _cleanup_json_ json_object *o = parse_ok(text);
+        char **l = NULL, *joined = NULL;
+        int r;
+
+        r = json_dispatch_strv("l", o, &l);
+        if (r < 0) {
+                assert_se(!l);
+                return r;
+        }
+        assert_se(l);
+        for (size_t i = 0; l[i]; i++) {
+                char *t = NULL;
+
+                assert_se(asprintf(&t, "%s%s%s", strempty(joined), i > 0 ? "|" : "", l[i]) >= 0);
+                free(joined);
+                joined = t;
+        }
+        assert_se(asprintf(ret, "%zu:%s", strv_length(l), strempty(joined)) >= 0);
+        free(joined);
+        strv_free(l);
+        return 0;
+}
+
+static void test_dispatch_strv(void) {
+        typedef struct Files {
+                char **files;
+        } Files;
+        static const JsonDispatchField table[] = {
+                { "files", json_dispatch_strv, offsetof(Files, files), JSON_NULLABLE },
+                {}
+        };
+        _cleanup_json_ json_object *o = NULL, *a = NULL;
+        const char *bad = NULL;
+        Files f = {};
+        char *s = NULL;
+
+        assert_se(strv_dispatch("[\".env\", \"config/local.yml\", \"\\u00fcn\\u00efc\\u00f8d\\u00e9 \\ud83d\\ude00\"]", &s) == 0);
+        assert_streq(s, "3:.env|config/local.yml|ünïcødé 😀");
+        s = mfree(s);
+        /* [] is an empty vector, not NULL: the store keeps the two apart. */
+        assert_se(strv_dispatch("[]", &s) == 0);
+        assert_streq(s, "0:");
+        s = mfree(s);
+        assert_se(strv_dispatch("[\"\"]", &s) == 0);
+        assert_streq(s, "1:");
+        s = mfree(s);
+
+        /* Only an array of strings, and no string a C string would cut short. */
+        assert_se(strv_dispatch("\".env\"", &s) == -EINVAL);
+        assert_se(strv_dispatch("{}", &s) == -EINVAL);
+        assert_se(strv_dispatch("[\"a\", 1]", &s) == -EINVAL);
+        assert_se(strv_dispatch("[\"a\", null]", &s) == -EINVAL);
+        assert_se(strv_dispatch("[[\"a\"]]", &s) == -EINVAL);
+        assert_se(strv_dispatch("[\"a\", true]", &s) == -EINVAL);
+        assert_se(strv_dispatch("[\"a\\u0000b\"]", &s) == -EINVAL);
+        assert_se(!s);
+
+        /* Through the dispatcher: a value replaces the old one, null clears
+         * it, and a bad one names the field and leaves the member alone. */
+        o = parse_ok("{\"files\":[\"x\",\"y\"]}");
+        assert_se(json_dispatch(o, table, 0, &f, &bad) == 0);
+        assert_se(strv_length(f.files) == 2 && streq(f.files[1], "y"));
+        o = (json_object_put(o), NULL);
+        o = parse_ok("{\"files\":[\"z\",7]}");
+        assert_se(json_dispatch(o, table, 0, &f, &bad) == -EINVAL);
+        assert_streq(bad, "files");
+        assert_se(strv_length(f.files) == 2 && streq(f.files[0], "x"));
+        o = (json_object_put(o), NULL);
+        o = parse_ok("{\"files\":null}");
+        assert_se(json_dispatch(o, table, 0, &f, &bad) == 0);
+        assert_se(!f.files);
+
+        /* And back: NULL and the empty vector both make []. */
+        assert_se(json_new_strv(NULL, &a) == 0);
+        assert_streq(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN), "[]");
+        a = (json_object_put(a), NULL);
+        assert_se(json_new_strv((char *[]) { NULL }, &a) == 0);
+        assert_streq(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN), "[]");
+        a = (json_object_put(a), NULL);
+        assert_se(json_new_strv((char *[]) { (char *) "a/b", (char *) "\"q\"", NULL }, &a) == 0);
+        assert_streq(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+                     "[\"a/b\",\"\\\"q\\\"\"]");
+}
+
 static void test_timestamp(void) {
         char buf[TIMESTAMP_STRING_MAX];
 
@@ -472,7 +559,7 @@ static void assert_keys(json_object *o, const char *const *keys, size_t n) {
 
 static void test_task_to_json(void) {
         static const char *const keys[] = {
-                "id", "owner", "name", "plan", "repo", "base_branch", "target_branch", "parent_task_id",
+                "id", "owner", "name", "plan", "repo", "base_branch", "target_branch", "copy_files", "parent_task_id",
                 "contract_id", "is_supervisor", "autonomous_loop", "max_iterations", "iteration_count", "status",
                 "error", "worktree", "branch", "session_id", "cost_usd", "max_cost_usd", "created_at", "updated_at",
                 "started_at", "completed_at", "version",
@@ -494,6 +581,9 @@ static void test_task_to_json(void) {
         assert_streq(get_string(o, "status"), "pending");
         assert_se(json_object_object_get_ex(o, "iteration_count", &v) && json_object_get_int(v) == 0);
         assert_se(json_object_object_get_ex(o, "is_supervisor", &v) && json_object_is_type(v, json_type_boolean));
+        /* No files to copy is an empty array, never null. */
+        assert_se(json_object_object_get_ex(o, "copy_files", &v) && json_object_is_type(v, json_type_array) &&
+                  json_object_array_length(v) == 0);
         o = (json_object_put(o), NULL);
 
         t->id = strdup("0b7f3c1e-2d4a-4f6b-8c9d-0e1f2a3b4c5d");
@@ -503,6 +593,8 @@ static void test_task_to_json(void) {
         t->repo = strdup("/srv/repo.git");
         t->base_branch = strdup("main");
         t->target_branch = strdup("feature");
+        assert_se(strv_extend(&t->copy_files, ".env") == 0);
+        assert_se(strv_extend(&t->copy_files, "config/m\xc3\xa9t\xc3\xa9o.yml") == 0);
         t->error = strdup("boom");
         t->is_supervisor = true;
         t->autonomous_loop = true;
@@ -527,6 +619,8 @@ static void test_task_to_json(void) {
         assert_se(json_object_object_get_ex(o, "max_cost_usd", &v) && json_object_is_type(v, json_type_double) &&
                   json_object_get_double(v) == 2.5);
         assert_se(json_object_object_get_ex(o, "version", &v) && json_object_get_int64(v) == 9);
+        assert_se(json_object_object_get_ex(o, "copy_files", &v) && json_object_array_length(v) == 2);
+        assert_streq(json_object_get_string(json_object_array_get_idx(v, 1)), "config/m\xc3\xa9t\xc3\xa9o.yml");
 
         /* Through text and back into a Task by the dispatcher: the same values. */
         static const JsonDispatchField task_table[] = {
@@ -537,6 +631,7 @@ static void test_task_to_json(void) {
                 { "repo", json_dispatch_string, offsetof(Task, repo), JSON_NULLABLE },
                 { "base_branch", json_dispatch_string, offsetof(Task, base_branch), JSON_NULLABLE },
                 { "target_branch", json_dispatch_string, offsetof(Task, target_branch), JSON_NULLABLE },
+                { "copy_files", json_dispatch_strv, offsetof(Task, copy_files), JSON_NULLABLE },
                 { "parent_task_id", json_dispatch_string, offsetof(Task, parent_task_id), JSON_NULLABLE },
                 { "is_supervisor", json_dispatch_bool, offsetof(Task, is_supervisor), 0 },
                 { "autonomous_loop", json_dispatch_bool, offsetof(Task, autonomous_loop), 0 },
@@ -560,6 +655,9 @@ static void test_task_to_json(void) {
         assert_streq(back->base_branch, t->base_branch);
         assert_streq(back->target_branch, t->target_branch);
         assert_se(back->parent_task_id == NULL);
+        assert_se(strv_length(back->copy_files) == 2);
+        assert_streq(back->copy_files[0], ".env");
+        assert_streq(back->copy_files[1], t->copy_files[1]);
         assert_se(back->is_supervisor && back->autonomous_loop);
         assert_se(back->max_iterations == 25 && back->iteration_count == 3);
         assert_se(back->status == TASK_RUNNING);
@@ -678,6 +776,7 @@ int main(void) {
         test_parse_refuses();
         test_round_trip();
         test_dispatch();
+        test_dispatch_strv();
         test_timestamp();
         test_task_to_json();
         test_contract_to_json();

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdarg.h>
 
+#include "conf.h"
 #include "test-store-util.h"
 
 #define LEASE (60 * USEC_PER_SEC)
@@ -380,6 +381,32 @@ static void test_lease_base_branch(void) {
         mine->base_branch = xstrdup("bad \xc3\x28");
         check_r(store_task_update_leased(store, mine, token, NULL, 0), -EINVAL);
         check_int(count_task(t->id, "base_branch = 'trunk-ü' AND version = %" PRIi64, mine->version), 1);
+}
+
+/* The files to copy into the worktree reach the worker with its claim; they
+ * are the API's, so the worker's writes leave them as they are. */
+static void test_lease_copy_files(void) {
+        _cleanup_(task_freep) Task *t = NULL, *mine = NULL, *got = NULL;
+        char token[LEASE_TOKEN_MAX];
+
+        tasks_clear();
+        t = task_make("lease", "with files");
+        check(strv_extend(&t->copy_files, ".env") >= 0);
+        check(strv_extend(&t->copy_files, "config/secrets ü.json") >= 0);
+        check_ok(store_task_insert(store, t));
+        check_r(store_task_claim(store, "w1", LEASE, &mine, token), 1);
+        check_streq(mine->id, t->id);
+        check_int(strv_length(mine->copy_files), 2);
+        check_streq(mine->copy_files[0], ".env");
+        check_streq(mine->copy_files[1], "config/secrets ü.json");
+
+        mine->copy_files = strv_free(mine->copy_files);
+        mine->worktree = xstrdup("/w/files");
+        check_ok(store_task_update_leased(store, mine, token, NULL, 0));
+        got = get_task(t->id);
+        check_streq(got->worktree, "/w/files");
+        check_int(strv_length(got->copy_files), 2);
+        check_streq(got->copy_files[1], "config/secrets ü.json");
 }
 
 /* A task that reached its iteration limit is put back to pending with a
@@ -826,6 +853,7 @@ static const StoreTest tests[] = {
         { "claim", test_claim },
         { "lease", test_lease },
         { "lease_base_branch", test_lease_base_branch },
+        { "lease_copy_files", test_lease_copy_files },
         { "resume_higher_limit", test_resume_higher_limit },
         { "lease_time", test_lease_time },
         { "concurrent_claim", test_concurrent_claim },

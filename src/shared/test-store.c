@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "conf.h"
 #include "test-store-util.h"
 
 /* ---- records ---- */
@@ -25,6 +26,19 @@ static Contract *contract_make(const char *owner, const char *name) {
         return c;
 }
 
+/* Equal vectors; NULL (none) is not the empty vector. */
+static void check_strv_equal(char *const *a, char *const *b) {
+        if (!a || !b) {
+                if (a || b)
+                        fail(__FILE__, __LINE__, "string vectors differ: %s vs %s", a ? "a vector" : "NULL",
+                             b ? "a vector" : "NULL");
+                return;
+        }
+        check_int(strv_length(a), strv_length(b));
+        for (size_t i = 0; a[i]; i++)
+                check_streq(a[i], b[i]);
+}
+
 static void check_task_equal(const Task *a, const Task *b) {
         check_streq(a->id, b->id);
         check_streq(a->owner, b->owner);
@@ -33,6 +47,7 @@ static void check_task_equal(const Task *a, const Task *b) {
         check_streq(a->repo, b->repo);
         check_streq(a->base_branch, b->base_branch);
         check_streq(a->target_branch, b->target_branch);
+        check_strv_equal(a->copy_files, b->copy_files);
         check_streq(a->parent_task_id, b->parent_task_id);
         check_streq(a->contract_id, b->contract_id);
         check_int(a->is_supervisor, b->is_supervisor);
@@ -212,33 +227,73 @@ static void test_migrations(void) {
         }
 }
 
+/* A database as an older makima left it: migrations 1 to `version` applied
+ * and recorded behind the store's back. Its path (a SQLite file or a
+ * PostgreSQL conninfo), or NULL when the server was named by a URL, which
+ * we cannot point at another database. */
+static char *old_database_make(int version) {
+        _cleanup_free_ char *path = NULL, *script = NULL;
+        char *t;
+
+        check(version >= 1 && (size_t) version < store_n_migrations);
+        if (backend == STORE_BACKEND_SQLITE)
+                path = xasprintf("%s/v%d.db", tmp_dir, version);
+        else {
+                if (startswith(db_path, "postgres"))
+                        return NULL;
+                _cleanup_free_ char *create = xasprintf("CREATE DATABASE \"v%d-%s\"", version, run);
+                raw_sql(create);
+                path = xasprintf("%s dbname=v%d-%s", db_path, version, run);
+        }
+
+        script = xasprintf("BEGIN; %s;", STORE_SCHEMA_VERSION_TABLE);
+        for (int i = 0; i < version; i++) {
+                check_int(store_migrations[i].version, i + 1);
+                t = xasprintf("%s %s; INSERT INTO schema_version (version, applied_at) VALUES (%d, 1);", script,
+                              store_migrations[i].sql[backend], i + 1);
+                free(script);
+                script = t;
+        }
+        t = xasprintf("%s COMMIT;", script);
+        free(script);
+        script = t;
+        raw_script(path, script);
+        return TAKE_PTR(path);
+}
+
+/* Each migration was recorded once; then the database goes. */
+static void old_database_done(char *path, int version) {
+        _cleanup_free_ char *saved = db_path;
+        int latest = store_latest_schema_version();
+
+        db_path = path;
+        check_int(raw_sql("SELECT COUNT(*) FROM schema_version"), latest);
+        check_int(raw_sql("SELECT MAX(version) FROM schema_version"), latest);
+        db_path = TAKE_PTR(saved);
+        if (backend == STORE_BACKEND_POSTGRESQL) {
+                _cleanup_free_ char *drop = xasprintf("DROP DATABASE \"v%d-%s\" WITH (FORCE)", version, run);
+                raw_sql(drop);
+        }
+        free(path);
+}
+
 /* A database an older makima made and used, at schema version 1: opening
- * it applies migration 2 once, in place, and every row it had is read with
- * no cost limit. */
+ * it applies the later migrations once, in place, and every row it had is
+ * read with no cost limit. */
 static void test_migration_2(void) {
         _cleanup_(task_freep) Task *t = NULL;
         _cleanup_(contract_freep) Contract *c = NULL;
-        _cleanup_free_ char *path = NULL, *rows = NULL, *v1 = NULL;
+        _cleanup_free_ char *rows = NULL;
         Store *s = NULL;
+        char *path;
 
         check(store_n_migrations >= 2);
-        check_int(store_migrations[0].version, 1);
         check_int(store_migrations[1].version, 2);
+        path = old_database_make(1);
+        if (!path)
+                return;
 
-        if (backend == STORE_BACKEND_SQLITE)
-                path = xasprintf("%s/v1.db", tmp_dir);
-        else {
-                if (startswith(db_path, "postgres"))
-                        return; /* a URL: we cannot point it at another database */
-                _cleanup_free_ char *create = xasprintf("CREATE DATABASE \"v1-%s\"", run);
-                raw_sql(create);
-                path = xasprintf("%s dbname=v1-%s", db_path, run);
-        }
-
-        /* What makima 1 left: its schema, its version row, a contract and a task of it. */
-        v1 = xasprintf("BEGIN; %s; %s INSERT INTO schema_version (version, applied_at) VALUES (1, 1); COMMIT;",
-                       STORE_SCHEMA_VERSION_TABLE, store_migrations[0].sql[backend]);
-        raw_script(path, v1);
+        /* What makima 1 left: a contract and a task of it. */
         rows = xasprintf(
                 "BEGIN;"
                 "INSERT INTO contracts (id, owner, name, type, phase, status, created_at, updated_at) "
@@ -253,7 +308,7 @@ static void test_migration_2(void) {
         /* Twice: the second open finds nothing to do. */
         for (int i = 0; i < 2; i++) {
                 check_ok(store_open(backend, path, &s));
-                check_int(store_schema_version(s), 2);
+                check_int(store_schema_version(s), store_latest_schema_version());
                 if (i == 0) {
                         _cleanup_free_ char *id = xasprintf("t-%s", run), *cid = xasprintf("c-%s", run);
 
@@ -281,24 +336,50 @@ static void test_migration_2(void) {
                 }
                 s = store_free(s);
         }
+        old_database_done(path, 1);
+}
 
-        /* Each migration is recorded once. */
-        if (backend == STORE_BACKEND_POSTGRESQL) {
-                _cleanup_free_ char *saved = db_path, *drop = xasprintf("DROP DATABASE \"v1-%s\" WITH (FORCE)", run);
+/* At schema version 2: migration 3 gives the tasks that exist no files to
+ * copy (NULL, not an empty list), and the column then holds them. */
+static void test_migration_3(void) {
+        _cleanup_(task_freep) Task *t = NULL, *u = NULL;
+        _cleanup_free_ char *rows = NULL, *id = xasprintf("t-%s", run);
+        Store *s = NULL;
+        char *path;
 
-                db_path = path;
-                check_int(raw_sql("SELECT COUNT(*) FROM schema_version"), 2);
-                check_int(raw_sql("SELECT MAX(version) FROM schema_version"), 2);
-                db_path = TAKE_PTR(saved);
-                raw_sql(drop);
-        } else {
-                _cleanup_free_ char *saved = db_path;
+        check(store_n_migrations >= 3);
+        check_int(store_migrations[2].version, 3);
+        path = old_database_make(2);
+        if (!path)
+                return;
+        rows = xasprintf("INSERT INTO tasks (id, owner, name, repo, status, max_cost_usd, created_at, updated_at) "
+                         "VALUES ('%s', 'old', 'old task', '/srv/repo', 'pending', 1.5, 1, 1);",
+                         id);
+        raw_script(path, rows);
 
-                db_path = path;
-                check_int(raw_sql("SELECT COUNT(*) FROM schema_version"), 2);
-                check_int(raw_sql("SELECT MAX(version) FROM schema_version"), 2);
-                db_path = TAKE_PTR(saved);
+        for (int i = 0; i < 2; i++) {
+                check_ok(store_open(backend, path, &s));
+                check_int(store_schema_version(s), store_latest_schema_version());
+                if (i == 0) {
+                        check_ok(store_task_get(s, id, &t));
+                        check_streq(t->repo, "/srv/repo");
+                        check(t->max_cost_usd == 1.5);
+                        check(!t->copy_files);
+
+                        check(strv_extend(&t->copy_files, ".env") >= 0);
+                        check(strv_extend(&t->copy_files, "config/ünï.yml") >= 0);
+                        check_ok(store_task_update(s, t, NULL));
+                        check_ok(store_task_get(s, id, &u));
+                        check_task_equal(t, u);
+                } else {
+                        /* Still there after the second open. */
+                        t = task_free(t);
+                        check_ok(store_task_get(s, id, &t));
+                        check_task_equal(t, u);
+                }
+                s = store_free(s);
         }
+        old_database_done(path, 2);
 }
 
 /* Two openers of a database nobody has migrated yet: one migrates, the
@@ -447,6 +528,8 @@ static void test_tasks(void) {
         t->repo = xstrdup("/srv/git/répo.git");
         t->base_branch = xstrdup("main");
         t->target_branch = xstrdup("feature/ünï");
+        check(strv_extend(&t->copy_files, ".env") >= 0);
+        check(strv_extend(&t->copy_files, tricky) >= 0);
         t->parent_task_id = xstrdup("parent-'x'");
         t->contract_id = xstrdup(c->id);
         t->is_supervisor = true;
@@ -522,6 +605,103 @@ static void test_tasks(void) {
         bad->plan = xstrdup("surrogate \xed\xa0\x80");
         check_r(store_task_insert(store, bad), -EINVAL);
         check(!bad->id);
+}
+
+static void check_copy_files_column(const char *id, const char *condition) {
+        _cleanup_free_ char *sql = xasprintf("SELECT COUNT(*) FROM tasks WHERE id = '%s' AND %s", id, condition);
+
+        check_int(raw_sql(sql), 1);
+}
+
+/* copy_files: none (NULL) and an empty list stay apart, any text and any
+ * number of entries come back as they went in, and a column that is not a
+ * JSON array of strings is a malformed row. */
+static void test_copy_files(void) {
+        _cleanup_(task_freep) Task *t = NULL, *e = NULL, *got = NULL;
+        _cleanup_free_ char *owner = xasprintf("copy-%s", run), *fix = NULL;
+        static const char *const bad_columns[] = {
+                "'not json'", "'null'", "'\".env\"'", "'{\"a\":1}'", "'[1]'", "'[\".env\", null]'", "'[[\"x\"]]'",
+                "'[\"a\\u0000b\"]'", "'[\".env\"] x'", "''",
+        };
+        Task **list = NULL;
+        size_t n = 0;
+
+        /* None. */
+        t = task_make(owner, "none");
+        check_ok(store_task_insert(store, t));
+        check_copy_files_column(t->id, "copy_files IS NULL");
+        check_ok(store_task_get(store, t->id, &got));
+        check(!got->copy_files);
+
+        /* An empty list. */
+        e = task_make(owner, "empty");
+        e->copy_files = calloc(1, sizeof(char *));
+        check(e->copy_files);
+        check_ok(store_task_insert(store, e));
+        check_copy_files_column(e->id, "copy_files = '[]'");
+        got = task_free(got);
+        check_ok(store_task_get(store, e->id, &got));
+        check(got->copy_files && !got->copy_files[0]);
+
+        /* Many, with every kind of text JSON escapes, written by an update. */
+        for (size_t i = 0; i < 1000; i++) {
+                _cleanup_free_ char *f = xasprintf("dir-%zu/ünï \"%zu\" \\ \t\n/😀.env", i, i);
+
+                check(strv_extend(&t->copy_files, f) >= 0);
+        }
+        check(strv_extend(&t->copy_files, tricky) >= 0);
+        check(strv_extend(&t->copy_files, "") >= 0);
+        check(strv_extend(&t->copy_files, "a/b") >= 0);
+        check_ok(store_task_update(store, t, NULL));
+        got = task_free(got);
+        check_ok(store_task_get(store, t->id, &got));
+        check_task_equal(t, got);
+        check_int(strv_length(got->copy_files), 1003);
+        /* Stored as JSON text a person can read: no \/ for a slash. */
+        check_copy_files_column(t->id, "copy_files LIKE '%\"a/b\"]'");
+
+        /* Lists read it too. */
+        check_ok(store_task_list(store, &(TaskFilter) { .owner = owner, .status = -1 }, &list, &n));
+        check_int(n, 2);
+        check_int(strv_length(list[0]->copy_files), 1003);
+        check(list[1]->copy_files && !list[1]->copy_files[0]);
+        task_array_free(list, n);
+
+        /* Back to none. */
+        t->copy_files = strv_free(t->copy_files);
+        check_ok(store_task_update(store, t, NULL));
+        check_copy_files_column(t->id, "copy_files IS NULL");
+        got = task_free(got);
+        check_ok(store_task_get(store, t->id, &got));
+        check(!got->copy_files);
+
+        /* Every entry is checked like any string; nothing is written. */
+        check(strv_extend(&t->copy_files, "ok") >= 0);
+        check(strv_extend(&t->copy_files, "bad \xc3\x28") >= 0);
+        check_r(store_task_update(store, t, NULL), -EINVAL);
+        check_copy_files_column(t->id, "copy_files IS NULL");
+        got = task_free(got);
+        got = task_make(owner, "bad");
+        got->copy_files = TAKE_PTR(t->copy_files);
+        check_r(store_task_insert(store, got), -EINVAL);
+        check(!got->id);
+
+        /* What another writer might leave in the column is refused on reading, not half read. */
+        for (size_t i = 0; i < ELEMENTSOF(bad_columns); i++) {
+                _cleanup_free_ char *sql = xasprintf("UPDATE tasks SET copy_files = %s WHERE id = '%s'",
+                                                     bad_columns[i], e->id);
+                Task *bad = NULL;
+
+                raw_sql(sql);
+                check_r(store_task_get(store, e->id, &bad), -EBADMSG);
+                check(!bad);
+        }
+        /* A good value makes it readable again (and keeps the other tests' lists whole). */
+        fix = xasprintf("UPDATE tasks SET copy_files = '[\"ok\"]' WHERE id = '%s'", e->id);
+        raw_sql(fix);
+        got = task_free(got);
+        check_ok(store_task_get(store, e->id, &got));
+        check(strv_length(got->copy_files) == 1 && streq(got->copy_files[0], "ok"));
 }
 
 static void test_lists(void) {
@@ -1115,9 +1295,11 @@ static const StoreTest tests[] = {
         { "open_errors", test_open_errors },
         { "migrations", test_migrations },
         { "migration_2", test_migration_2 },
+        { "migration_3", test_migration_3 },
         { "concurrent_open", test_concurrent_open },
         { "contracts", test_contracts },
         { "tasks", test_tasks },
+        { "copy_files", test_copy_files },
         { "lists", test_lists },
         { "update", test_update },
         { "delete", test_delete },
