@@ -211,9 +211,9 @@ echo "$ntasks tasks one after the other, each posted when the previous was done,
 echo "each task follows one round of the floor: git worktree add -b + bwrap starting the same agent;"
 echo "the repository has a README and $repo_files more files, and gains two worktrees a round"
 echo
-printf '%-44s %9s %9s %9s\n' '' 'p50 ms' 'p99 ms' 'max ms'
-printf '%-44s %9s %9s %9s\n' 'floor     worktree add + bwrap -> agent exec' "$floor_p50" "$floor_p99" "$floor_max"
-printf '%-44s %9s %9s %9s\n' 'dispatch  POST /api/v1/tasks -> agent exec' "$disp_p50" "$disp_p99" "$disp_max"
+printf '%-46s %9s %9s %9s\n' '' 'p50 ms' 'p99 ms' 'max ms'
+printf '%-46s %9s %9s %9s\n' 'floor     worktree add + bwrap -> agent exec' "$floor_p50" "$floor_p99" "$floor_max"
+printf '%-46s %9s %9s %9s\n' 'dispatch  POST /api/v1/tasks -> agent exec' "$disp_p50" "$disp_p99" "$disp_max"
 echo
 printf 'floor, p50:    git worktree add %s ms, then bwrap → agent exec\n' "$(pct "$tmp/measured" 4 50)"
 printf 'dispatch, p50: POST → task stored %s ms; → worker claims it %s ms; claim → agent exec %s ms\n' \
