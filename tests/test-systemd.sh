@@ -107,8 +107,12 @@ worker_unit=$(find "$tmp/payload" -name 'makima-worker@.service' | head -n1)
 # at once only if the API's D-Bus wake-up reaches the worker.
 [ -x "$build/tests/fake-agent" ] || fail "$build/tests/fake-agent is not built"
 install -D -m 0755 "$build/tests/fake-agent" "$tmp/payload/usr/local/libexec/makima-fake-agent"
-mkdir -p "$tmp/payload/etc/makima/makima.conf.d"
-cat >"$tmp/payload/etc/makima/makima.conf.d/50-test-systemd.conf" <<EOF
+# The configuration lives where the build's sysconfdir says (/etc for a
+# --prefix=/usr build, /usr/local/etc by default): find the installed file.
+conf=$(find "$tmp/payload" -path '*/makima/makima.conf' -type f | head -n1)
+[ -n "$conf" ] || fail "meson did not install makima.conf"
+mkdir -p "$conf.d"
+cat >"$conf.d/50-test-systemd.conf" <<EOF
 [Worker]
 PollIntervalSec=3600
 
