@@ -455,6 +455,94 @@ task_set_status "$ta" running
 req "$alice" GET "/api/v1/tasks/$ta"
 expect_json .status running
 
+say "files to copy into the worktree"
+req "$alice" POST /api/v1/tasks '{"plan":"with files","copy_files":[".env","config/local ü.yml",".secrets/token"]}'
+expect_status 201 "a task with copy_files"
+tcopy=$(jqr .id)
+expect_json '.copy_files | join(",")' '.env,config/local ü.yml,.secrets/token'
+req "$alice" GET "/api/v1/tasks/$tcopy"
+expect_json '.copy_files | tojson' '[".env","config/local ü.yml",".secrets/token"]'
+[[ "$(store_sql "SELECT copy_files FROM tasks WHERE id = '$tcopy'")" == '[".env","config/local ü.yml",".secrets/token"]' ]] ||
+        fail "copy_files are not stored as a JSON array"
+# None is an empty array to clients, NULL in the store; [] is kept as given.
+req "$alice" GET "/api/v1/tasks/$tloose"
+expect_json '.copy_files | tojson' '[]'
+[[ "$(store_sql "SELECT COUNT(*) FROM tasks WHERE id = '$tloose' AND copy_files IS NULL")" == 1 ]] ||
+        fail "a task without copy_files has them not NULL"
+for v in null '[]'; do
+        req "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"copy_files\":$v}"
+        expect_status 201 "copy_files $v"
+        expect_json '.copy_files | tojson' '[]'
+        [[ "$(store_sql "SELECT COALESCE(copy_files, 'NULL') FROM tasks WHERE id = '$(jqr .id)'")" == "${v/null/NULL}" ]] ||
+                fail "copy_files $v is not stored as such"
+done
+# At most 100 entries.
+req "$alice" POST /api/v1/tasks "$(jq -nc '{plan:"x", copy_files:[range(100) | "dir/f\(.)"]}')"
+expect_status 201 "100 copy_files"
+expect_json '.copy_files | length' 100
+expect_json '.copy_files[99]' dir/f99
+req "$alice" POST /api/v1/tasks "$(jq -nc '{plan:"x", copy_files:[range(101) | "f\(.)"]}')"
+expect_error 400 invalid_field "101 copy_files"
+expect_message "^field 'copy_files': expected at most 100 paths, not 101$"
+# (The length of one entry is checked below: a body here holds at most 4 KiB.)
+# Each bad entry is named: its index, and the path unless it cannot be read.
+while IFS='|' read -r entry message; do
+        req "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"copy_files\":[\".env\",$entry]}"
+        expect_error 400 invalid_field "copy_files entry $entry"
+        expect_message "^field 'copy_files': entry 1$message"
+done <<'END'
+"/etc/passwd"| '/etc/passwd' is absolute; expected a path relative to the repository$
+"../outside.env"| '\.\./outside\.env' leads out of the repository \('\.\.'\)$
+"config/../../x"| 'config/\.\./\.\./x' leads out of the repository
+"a/.."| 'a/\.\.' leads out of the repository
+""| '' must not be empty$
+"a//b"| 'a//b' has an empty or '\.' component$
+"./x"| '\./x' has an empty or '\.' component$
+"dir/"| 'dir/' ends with '/'$
+"a\u0000b"| contains NUL$
+1|: expected a string, not int$
+null|: expected a string, not null$
+true|: expected a string, not boolean$
+["x"]|: expected a string, not array$
+{}|: expected a string, not object$
+END
+for v in '".env"' 1 '{}'; do
+        req "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"copy_files\":$v}"
+        expect_error 400 invalid_field "copy_files $v"
+        expect_message "^field 'copy_files': expected an array of paths or null$"
+done
+# Changed only while the task is pending: the worker copies them when it makes the worktree.
+req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":[".env.local"],"version":1}'
+expect_status 200 "change copy_files"
+expect_json '.copy_files | tojson' '[".env.local"]'
+expect_json .version 2
+req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":[".env","/root/.ssh/id_rsa"]}'
+expect_error 400 invalid_field "an absolute path on PATCH"
+expect_message "^field 'copy_files': entry 1 '/root/\.ssh/id_rsa' is absolute"
+req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":["a",2]}'
+expect_error 400 invalid_field "a number on PATCH"
+expect_message "^field 'copy_files': entry 1: expected a string"
+req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":null}'
+expect_status 200 "clear copy_files"
+expect_json '.copy_files | tojson' '[]'
+[[ "$(store_sql "SELECT COUNT(*) FROM tasks WHERE id = '$tcopy' AND copy_files IS NULL")" == 1 ]] ||
+        fail "cleared copy_files are not NULL"
+req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":[".env"]}'
+expect_status 200 "set copy_files again"
+task_set_status "$tcopy" running
+req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":[".other"]}'
+expect_error 409 not_pending "copy_files of a running task"
+expect_message "^The task is running; its copy_files can change only while it is pending\.$"
+task_set_status "$tcopy" failed
+req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":[".other"]}'
+expect_error 409 not_pending "copy_files of a failed task"
+req "$alice" GET "/api/v1/tasks/$tcopy"
+expect_json '.copy_files | tojson' '[".env"]'
+# Other changes of a task that is not pending still go through.
+req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"name":"renamed with files"}'
+expect_status 200 "rename a failed task with copy_files"
+expect_json '.copy_files | tojson' '[".env"]'
+
 say "deletes"
 req "$alice" DELETE "/api/v1/tasks/$ta"
 expect_error 409 busy "delete a running task"
@@ -1066,6 +1154,19 @@ if [[ "$(id -u)" == 0 ]] && command -v setpriv >/dev/null; then
         expect_status 200 "a peer in AdminGroup"
         expect_json '.contracts | length' 5
 fi
+
+say "long copy_files entries"
+# The default MaxBodyBytes takes a body with an entry of 4 KiB.
+api_stop
+write_config
+api_start
+long=$(printf 'd/%.0s' $(seq 2047))xy
+req admin POST /api/v1/tasks "$(jq -nc --arg f "$long" '{plan:"x", copy_files:[".env", $f]}')"
+expect_status 201 "a copy_files entry of 4096 bytes"
+expect_json '.copy_files[1] | length' 4096
+req admin POST /api/v1/tasks "$(jq -nc --arg f "${long}z" '{plan:"x", copy_files:[".env", $f]}')"
+expect_error 400 invalid_field "a copy_files entry of 4097 bytes"
+expect_message "^field 'copy_files': entry 1 is longer than 4096 bytes$"
 
 say "connection limits"
 api_stop

@@ -340,6 +340,8 @@ static int field_expectation(const JsonDispatchField *f, char **ret) {
 
         if (f->callback == json_dispatch_string)
                 what = "a string";
+        else if (f->callback == json_dispatch_strv)
+                what = "an array of strings";
         else if (f->callback == json_dispatch_bool)
                 what = "true or false";
         else if (f->callback == json_dispatch_uint)

@@ -8,11 +8,14 @@
 #include "api-bus.h"
 #include "api-http.h"
 #include "api-manager.h"
+#include "conf.h"
 #include "json-util.h"
 #include "log.h"
 
 #define NAME_MAX_BYTES 256
 #define NAME_FROM_PLAN_BYTES 80
+#define COPY_FILES_MAX 100
+#define COPY_FILE_MAX_BYTES 4096
 
 int api_task_load(Request *r, Task **ret) {
         _cleanup_(task_freep) Task *t = NULL;
@@ -64,6 +67,66 @@ static bool text_is_plain(const char *s) {
                 if ((unsigned char) *s < ' ' || *s == 0x7f)
                         return false;
         return true;
+}
+
+/* What is wrong with a copy_files entry, or NULL. The worker's
+ * git_worktree_prepare() takes only paths inside the repository whose every
+ * component is a real name; refusing the others here says so to the client
+ * instead of failing the task later. */
+static const char *copy_file_problem(const char *path) {
+        if (isempty(path))
+                return "must not be empty";
+        if (path[0] == '/')
+                return "is absolute; expected a path relative to the repository";
+        for (const char *c = path; *c;) {
+                size_t n = strcspn(c, "/");
+
+                if (n == 2 && strneq(c, "..", 2))
+                        return "leads out of the repository ('..')";
+                if (n == 0 || (n == 1 && c[0] == '.'))
+                        return "has an empty or '.' component";
+                c += n;
+                if (*c == '/' && *++c == '\0')
+                        return "ends with '/'";
+        }
+        return NULL;
+}
+
+/* Checked on the body itself, before it is dispatched, so that the answer
+ * names the entry at fault whatever it is. */
+static int task_check_copy_files(Request *r) {
+        json_object *a;
+        size_t n;
+
+        if (!json_object_object_get_ex(r->body, "copy_files", &a) || !a)
+                return 0;
+        if (!json_object_is_type(a, json_type_array))
+                return request_reply_field(r, "copy_files", "expected an array of paths or null"), -EINVAL;
+        n = json_object_array_length(a);
+        if (n > COPY_FILES_MAX)
+                return request_reply_field(r, "copy_files", "expected at most %d paths, not %zu", COPY_FILES_MAX, n),
+                       -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(a, i);
+                const char *problem;
+                size_t len;
+
+                if (!json_object_is_type(e, json_type_string))
+                        return request_reply_field(r, "copy_files", "entry %zu: expected a string, not %s", i,
+                                                   json_type_to_name(json_object_get_type(e))), -EINVAL;
+                /* These two are not quoted: too long to read, or cut short by the NUL. */
+                len = (size_t) json_object_get_string_len(e);
+                if (len > COPY_FILE_MAX_BYTES)
+                        return request_reply_field(r, "copy_files", "entry %zu is longer than %d bytes", i,
+                                                   COPY_FILE_MAX_BYTES), -EINVAL;
+                if (strlen(json_object_get_string(e)) != len)
+                        return request_reply_field(r, "copy_files", "entry %zu contains NUL", i), -EINVAL;
+                problem = copy_file_problem(json_object_get_string(e));
+                if (problem)
+                        return request_reply_field(r, "copy_files", "entry %zu '%s' %s", i,
+                                                   json_object_get_string(e), problem), -EINVAL;
+        }
+        return 0;
 }
 
 int api_tasks_list(Request *r) {
@@ -127,6 +190,7 @@ typedef struct TaskCreate {
         char *repo;
         char *base_branch;
         char *target_branch;
+        char **copy_files;
         char *parent_task_id;
         char *contract_id;
         bool is_supervisor;
@@ -142,6 +206,7 @@ static void task_create_done(TaskCreate *c) {
         free(c->repo);
         free(c->base_branch);
         free(c->target_branch);
+        strv_free(c->copy_files);
         free(c->parent_task_id);
         free(c->contract_id);
 }
@@ -174,6 +239,7 @@ int api_tasks_create(Request *r) {
                 { "repo",            json_dispatch_string, offsetof(TaskCreate, repo),            JSON_NULLABLE  },
                 { "base_branch",     json_dispatch_string, offsetof(TaskCreate, base_branch),     JSON_NULLABLE  },
                 { "target_branch",   json_dispatch_string, offsetof(TaskCreate, target_branch),   JSON_NULLABLE  },
+                { "copy_files",      json_dispatch_strv,   offsetof(TaskCreate, copy_files),      JSON_NULLABLE  },
                 { "parent_task_id",  json_dispatch_string, offsetof(TaskCreate, parent_task_id),  JSON_NULLABLE  },
                 { "contract_id",     json_dispatch_string, offsetof(TaskCreate, contract_id),     JSON_NULLABLE  },
                 { "is_supervisor",   json_dispatch_bool,   offsetof(TaskCreate, is_supervisor),   0              },
@@ -188,6 +254,9 @@ int api_tasks_create(Request *r) {
         const char *owner;
         int k;
 
+        k = task_check_copy_files(r);
+        if (k < 0)
+                return k;
         k = request_dispatch_body(r, table, &p);
         if (k < 0)
                 return k;
@@ -236,6 +305,7 @@ int api_tasks_create(Request *r) {
         t->repo = TAKE_PTR(p.repo);
         t->base_branch = TAKE_PTR(p.base_branch);
         t->target_branch = TAKE_PTR(p.target_branch);
+        t->copy_files = TAKE_PTR(p.copy_files);
         t->parent_task_id = TAKE_PTR(p.parent_task_id);
         t->contract_id = TAKE_PTR(p.contract_id);
         t->is_supervisor = p.is_supervisor;
@@ -267,6 +337,7 @@ typedef struct TaskPatch {
         char *plan;
         char *base_branch;
         char *target_branch;
+        char **copy_files;
         bool autonomous_loop;
         int max_iterations;
         double max_cost_usd;
@@ -280,6 +351,7 @@ static void task_patch_done(TaskPatch *p) {
         free(p->plan);
         free(p->base_branch);
         free(p->target_branch);
+        strv_free(p->copy_files);
         free(p->error);
 }
 
@@ -294,6 +366,7 @@ int api_task_patch(Request *r) {
                 { "plan",            json_dispatch_string,     offsetof(TaskPatch, plan),            0             },
                 { "base_branch",     json_dispatch_string,     offsetof(TaskPatch, base_branch),     JSON_NULLABLE },
                 { "target_branch",   json_dispatch_string,     offsetof(TaskPatch, target_branch),   JSON_NULLABLE },
+                { "copy_files",      json_dispatch_strv,       offsetof(TaskPatch, copy_files),      JSON_NULLABLE },
                 { "autonomous_loop", json_dispatch_bool,       offsetof(TaskPatch, autonomous_loop), 0             },
                 { "max_iterations",  json_dispatch_uint,       offsetof(TaskPatch, max_iterations),  0             },
                 { "max_cost_usd",    json_dispatch_double,     offsetof(TaskPatch, max_cost_usd),    JSON_NULLABLE },
@@ -310,6 +383,9 @@ int api_task_patch(Request *r) {
         TaskState from;
         int k;
 
+        k = task_check_copy_files(r);
+        if (k < 0)
+                return k;
         k = request_dispatch_body(r, table, &p);
         if (k < 0)
                 return k;
@@ -327,6 +403,10 @@ int api_task_patch(Request *r) {
                 return k;
 
         from = t->status;
+        /* The worker copies the files when it makes the worktree, at its claim: later, a change would do nothing. */
+        if (present(r, "copy_files") && from != TASK_PENDING)
+                return request_reply_error(r, 409, "not_pending", "The task is %s; its copy_files can change only while it is pending.",
+                                           task_state_to_string(from));
         if (p.status >= 0 && p.status != from) {
                 /* A worker holds an active task and alone writes its status:
                  * the client asks it through a control request instead. */
@@ -358,6 +438,10 @@ int api_task_patch(Request *r) {
                 replace(&t->base_branch, &p.base_branch);
         if (present(r, "target_branch"))
                 replace(&t->target_branch, &p.target_branch);
+        if (present(r, "copy_files")) {
+                strv_free(t->copy_files);
+                t->copy_files = TAKE_PTR(p.copy_files);
+        }
         if (present(r, "error"))
                 replace(&t->error, &p.error);
         if (present(r, "autonomous_loop"))
