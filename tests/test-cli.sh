@@ -284,7 +284,7 @@ test_contracts() {
 # ---- tasks ----
 
 test_tasks() {
-        local t t2 t3 repo
+        local t t2 t3 repo indent
 
         repo="$TMP/work repo"
         mkdir -p "$repo"
@@ -293,6 +293,7 @@ test_tasks() {
         # A relative --repo is sent as an absolute path; only the id is printed.
         (cd "$(dirname "$TMP")" && "$MAKIMA" task create --repo "$(basename "$TMP")/work repo" --name first \
                 --contract "${CONTRACT:0:6}" --base-branch main --autonomous-loop --max-iterations 7 --max-cost 2.5 \
+                --copy-file .env --copy-file "config/local ü.yml" \
                 $'Fix the build\nthen the tests' >"$TMP/out" 2>"$TMP/err") || fail "task create: $(cat "$TMP/err")"
         OUT=$(cat "$TMP/out")
         [[ "$OUT" =~ $uuid_re ]] || fail "task create printed '$OUT', not only an id"
@@ -305,12 +306,14 @@ test_tasks() {
         json_is .autonomous_loop true
         json_is .max_iterations 7
         json_is .max_cost_usd 2.5
+        json_is '.copy_files | tojson' '[".env","config/local ü.yml"]'
         json_is .status pending
         same_as_api "/api/v1/tasks/$t"
 
         # A URL stays as it is.
         run 0 --json task create --repo https://example.com/x.git "second task, no name"
         json_is .repo https://example.com/x.git
+        json_is '.copy_files | tojson' '[]'
         t2=$(jq -r .id <<<"$OUT")
         run 0 task create --repo git@example.com:x.git third
         t3=$OUT
@@ -318,6 +321,11 @@ test_tasks() {
         json_is .repo git@example.com:x.git
         run 1 task create --repo "$TMP/missing" plan
         err_is "makima: --repo $TMP/missing: No such file or directory"
+        # The API checks the paths to copy and names the one at fault.
+        run 1 task create --copy-file .env --copy-file ../../etc/shadow plan
+        err_is "makima: task create: field 'copy_files': entry 1 '../../etc/shadow' leads out of the repository ('..')"
+        run 1 task create --copy-file /etc/passwd plan
+        err_has "entry 0 '/etc/passwd' is absolute"
 
         run 0 task list
         out_has '^ID +STATUS +ITER +CONTRACT +UPDATED +NAME$'
@@ -341,9 +349,15 @@ test_tasks() {
         out_has '^ +iterations: 0/7$'
         out_has '^ +cost: \$0\.00 \(limit \$2\.50\)$'
         out_lacks 'max_iterations|iteration_count|cost_usd'
+        # One path a line, under each other.
+        out_has '^ +copy_files: \.env$'
+        indent=$(grep -E '^ +copy_files: ' <<<"$OUT" | sed 's/\.env$//')
+        grep -A1 -E '^ +copy_files: ' <<<"$OUT" | tail -n 1 | grep -Eq "^ {${#indent}}config/local ü\.yml$" ||
+                fail "task show: the second path to copy is not on a line of its own: $OUT"
         run 0 task show "$t2"
         out_has '^ +iterations: 0/default$'
         out_has '^ +cost: \$0\.00$'
+        out_has '^ +copy_files: -$'
 
         run 0 task cancel "$t2"
         [[ "$OUT" == "Task ${t2:0:8} cancelled." ]] || fail "cancel: $OUT"

@@ -6,14 +6,15 @@
 #include <limits.h>
 
 #include "cli.h"
+#include "conf.h"
 #include "model.h"
 
 /* The show block: the task's members in this order, with "iterations" and
  * "cost" in place of the numbers they are made of (task_display()). */
 static const char *const task_keys[] = {
         "id", "name", "owner", "status", "reason", "error", "plan", "repo", "base_branch", "target_branch", "branch",
-        "worktree", "contract_id", "parent_task_id", "is_supervisor", "autonomous_loop", "iterations", "cost",
-        "session_id", "created_at", "started_at", "updated_at", "completed_at", "version", NULL,
+        "worktree", "copy_files", "contract_id", "parent_task_id", "is_supervisor", "autonomous_loop", "iterations",
+        "cost", "session_id", "created_at", "started_at", "updated_at", "completed_at", "version", NULL,
 };
 
 void help_task(void) {
@@ -21,7 +22,8 @@ void help_task(void) {
                "Tasks: one agent working on a plan in its own git worktree.\n\n"
                "Commands:\n"
                "  create [--repo=PATH|URL] [--name=NAME] [--contract=ID] [--base-branch=BRANCH]\n"
-               "         [--autonomous-loop] [--max-iterations=N] [--max-cost=USD] PLAN\n"
+               "         [--copy-file=PATH...] [--autonomous-loop] [--max-iterations=N]\n"
+               "         [--max-cost=USD] PLAN\n"
                "                           Create a task and print its id\n"
                "  list [--contract=ID] [--status=STATUS]\n"
                "                           List tasks\n"
@@ -49,6 +51,8 @@ static void help_create(void) {
                "     --name=NAME          A short name for lists\n"
                "     --contract=ID        Make the task part of a contract\n"
                "     --base-branch=BRANCH Start the task's branch from BRANCH\n"
+               "     --copy-file=PATH     Copy the untracked file PATH of the repository (such as .env)\n"
+               "                          into the task's worktree; may be given more than once\n"
                "     --autonomous-loop    Restart the agent until it says the work is done\n"
                "     --max-iterations=N   At most N agent runs in the loop (default: the configured one)\n"
                "     --max-cost=USD       Stop the loop once its agent runs cost more than USD dollars\n"
@@ -96,6 +100,7 @@ enum {
         ARG_NAME,
         ARG_CONTRACT,
         ARG_BASE_BRANCH,
+        ARG_COPY_FILE,
         ARG_AUTONOMOUS_LOOP,
         ARG_MAX_ITERATIONS,
         ARG_MAX_COST,
@@ -108,6 +113,7 @@ typedef struct TaskArgs {
         const char *name;
         const char *contract;
         const char *base_branch;
+        char **copy_files;
         bool autonomous_loop;
         int64_t max_iterations;         /* -1: not given */
         double max_cost_usd;            /* 0: not given */
@@ -115,6 +121,10 @@ typedef struct TaskArgs {
         int64_t after;
         bool follow;
 } TaskArgs;
+
+static void task_args_done(TaskArgs *a) {
+        a->copy_files = strv_free(a->copy_files);
+}
 
 static int handle_option(Cli *cli, int c, const char *arg, void *userdata) {
         TaskArgs *a = userdata;
@@ -131,6 +141,11 @@ static int handle_option(Cli *cli, int c, const char *arg, void *userdata) {
                 return 0;
         case ARG_BASE_BRANCH:
                 a->base_branch = arg;
+                return 0;
+        case ARG_COPY_FILE:
+                /* Checked by the API, which names the entry at fault. */
+                if (strv_extend(&a->copy_files, arg) < 0)
+                        return log_oom();
                 return 0;
         case ARG_AUTONOMOUS_LOOP:
                 a->autonomous_loop = true;
@@ -174,14 +189,15 @@ int verb_task_create(Cli *cli, int argc, char *argv[]) {
                 { "name",            required_argument, NULL, ARG_NAME            },
                 { "contract",        required_argument, NULL, ARG_CONTRACT        },
                 { "base-branch",     required_argument, NULL, ARG_BASE_BRANCH     },
+                { "copy-file",       required_argument, NULL, ARG_COPY_FILE       },
                 { "autonomous-loop", no_argument,       NULL, ARG_AUTONOMOUS_LOOP },
                 { "max-iterations",  required_argument, NULL, ARG_MAX_ITERATIONS  },
                 { "max-cost",        required_argument, NULL, ARG_MAX_COST        },
                 {}
         };
-        _cleanup_json_ json_object *body = NULL, *reply = NULL;
+        _cleanup_json_ json_object *body = NULL, *reply = NULL, *copy_files = NULL;
         _cleanup_free_ char *repo = NULL, *contract = NULL;
-        TaskArgs a = { .max_iterations = -1 };
+        _cleanup_(task_args_done) TaskArgs a = { .max_iterations = -1 };
         int r;
 
         r = cli_parse_options(cli, "task create", argc, argv, options, NULL, help_create, handle_option, &a);
@@ -213,6 +229,9 @@ int verb_task_create(Cli *cli, int argc, char *argv[]) {
                         return r;
         }
 
+        if (a.copy_files && json_new_strv(a.copy_files, &copy_files) < 0)
+                return log_oom();
+
         body = json_object_new_object();
         if (!body ||
             json_add_string(body, "plan", argv[optind]) < 0 ||
@@ -220,6 +239,7 @@ int verb_task_create(Cli *cli, int argc, char *argv[]) {
             (repo && json_add_string(body, "repo", repo) < 0) ||
             (contract && json_add_string(body, "contract_id", contract) < 0) ||
             (a.base_branch && json_add_string(body, "base_branch", a.base_branch) < 0) ||
+            (copy_files && json_object_object_add(body, "copy_files", TAKE_PTR(copy_files)) < 0) ||
             (a.autonomous_loop && json_object_object_add(body, "autonomous_loop", json_object_new_boolean(true)) < 0) ||
             (a.max_iterations > 0 &&
              json_object_object_add(body, "max_iterations", json_object_new_int64(a.max_iterations)) < 0) ||
@@ -348,11 +368,36 @@ static int parse_id_command(Cli *cli, const char *command, int argc, char *argv[
         return 1;
 }
 
+/* copy_files one path a line ("-" for none): paths are not a sequence of words. */
+static int copy_files_display(json_object *files, json_object **ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        if (!json_object_is_type(files, json_type_array) || json_object_array_length(files) == 0) {
+                *ret = NULL;
+                return 0;
+        }
+        f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_object_array_length(files); i++) {
+                const char *path = json_object_get_string(json_object_array_get_idx(files, i));
+
+                fprintf(f, "%s%s", i > 0 ? "\n" : "", strempty(path));
+        }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        *ret = json_object_new_string(text);
+        return *ret ? 0 : -ENOMEM;
+}
+
 /* The task as `show` prints it: "iterations" ("3/10", or "3/default" while
  * the configured default applies) for iteration_count and max_iterations,
  * "cost" ("$0.0123", "$0.0123 (limit $2.00)") for cost_usd and
- * max_cost_usd, and, for a waiting task, its error as the "reason" it waits
- * (the worker writes "rate limited until …" there). */
+ * max_cost_usd, copy_files a path a line, and, for a waiting task, its
+ * error as the "reason" it waits (the worker writes "rate limited until …"
+ * there). */
 static int task_display(json_object *task, json_object **ret) {
         _cleanup_json_ json_object *o = NULL;
         _cleanup_free_ char *iterations = NULL, *cost = NULL;
@@ -369,6 +414,15 @@ static int task_display(json_object *task, json_object **ret) {
                 if (streq(key, "iteration_count") || streq(key, "max_iterations") || streq(key, "cost_usd") ||
                     streq(key, "max_cost_usd"))
                         continue;
+                if (streq(key, "copy_files")) {
+                        json_object *files = NULL;
+
+                        if (copy_files_display(value, &files) < 0 || json_object_object_add(o, key, files) < 0) {
+                                json_object_put(files);
+                                return -ENOMEM;
+                        }
+                        continue;
+                }
                 if (json_object_object_add(o, waiting && streq(key, "error") ? "reason" : key, json_object_get(value)) < 0) {
                         json_object_put(value);
                         return -ENOMEM;
