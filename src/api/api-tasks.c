@@ -403,9 +403,11 @@ int api_task_patch(Request *r) {
                 return k;
 
         from = t->status;
-        /* The worker copies the files when it makes the worktree, at its claim: later, a change would do nothing. */
+        /* The worker copies the files when it makes the worktree, at its
+         * claim: later, a change would do nothing. */
         if (present(r, "copy_files") && from != TASK_PENDING)
-                return request_reply_error(r, 409, "not_pending", "The task is %s; its copy_files can change only while it is pending.",
+                return request_reply_error(r, 409, "not_pending",
+                                           "The task is %s; its copy_files can change only while it is pending.",
                                            task_state_to_string(from));
         if (p.status >= 0 && p.status != from) {
                 /* A worker holds an active task and alone writes its status:
