@@ -156,7 +156,11 @@ static int on_result(WorkerTask *t, const StreamEvent *e) {
         o->have_result = true;
         o->is_error = e->is_error;
         o->api_error_status = e->api_error_status;
+        if (e->is_error && e->api_error_status == 429)
+                o->rate_limited = true;
         if (free_and_strdup(&o->subtype, e->subtype) < 0 || free_and_strdup(&o->text, e->result) < 0)
+                return -ENOMEM;
+        if (e->result && worker_task_loop_collect(t, e->result) < 0)
                 return -ENOMEM;
         /* The CLI counts cost per process; earlier runs are in cost_base. */
         t->task->cost_usd = t->cost_base + MAX(e->total_cost_usd, 0.0);
@@ -207,7 +211,12 @@ static int act_on(WorkerTask *t, const StreamEvent *e) {
                 return on_result(t, e);
 
         case STREAM_EVENT_RATE_LIMIT:
-                /* A rejected limit is a wait, not a failure; the CLI retries. */
+                /* A rejected limit is a wait, not a failure; the CLI retries,
+                 * and if it gives up the worker waits for the reset. */
+                if (streq_ptr(e->status, "rejected")) {
+                        t->outcome.rate_limited = true;
+                        t->outcome.resets_at = e->resets_at;
+                }
                 if (streq_ptr(e->status, "rejected") && t->task->status == TASK_RUNNING)
                         return queue_status(t, TASK_WAITING);
                 if (!streq_ptr(e->status, "rejected") && t->task->status == TASK_WAITING)
@@ -215,6 +224,11 @@ static int act_on(WorkerTask *t, const StreamEvent *e) {
                 return 0;
 
         case STREAM_EVENT_ASSISTANT:
+                if (streq_ptr(e->error, "rate_limit"))
+                        t->outcome.rate_limited = true;
+                if (e->text && !e->error && worker_task_loop_collect(t, e->text) < 0)
+                        return -ENOMEM;
+                /* fall through */
         case STREAM_EVENT_USER:
                 if (t->task->status == TASK_WAITING)
                         return queue_status(t, TASK_RUNNING);
@@ -390,7 +404,7 @@ int worker_task_write_stdin(WorkerTask *t, const char *line) {
 
 /* Where the CLI keeps a session: <config>/projects/<cwd, every character
  * that is not a letter or digit as '-'>/<session id>.jsonl. */
-static bool session_exists(WorkerTask *t) {
+bool worker_task_session_exists(WorkerTask *t) {
         _cleanup_free_ char *cwd = strdup(t->task->worktree), *path = NULL, *config = NULL;
         const char *dir = NULL;
 
@@ -461,8 +475,13 @@ static int system_prompt(WorkerTask *t, char **ret) {
 
         if (asprintf(ret,
                      "You run unattended as makima task %s%s%s%s. %s Nobody answers questions during the run: "
-                     "decide and proceed, and end with a short account of what you did and what is left.",
-                     k->id, k->name ? " (\"" : "", strempty(k->name), k->name ? "\")" : "", where) < 0)
+                     "decide and proceed, and end with a short account of what you did and what is left.%s",
+                     k->id, k->name ? " (\"" : "", strempty(k->name), k->name ? "\")" : "", where,
+                     t->loop ? " This task runs in a loop: makima restarts you on this conversation until you say "
+                               "it is done. End every answer with a block\n<COMPLETION_GATE>\nready: true or false\n"
+                               "reason: why\nprogress: what changed in this iteration\nblockers:\n- what stops you, "
+                               "if anything\n</COMPLETION_GATE>\nand say ready: true only when the whole task is done."
+                             : "") < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -573,7 +592,7 @@ int worker_task_spawn(WorkerTask *t, const char *prompt) {
         pid_t pid;
         int r;
 
-        resume = session_exists(t);
+        resume = worker_task_session_exists(t);
         if (t->task->session_id && !resume)
                 log_notice("Task %s: session %s is not in its home (another host ran it?); starting a new session.",
                            t->id8, t->task->session_id);
@@ -628,6 +647,11 @@ int worker_task_spawn(WorkerTask *t, const char *prompt) {
         t->close_stdin_when_flushed = false;
         t->interrupt_pending = false;
         t->cost_base = t->task->cost_usd;
+        t->loop_text = mfree(t->loop_text);
+        t->loop_text_len = 0;
+        if (t->exited_at > 0)
+                log_debug("Task %s: next agent forked %.1f ms after the last one exited.", t->id8,
+                          (double) (now_usec() - t->exited_at) / USEC_PER_MSEC);
 
         r = sd_event_add_child(m->event, &t->child_source, pid, WEXITED, on_agent_exit, t);
         if (r >= 0)

@@ -211,6 +211,11 @@ static void do_cancel(WorkerTask *t, const ControlRequest *c) {
                 (void) kill(t->prepare_pid, SIGKILL);
         if (t->pid > 0)
                 (void) worker_signal_tree(t->pid, SIGKILL);
+        else if (t->prepare_pid <= 0 && t->phase == WORKER_TASK_AGENT) {
+                /* Between runs (waiting for a rate limit): nothing to reap. */
+                worker_task_cancelled(t);
+                return;
+        }
         /* Completed (and the status written) when the child is reaped. */
 }
 

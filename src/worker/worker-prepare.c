@@ -2,8 +2,10 @@
 /* A task's worktree, prepared in a forked child: git can take long (a clone,
  * a fetch) and meanwhile the worker's loop must keep heartbeating. The child
  * resolves the repository, picks the base branch, makes the worktree on the
- * task's branch and reports {repo_path, base, branch, worktree, error} as
- * JSON on a pipe; the parent reaps it through the loop. */
+ * task's branch, takes the worktree's fingerprint (the autonomous loop's
+ * measure of progress) and reports {repo_path, base, branch, worktree,
+ * fingerprint, error} as JSON on a pipe; the parent reaps it through the
+ * loop. */
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -26,6 +28,7 @@ typedef struct Prepared {
         char *base;
         char *branch;
         char *worktree;
+        char *fingerprint;
         char *error;
 } Prepared;
 
@@ -34,6 +37,7 @@ static void prepared_done(Prepared *p) {
         free(p->base);
         free(p->branch);
         free(p->worktree);
+        free(p->fingerprint);
         free(p->error);
 }
 
@@ -121,11 +125,18 @@ static void prepare(const Task *task, const char *repos_dir, const char *worktre
                 goto oom;
 
         err = mfree(err);
-        r = git_worktree_prepare(p->repo_path, p->base, p->branch, p->worktree, NULL, &err);
+        r = git_worktree_prepare(p->repo_path, p->base, p->branch, p->worktree, task->copy_files, &err);
         if (r == -ENOMEM)
                 goto oom;
-        if (r < 0)
+        if (r < 0) {
                 p->error = reason(err, "cannot make the worktree %s: %s", p->worktree, strerror(-r));
+                return;
+        }
+        /* Only the loop needs it, but here it costs the start nothing the
+         * agent waits for: git ran already. Without one, the first
+         * iteration counts as no progress. */
+        if (task->autonomous_loop || task->contract_id)
+                (void) git_worktree_fingerprint(p->worktree, &p->fingerprint, NULL);
         return;
 
 oom:
@@ -148,7 +159,7 @@ static _noreturn_ void prepare_child(const WorkerTask *t, int fd) {
         o = json_object_new_object();
         if (!o || json_add_string(o, "repo_path", p.repo_path) < 0 || json_add_string(o, "base", p.base) < 0 ||
             json_add_string(o, "branch", p.branch) < 0 || json_add_string(o, "worktree", p.worktree) < 0 ||
-            json_add_string(o, "error", p.error) < 0)
+            json_add_string(o, "fingerprint", p.fingerprint) < 0 || json_add_string(o, "error", p.error) < 0)
                 _exit(EXIT_FAILURE);
         s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         if (!s || write(fd, s, strlen(s)) != (ssize_t) strlen(s))
@@ -191,6 +202,7 @@ static int read_result(int fd, Prepared *ret) {
                 { "base",      json_dispatch_string, offsetof(Prepared, base),      JSON_NULLABLE },
                 { "branch",    json_dispatch_string, offsetof(Prepared, branch),    JSON_NULLABLE },
                 { "worktree",  json_dispatch_string, offsetof(Prepared, worktree),  JSON_NULLABLE },
+                { "fingerprint", json_dispatch_string, offsetof(Prepared, fingerprint), JSON_NULLABLE },
                 { "error",     json_dispatch_string, offsetof(Prepared, error),     JSON_NULLABLE },
                 {}
         };
@@ -231,10 +243,11 @@ static void prepared(WorkerTask *t, Prepared *p) {
         if (free_and_strdup(&t->task->worktree, p->worktree) < 0 ||
             free_and_strdup(&t->task->branch, p->branch) < 0)
                 goto oom;
+        /* The branch the worktree was made from, for the diff and the merge. */
+        if (!t->task->base_branch && p->base && free_and_strdup(&t->task->base_branch, p->base) < 0)
+                goto oom;
         t->base = TAKE_PTR(p->base);
         t->repo_path = TAKE_PTR(p->repo_path);
-        if (t->task->iteration_count < 1)
-                t->task->iteration_count = 1;
         /* Written with the agent's first events, after the spawn: the start
          * does not wait for the store. A worker that dies meanwhile loses
          * nothing, the next one finds the same worktree and branch. */
@@ -252,10 +265,15 @@ static void prepared(WorkerTask *t, Prepared *p) {
                 return;
         }
 
+        r = worker_task_loop_init(t, p->fingerprint);
+        if (r == -ENOMEM)
+                goto oom;
+        if (r != 0)
+                return;
         r = worker_task_first_prompt(t, &prompt);
         if (r < 0)
                 goto oom;
-        r = worker_task_spawn(t, prompt);
+        r = worker_task_spawn_iteration(t, prompt);
         if (r < 0) {
                 worker_task_finish(t, TASK_FAILED, "the worker could not start the agent (its log says why)");
                 return;

@@ -80,6 +80,7 @@ WorkerTask *worker_task_free(WorkerTask *t) {
                 (void) worker_signal_tree(t->pid, SIGKILL);
 
         sd_event_source_disable_unref(t->heartbeat);
+        sd_event_source_disable_unref(t->wait_timer);
         sd_event_source_disable_unref(t->prepare_source);
         sd_event_source_disable_unref(t->child_source);
         closep(&t->prepare_fd);
@@ -89,6 +90,8 @@ WorkerTask *worker_task_free(WorkerTask *t) {
         line_writer_done(&t->stdin_writer);
         batch_clear(t);
         outcome_done(&t->outcome);
+        circuit_breaker_done(&t->breaker);
+        free(t->loop_text);
         free(t->cancel_request_id);
         free(t->home);
         free(t->base);
@@ -199,6 +202,7 @@ static int status_payload(WorkerTask *t, TaskState from, TaskState to, const cha
         if (json_add_string(o, "from", task_state_to_string(from)) < 0 ||
             json_add_string(o, "to", task_state_to_string(to)) < 0 ||
             (error && json_add_string(o, "error", error) < 0) ||
+            (error && to == TASK_WAITING && json_add_string(o, "reason", error) < 0) ||
             json_add_string(o, "worker", t->manager->worker_id) < 0)
                 return -ENOMEM;
         s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
@@ -265,6 +269,7 @@ void worker_task_finish(WorkerTask *t, TaskState status, const char *error) {
         }
         t->phase = WORKER_TASK_FINISHED;
         t->heartbeat = sd_event_source_disable_unref(t->heartbeat);
+        t->wait_timer = sd_event_source_disable_unref(t->wait_timer);
         manager_task_finished(t->manager);
 }
 
@@ -281,6 +286,10 @@ void worker_task_lease_lost(WorkerTask *t) {
         }
         if (t->prepare_pid <= 0)
                 worker_task_finish(t, t->task->status, NULL);
+}
+
+void worker_task_outcome_reset(WorkerTask *t) {
+        outcome_done(&t->outcome);
 }
 
 static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -401,12 +410,13 @@ void worker_task_agent_exited(WorkerTask *t, int code, int status) {
         }
 
         /* A message that came after the turn's end continues the session. */
+        t->exited_at = now_usec();
         r = worker_task_take_late_messages(t, &late);
         if (r > 0) {
                 outcome_done(&t->outcome);
                 if (t->task->status != TASK_RUNNING)
                         (void) worker_task_set_status(t, TASK_RUNNING, NULL);
-                r = worker_task_spawn(t, late);
+                r = worker_task_spawn_iteration(t, late);
                 if (r < 0)
                         worker_task_finish(t, TASK_FAILED, "the worker could not start the agent (its log says why)");
                 else if (t->phase == WORKER_TASK_AGENT)
@@ -415,7 +425,15 @@ void worker_task_agent_exited(WorkerTask *t, int code, int status) {
         }
 
         if (code == CLD_EXITED && status == 0 && t->outcome.have_result && !t->outcome.is_error) {
-                worker_task_finish(t, TASK_DONE, NULL);
+                if (t->loop)
+                        worker_task_loop_iteration_done(t);
+                else
+                        worker_task_finish(t, TASK_DONE, NULL);
+                return;
+        }
+        /* A rate limit the CLI gave up on is a wait, not a failure. */
+        if (t->outcome.rate_limited && (code == CLD_EXITED || t->outcome.have_result)) {
+                worker_task_rate_limit_wait(t);
                 return;
         }
         reason = failure_reason(t, code, status);

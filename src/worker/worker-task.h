@@ -11,6 +11,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "circuit-breaker.h"
 #include "model.h"
 #include "store.h"
 #include "worker-pipe.h"
@@ -32,6 +33,8 @@ typedef struct AgentOutcome {
         char *subtype;
         char *text;                     /* result text */
         unsigned api_error_status;
+        bool rate_limited;              /* a rejected rate limit, or a 429 the CLI gave up on */
+        uint64_t resets_at;             /* when the rejected limit resets, epoch seconds; 0: not known */
         char *auth_error;               /* the CLI's words, when it is not logged in */
         char *last_stderr;              /* the last non-empty stderr line, for the reason */
 } AgentOutcome;
@@ -73,6 +76,15 @@ typedef struct WorkerTask {
         char **batch_summary;
         bool dirty;                     /* run fields changed: write them with the batch */
 
+        /* the autonomous loop (worker-loop.c) */
+        bool loop;
+        CircuitBreaker breaker;
+        char *loop_text;                /* this run's assistant text and result text, for the gate */
+        size_t loop_text_len;
+        unsigned n_waits;               /* rate-limit waits in a row, for the backoff */
+        sd_event_source *wait_timer;
+        usec_t exited_at;               /* the last agent's exit, for the debug log of the restart */
+
         /* control */
         bool interrupt_pending;         /* the next result ends an interrupted turn */
         unsigned interrupt_counter;
@@ -106,6 +118,9 @@ void worker_task_finish(WorkerTask *t, TaskState status, const char *error);
 /* The lease is gone: kill what runs, write nothing more. */
 void worker_task_lease_lost(WorkerTask *t);
 
+/* Forgets what the last run said about itself (before the next run). */
+void worker_task_outcome_reset(WorkerTask *t);
+
 /* Writes what was batched (events and changed run fields). */
 int worker_task_flush(WorkerTask *t);
 /* Adds one event to the batch: type, payload (JSON text), the journal's
@@ -132,6 +147,27 @@ void worker_task_drain(WorkerTask *t);
 /* The prompt of a run: the plan, or on a restart of a task with a session a
  * request to continue it. */
 int worker_task_first_prompt(WorkerTask *t, char **ret);
+
+/* True when the CLI keeps the task's session in the agent's home (so
+ * --resume can continue it). */
+bool worker_task_session_exists(WorkerTask *t);
+
+/* worker-loop.c */
+/* After the worktree is prepared: decides whether the task loops (its own
+ * autonomous_loop or its contract's), sets up the breaker from the stored
+ * count and cost, and the worktree's fingerprint to measure progress from.
+ * Returns 1 when the breaker trips at once (the task has been finished). */
+int worker_task_loop_init(WorkerTask *t, const char *fingerprint);
+/* Spawns a run that counts as an iteration (iteration_count + 1). */
+int worker_task_spawn_iteration(WorkerTask *t, const char *prompt);
+/* Keeps an assistant or result text of the running iteration for the gate. */
+int worker_task_loop_collect(WorkerTask *t, const char *text);
+/* A loop task's agent exited with a successful result: done, the next
+ * iteration, or the breaker's verdict. */
+void worker_task_loop_iteration_done(WorkerTask *t);
+/* The run ended on a rate limit: wait (status waiting), then continue the
+ * same session. Not an iteration. */
+void worker_task_rate_limit_wait(WorkerTask *t);
 
 /* worker-control.c */
 /* Acts on the task's pending control requests (rows are the truth). */
