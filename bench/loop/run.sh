@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# bench/loop: the autonomous loop's restart. One task with --autonomous-loop
+# whose trivial agent (loop-agent) changes the worktree and says "not ready"
+# BENCH_ITERATIONS - 1 times, then "ready"; for every restart, the time from
+# one agent's exit to the next agent's exec in its sandbox (both read by the
+# agent itself: CLOCK_REALTIME), as p50, p90, p99 and max. See
+# bench/README.md.
+#
+# Usage: bench/loop/run.sh makima-api makima-worker loop-agent
+# Exit: 0 figures printed and p50 below BENCH_MAX_P50_MS (50); 1 failure or
+#       target missed; 77 a tool is missing.
+
+set -euo pipefail
+
+api_bin=${1:-}
+worker_bin=${2:-}
+agent_bin=${3:-}
+iterations=${BENCH_ITERATIONS:-50}
+max_p50_ms=${BENCH_MAX_P50_MS:-50}
+sandbox=${BENCH_SANDBOX:-yes}
+keep=${BENCH_KEEP:-0}
+
+say() { printf 'bench/loop: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+[[ -n "$agent_bin" ]] || die "usage: $0 makima-api makima-worker loop-agent"
+for b in "$api_bin" "$worker_bin" "$agent_bin"; do
+        [[ -x "$b" ]] || die "$b is not an executable"
+done
+api_bin=$(realpath "$api_bin") worker_bin=$(realpath "$worker_bin") agent_bin=$(realpath "$agent_bin")
+
+missing=()
+for tool in git:git bwrap:bubblewrap curl:curl jq:jq sqlite3:sqlite3; do
+        command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if (( ${#missing[@]} )); then
+        say "missing tools; install them with: apt-get install ${missing[*]}"
+        exit 77
+fi
+if ! [[ "$iterations" =~ ^[0-9]+$ ]] || (( iterations < 2 || iterations > 50 )); then
+        die "BENCH_ITERATIONS must be a whole number from 2 to 50 (the hard limit), got '$iterations'"
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/makima-bench-loop.XXXXXX")
+chmod 755 "$tmp"
+api_pid='' worker_pid=''
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+        local rc=$?
+        for pid in $worker_pid $api_pid; do
+                kill -TERM "$pid" 2>/dev/null || true
+        done
+        for pid in $worker_pid $api_pid; do
+                wait "$pid" 2>/dev/null || true
+        done
+        if (( rc == 1 )); then
+                for log in makima-worker makima-api; do
+                        [[ -s "$tmp/$log.log" ]] || continue
+                        say "last lines of $log's log:"
+                        tail -n 20 "$tmp/$log.log" >&2 || true
+                done
+        fi
+        if [[ "$keep" == 1 ]]; then
+                say "kept $tmp"
+        else
+                rm -rf "$tmp"
+        fi
+        exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+repo="$tmp/repo"
+git init -q -b main "$repo"
+echo "bench/loop repository" > "$repo/README"
+git -C "$repo" add README
+git -C "$repo" -c user.name=bench -c user.email=bench@example.invalid commit -q -m "initial commit"
+
+cat > "$tmp/makima.conf" <<EOC
+[Store]
+Backend=sqlite
+Path=$tmp/makima.db
+
+[Worker]
+MaxConcurrentTasks=1
+PollIntervalSec=1
+
+[Agent]
+Command=$agent_bin
+Environment=BENCH_LOOP_ITERATIONS=$iterations
+
+[Sandbox]
+Enabled=$sandbox
+EOC
+
+api_sock="$tmp/api.sock"
+"$api_bin" --config "$tmp/makima.conf" --listen "unix:$api_sock" >"$tmp/makima-api.log" 2>&1 &
+api_pid=$!
+api() { curl -sS --fail-with-body --unix-socket "$api_sock" "$@"; }
+for _ in $(seq 200); do
+        kill -0 "$api_pid" 2>/dev/null || die "makima-api exited during start-up"
+        [[ -S "$api_sock" ]] && api -o /dev/null http://localhost/api/v1/health 2>/dev/null && break
+        sleep 0.05
+done
+api -o /dev/null http://localhost/api/v1/health || die "makima-api does not answer GET /api/v1/health"
+
+MAKIMA_JOURNAL=stderr MAKIMA_LOG_LEVEL=debug "$worker_bin" --config "$tmp/makima.conf" --state-dir "$tmp/state" --instance 1 \
+        >"$tmp/makima-worker.log" 2>&1 &
+worker_pid=$!
+for _ in $(seq 200); do
+        grep -q "Worker .*: up to" "$tmp/makima-worker.log" && break
+        kill -0 "$worker_pid" 2>/dev/null || die "makima-worker exited during start-up"
+        sleep 0.05
+done
+grep -q "Worker .*: up to" "$tmp/makima-worker.log" || die "makima-worker did not start"
+
+id=$(api -H 'Content-Type: application/json' \
+        -d "$(jq -nc --arg repo "$repo" --argjson n "$iterations" \
+                '{plan: "bench/loop", repo: $repo, name: "loop", autonomous_loop: true, max_iterations: $n}')" \
+        http://localhost/api/v1/tasks | jq -er .id) || die "could not create a task"
+say "task $id: $iterations iterations of a trivial agent (sandbox: $sandbox)"
+
+status=''
+for _ in $(seq 1200); do
+        sleep 0.25
+        answer=$(api "http://localhost/api/v1/tasks/$id")
+        [[ "$answer" =~ \"status\":\ *\"([a-z_]+)\" ]] && status=${BASH_REMATCH[1]}
+        [[ "$status" == pending || "$status" == running ]] || break
+done
+[[ "$status" == "done" ]] || die "task $id ended '$status': $(api "http://localhost/api/v1/tasks/$id" | head -c 500)"
+count=$(api "http://localhost/api/v1/tasks/$id" | jq -r .iteration_count)
+(( count == iterations )) || die "task $id: iteration_count $count, expected $iterations"
+
+db="$tmp/makima.db"
+q() { sqlite3 -batch -noheader -separator ' ' "file:$db?mode=ro" "$1"; }
+# One line per run, in order: its exec time, its exit time, whether it resumed.
+q "SELECT json_extract(payload, '\$.bench_exec_realtime_ns'), json_extract(payload, '\$.bench_resumed')
+   FROM task_events WHERE task_id = '$id' AND type = 'system' ORDER BY seq" > "$tmp/execs"
+q "SELECT json_extract(payload, '\$.realtime_ns') FROM task_events
+   WHERE task_id = '$id' AND type = 'bench_exit' ORDER BY seq" > "$tmp/exits"
+(( $(wc -l < "$tmp/execs") == iterations && $(wc -l < "$tmp/exits") == iterations )) ||
+        die "task $id: $(wc -l < "$tmp/execs") execs and $(wc -l < "$tmp/exits") exits stored, expected $iterations"
+(( $(awk 'NR > 1 && $2 != 1' "$tmp/execs" | wc -l) == 0 )) || die "task $id: a restart did not --resume the session"
+
+# Restart k: exec of run k+1 minus exit of run k, in ms.
+paste -d' ' <(tail -n +2 "$tmp/execs" | cut -d' ' -f1) <(head -n -1 "$tmp/exits") |
+        awk '{ printf "%.3f\n", ($1 - $2) / 1e6 }' | sort -n > "$tmp/gaps"
+read -r n p50 p90 p99 max < <(awk '{ v[NR] = $1 } END {
+        i50 = int(0.50 * NR + 0.999999); i90 = int(0.90 * NR + 0.999999); i99 = int(0.99 * NR + 0.999999)
+        printf "%d %s %s %s %s\n", NR, v[i50], v[i90], v[i99], v[NR]
+}' "$tmp/gaps")
+fp=$(grep -o 'worktree fingerprint in [0-9.]* ms' "$tmp/makima-worker.log" | awk '{ print $4 }' | sort -n |
+        awk '{ v[NR] = $1 } END { if (NR) print v[int(0.5 * NR + 0.999999)]; else print "?" }')
+
+printf 'bench/loop: %d restarts, agent exit -> next agent exec (ms): p50 %s  p90 %s  p99 %s  max %s\n' \
+        "$n" "$p50" "$p90" "$p99" "$max"
+printf 'bench/loop: of which the worktree fingerprint (p50): %s ms\n' "$fp"
+awk -v p="$p50" -v m="$max_p50_ms" 'BEGIN { exit !(p < m) }' ||
+        die "p50 $p50 ms is not below the target of $max_p50_ms ms"
