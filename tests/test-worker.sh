@@ -263,6 +263,20 @@ grep -Eqx "STATUS=running 1 task: $ID8 \((preparing|running)\)" "$TMP/notify.log
 grep -q "$ID8 tool Write" "$TMP/worker1.log" || grep -q "$ID8 .*Write" "$TMP/worker1.log" ||
         die "the worker's log does not show the agent's events"
 
+# The base branch the worker used is recorded; every run counts.
+get_task "$ID"
+expect_json .base_branch main
+expect_json .iteration_count 1
+
+# An untracked file of the repository (copy_files) is copied into the worktree.
+say "copy_files"
+printf 'SECRET=from-the-repository\n' >"$REPO/.env"
+COPY=$(create_task 'fake: write copied.txt seen' '.copy_files = [".env"]')
+wait_status "$COPY" done 30
+get_task "$COPY"
+[[ "$(cat "$(jqr .worktree)/.env")" == "SECRET=from-the-repository" ]] || die ".env was not copied into the worktree"
+rm -f "$REPO/.env"
+
 # ---- 2. failures, each with its reason in words ----
 say "failures"
 CRASH=$(create_task $'fake: write partial.txt half done\nfake: crash')
