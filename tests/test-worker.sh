@@ -277,6 +277,22 @@ get_task "$COPY"
 [[ "$(cat "$(jqr .worktree)/.env")" == "SECRET=from-the-repository" ]] || die ".env was not copied into the worktree"
 rm -f "$REPO/.env"
 
+# A looping task with a budget: the fake agent's runs cost about $0.0123
+# each, and it never says it is done; the second run goes over $0.015.
+say "loop cost limit"
+COSTLY=$(create_task 'fake: write costly.txt spent' '.autonomous_loop = true | .max_cost_usd = 0.015')
+wait_status "$COSTLY" failed 30
+get_task "$COSTLY"
+expect_json .iteration_count 2
+jqr .error | grep -q 'exceeded the limit' || die "the cost limit is not the reason: $BODY"
+events "$COSTLY"
+jq -e '[.events[] | select(.type == "iteration") | .data] | length == 2 and .[0].cost_usd > 0.01 and
+        (.[0].reason | test("no completion gate, restarting")) and .[1].max == 10' <<<"$BODY" >/dev/null ||
+        die "unexpected iteration events: $(jq -c '[.events[] | select(.type == "iteration") | .data]' <<<"$BODY")"
+# The second run resumed the session, with a prompt that asks for the gate.
+sed -n 2p "$(home_of "$COSTLY")/stdin.log" | jq -e '.message.content | test("COMPLETION_GATE")' >/dev/null ||
+        die "the second run's prompt does not ask for a completion gate: $(cat "$(home_of "$COSTLY")/stdin.log")"
+
 # ---- 2. failures, each with its reason in words ----
 say "failures"
 CRASH=$(create_task $'fake: write partial.txt half done\nfake: crash')
