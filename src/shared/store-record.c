@@ -14,7 +14,7 @@
 
 typedef enum FieldKind {
         FIELD_STRING,                   /* char *, NULL ↔ NULL */
-        FIELD_STRV,                     /* char **, a JSON array of strings; NULL ↔ NULL, so {} ↔ [] */
+        FIELD_STRV,                     /* char **, a JSON array of strings; NULL ↔ NULL, an empty vector ↔ [] */
         FIELD_BOOL,
         FIELD_INT,                      /* int, not negative */
         FIELD_INT64,
