@@ -221,6 +221,8 @@ expect_json .iteration_count 6
 expect_json .worktree "$B_WORKTREE"
 expect_json .session_id "$B_SESSION"
 [[ -f "$B_WORKTREE/step-5.txt" ]] || e2e_fail "(b) the resumed iteration did not work in the same worktree"
+jq -s -e '[.[] | select(.kind == "main")][8].last_user_text | test("it was resumed")' "$TMP/requests.jsonl" \
+        >/dev/null || e2e_fail "(b) the resumed run was not told it goes on"
 check_sessions "$B"
 IT=$(iterations "$B")
 jq -e 'length == 6 and (.[3] | test("^4/4: reached the iteration limit of 4")) and (.[5] | test("^6/6: ready: yes"))' \

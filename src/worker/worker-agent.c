@@ -448,6 +448,17 @@ int worker_task_first_prompt(WorkerTask *t, char **ret) {
                 *ret = p;
                 return 0;
         }
+        if (t->loop && asprintf(&p,
+                                "makima: this task goes on in the same worktree and conversation (it was resumed, "
+                                "e.g. with a higher iteration limit, or its worker restarted). Continue where you "
+                                "left off; look at `git status` and `git log` first. End your answer with a "
+                                "<COMPLETION_GATE> block. The task is:\n\n%s",
+                                strempty(t->task->plan)) < 0)
+                return -ENOMEM;
+        if (t->loop) {
+                *ret = p;
+                return 0;
+        }
         if (asprintf(&p,
                      "makima restarted you: your previous run on this task stopped before it finished "
                      "(its worker stopped or lost the task). Continue where you left off; look at "
