@@ -556,6 +556,17 @@ wait_status "$NOBWRAP" failed
 expect_json .error "$SANDBOX_MISSING"
 worker_stop 1
 
+# ---- 9b. the agent program is missing: the task says which and where ----
+say "agent program missing"
+worker_config '[Agent]' "Command=$TMP/no-such-agent"
+worker_start 1
+NOAGENT=$(create_task 'fake: write never.txt x')
+wait_status "$NOAGENT" failed
+jq -e --arg p "$TMP/no-such-agent" '.error | startswith("the agent program '"'"'" + $p + "'"'"' was not found on worker 1")' \
+        <<<"$BODY" >/dev/null || die "unclear reason for a missing agent: $(jq -r .error <<<"$BODY")"
+worker_stop 1
+worker_config
+
 # ---- 10. Enabled=no: runs unsandboxed, with a warning ----
 say "sandbox disabled"
 worker_config '[Sandbox]' 'Enabled=no'

@@ -593,6 +593,24 @@ static int spawn_failed(WorkerTask *t, const char *reason) {
         return 0;
 }
 
+/* A missing agent program is the most common set-up mistake: say so in the
+ * task's own words rather than as a sandbox failure. Returns 1 if found. */
+static int agent_program_check(WorkerTask *t, const char *name) {
+        _cleanup_free_ char *path = NULL, *reason = NULL;
+        int r;
+
+        r = sandbox_find_executable(name, NULL, &path);
+        if (r >= 0)
+                return 1;
+        if (asprintf(&reason,
+                     "the agent program '%s' was not found on worker %u: install Claude Code there or set "
+                     "[Agent] Command= (%s)",
+                     name, t->manager->instance, strerror(-r)) < 0)
+                return log_oom();
+        log_error("Task %s: %s", t->id8, reason);
+        return spawn_failed(t, reason);
+}
+
 int worker_task_spawn(WorkerTask *t, const char *prompt) {
         Manager *m = t->manager;
         _cleanup_(sandbox_command_done) SandboxCommand cmd = {};
@@ -610,6 +628,9 @@ int worker_task_spawn(WorkerTask *t, const char *prompt) {
         r = agent_argv(t, resume, &argv);
         if (r < 0)
                 return spawn_failed(t, "[Agent] Command= is empty or not valid");
+        r = agent_program_check(t, argv[0]);
+        if (r <= 0)
+                return r;
         if (asprintf(&task_env, "MAKIMA_TASK_ID=%s", t->task->id) < 0 || strv_push(&env, TAKE_PTR(task_env)) < 0)
                 return log_oom();
         r = stream_json_user_message(prompt, &line);
