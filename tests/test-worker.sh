@@ -501,6 +501,27 @@ events "$RESTART"
 jq -e '[.events[] | select(.type == "claimed")] | length == 2' <<<"$BODY" >/dev/null || die "expected two claims"
 jq -e '[.events[].seq] == [range(1; (.events | length) + 1)]' <<<"$BODY" >/dev/null || die "event seqs are not 1..N"
 
+# ---- 7a. an interrupted task whose worker stopped: a message still reaches
+# an agent (the next worker claims it because a control request waits) ----
+say "message to an interrupted task after its worker stopped"
+IDLE=$(create_task $'fake: wait')
+wait_status "$IDLE" running
+wait_file "$(home_of "$IDLE")/stdin.log" 'fake: wait'
+get_task "$IDLE"
+IDLE_SESSION=$(jqr .session_id)
+req admin POST "/api/v1/tasks/$IDLE/interrupt"
+expect_status 202 "interrupt"
+wait_status "$IDLE" interrupted 10
+worker_stop 1
+get_task "$IDLE"
+expect_json .status interrupted
+req admin POST "/api/v1/tasks/$IDLE/send" '{"message": "welcome back, finish up"}'
+expect_status 202 "send to an interrupted task nobody holds"
+worker_start 1
+wait_status "$IDLE" done 30
+expect_json .session_id "$IDLE_SESSION"
+grep -q 'welcome back, finish up' "$(home_of "$IDLE")/stdin.log" || die "the message never reached an agent"
+
 # ---- 7b. a worker killed outright: its sandbox dies with it, and once the
 # lease has run out (here the test makes it so) the task is rescued ----
 if [[ -z "${MAKIMA_TEST_PG_URL:-}" ]] && command -v sqlite3 >/dev/null; then

@@ -129,13 +129,18 @@ typedef struct StoreClaim {
         usec_t expires_at;
 } StoreClaim;
 
-/* The tasks a claim may take: pending ones, and active ones whose lease
- * expired (or that have none: nobody runs them). The IN term lets both
- * planners look only at unfinished tasks through the index tasks_status,
- * however many finished ones there are. NOW is the parameter with the time. */
+/* The tasks a claim may take: pending ones, active ones whose lease
+ * expired (or that have none: nobody runs them), and interrupted ones
+ * nobody holds that have a control request waiting (a message sent to a
+ * task whose worker stopped meanwhile must still reach an agent). The IN
+ * term lets both planners look only at unfinished tasks through the index
+ * tasks_status, however many finished ones there are. NOW is the parameter
+ * with the time. */
 #define TASK_CLAIMABLE(NOW)                                                             \
-        "status IN ('pending', 'running', 'paused', 'waiting') AND "                    \
-        "(status = 'pending' OR lease_expires_at IS NULL OR lease_expires_at < " NOW ")"
+        "status IN ('pending', 'running', 'paused', 'waiting', 'interrupted') AND "     \
+        "(status = 'pending' OR lease_expires_at IS NULL OR lease_expires_at < " NOW ") AND " \
+        "(status <> 'interrupted' OR EXISTS (SELECT 1 FROM control_requests r "         \
+        "WHERE r.task_id = tasks.id AND r.done_at IS NULL))"
 
 typedef struct StoreVTable StoreVTable;
 

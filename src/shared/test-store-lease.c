@@ -194,6 +194,23 @@ static void test_claim(void) {
         check(!got);
         check_int(count_task(done->id, "status = 'done' AND lease_token IS NULL AND version = 1"), 1);
 
+        /* An interrupted task nobody holds waits for its user: claimable only
+         * once a control request (a message, a cancel) is waiting for it. */
+        {
+                _cleanup_(task_freep) Task *idle = insert_task("interrupted", TASK_INTERRUPTED, 100);
+                ControlRequest message = { .task_id = idle->id, .kind = CONTROL_MESSAGE,
+                                           .payload = (char *) "{\"message\":\"go on\"}" };
+
+                check_r(store_task_claim(store, "w4", LEASE, &got, token2), 0);
+                check_r(store_task_claim_id(store, idle->id, "w4", LEASE, &got, token2), 0);
+                check_ok(store_control_insert(store, &message));
+                check_r(store_task_claim(store, "w4", LEASE, &got, token2), 1);
+                check_streq(got->id, idle->id);
+                check_int(got->status, TASK_RUNNING);
+                got = task_free(got);
+                free(message.id);
+        }
+
         /* Bad arguments. */
         check_r(store_task_claim(store, "", LEASE, &got, token2), -EINVAL);
         check_r(store_task_claim(store, NULL, LEASE, &got, token2), -EINVAL);
