@@ -293,6 +293,19 @@ jq -e '[.events[] | select(.type == "iteration") | .data] | length == 2 and .[0]
 sed -n 2p "$(home_of "$COSTLY")/stdin.log" | jq -e '.message.content | test("COMPLETION_GATE")' >/dev/null ||
         die "the second run's prompt does not ask for a completion gate: $(cat "$(home_of "$COSTLY")/stdin.log")"
 
+# The loop and the budget can come from the contract: its task loops even
+# though the task's own flag is off, and stops at the contract's limit.
+say "loop and cost limit from the contract"
+req admin POST /api/v1/contracts '{"name": "looping", "autonomous_loop": true, "max_cost_usd": 0.015}'
+expect_status 201 "create a looping contract"
+LOOPC=$(jqr .id)
+INHERIT=$(create_task 'fake: write inherit.txt spent' ".contract_id = \"$LOOPC\" | .autonomous_loop = false")
+wait_status "$INHERIT" failed 30
+get_task "$INHERIT"
+expect_json .autonomous_loop false
+expect_json .iteration_count 2
+jqr .error | grep -q 'exceeded the limit of \$0.015' || die "the contract's cost limit is not the reason: $BODY"
+
 # ---- 2. failures, each with its reason in words ----
 say "failures"
 CRASH=$(create_task $'fake: write partial.txt half done\nfake: crash')

@@ -71,11 +71,22 @@ void circuit_breaker_restore(CircuitBreaker *b, unsigned iterations, double cost
         b->last_blocker = mfree(b->last_blocker);
 }
 
-/* "$1.23", with more digits when two decimals would make a cost look equal
+/* "$1.23" for whole cents, "$0.015" for amounts between them (a limit of
+ * $0.015 must not read "$0.01"). */
+static void format_money(double x, char buf[static 32]) {
+        double cents = x * 100;
+
+        if (fabs(cents - round(cents)) < 1e-6)
+                (void) snprintf(buf, 32, "$%.2f", x);
+        else
+                (void) snprintf(buf, 32, "$%.6g", x);
+}
+
+/* As format_money(), with more digits for both when a cost would look equal
  * to its limit ("cost $1.00 exceeded the limit of $1.00"). */
 static void format_costs(double cost, double limit, char c[static 32], char l[static 32]) {
-        (void) snprintf(c, 32, "$%.2f", cost);
-        (void) snprintf(l, 32, "$%.2f", limit);
+        format_money(cost, c);
+        format_money(limit, l);
         if (streq(c, l)) {
                 (void) snprintf(c, 32, "$%.6g", cost);
                 (void) snprintf(l, 32, "$%.6g", limit);

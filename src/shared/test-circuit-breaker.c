@@ -283,7 +283,13 @@ static void test_cost(void) {
 
         /* enough digits to tell the cost from its limit */
         circuit_breaker_init(&b, &c, 0, 1.0);
-        record_trip(&b, changed(), NULL, 1.004, CIRCUIT_BREAKER_COST_LIMIT, "cost $1.004 exceeded the limit of $1");
+        record_trip(&b, changed(), NULL, 1.004, CIRCUIT_BREAKER_COST_LIMIT, "cost $1.004 exceeded the limit of $1.00");
+        circuit_breaker_done(&b);
+
+        /* a limit between whole cents is shown as it is, not rounded */
+        circuit_breaker_init(&b, &c, 0, 0.015);
+        record_ok(&b, changed(), NULL, 0.0123);
+        record_trip(&b, changed(), NULL, 0.0123, CIRCUIT_BREAKER_COST_LIMIT, "cost $0.0246 exceeded the limit of $0.015");
         circuit_breaker_done(&b);
 
         /* no limit */
