@@ -6,24 +6,7 @@
 #include <math.h>
 
 #include "circuit-breaker.h"
-
-#define assert_se(expr)                                                                         \
-        do {                                                                                    \
-                if (!(expr)) {                                                                  \
-                        fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #expr); \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
-
-#define assert_streq(a, b)                                                                      \
-        do {                                                                                    \
-                const char *_a = (a), *_b = (b);                                                \
-                if (!streq_ptr(_a, _b)) {                                                       \
-                        fprintf(stderr, "%s:%d: \"%s\" != \"%s\" (%s, %s)\n", __FILE__, __LINE__, \
-                                strna(_a), strna(_b), #a, #b);                                  \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
+#include "tests.h"
 
 /* A gate whose blockers are the given words (none: no arguments but NULL). */
 #define GATE(...) (&(CompletionGate) { .blockers = (char *[]) { __VA_ARGS__, NULL } })

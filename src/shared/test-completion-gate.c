@@ -7,38 +7,7 @@
 #include "completion-gate.h"
 #include "conf.h"
 #include "json-util.h"
-
-#define assert_se(expr)                                                                         \
-        do {                                                                                    \
-                if (!(expr)) {                                                                  \
-                        fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #expr); \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
-
-#define assert_streq(a, b)                                                                      \
-        do {                                                                                    \
-                const char *_a = (a), *_b = (b);                                                \
-                if (!streq_ptr(_a, _b)) {                                                       \
-                        fprintf(stderr, "%s:%d: \"%s\" != \"%s\" (%s, %s)\n", __FILE__, __LINE__, \
-                                strna(_a), strna(_b), #a, #b);                                  \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
-
-/* Compares a NULL-terminated vector with the expected words (none: pass NULL). */
-#define assert_strv(l, ...)                                                                     \
-        do {                                                                                    \
-                const char *_e[] = { __VA_ARGS__ };                                             \
-                size_t _n = 0;                                                                  \
-                char **_l = (l);                                                                \
-                assert_se(_l);                                                                  \
-                while (_n < ELEMENTSOF(_e) && _e[_n])                                           \
-                        _n++;                                                                   \
-                assert_se(strv_length(_l) == _n);                                               \
-                for (size_t _i = 0; _i < _n; _i++)                                              \
-                        assert_streq(_l[_i], _e[_i]);                                           \
-        } while (0)
+#include "tests.h"
 
 #define OPEN COMPLETION_GATE_OPEN
 #define CLOSE COMPLETION_GATE_CLOSE

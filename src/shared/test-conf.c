@@ -10,34 +10,7 @@
 
 #include "conf.h"
 #include "log.h"
-
-#define assert_se(expr)                                                                         \
-        do {                                                                                    \
-                if (!(expr)) {                                                                  \
-                        fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #expr); \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
-
-#define assert_streq(a, b)                                                                      \
-        do {                                                                                    \
-                const char *_a = (a), *_b = (b);                                                \
-                if (!streq_ptr(_a, _b)) {                                                       \
-                        fprintf(stderr, "%s:%d: \"%s\" != \"%s\" (%s, %s)\n", __FILE__, __LINE__, \
-                                strna(_a), strna(_b), #a, #b);                                  \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
-
-/* Compares a vector with a NULL-terminated list of expected words. */
-#define assert_strv(l, ...)                                                                     \
-        do {                                                                                    \
-                const char *_e[] = { __VA_ARGS__, NULL };                                       \
-                char **_l = (l);                                                                \
-                assert_se(strv_length(_l) == ELEMENTSOF(_e) - 1);                               \
-                for (size_t _i = 0; _e[_i]; _i++)                                               \
-                        assert_streq(_l[_i], _e[_i]);                                           \
-        } while (0)
+#include "tests.h"
 
 static char tmpdir[] = "/tmp/test-conf-XXXXXX";
 

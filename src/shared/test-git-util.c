@@ -11,33 +11,7 @@
 #include "conf.h"
 #include "git-util.h"
 #include "sha256.h"
-
-#define assert_se(expr)                                                                         \
-        do {                                                                                    \
-                if (!(expr)) {                                                                  \
-                        fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #expr); \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
-
-#define assert_streq(a, b)                                                                      \
-        do {                                                                                    \
-                const char *_a = (a), *_b = (b);                                                \
-                if (!streq_ptr(_a, _b)) {                                                       \
-                        fprintf(stderr, "%s:%d: \"%s\" != \"%s\" (%s, %s)\n", __FILE__, __LINE__, \
-                                strna(_a), strna(_b), #a, #b);                                  \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
-
-#define assert_contains(haystack, needle)                                                       \
-        do {                                                                                    \
-                const char *_h = (haystack), *_n = (needle);                                    \
-                if (!_h || !strstr(_h, _n)) {                                                   \
-                        fprintf(stderr, "%s:%d: \"%s\" not in:\n%s\n", __FILE__, __LINE__, _n, strna(_h)); \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
+#include "tests.h"
 
 /* git from a shell, without the GIT_DIR main() plants for git-util to ignore */
 #define SHELL_GIT "env -u GIT_DIR -u GIT_INDEX_FILE git"

@@ -8,24 +8,7 @@
 
 #include "conf.h"
 #include "json-util.h"
-
-#define assert_se(expr)                                                                         \
-        do {                                                                                    \
-                if (!(expr)) {                                                                  \
-                        fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #expr); \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
-
-#define assert_streq(a, b)                                                                      \
-        do {                                                                                    \
-                const char *_a = (a), *_b = (b);                                                \
-                if (!streq_ptr(_a, _b)) {                                                       \
-                        fprintf(stderr, "%s:%d: \"%s\" != \"%s\" (%s, %s)\n", __FILE__, __LINE__, \
-                                strna(_a), strna(_b), #a, #b);                                  \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
+#include "tests.h"
 
 static json_object *parse_ok_len(const char *text, size_t len) {
         json_object *o = NULL;

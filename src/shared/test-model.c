@@ -4,14 +4,7 @@
  * order per contract type, and ids. */
 
 #include "model.h"
-
-#define assert_se(expr)                                                                         \
-        do {                                                                                    \
-                if (!(expr)) {                                                                  \
-                        fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #expr); \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
+#include "tests.h"
 
 static void test_string_tables(void) {
         static const char *const states[_TASK_STATE_MAX] = {

@@ -7,14 +7,7 @@
 #include <string.h>
 
 #include "sha256.h"
-
-#define assert_se(expr)                                                                 \
-        do {                                                                            \
-                if (!(expr)) {                                                          \
-                        fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #expr); \
-                        abort();                                                        \
-                }                                                                       \
-        } while (0)
+#include "tests.h"
 
 static void check(const void *data, size_t len, const char *expected) {
         char hex[SHA256_HEX_SIZE];

@@ -9,23 +9,7 @@
 #include <string.h>
 
 #include "stream-json.h"
-
-#define assert_se(expr)                                                                         \
-        do {                                                                                    \
-                if (!(expr)) {                                                                  \
-                        fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #expr); \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
-
-#define assert_streq(a, b)                                                                      \
-        do {                                                                                    \
-                const char *_a_ = (a), *_b_ = (b);                                              \
-                if (!streq_ptr(_a_, _b_)) {                                                     \
-                        fprintf(stderr, "%s:%d: \"%s\" != \"%s\"\n", __FILE__, __LINE__, strna(_a_), strna(_b_)); \
-                        abort();                                                                \
-                }                                                                               \
-        } while (0)
+#include "tests.h"
 
 #define REPO "/tmp/makima-test-fake-api.PlPRnx/repo"
 
