@@ -10,6 +10,7 @@
 #include "completion-gate.h"
 #include "conf.h"
 #include "json-util.h"
+#include "utf8.h"
 
 /* Compact, and "a/b" stays "a/b". */
 #define JSON_PLAIN (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -77,41 +78,6 @@ static void trim(const char **s, size_t *n) {
 static bool span_startswith(const char *s, size_t n, const char *prefix) {
         size_t l = strlen(prefix);
         return n >= l && memcmp(s, prefix, l) == 0;
-}
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
- * The gate ends up in the store, and PostgreSQL refuses anything else. */
-static bool utf8_is_valid(const char *s, size_t n) {
-        const uint8_t *p = (const uint8_t *) s, *end = p + n;
-
-        while (p < end) {
-                uint32_t cp, min;
-                size_t k;
-
-                if (*p < 0x80) {
-                        p++;
-                        continue;
-                }
-                if ((*p & 0xE0) == 0xC0)
-                        k = 1, cp = *p & 0x1F, min = 0x80;
-                else if ((*p & 0xF0) == 0xE0)
-                        k = 2, cp = *p & 0x0F, min = 0x800;
-                else if ((*p & 0xF8) == 0xF0)
-                        k = 3, cp = *p & 0x07, min = 0x10000;
-                else
-                        return false;
-                if ((size_t) (end - p) <= k)
-                        return false;
-                for (size_t i = 1; i <= k; i++) {
-                        if ((p[i] & 0xC0) != 0x80)
-                                return false;
-                        cp = cp << 6 | (p[i] & 0x3F);
-                }
-                if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                        return false;
-                p += k + 1;
-        }
-        return true;
 }
 
 /* The first line of s[0..n), trimmed, at most max bytes (not splitting a

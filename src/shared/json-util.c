@@ -8,6 +8,7 @@
 
 #include "conf.h"
 #include "json-util.h"
+#include "utf8.h"
 
 #define JSON_DEPTH_MAX 64
 
@@ -23,46 +24,6 @@ typedef struct JsonScanner {
 static bool scan_fail(JsonScanner *s, const char *error) {
         s->error = error;
         return false;
-}
-
-/* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_is_valid(const uint8_t *p, size_t len) {
-        const uint8_t *end = p + len;
-
-        while (p < end) {
-                uint8_t c = *p;
-                uint8_t lo = 0x80, hi = 0xBF;
-                size_t n;
-
-                if (c < 0x80) {
-                        p++;
-                        continue;
-                }
-                if (c >= 0xC2 && c <= 0xDF)
-                        n = 1;
-                else if (c >= 0xE0 && c <= 0xEF) {
-                        n = 2;
-                        if (c == 0xE0)
-                                lo = 0xA0;
-                        else if (c == 0xED)
-                                hi = 0x9F;
-                } else if (c >= 0xF0 && c <= 0xF4) {
-                        n = 3;
-                        if (c == 0xF0)
-                                lo = 0x90;
-                        else if (c == 0xF4)
-                                hi = 0x8F;
-                } else
-                        return false;
-
-                if ((size_t) (end - p) <= n || p[1] < lo || p[1] > hi)
-                        return false;
-                for (size_t i = 2; i <= n; i++)
-                        if ((p[i] & 0xC0) != 0x80)
-                                return false;
-                p += n + 1;
-        }
-        return true;
 }
 
 static void scan_whitespace(JsonScanner *s) {
