@@ -68,15 +68,6 @@ static size_t events_of_type(const char *id, const char *type, char **ret_payloa
         return found;
 }
 
-static size_t event_count(const char *id) {
-        Event *e = NULL;
-        size_t n = 0;
-
-        check_ok(store_event_list(store, EVENT_LOG_TASK, id, 0, 0, &e, &n));
-        event_array_free(e, n);
-        return n;
-}
-
 static void expire_lease(const char *id) {
         _cleanup_free_ char *sql = xasprintf("UPDATE tasks SET lease_expires_at = 1 WHERE id = '%s'", id);
         raw_sql(sql);
@@ -312,7 +303,7 @@ static void test_lease(void) {
         check_streq(payload, "{\"worker\":\"w2\",\"rescued\":true}");
 
         /* The old worker cannot touch it any more. */
-        size_t n_events = event_count(t->id);
+        size_t n_events = event_count(store, EVENT_LOG_TASK, t->id);
         mine->status = TASK_FAILED;
         check_r(store_task_heartbeat(store, t->id, token, LEASE), -ENOLCK);
         check_r(store_task_update_leased(store, mine, token, e, 1), -ENOLCK);
@@ -320,7 +311,7 @@ static void test_lease(void) {
         check_r(store_event_append_leased(store, t->id, token, e, 2), -ENOLCK);
         check_r(store_event_append_leased(store, t->id, token, NULL, 0), -ENOLCK);
         check_r(store_task_release(store, t->id, token), -ENOLCK);
-        check_int(event_count(t->id), n_events);
+        check_int(event_count(store, EVENT_LOG_TASK, t->id), n_events);
         check_int(count_task(t->id, "status = 'running' AND lease_token = '%s' AND version = %" PRIi64, token2,
                              theirs->version), 1);
 

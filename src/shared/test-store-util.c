@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "conf.h"
 #include "test-store-util.h"
 
 StoreBackend backend;
@@ -126,6 +127,91 @@ Task *task_make(const char *owner, const char *name) {
         t->name = xstrdup(name);
         return t;
 }
+
+Contract *contract_make(const char *owner, const char *name) {
+        Contract *c = contract_new();
+
+        check(c);
+        c->owner = xstrdup(owner);
+        c->name = xstrdup(name);
+        return c;
+}
+
+/* Equal vectors; NULL (none) is not the empty vector. */
+void check_strv_equal(char *const *a, char *const *b) {
+        if (!a || !b) {
+                if (a || b)
+                        fail(__FILE__, __LINE__, "string vectors differ: %s vs %s", a ? "a vector" : "NULL",
+                             b ? "a vector" : "NULL");
+                return;
+        }
+        check_int(strv_length(a), strv_length(b));
+        for (size_t i = 0; a[i]; i++)
+                check_streq(a[i], b[i]);
+}
+
+void check_task_equal(const Task *a, const Task *b) {
+        check_streq(a->id, b->id);
+        check_streq(a->owner, b->owner);
+        check_streq(a->name, b->name);
+        check_streq(a->plan, b->plan);
+        check_streq(a->repo, b->repo);
+        check_streq(a->base_branch, b->base_branch);
+        check_streq(a->target_branch, b->target_branch);
+        check_strv_equal(a->copy_files, b->copy_files);
+        check_streq(a->parent_task_id, b->parent_task_id);
+        check_streq(a->contract_id, b->contract_id);
+        check_int(a->is_supervisor, b->is_supervisor);
+        check_int(a->autonomous_loop, b->autonomous_loop);
+        check_int(a->max_iterations, b->max_iterations);
+        check_int(a->iteration_count, b->iteration_count);
+        check_int(a->status, b->status);
+        check_streq(a->error, b->error);
+        check_streq(a->worktree, b->worktree);
+        check_streq(a->branch, b->branch);
+        check_streq(a->session_id, b->session_id);
+        check(a->cost_usd == b->cost_usd);
+        check(a->max_cost_usd == b->max_cost_usd);
+        check_int(a->created_at, b->created_at);
+        check_int(a->updated_at, b->updated_at);
+        check_int(a->started_at, b->started_at);
+        check_int(a->completed_at, b->completed_at);
+        check_int(a->version, b->version);
+}
+
+void check_contract_equal(const Contract *a, const Contract *b) {
+        check_streq(a->id, b->id);
+        check_streq(a->owner, b->owner);
+        check_streq(a->name, b->name);
+        check_streq(a->description, b->description);
+        check_int(a->type, b->type);
+        check_int(a->phase, b->phase);
+        check_int(a->status, b->status);
+        check_int(a->autonomous_loop, b->autonomous_loop);
+        check_streq(a->supervisor_task_id, b->supervisor_task_id);
+        check(a->max_cost_usd == b->max_cost_usd);
+        check_int(a->created_at, b->created_at);
+        check_int(a->updated_at, b->updated_at);
+        check_int(a->version, b->version);
+}
+
+
+size_t event_count(Store *s, EventLog log, const char *id) {
+        Event *e = NULL;
+        size_t n = 0;
+
+        check_ok(store_event_list(s, log, id, 0, 0, &e, &n));
+        event_array_free(e, n);
+        return n;
+}
+
+void append_one(Store *s, EventLog log, const char *id, const char *type, const char *payload) {
+        Event e = { .type = (char *) type, .payload = (char *) payload };
+
+        check_ok(store_event_append(s, log, id, &e, 1));
+        free(e.object_id);
+}
+
 
 void barrier_init(Barrier *b) {
         store = store_free(store);

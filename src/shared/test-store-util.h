@@ -66,6 +66,14 @@ int64_t raw_sql(const char *sql);
 void raw_script(const char *path, const char *script);
 
 Task *task_make(const char *owner, const char *name);
+Contract *contract_make(const char *owner, const char *name);
+/* Field by field; string vectors: NULL (none) is not the empty vector. */
+void check_strv_equal(char *const *a, char *const *b);
+void check_task_equal(const Task *a, const Task *b);
+void check_contract_equal(const Contract *a, const Contract *b);
+/* The length of a log, and one event appended to it. */
+size_t event_count(Store *s, EventLog log, const char *id);
+void append_one(Store *s, EventLog log, const char *id, const char *type, const char *payload);
 
 /* Holds forked children until all of them are ready, then lets them go at
  * once. barrier_init() closes `store` (SQLite forbids a child to touch a

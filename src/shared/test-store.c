@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The store suite: records, lists, versions, events, tokens, migrations and
- * concurrent writers. The same checks run against SQLite (a fresh file in a
- * temporary directory) or, when MAKIMA_TEST_PG_URL is set, against the real
- * PostgreSQL server tests/with-postgresql.sh started for us. */
+/* The store suite for records: contracts, tasks, lists, versions, deletes,
+ * tokens, backend failures and concurrent writers of one task. The same
+ * checks run against SQLite (a fresh file in a temporary directory) or,
+ * when MAKIMA_TEST_PG_URL is set, against the real PostgreSQL server
+ * tests/with-postgresql.sh started for us. */
 
 #include <fcntl.h>
 #include <math.h>
@@ -17,132 +18,37 @@
 static const char tricky[] =
         "Ω ünïcødé 😀 'single' \"double\" back\\slash; DROP TABLE tasks; -- \t tab\nnewline %s %n $1 ?1";
 
-static Contract *contract_make(const char *owner, const char *name) {
-        Contract *c = contract_new();
+/* Appends the i-th name of a list to s, as in "a,b,c". */
+static void name_append(char **s, size_t i, const char *name) {
+        char *t = xasprintf("%s%s%s", *s, i > 0 ? "," : "", name);
 
-        check(c);
-        c->owner = xstrdup(owner);
-        c->name = xstrdup(name);
-        return c;
+        free(*s);
+        *s = t;
 }
 
-/* Equal vectors; NULL (none) is not the empty vector. */
-static void check_strv_equal(char *const *a, char *const *b) {
-        if (!a || !b) {
-                if (a || b)
-                        fail(__FILE__, __LINE__, "string vectors differ: %s vs %s", a ? "a vector" : "NULL",
-                             b ? "a vector" : "NULL");
-                return;
-        }
-        check_int(strv_length(a), strv_length(b));
-        for (size_t i = 0; a[i]; i++)
-                check_streq(a[i], b[i]);
-}
-
-static void check_task_equal(const Task *a, const Task *b) {
-        check_streq(a->id, b->id);
-        check_streq(a->owner, b->owner);
-        check_streq(a->name, b->name);
-        check_streq(a->plan, b->plan);
-        check_streq(a->repo, b->repo);
-        check_streq(a->base_branch, b->base_branch);
-        check_streq(a->target_branch, b->target_branch);
-        check_strv_equal(a->copy_files, b->copy_files);
-        check_streq(a->parent_task_id, b->parent_task_id);
-        check_streq(a->contract_id, b->contract_id);
-        check_int(a->is_supervisor, b->is_supervisor);
-        check_int(a->autonomous_loop, b->autonomous_loop);
-        check_int(a->max_iterations, b->max_iterations);
-        check_int(a->iteration_count, b->iteration_count);
-        check_int(a->status, b->status);
-        check_streq(a->error, b->error);
-        check_streq(a->worktree, b->worktree);
-        check_streq(a->branch, b->branch);
-        check_streq(a->session_id, b->session_id);
-        check(a->cost_usd == b->cost_usd);
-        check(a->max_cost_usd == b->max_cost_usd);
-        check_int(a->created_at, b->created_at);
-        check_int(a->updated_at, b->updated_at);
-        check_int(a->started_at, b->started_at);
-        check_int(a->completed_at, b->completed_at);
-        check_int(a->version, b->version);
-}
-
-static void check_contract_equal(const Contract *a, const Contract *b) {
-        check_streq(a->id, b->id);
-        check_streq(a->owner, b->owner);
-        check_streq(a->name, b->name);
-        check_streq(a->description, b->description);
-        check_int(a->type, b->type);
-        check_int(a->phase, b->phase);
-        check_int(a->status, b->status);
-        check_int(a->autonomous_loop, b->autonomous_loop);
-        check_streq(a->supervisor_task_id, b->supervisor_task_id);
-        check(a->max_cost_usd == b->max_cost_usd);
-        check_int(a->created_at, b->created_at);
-        check_int(a->updated_at, b->updated_at);
-        check_int(a->version, b->version);
-}
-
-/* The names of a list, in order, as "a,b,c". */
-static char *task_names(Task **a, size_t n) {
-        char *s = xstrdup("");
-
-        for (size_t i = 0; i < n; i++) {
-                char *t = xasprintf("%s%s%s", s, i > 0 ? "," : "", a[i]->name);
-                free(s);
-                s = t;
-        }
-        return s;
-}
-
-static char *contract_names(Contract **a, size_t n) {
-        char *s = xstrdup("");
-
-        for (size_t i = 0; i < n; i++) {
-                char *t = xasprintf("%s%s%s", s, i > 0 ? "," : "", a[i]->name);
-                free(s);
-                s = t;
-        }
-        return s;
-}
 
 static void check_task_list(Store *s, const TaskFilter *f, const char *expected) {
-        _cleanup_free_ char *names = NULL;
+        _cleanup_free_ char *names = xstrdup("");
         Task **a = NULL;
         size_t n = 0;
 
         check_ok(store_task_list(s, f, &a, &n));
-        names = task_names(a, n);
+        for (size_t i = 0; i < n; i++)
+                name_append(&names, i, a[i]->name);
         check_streq(names, expected);
         task_array_free(a, n);
 }
 
 static void check_contract_list(Store *s, const ContractFilter *f, const char *expected) {
-        _cleanup_free_ char *names = NULL;
+        _cleanup_free_ char *names = xstrdup("");
         Contract **a = NULL;
         size_t n = 0;
 
         check_ok(store_contract_list(s, f, &a, &n));
-        names = contract_names(a, n);
+        for (size_t i = 0; i < n; i++)
+                name_append(&names, i, a[i]->name);
         check_streq(names, expected);
         contract_array_free(a, n);
-}
-
-static size_t event_count(Store *s, EventLog log, const char *id) {
-        Event *e = NULL;
-        size_t n = 0;
-
-        check_ok(store_event_list(s, log, id, 0, 0, &e, &n));
-        event_array_free(e, n);
-        return n;
-}
-
-static void append_one(Store *s, EventLog log, const char *id, const char *type, const char *payload) {
-        Event e = { .type = (char *) type, .payload = (char *) payload };
-
-        check_ok(store_event_append(s, log, id, &e, 1));
-        free(e.object_id);
 }
 
 /* ---- tests ---- */
@@ -159,278 +65,6 @@ static void test_backend_strings(void) {
         check_int(store_backend(store), backend);
 }
 
-static void test_open_errors(void) {
-        Store *s = NULL;
-
-        check_r(store_open(backend, NULL, &s), -EINVAL);
-        check_r(store_open(backend, "", &s), -EINVAL);
-        check_r(store_open(_STORE_BACKEND_MAX, db_path, &s), -EINVAL);
-
-        if (backend == STORE_BACKEND_SQLITE) {
-                _cleanup_free_ char *missing = xasprintf("%s/no/such/dir/db", tmp_dir);
-                _cleanup_free_ char *garbage = xasprintf("%s/garbage", tmp_dir);
-                _cleanup_close_ int fd = -EBADF;
-
-                check_r(store_open(backend, missing, &s), -ENOENT);
-                check_r(store_open(backend, tmp_dir, &s), -EISDIR);
-
-                fd = open(garbage, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-                check(fd >= 0);
-                for (int i = 0; i < 64; i++)
-                        check(write(fd, "this is not a database file. ", 29) == 29);
-                check_r(store_open(backend, garbage, &s), -EIO);
-
-                check_ok(store_open(backend, ":memory:", &s));
-                check_int(store_schema_version(s), store_latest_schema_version());
-                s = store_free(s);
-        } else
-                check_r(store_open(backend, "host=/nonexistent-dir dbname=nothing connect_timeout=2", &s), -EIO);
-        check(!s);
-}
-
-static void test_migrations(void) {
-        _cleanup_free_ char *newer = NULL;
-        Store *s = NULL;
-        int latest = store_latest_schema_version();
-
-        check_int(store_schema_version(store), latest);
-        check_int(raw_sql("SELECT COUNT(*) FROM schema_version"), latest);
-        check_int(raw_sql("SELECT MAX(version) FROM schema_version"), latest);
-
-        /* Reopening applies nothing twice. */
-        for (int i = 0; i < 2; i++) {
-                s = open_store();
-                check_int(store_schema_version(s), latest);
-                s = store_free(s);
-        }
-        check_int(raw_sql("SELECT COUNT(*) FROM schema_version"), latest);
-
-        /* A database a newer makima migrated further is refused, not touched. */
-        newer = xasprintf("INSERT INTO schema_version (version, applied_at) VALUES (%d, 0)", latest + 1);
-        raw_sql(newer);
-        check_r(store_open(backend, db_path, &s), -EPROTONOSUPPORT);
-        check(!s);
-        free(newer);
-        newer = xasprintf("DELETE FROM schema_version WHERE version = %d", latest + 1);
-        raw_sql(newer);
-        s = open_store();
-        s = store_free(s);
-
-        if (backend == STORE_BACKEND_SQLITE) {
-                _cleanup_free_ char *wal = xasprintf("%s-wal", db_path);
-                struct stat st;
-
-                check(stat(db_path, &st) >= 0);
-                check_int(st.st_mode & 07777, 0600);
-                check(stat(wal, &st) >= 0);
-                check_int(st.st_mode & 07777, 0600);
-        }
-}
-
-/* A database as an older makima left it: migrations 1 to `version` applied
- * and recorded behind the store's back. Its path (a SQLite file or a
- * PostgreSQL conninfo), or NULL when the server was named by a URL, which
- * we cannot point at another database. */
-static char *old_database_make(int version) {
-        _cleanup_free_ char *path = NULL, *script = NULL;
-        char *t;
-
-        check(version >= 1 && (size_t) version < store_n_migrations);
-        if (backend == STORE_BACKEND_SQLITE)
-                path = xasprintf("%s/v%d.db", tmp_dir, version);
-        else {
-                if (startswith(db_path, "postgres"))
-                        return NULL;
-                _cleanup_free_ char *create = xasprintf("CREATE DATABASE \"v%d-%s\"", version, run);
-                raw_sql(create);
-                path = xasprintf("%s dbname=v%d-%s", db_path, version, run);
-        }
-
-        script = xasprintf("BEGIN; %s;", STORE_SCHEMA_VERSION_TABLE);
-        for (int i = 0; i < version; i++) {
-                check_int(store_migrations[i].version, i + 1);
-                t = xasprintf("%s %s; INSERT INTO schema_version (version, applied_at) VALUES (%d, 1);", script,
-                              store_migrations[i].sql[backend], i + 1);
-                free(script);
-                script = t;
-        }
-        t = xasprintf("%s COMMIT;", script);
-        free(script);
-        script = t;
-        raw_script(path, script);
-        return TAKE_PTR(path);
-}
-
-/* Each migration was recorded once; then the database goes. */
-static void old_database_done(char *path, int version) {
-        _cleanup_free_ char *saved = db_path;
-        int latest = store_latest_schema_version();
-
-        db_path = path;
-        check_int(raw_sql("SELECT COUNT(*) FROM schema_version"), latest);
-        check_int(raw_sql("SELECT MAX(version) FROM schema_version"), latest);
-        db_path = TAKE_PTR(saved);
-        if (backend == STORE_BACKEND_POSTGRESQL) {
-                _cleanup_free_ char *drop = xasprintf("DROP DATABASE \"v%d-%s\" WITH (FORCE)", version, run);
-                raw_sql(drop);
-        }
-        free(path);
-}
-
-/* A database an older makima made and used, at schema version 1: opening
- * it applies the later migrations once, in place, and every row it had is
- * read with no cost limit. */
-static void test_migration_2(void) {
-        _cleanup_(task_freep) Task *t = NULL;
-        _cleanup_(contract_freep) Contract *c = NULL;
-        _cleanup_free_ char *rows = NULL;
-        Store *s = NULL;
-        char *path;
-
-        check(store_n_migrations >= 2);
-        check_int(store_migrations[1].version, 2);
-        path = old_database_make(1);
-        if (!path)
-                return;
-
-        /* What makima 1 left: a contract and a task of it. */
-        rows = xasprintf(
-                "BEGIN;"
-                "INSERT INTO contracts (id, owner, name, type, phase, status, created_at, updated_at) "
-                "VALUES ('c-%1$s', 'old', 'old contract', 'spec', 'research', 'active', 1, 1);"
-                "INSERT INTO tasks (id, owner, name, contract_id, status, iteration_count, max_iterations, "
-                "session_id, cost_usd, created_at, updated_at) "
-                "VALUES ('t-%1$s', 'old', 'old task', 'c-%1$s', 'iteration_limit_reached', 10, 10, 'sess', 0.5, 1, 1);"
-                "COMMIT;",
-                run);
-        raw_script(path, rows);
-
-        /* Twice: the second open finds nothing to do. */
-        for (int i = 0; i < 2; i++) {
-                check_ok(store_open(backend, path, &s));
-                check_int(store_schema_version(s), store_latest_schema_version());
-                if (i == 0) {
-                        _cleanup_free_ char *id = xasprintf("t-%s", run), *cid = xasprintf("c-%s", run);
-
-                        check_ok(store_task_get(s, id, &t));
-                        check_streq(t->name, "old task");
-                        check_streq(t->session_id, "sess");
-                        check_int(t->iteration_count, 10);
-                        check(t->cost_usd == 0.5);
-                        check(t->max_cost_usd == 0.0);
-                        check_ok(store_contract_get(s, cid, &c));
-                        check_streq(c->name, "old contract");
-                        check(c->max_cost_usd == 0.0);
-
-                        /* The new column is written like any other. */
-                        t->max_cost_usd = 2.25;
-                        check_ok(store_task_update(s, t, NULL));
-                        c->max_cost_usd = 7;
-                        check_ok(store_contract_update(s, c, NULL));
-                        t = task_free(t);
-                        c = contract_free(c);
-                        check_ok(store_task_get(s, id, &t));
-                        check(t->max_cost_usd == 2.25);
-                        check_ok(store_contract_get(s, cid, &c));
-                        check(c->max_cost_usd == 7.0);
-                }
-                s = store_free(s);
-        }
-        old_database_done(path, 1);
-}
-
-/* At schema version 2: migration 3 gives the tasks that exist no files to
- * copy (NULL, not an empty list), and the column then holds them. */
-static void test_migration_3(void) {
-        _cleanup_(task_freep) Task *t = NULL, *u = NULL;
-        _cleanup_free_ char *rows = NULL, *id = xasprintf("t-%s", run);
-        Store *s = NULL;
-        char *path;
-
-        check(store_n_migrations >= 3);
-        check_int(store_migrations[2].version, 3);
-        path = old_database_make(2);
-        if (!path)
-                return;
-        rows = xasprintf("INSERT INTO tasks (id, owner, name, repo, status, max_cost_usd, created_at, updated_at) "
-                         "VALUES ('%s', 'old', 'old task', '/srv/repo', 'pending', 1.5, 1, 1);",
-                         id);
-        raw_script(path, rows);
-
-        for (int i = 0; i < 2; i++) {
-                check_ok(store_open(backend, path, &s));
-                check_int(store_schema_version(s), store_latest_schema_version());
-                if (i == 0) {
-                        check_ok(store_task_get(s, id, &t));
-                        check_streq(t->repo, "/srv/repo");
-                        check(t->max_cost_usd == 1.5);
-                        check(!t->copy_files);
-
-                        check(strv_extend(&t->copy_files, ".env") >= 0);
-                        check(strv_extend(&t->copy_files, "config/ünï.yml") >= 0);
-                        check_ok(store_task_update(s, t, NULL));
-                        check_ok(store_task_get(s, id, &u));
-                        check_task_equal(t, u);
-                } else {
-                        /* Still there after the second open. */
-                        t = task_free(t);
-                        check_ok(store_task_get(s, id, &t));
-                        check_task_equal(t, u);
-                }
-                s = store_free(s);
-        }
-        old_database_done(path, 2);
-}
-
-/* Two openers of a database nobody has migrated yet: one migrates, the
- * other waits and finds the work done. */
-static void test_concurrent_open(void) {
-        _cleanup_free_ char *path = NULL;
-        pid_t pids[2];
-        Barrier b;
-
-        if (backend == STORE_BACKEND_SQLITE)
-                path = xasprintf("%s/fresh.db", tmp_dir);
-        else {
-                if (startswith(db_path, "postgres"))
-                        return; /* a URL: we cannot point it at another database */
-                _cleanup_free_ char *create = xasprintf("CREATE DATABASE \"fresh-%s\"", run);
-                raw_sql(create);
-                /* Of repeated conninfo keywords, the last one wins. */
-                path = xasprintf("%s dbname=fresh-%s", db_path, run);
-        }
-
-        barrier_init(&b);
-        for (size_t i = 0; i < ELEMENTSOF(pids); i++) {
-                pids[i] = fork();
-                check(pids[i] >= 0);
-                if (pids[i] == 0) {
-                        Store *s = NULL;
-
-                        barrier_child_wait(&b);
-                        if (store_open(backend, path, &s) < 0)
-                                _exit(1);
-                        _exit(store_schema_version(s) == store_latest_schema_version() ? 0 : 2);
-                }
-        }
-        barrier_release(&b, ELEMENTSOF(pids));
-        for (size_t i = 0; i < ELEMENTSOF(pids); i++) {
-                int status;
-                check(waitpid(pids[i], &status, 0) == pids[i]);
-                check(WIFEXITED(status));
-                check_int(WEXITSTATUS(status), 0);
-        }
-
-        Store *s = NULL;
-        check_ok(store_open(backend, path, &s));
-        check_int(store_schema_version(s), store_latest_schema_version());
-        store_free(s);
-
-        if (backend == STORE_BACKEND_POSTGRESQL) {
-                _cleanup_free_ char *drop = xasprintf("DROP DATABASE \"fresh-%s\" WITH (FORCE)", run);
-                raw_sql(drop);
-        }
-}
 
 static void test_contracts(void) {
         _cleanup_(contract_freep) Contract *c = NULL, *d = NULL, *got = NULL, *dup = NULL;
@@ -1006,98 +640,6 @@ static void test_contract_cascade(void) {
                 task_free(tasks[i]);
 }
 
-static void test_events(void) {
-        _cleanup_(task_freep) Task *t = NULL;
-        _cleanup_(contract_freep) Contract *c = NULL;
-        _cleanup_free_ char *owner = xasprintf("events-%s", run);
-        Event batch[3] = {
-                { .type = (char *) "assistant", .payload = (char *) "{\"text\":\"héllo \\\"wörld\\\" 😀\"}" },
-                { .type = (char *) "tool_use", .payload = NULL },
-                { .type = (char *) "result", .payload = (char *) "{}", .created_at = 424242 },
-        };
-        Event more[2] = { { .type = (char *) "a" }, { .type = (char *) "b" } };
-        Event *got = NULL;
-        size_t n = 0;
-
-        t = task_make(owner, "events");
-        check_ok(store_task_insert(store, t));
-        c = contract_make(owner, "events");
-        check_ok(store_contract_insert(store, c));
-
-        check_ok(store_event_append(store, EVENT_LOG_TASK, t->id, batch, ELEMENTSOF(batch)));
-        for (size_t i = 0; i < ELEMENTSOF(batch); i++) {
-                check_int(batch[i].seq, i + 1);
-                check_streq(batch[i].object_id, t->id);
-        }
-        check(batch[0].created_at > 0);
-        check_int(batch[2].created_at, 424242);
-        check_ok(store_event_append(store, EVENT_LOG_TASK, t->id, more, ELEMENTSOF(more)));
-        check_int(more[0].seq, 4);
-        check_int(more[1].seq, 5);
-        check_ok(store_event_append(store, EVENT_LOG_TASK, t->id, NULL, 0));
-
-        check_ok(store_event_list(store, EVENT_LOG_TASK, t->id, 0, 0, &got, &n));
-        check_int(n, 5);
-        for (size_t i = 0; i < n; i++) {
-                check_int(got[i].seq, i + 1);
-                check_streq(got[i].object_id, t->id);
-        }
-        for (size_t i = 0; i < ELEMENTSOF(batch); i++) {
-                check_streq(got[i].type, batch[i].type);
-                check_streq(got[i].payload, batch[i].payload);
-                check_int(got[i].created_at, batch[i].created_at);
-        }
-        check_streq(got[3].type, "a");
-        check_streq(got[4].type, "b");
-        event_array_free(got, n);
-
-        check_ok(store_event_list(store, EVENT_LOG_TASK, t->id, 2, 0, &got, &n));
-        check_int(n, 3);
-        check_int(got[0].seq, 3);
-        check_int(got[2].seq, 5);
-        event_array_free(got, n);
-        check_ok(store_event_list(store, EVENT_LOG_TASK, t->id, 0, 2, &got, &n));
-        check_int(n, 2);
-        check_int(got[1].seq, 2);
-        event_array_free(got, n);
-        check_ok(store_event_list(store, EVENT_LOG_TASK, t->id, 3, 1, &got, &n));
-        check_int(n, 1);
-        check_int(got[0].seq, 4);
-        event_array_free(got, n);
-        check_ok(store_event_list(store, EVENT_LOG_TASK, t->id, 5, 0, &got, &n));
-        check_int(n, 0);
-        event_array_free(got, n);
-
-        /* The contract's log is its own sequence. */
-        append_one(store, EVENT_LOG_CONTRACT, c->id, "phase", "{\"phase\":\"plan\"}");
-        check_ok(store_event_list(store, EVENT_LOG_CONTRACT, c->id, 0, 0, &got, &n));
-        check_int(n, 1);
-        check_int(got[0].seq, 1);
-        check_streq(got[0].payload, "{\"phase\":\"plan\"}");
-        event_array_free(got, n);
-
-        /* Nothing is appended where nothing exists, or with a bad event. */
-        Event e = { .type = (char *) "x" };
-        check_r(store_event_append(store, EVENT_LOG_TASK, "no-such-task", &e, 1), -ENOENT);
-        check_r(store_event_append(store, EVENT_LOG_CONTRACT, t->id, &e, 1), -ENOENT);
-        check_r(store_event_append(store, EVENT_LOG_TASK, c->id, &e, 1), -ENOENT);
-        check_int(e.seq, 0);
-        check(!e.object_id);
-        e.type = NULL;
-        check_r(store_event_append(store, EVENT_LOG_TASK, t->id, &e, 1), -EINVAL);
-        e = (Event) { .type = (char *) "x", .object_id = c->id };
-        check_r(store_event_append(store, EVENT_LOG_TASK, t->id, &e, 1), -EINVAL);
-        e = (Event) { .type = (char *) "x", .payload = (char *) "\xff" };
-        check_r(store_event_append(store, EVENT_LOG_TASK, t->id, &e, 1), -EINVAL);
-        check_r(store_event_append(store, _EVENT_LOG_MAX, t->id, &e, 1), -EINVAL);
-        check_r(store_event_list(store, EVENT_LOG_TASK, "", 0, 0, &got, &n), -EINVAL);
-        check_int(event_count(store, EVENT_LOG_TASK, t->id), 5);
-
-        for (size_t i = 0; i < ELEMENTSOF(batch); i++)
-                free(batch[i].object_id);
-        for (size_t i = 0; i < ELEMENTSOF(more); i++)
-                free(more[i].object_id);
-}
 
 static void test_tokens(void) {
         _cleanup_free_ char *owner = xasprintf("tokens-%s", run), *hash = xasprintf("hash-%s", run);
@@ -1164,78 +706,6 @@ static void test_reconnect(void) {
 
 /* ---- concurrency: separate handles in separate processes ---- */
 
-#define APPENDERS 3
-#define APPENDS 40
-
-static void test_concurrent_append(void) {
-        _cleanup_(task_freep) Task *t = NULL;
-        _cleanup_free_ char *owner = xasprintf("race-%s", run);
-        pid_t pids[APPENDERS];
-        int codes[APPENDERS];
-        Barrier b;
-        int64_t last[APPENDERS];
-        Event *got = NULL;
-        size_t n = 0;
-
-        t = task_make(owner, "appended");
-        check_ok(store_task_insert(store, t));
-
-        barrier_init(&b);
-        for (int w = 0; w < APPENDERS; w++) {
-                pids[w] = fork();
-                check(pids[w] >= 0);
-                if (pids[w] == 0) {
-                        Store *s = NULL;
-
-                        if (store_open(backend, db_path, &s) < 0)
-                                _exit(1);
-                        barrier_child_wait(&b);
-                        /* Alternately one event alone and two in one call. */
-                        for (int i = 0; i < APPENDS;) {
-                                char payload[2][64];
-                                Event e[2] = {
-                                        { .type = (char *) "race", .payload = payload[0] },
-                                        { .type = (char *) "race", .payload = payload[1] },
-                                };
-                                size_t k = (i % 3 == 1 && i + 1 < APPENDS) ? 2 : 1;
-
-                                for (size_t j = 0; j < k; j++)
-                                        snprintf(payload[j], sizeof(payload[j]), "{\"w\":%d,\"i\":%d}", w, i++);
-                                if (store_event_append(s, EVENT_LOG_TASK, t->id, e, k) < 0) {
-                                        fprintf(stderr, "append: %s\n", store_last_error(s));
-                                        _exit(2);
-                                }
-                                if (k == 2 && e[1].seq != e[0].seq + 1)
-                                        _exit(3);
-                                for (size_t j = 0; j < k; j++)
-                                        free(e[j].object_id);
-                        }
-                        store_free(s);
-                        _exit(0);
-                }
-        }
-        barrier_release(&b, APPENDERS);
-        wait_children(pids, APPENDERS, codes);
-        for (int w = 0; w < APPENDERS; w++)
-                check_int(codes[w], 0);
-
-        /* Gapless from 1, and each writer's events in its own order. */
-        check_ok(store_event_list(store, EVENT_LOG_TASK, t->id, 0, 0, &got, &n));
-        check_int(n, APPENDERS * APPENDS);
-        for (int w = 0; w < APPENDERS; w++)
-                last[w] = -1;
-        for (size_t i = 0; i < n; i++) {
-                int w, k;
-
-                check_int(got[i].seq, i + 1);
-                check(sscanf(got[i].payload, "{\"w\":%d,\"i\":%d}", &w, &k) == 2);
-                check(w >= 0 && w < APPENDERS);
-                check_int(k, last[w] + 1);
-                last[w] = k;
-        }
-        event_array_free(got, n);
-}
-
 static void test_concurrent_update(void) {
         _cleanup_(task_freep) Task *t = NULL, *got = NULL;
         _cleanup_free_ char *owner = xasprintf("race-%s", run);
@@ -1292,11 +762,6 @@ static void test_concurrent_update(void) {
 
 static const StoreTest tests[] = {
         { "backend_strings", test_backend_strings },
-        { "open_errors", test_open_errors },
-        { "migrations", test_migrations },
-        { "migration_2", test_migration_2 },
-        { "migration_3", test_migration_3 },
-        { "concurrent_open", test_concurrent_open },
         { "contracts", test_contracts },
         { "tasks", test_tasks },
         { "copy_files", test_copy_files },
@@ -1304,11 +769,9 @@ static const StoreTest tests[] = {
         { "update", test_update },
         { "delete", test_delete },
         { "contract_cascade", test_contract_cascade },
-        { "events", test_events },
         { "tokens", test_tokens },
         { "backend_failure", test_backend_failure },
         { "reconnect", test_reconnect },
-        { "concurrent_append", test_concurrent_append },
         { "concurrent_update", test_concurrent_update },
 };
 
