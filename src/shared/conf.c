@@ -277,45 +277,34 @@ static int parse_group(const char *filename, unsigned line, const ConfigItem *it
         return parse_string(filename, line, item, rvalue, data);
 }
 
+/* The member is an unsigned, or with seconds set a usec_t the value (whole
+ * seconds) is converted into. */
 static int parse_number(const char *filename, unsigned line, const ConfigItem *item, const char *rvalue,
-                        uint64_t *ret) {
-        uint64_t v;
+                        bool seconds, void *data) {
+        uint64_t v = item->def;
         int r;
 
-        if (isempty(rvalue)) {
-                *ret = item->def;
-                return 0;
+        if (!isempty(rvalue)) {
+                r = parse_decimal(rvalue, &v);
+                if (r < 0 || v < item->min || v > item->max)
+                        return log_bad_value(filename, line, item, rvalue,
+                                             "expected an integer in %" PRIu64 "..%" PRIu64 ".", item->min, item->max);
         }
-        r = parse_decimal(rvalue, &v);
-        if (r < 0 || v < item->min || v > item->max)
-                return log_bad_value(filename, line, item, rvalue, "expected an integer in %" PRIu64 "..%" PRIu64 ".",
-                                     item->min, item->max);
-        *ret = v;
+        if (seconds)
+                *(usec_t *) data = v * USEC_PER_SEC;
+        else
+                *(unsigned *) data = (unsigned) v;
         return 0;
 }
 
 static int parse_unsigned(const char *filename, unsigned line, const ConfigItem *item, const char *rvalue, void *data) {
-        uint64_t v = 0;
-        int r;
-
-        r = parse_number(filename, line, item, rvalue, &v);
-        if (r < 0)
-                return r;
-        *(unsigned *) data = (unsigned) v;
-        return 0;
+        return parse_number(filename, line, item, rvalue, /* seconds= */ false, data);
 }
 
 /* Whole seconds only: a suffix like "30s" or "1min" is refused rather than
  * half-understood, because the key's name already says the unit. */
 static int parse_sec(const char *filename, unsigned line, const ConfigItem *item, const char *rvalue, void *data) {
-        uint64_t v = 0;
-        int r;
-
-        r = parse_number(filename, line, item, rvalue, &v);
-        if (r < 0)
-                return r;
-        *(usec_t *) data = v * USEC_PER_SEC;
-        return 0;
+        return parse_number(filename, line, item, rvalue, /* seconds= */ true, data);
 }
 
 static int parse_size(const char *filename, unsigned line, const ConfigItem *item, const char *rvalue, void *data) {
