@@ -13,124 +13,11 @@
 # is missing. MAKIMA_CLAUDE=path overrides the CLI.
 set -euo pipefail
 
-# shellcheck source=tests/lib.sh
-source "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e-lib.sh
+source "$(dirname "$0")/e2e-lib.sh"
 
-SRCDIR=$(cd "$(dirname "$0")/.." && pwd)
-FAKE="$SRCDIR/tests/fake-anthropic"
-CLAUDE=${MAKIMA_CLAUDE:-/opt/makima-test/claude/node_modules/.bin/claude}
-export MAKIMA_WORKER_BIN=$(realpath "${2:?usage: $0 makima-api makima-worker makima}")
-MAKIMA=$(realpath "${3:?usage: $0 makima-api makima-worker makima}")
-lib_init "$1"
-export MAKIMA_API_BIN=$(realpath "$1")
-unset MAKIMA_API_URL MAKIMA_API_KEY MAKIMA_BUS_ADDRESS
-
-if [[ ! -x "$CLAUDE" ]]; then
-        say "$CLAUDE is not installed (tests/install-claude.sh), skipping"
-        exit 77
-fi
-for tool in bwrap git python3; do
-        command -v "$tool" >/dev/null || { say "$tool is missing, skipping"; exit 77; }
-done
-
-STATE="$TMP/state"
-REPO="$TMP/repo"
-FAKE_PID=''
-UP_PID=''
-
-e2e_fail() {
-        [[ -s "$TMP/up.err" ]] && { echo "--- makima up:" >&2; tail -n 60 "$TMP/up.err" >&2; }
-        [[ -s "$TMP/requests.jsonl" ]] && { echo "--- fake API requests:" >&2; tail -n 5 "$TMP/requests.jsonl" >&2; }
-        fail "$@"
-}
-
-git init -q -b main "$REPO"
-echo "a repository for the end-to-end test" >"$REPO/README"
-git -C "$REPO" add README
-git -C "$REPO" -c user.name=test -c user.email=test@example.invalid commit -q -m "initial commit"
-
-# fake_start SCENARIO-JSON: the fake API on $PORT (the same port each time,
-# so the agent's environment in the configuration stays right).
-fake_start() {
-        fake_stop
-        printf '%s\n' "$1" >"$TMP/scenario.json"
-        : >"$TMP/requests.jsonl"
-        rm -f "$TMP/port"
-        python3 "$FAKE/fake-anthropic.py" --scenario "$TMP/scenario.json" --port "${PORT:-0}" \
-                --port-file "$TMP/port" --log "$TMP/requests.jsonl" 2>>"$TMP/fake.log" &
-        FAKE_PID=$!
-        EXTRA_PIDS="$UP_PID $FAKE_PID"
-        for _ in $(seq 100); do
-                [[ -s "$TMP/port" ]] && break
-                kill -0 "$FAKE_PID" 2>/dev/null || e2e_fail "the fake API did not start"
-                sleep 0.1
-        done
-        PORT=$(cat "$TMP/port")
-}
-
-fake_stop() {
-        if [[ -n "$FAKE_PID" ]]; then
-                kill "$FAKE_PID" 2>/dev/null || true
-                wait "$FAKE_PID" 2>/dev/null || true
-                FAKE_PID=''
-        fi
-}
-
-fake_start '{"steps": []}'
-
-# Workers poll every second: this test does not depend on a bus.
-cat >"$TMP/makima.conf" <<EOF
-[Worker]
-MaxConcurrentTasks=2
-PollIntervalSec=1
-LeaseSec=6
-
-[Agent]
-Command=$CLAUDE
-Environment=ANTHROPIC_BASE_URL=http://127.0.0.1:$PORT ANTHROPIC_API_KEY=test-key
-Environment=CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_TELEMETRY=1 CLAUDE_CODE_MAX_RETRIES=1
-
-[Sandbox]
-Enabled=yes
-EOF
-
-"$MAKIMA" up --state-dir "$STATE" --config "$TMP/makima.conf" --workers 1 >"$TMP/up.out" 2>"$TMP/up.err" &
-UP_PID=$!
-EXTRA_PIDS="$UP_PID $FAKE_PID"
-for _ in $(seq 300); do
-        grep -q '^ *export MAKIMA_API_URL=' "$TMP/up.out" && break
-        kill -0 "$UP_PID" 2>/dev/null || e2e_fail "makima up exited"
-        sleep 0.1
-done
-eval "$(grep '^ *export MAKIMA_API_URL=' "$TMP/up.out")"
-[[ -n "${MAKIMA_API_URL:-}" ]] || e2e_fail "makima up did not get ready"
-API_SOCK=${MAKIMA_API_URL#unix:}
-
-# task_create PLAN [ARGS…]: prints the id.
-task_create() {
-        local plan=$1
-
-        shift
-        "$MAKIMA" task create --repo "$REPO" "$@" "$plan" || e2e_fail "makima task create failed"
-}
-
-# wait_status ID STATUS [SECONDS]
-wait_status() {
-        local deadline=$((SECONDS + ${3:-60})) got=''
-
-        while ((SECONDS < deadline)); do
-                req admin GET "/api/v1/tasks/$1"
-                got=$(jq -r .status <<<"$BODY")
-                [[ "$got" == "$2" ]] && return 0
-                sleep 0.2
-        done
-        e2e_fail "task $1: expected $2, still $got: $BODY"
-}
-
-events() {
-        req admin GET "/api/v1/tasks/$1/events?limit=1000"
-        expect_status 200 "events of $1"
-}
+e2e_init "$@"
+e2e_up 2 1
 
 # wait_requests N: until the fake API has logged N main requests.
 wait_requests() {
@@ -278,10 +165,5 @@ NOREPO=$(jqr .id)
 wait_status "$NOREPO" failed 30
 jqr .error | grep -q no-such-repo || e2e_fail "no reason: $BODY"
 
-kill -TERM "$UP_PID"
-rc=0
-wait "$UP_PID" || rc=$?
-UP_PID=''
-EXTRA_PIDS="$FAKE_PID"
-((rc == 0)) || e2e_fail "makima up exited with $rc"
+e2e_down
 say "PASS"
