@@ -178,6 +178,8 @@ struct StoreVTable {
         int (*query)(Store *s, const char *sql, const StoreValue *params, size_t n_params, StoreRowFunc f,
                      void *userdata);
 
+        /* The gets and token_lookup return the rows found (0 or 1), the
+         * token calls the rows changed; the front says what none means. */
         int (*contract_insert)(Store *s, const Contract *c);
         int (*contract_get)(Store *s, const char *id, Contract **ret);
         int (*contract_update)(Store *s, const Contract *c, const Event *event, usec_t now, int64_t *ret_seq);
@@ -188,15 +190,16 @@ struct StoreVTable {
         int (*task_update)(Store *s, const Task *t, const Event *event, usec_t now, int64_t *ret_seq);
         int (*task_delete)(Store *s, const char *id, int64_t version);
 
-        /* Events get created_at = now where theirs is 0; returns the first seq. */
-        int (*event_append)(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
-                            usec_t now, int64_t *ret_first_seq);
-
         int (*token_insert)(Store *s, const char *id, const char *owner, const char *token_hash,
                             const char *description, usec_t now);
         int (*token_lookup)(Store *s, const char *token_hash, char **ret_owner);
         int (*token_revoke)(Store *s, const char *id, usec_t now);
 
+        /* Inside the front's transaction: finds the row of the log's owner
+         * and keeps other appenders away from its log until the end of the
+         * transaction (PostgreSQL: a row lock; SQLite: BEGIN IMMEDIATE did
+         * it already). Returns the rows found. */
+        int (*lock)(Store *s, EventLog log, const char *object_id);
         /* Inside the front's transaction, which holds the row lock of the
          * log's owner (PostgreSQL) or is the only writer (SQLite). Events
          * get created_at = now where theirs is 0; returns the first seq. */
@@ -225,6 +228,9 @@ int store_error(Store *s, int r, const char *format, ...) _printf_(3, 4);
 int store_invalid(Store *s, const char *what);
 /* An id or filter value: not empty, and text PostgreSQL takes (UTF-8). */
 bool store_key_is_valid(const char *s);
+/* What a backend's contract_get or task_get returned (-errno, or the
+ * rows found) as the front returns it: 0, or -errno with the words. */
+int store_got(Store *s, int r, EventLog kind, const char *id);
 /* A new id in *ret if `id` is NULL, else *ret = NULL. */
 int store_id_make(const char *id, char **ret);
 

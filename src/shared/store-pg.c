@@ -467,12 +467,10 @@ static int pg_contract_get(Store *s, const char *id, Contract **ret) {
 
         r = pg_run(pg_store(s), "SELECT " CONTRACT_COLUMNS " FROM contracts WHERE id = $1", PARAMS(VALUE_TEXT(id)),
                    store_row_contract, &c);
-        if (r < 0)
-                return r == -EBADMSG ? store_error(s, r, "Malformed contract %s", id) : r;
-        if (r == 0)
-                return store_error(s, -ENOENT, "Contract %s does not exist", id);
+        if (r <= 0)
+                return r;
         *ret = TAKE_PTR(c);
-        return 0;
+        return 1;
 }
 
 static int pg_contract_update(Store *s, const Contract *c, const Event *event, usec_t now, int64_t *ret_seq) {
@@ -543,12 +541,10 @@ static int pg_task_get(Store *s, const char *id, Task **ret) {
 
         r = pg_run(pg_store(s), "SELECT " TASK_COLUMNS " FROM tasks WHERE id = $1", PARAMS(VALUE_TEXT(id)),
                    store_row_task, &t);
-        if (r < 0)
-                return r == -EBADMSG ? store_error(s, r, "Malformed task %s", id) : r;
-        if (r == 0)
-                return store_error(s, -ENOENT, "Task %s does not exist", id);
+        if (r <= 0)
+                return r;
         *ret = TAKE_PTR(t);
-        return 0;
+        return 1;
 }
 
 static int pg_task_update(Store *s, const Task *t, const Event *event, usec_t now, int64_t *ret_seq) {
@@ -586,24 +582,8 @@ static int pg_task_delete(Store *s, const char *id, int64_t version) {
         return pg_commit(&txn);
 }
 
-static int pg_event_append(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
-                           usec_t now, int64_t *ret_first_seq) {
-        _cleanup_(pg_rollbackp) PgStore *txn = NULL;
-        PgStore *p = pg_store(s);
-        int r;
-
-        r = pg_begin(p, &txn);
-        if (r < 0)
-                return r;
-        r = pg_run(p, pg_objects[log].lock, PARAMS(VALUE_TEXT(object_id)), NULL, NULL);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return store_error(s, -ENOENT, "%s %s does not exist", pg_objects[log].name, object_id);
-        r = pg_events_insert(p, log, object_id, events, n, now, ret_first_seq);
-        if (r < 0)
-                return r;
-        return pg_commit(&txn);
+static int pg_lock(Store *s, EventLog log, const char *object_id) {
+        return pg_run(pg_store(s), pg_objects[log].lock, PARAMS(VALUE_TEXT(object_id)), NULL, NULL);
 }
 
 static int pg_token_insert(Store *s, const char *id, const char *owner, const char *token_hash,
@@ -624,12 +604,10 @@ static int pg_token_lookup(Store *s, const char *token_hash, char **ret_owner) {
 
         r = pg_run(pg_store(s), "SELECT owner FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
                    PARAMS(VALUE_TEXT(token_hash)), store_row_string, &owner);
-        if (r < 0)
+        if (r <= 0)
                 return r;
-        if (r == 0)
-                return store_error(s, -ENOENT, "No such token");
         *ret_owner = TAKE_PTR(owner);
-        return 0;
+        return 1;
 }
 
 static int pg_token_revoke(Store *s, const char *id, usec_t now) {
@@ -637,11 +615,7 @@ static int pg_token_revoke(Store *s, const char *id, usec_t now) {
 
         r = pg_run(pg_store(s), "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
                    PARAMS(VALUE_TEXT(id), VALUE_USEC(now)), NULL, NULL);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return store_error(s, -ENOENT, "Token %s does not exist", id);
-        return 0;
+        return r;
 }
 
 static int pg_txn_begin(Store *s) {
@@ -791,10 +765,10 @@ const StoreVTable store_pg_vtable = {
         .task_get = pg_task_get,
         .task_update = pg_task_update,
         .task_delete = pg_task_delete,
-        .event_append = pg_event_append,
         .token_insert = pg_token_insert,
         .token_lookup = pg_token_lookup,
         .token_revoke = pg_token_revoke,
+        .lock = pg_lock,
         .events_insert = pg_events_insert_txn,
         .task_claim = pg_task_claim,
         .listen = pg_listen,

@@ -497,12 +497,10 @@ static int sqlite_contract_get(Store *s, const char *id, Contract **ret) {
         int r;
 
         r = sqlite_run(sqlite_store(s), SQL_CONTRACT_GET, PARAMS(VALUE_TEXT(id)), store_row_contract, &c);
-        if (r < 0)
-                return r == -EBADMSG ? store_error(s, r, "Malformed contract %s", id) : r;
-        if (r == 0)
-                return store_error(s, -ENOENT, "Contract %s does not exist", id);
+        if (r <= 0)
+                return r;
         *ret = TAKE_PTR(c);
-        return 0;
+        return 1;
 }
 
 static int sqlite_contract_update(Store *s, const Contract *c, const Event *event, usec_t now, int64_t *ret_seq) {
@@ -560,12 +558,10 @@ static int sqlite_task_get(Store *s, const char *id, Task **ret) {
         int r;
 
         r = sqlite_run(sqlite_store(s), SQL_TASK_GET, PARAMS(VALUE_TEXT(id)), store_row_task, &t);
-        if (r < 0)
-                return r == -EBADMSG ? store_error(s, r, "Malformed task %s", id) : r;
-        if (r == 0)
-                return store_error(s, -ENOENT, "Task %s does not exist", id);
+        if (r <= 0)
+                return r;
         *ret = TAKE_PTR(t);
-        return 0;
+        return 1;
 }
 
 static int sqlite_task_update(Store *s, const Task *t, const Event *event, usec_t now, int64_t *ret_seq) {
@@ -603,24 +599,9 @@ static int sqlite_task_delete(Store *s, const char *id, int64_t version) {
         return sqlite_commit(&txn);
 }
 
-static int sqlite_event_append(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
-                               usec_t now, int64_t *ret_first_seq) {
-        _cleanup_(sqlite_rollbackp) SqliteStore *txn = NULL;
-        SqliteStore *q = sqlite_store(s);
-        int r;
-
-        r = sqlite_begin(q, &txn);
-        if (r < 0)
-                return r;
-        r = sqlite_run(q, sqlite_objects[log].version, PARAMS(VALUE_TEXT(object_id)), NULL, NULL);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return store_error(s, -ENOENT, "%s %s does not exist", sqlite_objects[log].name, object_id);
-        r = sqlite_events_insert(q, log, object_id, events, n, now, ret_first_seq);
-        if (r < 0)
-                return r;
-        return sqlite_commit(&txn);
+/* The front's BEGIN IMMEDIATE already keeps every other writer out. */
+static int sqlite_lock(Store *s, EventLog log, const char *object_id) {
+        return sqlite_run(sqlite_store(s), sqlite_objects[log].version, PARAMS(VALUE_TEXT(object_id)), NULL, NULL);
 }
 
 static int sqlite_token_insert(Store *s, const char *id, const char *owner, const char *token_hash,
@@ -638,23 +619,17 @@ static int sqlite_token_lookup(Store *s, const char *token_hash, char **ret_owne
         int r;
 
         r = sqlite_run(sqlite_store(s), SQL_TOKEN_LOOKUP, PARAMS(VALUE_TEXT(token_hash)), store_row_string, &owner);
-        if (r < 0)
+        if (r <= 0)
                 return r;
-        if (r == 0)
-                return store_error(s, -ENOENT, "No such token");
         *ret_owner = TAKE_PTR(owner);
-        return 0;
+        return 1;
 }
 
 static int sqlite_token_revoke(Store *s, const char *id, usec_t now) {
         int r;
 
         r = sqlite_write(sqlite_store(s), SQL_TOKEN_REVOKE, PARAMS(VALUE_TEXT(id), VALUE_USEC(now)));
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return store_error(s, -ENOENT, "Token %s does not exist", id);
-        return 0;
+        return r;
 }
 
 static int sqlite_txn_begin(Store *s) {
@@ -729,7 +704,7 @@ static int sqlite_task_claim(Store *s, const char *task_id, const StoreClaim *c,
                        NULL, NULL);
         if (r < 0)
                 return r;
-        r = sqlite_task_get(s, found.id, &t);
+        r = store_got(s, sqlite_task_get(s, found.id, &t), EVENT_LOG_TASK, found.id);
         if (r < 0)
                 return r;
 
@@ -755,10 +730,10 @@ const StoreVTable store_sqlite_vtable = {
         .task_get = sqlite_task_get,
         .task_update = sqlite_task_update,
         .task_delete = sqlite_task_delete,
-        .event_append = sqlite_event_append,
         .token_insert = sqlite_token_insert,
         .token_lookup = sqlite_token_lookup,
         .token_revoke = sqlite_token_revoke,
+        .lock = sqlite_lock,
         .events_insert = sqlite_events_insert_txn,
         .task_claim = sqlite_task_claim,
 };

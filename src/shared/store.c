@@ -138,6 +138,25 @@ void store_rollbackp(Store **txn) {
                 (*txn)->vtable->rollback(*txn);
 }
 
+/* How the words name an object of each kind. */
+static const struct {
+        const char *name;
+        const char *lower;
+} store_object_names[_EVENT_LOG_MAX] = {
+        [EVENT_LOG_TASK] = { "Task", "task" },
+        [EVENT_LOG_CONTRACT] = { "Contract", "contract" },
+};
+
+int store_got(Store *s, int r, EventLog kind, const char *id) {
+        if (r == -EBADMSG)
+                return store_error(s, r, "Malformed %s %s", store_object_names[kind].lower, id);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "%s %s does not exist", store_object_names[kind].name, id);
+        return 0;
+}
+
 int store_id_make(const char *id, char **ret) {
         char buf[ID_STRING_MAX];
         int r;
@@ -250,7 +269,7 @@ int store_contract_get(Store *s, const char *id, Contract **ret) {
                 return -EINVAL;
         if (!store_key_is_valid(id))
                 return store_invalid(s, "contract id");
-        return s->vtable->contract_get(s, id, ret);
+        return store_got(s, s->vtable->contract_get(s, id, ret), EVENT_LOG_CONTRACT, id);
 }
 
 typedef struct ContractList {
@@ -390,7 +409,7 @@ int store_task_get(Store *s, const char *id, Task **ret) {
                 return -EINVAL;
         if (!store_key_is_valid(id))
                 return store_invalid(s, "task id");
-        return s->vtable->task_get(s, id, ret);
+        return store_got(s, s->vtable->task_get(s, id, ret), EVENT_LOG_TASK, id);
 }
 
 typedef struct TaskList {
@@ -490,6 +509,7 @@ int store_task_delete(Store *s, const char *id, int64_t version) {
 
 int store_event_append(Store *s, EventLog log, const char *object_id, Event *events, size_t n) {
         _cleanup_(store_event_ids_done) StoreEventIds ids = {};
+        _cleanup_(store_rollbackp) Store *txn = NULL;
         usec_t now = now_usec();
         int64_t first;
         int r;
@@ -506,7 +526,18 @@ int store_event_append(Store *s, EventLog log, const char *object_id, Event *eve
         if (r < 0)
                 return r;
 
-        r = s->vtable->event_append(s, log, object_id, events, n, now, &first);
+        r = store_begin(s, &txn);
+        if (r < 0)
+                return r;
+        r = s->vtable->lock(s, log, object_id);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "%s %s does not exist", store_object_names[log].name, object_id);
+        r = s->vtable->events_insert(s, log, object_id, events, n, now, &first);
+        if (r < 0)
+                return r;
+        r = store_commit(&txn);
         if (r < 0)
                 return r;
 
@@ -587,17 +618,31 @@ int store_token_insert(Store *s, const char *owner, const char *token_hash, cons
 }
 
 int store_token_lookup(Store *s, const char *token_hash, char **ret_owner) {
+        int r;
+
         if (!s || !ret_owner)
                 return -EINVAL;
         if (!store_key_is_valid(token_hash))
                 return store_invalid(s, "token hash");
-        return s->vtable->token_lookup(s, token_hash, ret_owner);
+        r = s->vtable->token_lookup(s, token_hash, ret_owner);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "No such token");
+        return 0;
 }
 
 int store_token_revoke(Store *s, const char *id) {
+        int r;
+
         if (!s)
                 return -EINVAL;
         if (!store_key_is_valid(id))
                 return store_invalid(s, "token id");
-        return s->vtable->token_revoke(s, id, now_usec());
+        r = s->vtable->token_revoke(s, id, now_usec());
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "Token %s does not exist", id);
+        return 0;
 }
