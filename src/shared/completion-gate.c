@@ -7,7 +7,7 @@
 
 #include <stdarg.h>
 
-#include "completion-gate.h"
+#include "completion-gate-internal.h"
 #include "conf.h"
 #include "json-util.h"
 #include "utf8.h"
@@ -23,20 +23,8 @@
  * input to a few parses of COMPLETION_GATE_SIZE_MAX bytes. */
 #define JSON_CANDIDATES_MAX 8U
 
-#define QUOTE_MAX 60U                   /* bytes of a bad value quoted in an error */
 #define SUMMARY_REASON_MAX 200U
 #define SUMMARY_BLOCKER_MAX 100U
-/* A buffer for first_line() with at most `max` bytes of text. */
-#define LINE_BUF(max) ((max) + sizeof("…"))
-
-typedef enum GateKey {
-        KEY_READY,
-        KEY_REASON,
-        KEY_PROGRESS,
-        KEY_BLOCKERS,
-        _KEY_MAX,
-        _KEY_INVALID = -EINVAL,
-} GateKey;
 
 static const char *const gate_key_table[_KEY_MAX] = {
         [KEY_READY] = "ready",
@@ -45,35 +33,14 @@ static const char *const gate_key_table[_KEY_MAX] = {
         [KEY_BLOCKERS] = "blockers",
 };
 
-/* Agents capitalise keys now and then; "Ready:" means ready. */
-static GateKey gate_key_from_string(const char *s) {
+GateKey gate_key_from_string(const char *s) {
         for (GateKey k = 0; k < _KEY_MAX; k++)
                 if (strcaseeq(gate_key_table[k], s))
                         return k;
         return _KEY_INVALID;
 }
 
-/* ---- characters, spans and strings (ASCII classes: the locale must not matter) ---- */
-
-static bool is_space(char c) {
-        return IN_SET(c, ' ', '\t', '\r', '\n', '\v', '\f');
-}
-
-static bool is_key_char(char c, bool first) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-               (!first && ((c >= '0' && c <= '9') || IN_SET(c, '.', '-')));
-}
-
-static bool is_list_item(const char *s, size_t n) {
-        return IN_SET(s[0], '-', '*') && (n == 1 || is_space(s[1]));
-}
-
-static void trim(const char **s, size_t *n) {
-        while (*n > 0 && is_space(**s))
-                (*s)++, (*n)--;
-        while (*n > 0 && is_space((*s)[*n - 1]))
-                (*n)--;
-}
+/* ---- spans and strings (the character classes are in completion-gate-internal.h) ---- */
 
 static bool span_startswith(const char *s, size_t n, const char *prefix) {
         size_t l = strlen(prefix);
@@ -83,7 +50,7 @@ static bool span_startswith(const char *s, size_t n, const char *prefix) {
 /* The first line of s[0..n), trimmed, at most max bytes (not splitting a
  * UTF-8 sequence), and "…" when anything was left out, in buf (of
  * LINE_BUF(max) bytes): errors and summaries stay one short line. */
-static const char *first_line(char *buf, const char *s, size_t n, size_t max) {
+const char *gate_first_line(char *buf, const char *s, size_t n, size_t max) {
         const char *nl;
         size_t cut;
 
@@ -100,18 +67,11 @@ static const char *first_line(char *buf, const char *s, size_t n, size_t max) {
         return buf;
 }
 
-/* A string that grows by doubling: a wrapped value may run over thousands
- * of lines, and copying it whole for each one would take quadratic time. */
-typedef struct Buf {
-        char *s;        /* NULL until something is put in */
-        size_t len, cap;
-} Buf;
-
-static void buf_done(Buf *b) {
+void gate_buf_done(Buf *b) {
         *b = (Buf) { .s = mfree(b->s) };
 }
 
-static int buf_put(Buf *b, const char *s, size_t n) {
+int gate_buf_put(Buf *b, const char *s, size_t n) {
         if (n >= b->cap - b->len) {
                 size_t cap;
                 char *p;
@@ -133,8 +93,7 @@ static int buf_put(Buf *b, const char *s, size_t n) {
 
 /* Sets *error to a new message and returns -EBADMSG (-ENOMEM if there is no
  * memory for the message). */
-static int fail(char **error, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **error, const char *fmt, ...) {
+int gate_fail(char **error, const char *fmt, ...) {
         va_list ap;
         char *s;
         int r;
@@ -147,292 +106,6 @@ static int fail(char **error, const char *fmt, ...) {
         free(*error);
         *error = s;
         return -EBADMSG;
-}
-
-/* ---- the YAML-like form → a JSON object ---- */
-
-typedef enum ValueKind {
-        VALUE_EMPTY,            /* "key:" alone: a list or a value on the next line may follow */
-        VALUE_PLAIN,            /* unquoted: a wrapped line continues it */
-        VALUE_QUOTED,
-        VALUE_NULL,
-} ValueKind;
-
-typedef struct Yaml {
-        json_object *obj;       /* the keys read so far */
-        char *key;              /* the key being read, until the next key line */
-        unsigned key_line;
-        ValueKind kind;
-        Buf value;
-        json_object *list;      /* its list items, if it has any */
-        Buf item;               /* the last item, until the next one starts */
-        bool item_plain;
-} Yaml;
-
-static void yaml_reset(Yaml *y) {
-        y->key = mfree(y->key);
-        buf_done(&y->value);
-        buf_done(&y->item);
-        if (y->list)
-                json_object_put(y->list);
-        y->list = NULL;
-        y->kind = VALUE_EMPTY;
-}
-
-static void yaml_done(Yaml *y) {
-        yaml_reset(y);
-        if (y->obj)
-                json_object_put(y->obj);
-}
-
-/* Parses a 'single' or "double" quoted value at s[0..n); only white space or
- * a comment may follow the closing quote. */
-static int parse_quoted(const char *s, size_t n, unsigned line, Buf *ret, char **error) {
-        _cleanup_free_ char *buf = NULL;
-        char q = s[0], qbuf[LINE_BUF(QUOTE_MAX)];
-        const char *rest;
-        size_t i, k = 0, rest_len;
-
-        buf = malloc(n);        /* the text between the quotes, plus a NUL, is at most n bytes */
-        if (!buf)
-                return -ENOMEM;
-        for (i = 1; i < n; i++) {
-                char c = s[i];
-
-                if (c == q && q == '\'' && i + 1 < n && s[i + 1] == '\'')
-                        i++;                    /* '' is a quote */
-                else if (c == q)
-                        break;
-                else if (q == '"' && c == '\\' && i + 1 < n) {
-                        c = s[++i];
-                        if (c == 'n')
-                                c = '\n';
-                        else if (c == 't')
-                                c = '\t';
-                        else if (!IN_SET(c, '"', '\\', '/'))
-                                buf[k++] = '\\';        /* not an escape we know: keep it as written */
-                }
-                buf[k++] = c;
-        }
-        if (i >= n)
-                return fail(error, "line %u: unterminated quote", line);
-        buf[k] = '\0';
-
-        rest = s + i + 1;
-        rest_len = n - i - 1;
-        trim(&rest, &rest_len);
-        if (rest_len > 0 && rest[0] != '#')
-                return fail(error, "line %u: text after the closing quote: '%s'", line,
-                            first_line(qbuf, rest, rest_len, QUOTE_MAX));
-
-        buf_done(ret);
-        *ret = (Buf) { .s = TAKE_PTR(buf), .len = k, .cap = n };
-        return 0;
-}
-
-static int yaml_push_item(Yaml *y) {
-        json_object *v;
-
-        if (!y->item.s)
-                return 0;
-        v = json_object_new_string_len(y->item.s, (int) y->item.len);
-        if (!v || json_object_array_add(y->list, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        buf_done(&y->item);
-        return 0;
-}
-
-/* Stores the key being read into the object. */
-static int yaml_flush(Yaml *y, char **error) {
-        _cleanup_json_ json_object *v = NULL;
-        int r;
-
-        if (!y->key)
-                return 0;
-
-        r = yaml_push_item(y);
-        if (r < 0)
-                return r;
-        if (y->list)
-                v = TAKE_PTR(y->list);
-        else if (y->kind == VALUE_PLAIN && gate_key_from_string(y->key) == KEY_BLOCKERS && y->value.s[0] == '[') {
-                const char *e = NULL;
-
-                r = json_parse_strict(y->value.s, y->value.len, &v, &e);
-                if (r == -ENOMEM)
-                        return r;
-                if (r < 0)
-                        return fail(error, "line %u: blockers: invalid JSON array: %s", y->key_line, e);
-        } else if (y->kind != VALUE_NULL) {
-                v = json_object_new_string(y->value.s ?: "");
-                if (!v)
-                        return -ENOMEM;
-        }
-
-        if (json_object_object_get_ex(y->obj, y->key, NULL))
-                return fail(error, "line %u: duplicate key '%s'", y->key_line, y->key);
-        if (json_object_object_add(y->obj, y->key, v) < 0)
-                return -ENOMEM;
-        TAKE_PTR(v);
-        yaml_reset(y);
-        return 0;
-}
-
-/* "key:" followed by white space or the end: returns the key's length, 0
- * when the line is not a key line. White space may precede the colon. */
-static size_t key_length(const char *s, size_t n) {
-        size_t k = 0, i;
-
-        while (k < n && is_key_char(s[k], k == 0))
-                k++;
-        for (i = k; i < n && IN_SET(s[i], ' ', '\t'); i++)
-                ;
-        if (k > 0 && i < n && s[i] == ':' && (i + 1 == n || is_space(s[i + 1])))
-                return k;
-        return 0;
-}
-
-static int yaml_key_line(Yaml *y, unsigned line, const char *s, size_t n, size_t k, char **error) {
-        const char *v;
-        size_t vn;
-        int r;
-
-        r = yaml_flush(y, error);
-        if (r < 0)
-                return r;
-
-        y->key = strndup(s, k);
-        if (!y->key)
-                return -ENOMEM;
-        y->key_line = line;
-
-        v = (const char *) memchr(s + k, ':', n - k) + 1;
-        vn = n - (size_t) (v - s);
-        trim(&v, &vn);
-        if (vn == 0)
-                return 0;
-
-        if (IN_SET(v[0], '"', '\'')) {
-                y->kind = VALUE_QUOTED;
-                return parse_quoted(v, vn, line, &y->value, error);
-        }
-
-        /* A boolean holds no '#', so after ready's value one starts a comment
-         * ("ready: false  # tests still fail"); elsewhere it is text ("fixes #12"). */
-        if (gate_key_from_string(y->key) == KEY_READY)
-                for (size_t i = 1; i < vn; i++)
-                        if (v[i] == '#' && is_space(v[i - 1])) {
-                                vn = i;
-                                trim(&v, &vn);
-                                break;
-                        }
-
-        if ((vn == 4 && strncasecmp(v, "null", 4) == 0) || (vn == 1 && v[0] == '~')) {
-                y->kind = VALUE_NULL;
-                return 0;
-        }
-        y->kind = VALUE_PLAIN;
-        return buf_put(&y->value, v, vn);
-}
-
-static int yaml_item_line(Yaml *y, unsigned line, const char *s, size_t n, char **error) {
-        int r;
-
-        r = yaml_push_item(y);
-        if (r < 0)
-                return r;
-        if (!y->list) {
-                y->list = json_object_new_array();
-                if (!y->list)
-                        return -ENOMEM;
-        }
-
-        s++, n--;
-        trim(&s, &n);
-        y->item_plain = n == 0 || !IN_SET(s[0], '"', '\'');
-        if (!y->item_plain)
-                r = parse_quoted(s, n, line, &y->item, error);
-        else
-                r = buf_put(&y->item, s, n);
-        if (r < 0)
-                return r;
-        /* "- " with nothing after it, and "- ''", say nothing; "-" alone may
-         * have its text on the next line. */
-        if (y->item.len == 0)
-                buf_done(&y->item);
-        return 0;
-}
-
-/* A wrapped line: " " and s[0..n) continue the plain value or list item
- * being read, or start the item when "-" stood alone. */
-static int yaml_continue(Yaml *y, const char *s, size_t n) {
-        Buf *b = y->list ? &y->item : &y->value;
-        int r;
-
-        if (b->s) {
-                r = buf_put(b, " ", 1);
-                if (r < 0)
-                        return r;
-        }
-        return buf_put(b, s, n);
-}
-
-static int yaml_line(Yaml *y, unsigned line, const char *s, size_t n, char **error) {
-        char qbuf[LINE_BUF(QUOTE_MAX)];
-        size_t k;
-
-        k = key_length(s, n);
-        if (k > 0)
-                return yaml_key_line(y, line, s, n, k, error);
-
-        if (y->key && y->kind == VALUE_EMPTY && is_list_item(s, n))
-                return yaml_item_line(y, line, s, n, error);
-        if (y->key && y->kind == VALUE_EMPTY && !y->list) {
-                /* "reason:" with the value on the next line */
-                y->kind = VALUE_PLAIN;
-                return yaml_continue(y, s, n);
-        }
-
-        /* Anything else continues the value being read, if it can be continued:
-         * agents wrap long reasons, and write "- detail" lines under them. */
-        if ((y->list && (!y->item.s || y->item_plain)) || (!y->list && y->kind == VALUE_PLAIN))
-                return yaml_continue(y, s, n);
-
-        return fail(error, "line %u: expected 'key: value', got '%s'", line, first_line(qbuf, s, n, QUOTE_MAX));
-}
-
-static int parse_yaml(const char *s, size_t n, json_object **ret, char **error) {
-        _cleanup_(yaml_done) Yaml y = {};
-        const char *end = s + n;
-        unsigned line = 0;
-        int r;
-
-        y.obj = json_object_new_object();
-        if (!y.obj)
-                return -ENOMEM;
-
-        for (const char *p = s; p < end;) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p)), *l = p;
-                size_t ln = (size_t) ((nl ?: end) - p);
-
-                p = nl ? nl + 1 : end;
-                line++;
-                trim(&l, &ln);
-                /* blank lines, comments, and YAML's document markers */
-                if (ln == 0 || l[0] == '#' || (ln == 3 && (strneq(l, "---", 3) || strneq(l, "...", 3))))
-                        continue;
-                r = yaml_line(&y, line, l, ln, error);
-                if (r < 0)
-                        return r;
-        }
-        r = yaml_flush(&y, error);
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(y.obj);
-        return 0;
 }
 
 /* ---- a JSON object (from either form) → CompletionGate ---- */
@@ -448,7 +121,7 @@ static int parse_ready(json_object *v, bool *ret, char **error) {
                 return 0;
         }
         if (!v)
-                return fail(error, "ready: expected true/false, got null");
+                return gate_fail(error, "ready: expected true/false, got null");
 
         s = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
                                                      : json_object_to_json_string_ext(v, JSON_PLAIN);
@@ -461,7 +134,7 @@ static int parse_ready(json_object *v, bool *ret, char **error) {
                         *ret = i % 2;
                         return 0;
                 }
-        return fail(error, "ready: expected true/false, got '%s'", first_line(qbuf, s, n, QUOTE_MAX));
+        return gate_fail(error, "ready: expected true/false, got '%s'", gate_first_line(qbuf, s, n, QUOTE_MAX));
 }
 
 /* The text of a value: a string trimmed, an array's texts joined with "; ",
@@ -473,16 +146,16 @@ static int value_text(json_object *v, char **ret) {
         int r = 0;
 
         if (json_object_is_type(v, json_type_array)) {
-                _cleanup_(buf_done) Buf b = {};
+                _cleanup_(gate_buf_done) Buf b = {};
 
                 for (size_t i = 0; i < json_object_array_length(v); i++) {
                         _cleanup_free_ char *t = NULL;
 
                         r = value_text(json_object_array_get_idx(v, i), &t);
                         if (t && b.s && r >= 0)
-                                r = buf_put(&b, "; ", 2);
+                                r = gate_buf_put(&b, "; ", 2);
                         if (t && r >= 0)
-                                r = buf_put(&b, t, strlen(t));
+                                r = gate_buf_put(&b, t, strlen(t));
                         if (r < 0)
                                 return r;
                 }
@@ -531,7 +204,7 @@ static int parse_blockers(json_object *v, char ***ret, char **error) {
                         continue;
                 if (++count > COMPLETION_GATE_BLOCKERS_MAX) {
                         free(t);
-                        return fail(error, "blockers: more than %u", COMPLETION_GATE_BLOCKERS_MAX);
+                        return gate_fail(error, "blockers: more than %u", COMPLETION_GATE_BLOCKERS_MAX);
                 }
                 r = strv_push(&l, t);
                 if (r < 0)
@@ -566,7 +239,7 @@ static int gate_from_object(json_object *obj, CompletionGate **ret, char **error
                 }
                 /* "Ready" and "ready" are one key said twice: which one counts is anyone's guess. */
                 if (seen[k])
-                        return fail(error, "duplicate key '%s'", gate_key_table[k]);
+                        return gate_fail(error, "duplicate key '%s'", gate_key_table[k]);
                 seen[k] = true;
 
                 if (k == KEY_READY)
@@ -580,7 +253,7 @@ static int gate_from_object(json_object *obj, CompletionGate **ret, char **error
         }
 
         if (!seen[KEY_READY])
-                return fail(error, "missing 'ready'");
+                return gate_fail(error, "missing 'ready'");
         if (!g->blockers) {
                 g->blockers = calloc(1, sizeof(char *));
                 if (!g->blockers)
@@ -626,24 +299,24 @@ static int parse_block(const char *s, size_t n, CompletionGate **ret, char **err
         int r;
 
         if (n > COMPLETION_GATE_SIZE_MAX)
-                return fail(error, "block larger than %u KiB", COMPLETION_GATE_SIZE_MAX / 1024);
+                return gate_fail(error, "block larger than %u KiB", COMPLETION_GATE_SIZE_MAX / 1024);
         if (memchr(s, '\0', n))
-                return fail(error, "NUL byte in the block");
+                return gate_fail(error, "NUL byte in the block");
         if (!utf8_is_valid(s, n))
-                return fail(error, "invalid UTF-8 in the block");
+                return gate_fail(error, "invalid UTF-8 in the block");
 
         block_text(&s, &n);
         if (n == 0)
-                return fail(error, "empty block (missing 'ready')");
+                return gate_fail(error, "empty block (missing 'ready')");
 
         if (s[0] == '{') {
                 r = json_parse_strict(s, n, &obj, &e);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return fail(error, "invalid JSON: %s", e);
+                        return gate_fail(error, "invalid JSON: %s", e);
         } else {
-                r = parse_yaml(s, n, &obj, error);
+                r = gate_parse_yaml(s, n, &obj, error);
                 if (r < 0)
                         return r;
         }
@@ -807,9 +480,9 @@ int completion_gate_summary(const CompletionGate *g, char **ret) {
         char *s;
 
         if (g->reason)
-                (void) first_line(reason, g->reason, strlen(g->reason), SUMMARY_REASON_MAX);
+                (void) gate_first_line(reason, g->reason, strlen(g->reason), SUMMARY_REASON_MAX);
         if (n > 0 && asprintf(&blockers, " (%zu blocker%s: %s)", n, n == 1 ? "" : "s",
-                              first_line(blocker, g->blockers[0], strlen(g->blockers[0]), SUMMARY_BLOCKER_MAX)) < 0)
+                              gate_first_line(blocker, g->blockers[0], strlen(g->blockers[0]), SUMMARY_BLOCKER_MAX)) < 0)
                 return -ENOMEM;
         if (asprintf(&s, "ready: %s%s%s%s", g->ready ? "yes" : "no", reason[0] ? " — " : "", reason,
                      strempty(blockers)) < 0)
