@@ -17,36 +17,29 @@ static int contract_load(Request *r, Contract **ret) {
         int k;
 
         k = store_contract_get(r->manager->store, r->id, &c);
+        k = request_check_found(r, k, c ? c->owner : NULL, "contract");
         if (k < 0)
-                return request_reply_store_error(r, k, "contract", NULL), k;
-        if (!request_may_see(r, c->owner))
-                return request_reply_not_found(r, "contract"), -ENOENT;
+                return k;
         *ret = TAKE_PTR(c);
         return 0;
 }
 
-static int reply_contract(Request *r, unsigned status, const Contract *c) {
-        _cleanup_json_ json_object *o = NULL;
-        int k;
-
-        k = contract_to_json(c, &o);
-        if (k < 0)
-                return k;
-        if (status == 201)
-                return request_reply_created(r, o, "/api/v1/contracts", c->id);
-        return request_reply_json(r, status, o);
+static int contract_json(const void *c, json_object **ret) {
+        return contract_to_json(c, ret);
 }
 
-static bool present(Request *r, const char *field) {
-        return json_object_object_get_ex(r->body, field, NULL);
+static int contract_item_json(const void *items, size_t i, json_object **ret) {
+        return contract_to_json(((Contract *const *) items)[i], ret);
+}
+
+static int reply_contract(Request *r, unsigned status, const Contract *c) {
+        return request_reply_object(r, status, c, contract_json, "/api/v1/contracts", c->id);
 }
 
 int api_contracts_list(Request *r) {
-        _cleanup_json_ json_object *o = NULL;
         ContractFilter f = { .status = -1 };
         Contract **contracts = NULL;
         const char *status;
-        json_object *a;
         size_t n = 0;
         int k;
 
@@ -70,24 +63,9 @@ int api_contracts_list(Request *r) {
         if (k < 0)
                 return request_reply_store_error(r, k, "contracts", NULL);
 
-        o = json_object_new_object();
-        a = json_object_new_array_ext((int) n);
-        if (!o || !a || json_object_object_add(o, "contracts", a) < 0) {
-                json_object_put(a);
-                contract_array_free(contracts, n);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++) {
-                json_object *e;
-
-                k = contract_to_json(contracts[i], &e);
-                if (k < 0 || json_object_array_add(a, e) < 0) {
-                        contract_array_free(contracts, n);
-                        return k < 0 ? k : -ENOMEM;
-                }
-        }
+        k = request_reply_list(r, "contracts", contracts, n, contract_item_json);
         contract_array_free(contracts, n);
-        return request_reply_json(r, 200, o);
+        return k;
 }
 
 typedef struct ContractCreate {
@@ -232,9 +210,10 @@ int api_contract_patch(Request *r) {
         k = request_dispatch_body(r, table, &p);
         if (k < 0)
                 return k;
-        if (present(r, "version") && p.version < 1)
-                return request_reply_field(r, "version", "expected a positive integer");
-        if (present(r, "name") && (isempty(p.name) || strlen(p.name) > NAME_MAX_BYTES))
+        k = request_check_body_version(r, p.version);
+        if (k < 0)
+                return k;
+        if (request_has_field(r, "name") && (isempty(p.name) || strlen(p.name) > NAME_MAX_BYTES))
                 return request_reply_field(r, "name", "expected 1 to %d bytes", NAME_MAX_BYTES);
         k = api_check_cost_limit(r, p.max_cost_usd);
         if (k < 0)
@@ -269,15 +248,15 @@ int api_contract_patch(Request *r) {
                 free(c->name);
                 c->name = TAKE_PTR(p.name);
         }
-        if (present(r, "description")) {
+        if (request_has_field(r, "description")) {
                 free(c->description);
                 c->description = TAKE_PTR(p.description);
         }
-        if (present(r, "autonomous_loop"))
+        if (request_has_field(r, "autonomous_loop"))
                 c->autonomous_loop = p.autonomous_loop;
-        if (present(r, "max_cost_usd"))
+        if (request_has_field(r, "max_cost_usd"))
                 c->max_cost_usd = p.max_cost_usd;
-        if (present(r, "supervisor_task_id")) {
+        if (request_has_field(r, "supervisor_task_id")) {
                 free(c->supervisor_task_id);
                 c->supervisor_task_id = TAKE_PTR(p.supervisor_task_id);
         }
@@ -329,8 +308,9 @@ int api_contract_phase(Request *r) {
         k = request_dispatch_body(r, table, &p);
         if (k < 0)
                 return k;
-        if (present(r, "version") && p.version < 1)
-                return request_reply_field(r, "version", "expected a positive integer");
+        k = request_check_body_version(r, p.version);
+        if (k < 0)
+                return k;
 
         k = contract_load(r, &c);
         if (k < 0)

@@ -150,6 +150,23 @@ static inline bool request_may_see(const Request *r, const char *owner) {
         return r->admin || streq_ptr(r->owner, owner);
 }
 
+/* api-resource.c: steps the per-resource handlers share. */
+/* Checks the result `error` of reading the object of the URL and that the
+ * caller may see it (its `owner`); answers the store error or 404 and returns
+ * < 0 otherwise. */
+int request_check_found(Request *r, int error, const char *owner, const char *what);
+/* True when the body has this field (even null). */
+bool request_has_field(Request *r, const char *field);
+/* A "version" in the body must be positive; answers 400 and returns -EINVAL otherwise. */
+int request_check_body_version(Request *r, int64_t version);
+typedef int (*RequestToJson)(const void *object, json_object **ret);
+typedef int (*RequestItemToJson)(const void *items, size_t i, json_object **ret);
+/* Answers `object` as JSON; with status 201 also its Location, collection/id. */
+int request_reply_object(Request *r, unsigned status, const void *object, RequestToJson to_json,
+                         const char *collection, const char *id);
+/* Answers 200 with { key: [ the n items ] }; the caller keeps the items. */
+int request_reply_list(Request *r, const char *key, const void *items, size_t n, RequestItemToJson to_json);
+
 /* Dispatches r->body by the table; answers 400 (naming the field) on a bad
  * or unknown field and returns -EINVAL. */
 int request_dispatch_body(Request *r, const JsonDispatchField table[], void *userdata);

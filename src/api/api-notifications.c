@@ -29,10 +29,12 @@ static int notification_to_json(const Notification *n, json_object **ret) {
         return 0;
 }
 
+static int notification_item_json(const void *items, size_t i, json_object **ret) {
+        return notification_to_json((const Notification *) items + i, ret);
+}
+
 int api_notifications_list(Request *r) {
-        _cleanup_json_ json_object *o = NULL;
         Notification *items = NULL;
-        json_object *a;
         size_t n = 0, limit;
         bool unread;
         int k;
@@ -48,24 +50,9 @@ int api_notifications_list(Request *r) {
         if (k < 0)
                 return request_reply_store_error(r, k, "notifications", NULL);
 
-        o = json_object_new_object();
-        a = json_object_new_array_ext((int) n);
-        if (!o || !a || json_object_object_add(o, "notifications", a) < 0) {
-                json_object_put(a);
-                notification_array_free(items, n);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++) {
-                json_object *e;
-
-                k = notification_to_json(items + i, &e);
-                if (k < 0 || json_object_array_add(a, e) < 0) {
-                        notification_array_free(items, n);
-                        return k < 0 ? k : -ENOMEM;
-                }
-        }
+        k = request_reply_list(r, "notifications", items, n, notification_item_json);
         notification_array_free(items, n);
-        return request_reply_json(r, 200, o);
+        return k;
 }
 
 /* An owner's notification is found among its own; the store has no lookup by id. */

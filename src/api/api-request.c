@@ -158,9 +158,11 @@ int api_check_cost_limit(Request *r, double max_cost_usd) {
         return 0;
 }
 
+static int event_item_json(const void *items, size_t i, json_object **ret) {
+        return event_to_json((const Event *) items + i, ret);
+}
+
 int api_reply_events(Request *r, int log, const char *id) {
-        _cleanup_json_ json_object *o = NULL;
-        json_object *a;
         Event *events = NULL;
         size_t n = 0, limit;
         int64_t after;
@@ -177,24 +179,9 @@ int api_reply_events(Request *r, int log, const char *id) {
         if (k < 0)
                 return request_reply_store_error(r, k, log == EVENT_LOG_TASK ? "task" : "contract", NULL);
 
-        o = json_object_new_object();
-        a = json_object_new_array_ext((int) n);
-        if (!o || !a || json_object_object_add(o, "events", a) < 0) {
-                json_object_put(a);
-                event_array_free(events, n);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++) {
-                json_object *e;
-
-                k = event_to_json(events + i, &e);
-                if (k < 0 || json_object_array_add(a, e) < 0) {
-                        event_array_free(events, n);
-                        return k < 0 ? k : -ENOMEM;
-                }
-        }
+        k = request_reply_list(r, "events", events, n, event_item_json);
         event_array_free(events, n);
-        return request_reply_json(r, 200, o);
+        return k;
 }
 
 /* ---- query parameters and headers ---- */

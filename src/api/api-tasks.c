@@ -22,28 +22,23 @@ int api_task_load(Request *r, Task **ret) {
         int k;
 
         k = store_task_get(r->manager->store, r->id, &t);
+        k = request_check_found(r, k, t ? t->owner : NULL, "task");
         if (k < 0)
-                return request_reply_store_error(r, k, "task", NULL), k;
-        if (!request_may_see(r, t->owner))
-                return request_reply_not_found(r, "task"), -ENOENT;
+                return k;
         *ret = TAKE_PTR(t);
         return 0;
 }
 
-static int reply_task(Request *r, unsigned status, const Task *t) {
-        _cleanup_json_ json_object *o = NULL;
-        int k;
-
-        k = task_to_json(t, &o);
-        if (k < 0)
-                return k;
-        if (status == 201)
-                return request_reply_created(r, o, "/api/v1/tasks", t->id);
-        return request_reply_json(r, status, o);
+static int task_json(const void *t, json_object **ret) {
+        return task_to_json(t, ret);
 }
 
-static bool present(Request *r, const char *field) {
-        return json_object_object_get_ex(r->body, field, NULL);
+static int task_item_json(const void *items, size_t i, json_object **ret) {
+        return task_to_json(((Task *const *) items)[i], ret);
+}
+
+static int reply_task(Request *r, unsigned status, const Task *t) {
+        return request_reply_object(r, status, t, task_json, "/api/v1/tasks", t->id);
 }
 
 /* The first line of the plan that has text, trimmed, cut to at most
@@ -130,11 +125,9 @@ static int task_check_copy_files(Request *r) {
 }
 
 int api_tasks_list(Request *r) {
-        _cleanup_json_ json_object *o = NULL;
         TaskFilter f = { .status = -1 };
         Task **tasks = NULL;
         const char *s;
-        json_object *a;
         size_t n = 0;
         int k;
 
@@ -163,24 +156,9 @@ int api_tasks_list(Request *r) {
         if (k < 0)
                 return request_reply_store_error(r, k, "tasks", NULL);
 
-        o = json_object_new_object();
-        a = json_object_new_array_ext((int) n);
-        if (!o || !a || json_object_object_add(o, "tasks", a) < 0) {
-                json_object_put(a);
-                task_array_free(tasks, n);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++) {
-                json_object *e;
-
-                k = task_to_json(tasks[i], &e);
-                if (k < 0 || json_object_array_add(a, e) < 0) {
-                        task_array_free(tasks, n);
-                        return k < 0 ? k : -ENOMEM;
-                }
-        }
+        k = request_reply_list(r, "tasks", tasks, n, task_item_json);
         task_array_free(tasks, n);
-        return request_reply_json(r, 200, o);
+        return k;
 }
 
 typedef struct TaskCreate {
@@ -216,17 +194,17 @@ static int task_check_fields(Request *r, const char *name, const char *plan, con
                              const char *target_branch, int max_iterations, double max_cost_usd) {
         unsigned hard_limit = r->manager->config->loop_hard_limit;
 
-        if (present(r, "name") && (isempty(name) || strlen(name) > NAME_MAX_BYTES))
+        if (request_has_field(r, "name") && (isempty(name) || strlen(name) > NAME_MAX_BYTES))
                 return request_reply_field(r, "name", "expected 1 to %d bytes", NAME_MAX_BYTES), -EINVAL;
-        if (present(r, "plan") && isempty(plan + strspn(plan, " \t\r\n")))
+        if (request_has_field(r, "plan") && isempty(plan + strspn(plan, " \t\r\n")))
                 return request_reply_field(r, "plan", "must not be empty"), -EINVAL;
         if (base_branch && !api_ref_name_is_valid(base_branch))
                 return request_reply_field(r, "base_branch", "not a valid branch name"), -EINVAL;
         if (target_branch && !api_ref_name_is_valid(target_branch))
                 return request_reply_field(r, "target_branch", "not a valid branch name"), -EINVAL;
-        if (present(r, "max_iterations") && (unsigned) max_iterations > hard_limit)
+        if (request_has_field(r, "max_iterations") && (unsigned) max_iterations > hard_limit)
                 return request_reply_field(r, "max_iterations", "must be at most %u (the configured hard limit)", hard_limit), -EINVAL;
-        if (present(r, "max_cost_usd"))
+        if (request_has_field(r, "max_cost_usd"))
                 return api_check_cost_limit(r, max_cost_usd);
         return 0;
 }
@@ -309,7 +287,7 @@ int api_tasks_create(Request *r) {
         t->parent_task_id = TAKE_PTR(p.parent_task_id);
         t->contract_id = TAKE_PTR(p.contract_id);
         t->is_supervisor = p.is_supervisor;
-        t->autonomous_loop = present(r, "autonomous_loop") ? p.autonomous_loop : contract && contract->autonomous_loop;
+        t->autonomous_loop = request_has_field(r, "autonomous_loop") ? p.autonomous_loop : contract && contract->autonomous_loop;
         t->max_iterations = p.max_iterations;
         t->max_cost_usd = p.max_cost_usd;
         t->status = TASK_PENDING;
@@ -389,8 +367,9 @@ int api_task_patch(Request *r) {
         k = request_dispatch_body(r, table, &p);
         if (k < 0)
                 return k;
-        if (present(r, "version") && p.version < 1)
-                return request_reply_field(r, "version", "expected a positive integer");
+        k = request_check_body_version(r, p.version);
+        if (k < 0)
+                return k;
         k = task_check_fields(r, p.name, p.plan, p.base_branch, p.target_branch, p.max_iterations, p.max_cost_usd);
         if (k < 0)
                 return k;
@@ -405,7 +384,7 @@ int api_task_patch(Request *r) {
         from = t->status;
         /* The worker copies the files when it makes the worktree, at its
          * claim: later, a change would do nothing. */
-        if (present(r, "copy_files") && from != TASK_PENDING)
+        if (request_has_field(r, "copy_files") && from != TASK_PENDING)
                 return request_reply_error(r, 409, "not_pending",
                                            "The task is %s; its copy_files can change only while it is pending.",
                                            task_state_to_string(from));
@@ -436,21 +415,21 @@ int api_task_patch(Request *r) {
                 replace(&t->name, &p.name);
         if (p.plan)
                 replace(&t->plan, &p.plan);
-        if (present(r, "base_branch"))
+        if (request_has_field(r, "base_branch"))
                 replace(&t->base_branch, &p.base_branch);
-        if (present(r, "target_branch"))
+        if (request_has_field(r, "target_branch"))
                 replace(&t->target_branch, &p.target_branch);
-        if (present(r, "copy_files")) {
+        if (request_has_field(r, "copy_files")) {
                 strv_free(t->copy_files);
                 t->copy_files = TAKE_PTR(p.copy_files);
         }
-        if (present(r, "error"))
+        if (request_has_field(r, "error"))
                 replace(&t->error, &p.error);
-        if (present(r, "autonomous_loop"))
+        if (request_has_field(r, "autonomous_loop"))
                 t->autonomous_loop = p.autonomous_loop;
-        if (present(r, "max_iterations"))
+        if (request_has_field(r, "max_iterations"))
                 t->max_iterations = p.max_iterations;
-        if (present(r, "max_cost_usd"))
+        if (request_has_field(r, "max_cost_usd"))
                 t->max_cost_usd = p.max_cost_usd;
 
         /* Written at the version just read: a change made since is refused (-ESTALE). */
