@@ -6,7 +6,10 @@
 # scripted fake Anthropic API (tests/fake-anthropic), which makes it write a
 # file with the Write tool and commit it with the Bash tool. Then the agent
 # that is not logged in, the one killed mid-run, and pause, resume,
-# interrupt, send and cancel on a real running CLI.
+# interrupt, send and cancel on a real running CLI. As root it all runs under
+# a private systemd-journald (tests/e2e-lib.sh), and the agents' events are
+# read back with journalctl: one entry per stored event, in store order, with
+# its one-line MESSAGE and MAKIMA_* fields; elsewhere they are on stderr.
 #
 # Usage: test-worker-e2e.sh makima-api makima-worker makima
 # Skips (77) when the CLI is not installed (tests/install-claude.sh) or bwrap
@@ -16,8 +19,42 @@ set -euo pipefail
 # shellcheck source=tests/e2e-lib.sh
 source "$(dirname "$0")/e2e-lib.sh"
 
+e2e_journal_namespace "$@"
 e2e_init "$@"
 e2e_up 2 1
+
+# journal_entries ID: the task's journal entries as a JSON array, once there
+# are as many as the store has events the worker wrote (all but the claim);
+# the worker journals a batch just after storing it.
+journal_entries() {
+        local want got=-1 deadline=$((SECONDS + 30))
+
+        events "$1"
+        want=$(jq '[.events[] | select(.type != "claimed")] | length' <<<"$BODY")
+        while ((SECONDS < deadline)); do
+                journal -o json "MAKIMA_TASK_ID=$1" | jq -sc . >"$TMP/entries.json" || e2e_fail "journalctl failed"
+                got=$(jq length "$TMP/entries.json")
+                ((got >= want)) && break
+                sleep 0.2
+        done
+        ((got == want)) || e2e_fail "task $1: $got journal entries, the store has $want events besides the claim"
+        cat "$TMP/entries.json"
+}
+
+# journal_matches_store ID ENTRIES: MAKIMA_SEQ and MAKIMA_EVENT are the
+# store's seq and type, in its order; every entry is one of the task's, from
+# makima-worker, with a one-line MESSAGE.
+journal_matches_store() {
+        local stored journaled
+
+        events "$1"
+        stored=$(jq -c '[.events[] | select(.type != "claimed") | [.seq, .type]]' <<<"$BODY")
+        journaled=$(jq -c '[.[] | [(.MAKIMA_SEQ | tonumber), .MAKIMA_EVENT]]' <<<"$2")
+        [[ "$journaled" == "$stored" ]] || e2e_fail "task $1: journal $journaled, store $stored"
+        jq -e --arg id "$1" 'all(.[]; .MAKIMA_TASK_ID == $id and .SYSLOG_IDENTIFIER == "makima-worker" and
+                .MAKIMA_ITERATION == "1" and (.MESSAGE | type == "string" and length > 0 and (contains("\n") | not)))' \
+                <<<"$2" >/dev/null || e2e_fail "task $1: entries lack fields: $(head -c 3000 <<<"$2")"
+}
 
 # wait_requests N: until the fake API has logged N main requests.
 wait_requests() {
@@ -93,13 +130,65 @@ events "$ID"
 jq -e --arg wt "$WORKTREE" '[.events[] | select(.type == "system")][0].data.cwd == $wt' <<<"$BODY" >/dev/null ||
         e2e_fail "the agent's cwd is not its worktree"
 [[ -n "$(ls "$STATE/homes/$ID/.claude/projects/" 2>/dev/null)" ]] || e2e_fail "the session is not in the task's home"
+# Each of its events is a journal entry that tells the story in one line,
+# or (without a journal) the same line on the worker's stderr.
+if [[ -n "$E2E_JOURNAL_DIR" ]]; then
+        ENTRIES=$(journal_entries "$ID")
+        journal_matches_store "$ID" "$ENTRIES"
+        jq -e '[.[].MAKIMA_EVENT] | index("system") and index("assistant") and index("user") and index("result") and
+                index("status")' <<<"$ENTRIES" >/dev/null || e2e_fail "event types missing from the journal: $ENTRIES"
+        jq -e 'all(.[]; .PRIORITY == "6") and (any(.[]; has("MAKIMA_CONTRACT_ID")) | not)' <<<"$ENTRIES" >/dev/null ||
+                e2e_fail "a task that went well has entries that are not info, or a contract: $ENTRIES"
+        events "$ID"
+        RESULT_LINE=$(jq -r '[.events[] | select(.type == "result")][0].data |
+                "result success $\(.total_cost_usd) \(.num_turns) turns"' <<<"$BODY")
+        RESULT_LINE=$(LC_ALL=C awk '{ printf "%s %s $%.4f %s %s", $1, $2, substr($3, 2), $4, $5 }' <<<"$RESULT_LINE")
+        [[ "$RESULT_LINE" =~ ^result\ success\ \$0\.[0-9]{4}\ 3\ turns$ ]] || e2e_fail "unexpected result: $RESULT_LINE"
+        SESSION=$(jq -r '[.events[] | select(.type == "system")][0].data.session_id' <<<"$BODY")
+        # `journalctl MAKIMA_TASK_ID=…` as a person reads it.
+        journal -o cat "MAKIMA_TASK_ID=$ID" >"$TMP/story.txt" || e2e_fail "journalctl failed"
+        STORY=$(jq -R -s -c 'split("\n") | map(select(length > 0))' "$TMP/story.txt")
+        jq -e --arg session "$SESSION" --arg result "$RESULT_LINE" '
+                . as $s | [$s[] | select(startswith("status ") | not)] as $agent |
+                ($agent | length) == 8 and
+                ($agent[0] | startswith("init session " + $session + " model ")) and
+                $agent[1] == "I will create hello.txt." and
+                $agent[2] == "tool Write hello.txt" and
+                $agent[3] == "tool_result ok" and
+                ($agent[4] | startswith("tool Bash ")) and
+                $agent[5] == "tool_result ok" and
+                $agent[6] == "Done: hello.txt is committed." and
+                $agent[7] == $result and
+                $s[-1] == "status done"' <<<"$STORY" >/dev/null || e2e_fail "the journal tells: $STORY"
+        # The journal was written, not the fallback on stderr.
+        ! grep -q "${ID8} tool Write" "$TMP/up.err" || e2e_fail "agent events went to stderr although a journal runs"
+else
+        grep -q "${ID8} tool Write hello.txt\$" "$TMP/up.err" || e2e_fail "without a journal, the events are not on stderr"
+        grep -q "${ID8} tool_result ok\$" "$TMP/up.err" || e2e_fail "without a journal, the tool results are not on stderr"
+fi
 
 # ---- 2. not logged in ----
 say "not logged in"
 fake_start '{"steps": [{"error": 401, "times": "always"}]}'
-AUTH=$(task_create "This agent has a bad key.")
+# (in a contract, which its journal entries name)
+CONTRACT=$("$MAKIMA" contract create e2e-not-logged-in) || e2e_fail "makima contract create failed"
+AUTH=$(task_create "This agent has a bad key." --contract "$CONTRACT")
 wait_status "$AUTH" failed 120
 expect_json .error "agent is not logged in on worker 1 (Invalid API key · Fix external API key)"
+expect_json .contract_id "$CONTRACT"
+if [[ -n "$E2E_JOURNAL_DIR" ]]; then
+        ENTRIES=$(journal_entries "$AUTH")
+        journal_matches_store "$AUTH" "$ENTRIES"
+        jq -e --arg c "$CONTRACT" 'all(.[]; .MAKIMA_CONTRACT_ID == $c)' <<<"$ENTRIES" >/dev/null ||
+                e2e_fail "entries do not name the contract: $ENTRIES"
+        # Errors are LOG_ERR: the failed result and the failure.
+        jq -e '[.[] | select(.MAKIMA_EVENT == "result")] | length > 0 and
+                all(.PRIORITY == "3" and (.MESSAGE | startswith("result error")))' <<<"$ENTRIES" >/dev/null ||
+                e2e_fail "the failed result is not an error: $ENTRIES"
+        jq -e '.[-1] | .MAKIMA_EVENT == "status" and .PRIORITY == "3" and
+                .MESSAGE == "status failed: agent is not logged in on worker 1 (Invalid API key · Fix external API key)"' \
+                <<<"$ENTRIES" >/dev/null || e2e_fail "the failure is not an error: $ENTRIES"
+fi
 req admin GET "/api/v1/notifications?limit=100"
 jq -e --arg id "$AUTH" '[.notifications[] | select(.task_id == $id and .level == "error")] | length == 1' \
         <<<"$BODY" >/dev/null || e2e_fail "no notification: $BODY"
