@@ -3,6 +3,7 @@
  * command, one call per connection with errors reported in one line, paging
  * through lists, and turning short ids into full ones. */
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 
@@ -319,18 +320,15 @@ int cli_resolve_id(Cli *cli, const char *collection, const char *noun, const cha
         return 0;
 }
 
-int cli_parse_id_command(Cli *cli, const char *command, const char *collection, const char *noun, int argc,
-                         char *argv[], void (*help)(void), char **ret_id) {
-        static const struct option options[] = {
-                CLI_COMMON_OPTIONS,
-                {}
-        };
+int cli_parse_id_operands(Cli *cli, const char *command, const char *collection, const char *noun, int argc,
+                          char *argv[], const struct option options[], const char *short_options, void (*help)(void),
+                          CliOptionHandler handler, void *userdata, int n, const char *names, char **ret_id) {
         int r;
 
-        r = cli_parse_options(cli, command, argc, argv, options, NULL, help, NULL, NULL);
+        r = cli_parse_options(cli, command, argc, argv, options, short_options, help, handler, userdata);
         if (r <= 0)
                 return r;
-        r = cli_want_operands(cli, command, argc, argv, 1, "ID");
+        r = cli_want_operands(cli, command, argc, argv, n, names);
         if (r < 0)
                 return r;
         r = cli_resolve_id(cli, collection, noun, argv[optind], ret_id);
@@ -339,8 +337,55 @@ int cli_parse_id_command(Cli *cli, const char *command, const char *collection, 
         return 1;
 }
 
-char *cli_url_escape(const char *s) {
-        static const char hex[] = "0123456789ABCDEF";
+int cli_parse_id_command(Cli *cli, const char *command, const char *collection, const char *noun, int argc,
+                         char *argv[], void (*help)(void), char **ret_id) {
+        static const struct option options[] = {
+                CLI_COMMON_OPTIONS,
+                {}
+        };
+
+        return cli_parse_id_operands(cli, command, collection, noun, argc, argv, options, NULL, help, NULL, NULL,
+                                     1, "ID", ret_id);
+}
+
+int cli_create(Cli *cli, json_object *body, const char *command, const char *path) {
+        _cleanup_json_ json_object *reply = NULL;
+        int r;
+
+        r = cli_call(cli, "POST", body, command, &reply, "%s", path);
+        if (r < 0)
+                return r;
+        if (cli->json)
+                return cli_print_json(reply);
+        printf("%s\n", strna(json_get_string(reply, "id")));
+        return 0;
+}
+
+int cli_get_object(Cli *cli, const char *collection, const char *noun, const char *id, json_object **ret) {
+        _cleanup_free_ char *what = NULL;
+
+        if (asprintf(&what, "%s %s", noun, id) < 0)
+                return log_oom();
+        return cli_call(cli, "GET", NULL, what, ret, "/%s/%s", collection, id);
+}
+
+int cli_delete_object(Cli *cli, const char *collection, const char *noun, const char *id) {
+        _cleanup_free_ char *what = NULL;
+        char sid[9];
+        int r;
+
+        if (asprintf(&what, "%s %s", noun, id) < 0)
+                return log_oom();
+        r = cli_call(cli, "DELETE", NULL, what, NULL, "/%s/%s", collection, id);
+        if (r < 0)
+                return r;
+        if (!cli->json)
+                printf("%c%s %s deleted.\n", toupper((unsigned char) noun[0]), noun + 1, short_id(id, sid));
+        return 0;
+}
+
+char *cli_percent_escape(const char *s, const char *keep, bool lowercase) {
+        const char *hex = lowercase ? "0123456789abcdef" : "0123456789ABCDEF";
         char *buf, *p;
 
         buf = malloc(strlen(s) * 3 + 1);
@@ -350,8 +395,7 @@ char *cli_url_escape(const char *s) {
         for (; *s; s++) {
                 unsigned char c = (unsigned char) *s;
 
-                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    strchr("-._~", c))
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr(keep, c))
                         *p++ = (char) c;
                 else {
                         *p++ = '%';
@@ -361,6 +405,10 @@ char *cli_url_escape(const char *s) {
         }
         *p = '\0';
         return buf;
+}
+
+char *cli_url_escape(const char *s) {
+        return cli_percent_escape(s, "-._~", false);
 }
 
 /* Fetches the events after *after, page by page (by sequence number, which stays stable while

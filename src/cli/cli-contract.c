@@ -146,13 +146,7 @@ int verb_contract_create(Cli *cli, int argc, char *argv[]) {
              json_object_object_add(body, "max_cost_usd", json_object_new_double(a.max_cost_usd)) < 0))
                 return log_oom();
 
-        r = cli_call(cli, "POST", body, "contract create", &reply, "/contracts");
-        if (r < 0)
-                return r;
-        if (cli->json)
-                return cli_print_json(reply);
-        printf("%s\n", strna(json_get_string(reply, "id")));
-        return 0;
+        return cli_create(cli, body, "contract create", "/contracts");
 }
 
 static int handle_status(Cli *cli, int c, const char *arg, void *userdata) {
@@ -220,18 +214,9 @@ static int parse_id_command(Cli *cli, const char *command, int argc, char *argv[
                 CLI_COMMON_OPTIONS,
                 {}
         };
-        int r;
 
-        r = cli_parse_options(cli, command, argc, argv, options, NULL, help, NULL, NULL);
-        if (r <= 0)
-                return r;
-        r = cli_want_operands(cli, command, argc, argv, n, names);
-        if (r < 0)
-                return r;
-        r = cli_resolve_id(cli, "contracts", "contract", argv[optind], ret_id);
-        if (r < 0)
-                return r;
-        return 1;
+        return cli_parse_id_operands(cli, command, "contracts", "contract", argc, argv, options, NULL, help, NULL, NULL,
+                                     n, names, ret_id);
 }
 
 int verb_contract_show(Cli *cli, int argc, char *argv[]) {
@@ -243,9 +228,7 @@ int verb_contract_show(Cli *cli, int argc, char *argv[]) {
         r = parse_id_command(cli, "contract show", argc, argv, help_show, 1, "ID", &id);
         if (r <= 0)
                 return r;
-        if (asprintf(&what, "contract %s", id) < 0)
-                return log_oom();
-        r = cli_call(cli, "GET", NULL, what, &reply, "/contracts/%s", id);
+        r = cli_get_object(cli, "contracts", "contract", id, &reply);
         if (r < 0)
                 return r;
         if (cli->json)
@@ -290,21 +273,13 @@ int verb_contract_phase(Cli *cli, int argc, char *argv[]) {
 }
 
 int verb_contract_delete(Cli *cli, int argc, char *argv[]) {
-        _cleanup_free_ char *id = NULL, *what = NULL;
-        char sid[9];
+        _cleanup_free_ char *id = NULL;
         int r;
 
         r = parse_id_command(cli, "contract delete", argc, argv, help_delete, 1, "ID", &id);
         if (r <= 0)
                 return r;
-        if (asprintf(&what, "contract %s", id) < 0)
-                return log_oom();
-        r = cli_call(cli, "DELETE", NULL, what, NULL, "/contracts/%s", id);
-        if (r < 0)
-                return r;
-        if (!cli->json)
-                printf("Contract %s deleted.\n", short_id(id, sid));
-        return 0;
+        return cli_delete_object(cli, "contracts", "contract", id);
 }
 
 typedef struct EventsArgs {

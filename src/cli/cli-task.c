@@ -247,13 +247,7 @@ int verb_task_create(Cli *cli, int argc, char *argv[]) {
              json_object_object_add(body, "max_cost_usd", json_object_new_double(a.max_cost_usd)) < 0))
                 return log_oom();
 
-        r = cli_call(cli, "POST", body, "task create", &reply, "/tasks");
-        if (r < 0)
-                return r;
-        if (cli->json)
-                return cli_print_json(reply);
-        printf("%s\n", strna(json_get_string(reply, "id")));
-        return 0;
+        return cli_create(cli, body, "task create", "/tasks");
 }
 
 /* A task without a name is known by the start of its plan. */
@@ -353,19 +347,9 @@ static int parse_id_command(Cli *cli, const char *command, int argc, char *argv[
                 { "follow", no_argument,       NULL, 'f'       },
                 {}
         };
-        int r;
 
-        r = cli_parse_options(cli, command, argc, argv, a ? options_events : options, a ? "f" : NULL, help,
-                              handle_option, a);
-        if (r <= 0)
-                return r;
-        r = cli_want_operands(cli, command, argc, argv, 1, "ID");
-        if (r < 0)
-                return r;
-        r = cli_resolve_id(cli, "tasks", "task", argv[optind], ret_id);
-        if (r < 0)
-                return r;
-        return 1;
+        return cli_parse_id_operands(cli, command, "tasks", "task", argc, argv, a ? options_events : options,
+                                     a ? "f" : NULL, help, handle_option, a, 1, "ID", ret_id);
 }
 
 /* copy_files one path a line ("-" for none): paths are not a sequence of words. */
@@ -455,9 +439,7 @@ int verb_task_show(Cli *cli, int argc, char *argv[]) {
         r = parse_id_command(cli, "task show", argc, argv, help_show, NULL, &id);
         if (r <= 0)
                 return r;
-        if (asprintf(&what, "task %s", id) < 0)
-                return log_oom();
-        r = cli_call(cli, "GET", NULL, what, &reply, "/tasks/%s", id);
+        r = cli_get_object(cli, "tasks", "task", id, &reply);
         if (r < 0)
                 return r;
         if (cli->json)
@@ -482,19 +464,11 @@ int verb_task_events(Cli *cli, int argc, char *argv[]) {
 }
 
 int verb_task_delete(Cli *cli, int argc, char *argv[]) {
-        _cleanup_free_ char *id = NULL, *what = NULL;
-        char sid[9];
+        _cleanup_free_ char *id = NULL;
         int r;
 
         r = parse_id_command(cli, "task delete", argc, argv, help_delete, NULL, &id);
         if (r <= 0)
                 return r;
-        if (asprintf(&what, "task %s", id) < 0)
-                return log_oom();
-        r = cli_call(cli, "DELETE", NULL, what, NULL, "/tasks/%s", id);
-        if (r < 0)
-                return r;
-        if (!cli->json)
-                printf("Task %s deleted.\n", short_id(id, sid));
-        return 0;
+        return cli_delete_object(cli, "tasks", "task", id);
 }

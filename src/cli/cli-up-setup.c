@@ -125,26 +125,7 @@ int up_bus_find(char **ret) {
 /* A D-Bus address value: bytes other than [-0-9A-Za-z_/.\*] are %-escaped.
  * That also keeps it plain in XML and in a shell. */
 static char *bus_address_escape(const char *s) {
-        static const char hex[] = "0123456789abcdef";
-        char *buf, *p;
-
-        buf = malloc(strlen(s) * 3 + 1);
-        if (!buf)
-                return NULL;
-        p = buf;
-        for (; *s; s++) {
-                unsigned char c = (unsigned char) *s;
-
-                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-_/.\\*", c))
-                        *p++ = (char) c;
-                else {
-                        *p++ = '%';
-                        *p++ = hex[c >> 4];
-                        *p++ = hex[c & 15];
-                }
-        }
-        *p = '\0';
-        return buf;
+        return cli_percent_escape(s, "-_/.\\*", true);
 }
 
 static int write_file(const char *path, const char *text) {

@@ -64,13 +64,14 @@ typedef struct Verb {
         int (*run)(Cli *cli, int argc, char *argv[]);
 } Verb;
 
+typedef int (*CliOptionHandler)(Cli *cli, int c, const char *arg, void *userdata);
+
 /* Parses argv for a command with the given options (common ones included by
  * the caller's table). For each option not common calls handle(). Prints
  * the help and returns 0 on --help; returns 1 to go on, < 0 on a usage
  * error. Leaves optind at the first operand. */
 int cli_parse_options(Cli *cli, const char *command, int argc, char *argv[], const struct option *options,
-                      const char *short_options, void (*help)(void),
-                      int (*handle)(Cli *cli, int c, const char *arg, void *userdata), void *userdata);
+                      const char *short_options, void (*help)(void), CliOptionHandler handle, void *userdata);
 
 /* Checks that exactly n operands follow the options; `names` says which for the message. */
 int cli_want_operands(Cli *cli, const char *command, int argc, char *argv[], int n, const char *names);
@@ -103,6 +104,19 @@ int cli_report_response(Cli *cli, const HttpResponse *resp, const char *what);
 int cli_parse_id_command(Cli *cli, const char *command, const char *collection, const char *noun, int argc,
                          char *argv[], void (*help)(void), char **ret_id);
 
+/* cli_parse_id_command() with the command's own options (handled by
+ * handler) and n operands, named `names` in the usage error; the first is the ID. */
+int cli_parse_id_operands(Cli *cli, const char *command, const char *collection, const char *noun, int argc,
+                          char *argv[], const struct option options[], const char *short_options, void (*help)(void),
+                          CliOptionHandler handler, void *userdata, int n, const char *names, char **ret_id);
+
+/* POSTs body to path and prints the new object's id (or, with --json, the answer). */
+int cli_create(Cli *cli, json_object *body, const char *command, const char *path);
+/* GETs /collection/id; errors name the object as "noun id". */
+int cli_get_object(Cli *cli, const char *collection, const char *noun, const char *id, json_object **ret);
+/* DELETEs /collection/id and says so ("Task 1a2b3c4d deleted.") unless --json. */
+int cli_delete_object(Cli *cli, const char *collection, const char *noun, const char *id);
+
 /* Calls GET on a list path and collects every page of its "key" array into
  * one {"key":[…]} object (the API's own shape). query is "" or "a=b&c=d". */
 int cli_list_all(Cli *cli, const char *collection, const char *query, const char *what, json_object **ret);
@@ -119,6 +133,9 @@ int cli_show_events(Cli *cli, const char *collection, const char *id, int64_t af
 
 /* URL-encodes s for a query string. */
 char *cli_url_escape(const char *s);
+/* %-escapes every byte of s but ASCII letters, digits and those in keep, in
+ * lower- or uppercase hex. */
+char *cli_percent_escape(const char *s, const char *keep, bool lowercase);
 
 /* ---- cli-table.c ---- */
 
