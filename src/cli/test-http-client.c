@@ -250,33 +250,54 @@ static void test_parse_limits(void) {
         ASSERT_EQ(http_response_parse(big, n, true, &r), -E2BIG);
 }
 
-/* A one-shot server: accepts one connection, reads the request head and its
- * Content-Length body, and answers with a chunked echo of the whole request
- * (or, with `silent`, says nothing until killed). */
-static pid_t serve_once(int listen_fd, bool silent) {
+/* Forks a server for one connection. Returns the accepted connection in the
+ * child and -1 in the parent, which gets the child's pid and closes its
+ * copy of the listening socket. */
+static int fork_accept(int listen_fd, pid_t *ret_pid) {
         pid_t pid = fork();
         ASSERT(pid >= 0);
         if (pid > 0) {
                 close(listen_fd);
-                return pid;
+                *ret_pid = pid;
+                return -1;
         }
 
         int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (c < 0)
                 _exit(EXIT_FAILURE);
+        return c;
+}
+
+/* In the server child: reads into req (at most size bytes) until the end of
+ * the request head, and returns where that "\r\n\r\n" starts. */
+static char *read_head(int c, char *req, size_t size, size_t *n) {
+        char *end;
+
+        while (!(end = memmem(req, *n, "\r\n\r\n", 4))) {
+                ssize_t k = read(c, req + *n, size - *n);
+                if (k <= 0)
+                        _exit(EXIT_FAILURE);
+                *n += (size_t) k;
+        }
+        return end;
+}
+
+/* A one-shot server: accepts one connection, reads the request head and its
+ * Content-Length body, and answers with a chunked echo of the whole request
+ * (or, with `silent`, says nothing until killed). */
+static pid_t serve_once(int listen_fd, bool silent) {
+        pid_t pid;
+        int c = fork_accept(listen_fd, &pid);
+        if (c < 0)
+                return pid;
         if (silent)
                 for (;;)
                         pause();
 
         char req[8192];
         size_t n = 0;
-        char *end = NULL;
-        while (!(end = memmem(req, n, "\r\n\r\n", 4))) {
-                ssize_t k = read(c, req + n, sizeof(req) - n - 1);
-                if (k <= 0)
-                        _exit(EXIT_FAILURE);
-                n += (size_t) k;
-        }
+        /* One byte is kept for the NUL that strcasestr() needs. */
+        char *end = read_head(c, req, sizeof(req) - 1, &n);
         req[n] = '\0';
         const char *cl = strcasestr(req, "\r\ncontent-length: ");
         size_t want = (size_t) (end + 4 - req) + (cl ? strtoul(cl + 18, NULL, 10) : 0);
@@ -299,6 +320,43 @@ static pid_t serve_once(int listen_fd, bool silent) {
         _exit(EXIT_SUCCESS);
 }
 
+/* Makes the temporary directory dir (a mkdtemp() template) and the
+ * endpoint of the socket `name` in it. */
+static void unix_endpoint(char *dir, const char *name, HttpEndpoint **ret) {
+        _cleanup_free_ char *url = NULL;
+
+        ASSERT(mkdtemp(dir));
+        ASSERT(asprintf(&url, "unix:%s/%s", dir, name) > 0);
+        ASSERT_EQ(http_endpoint_parse(url, ret), 0);
+}
+
+/* A listening socket at the endpoint's Unix path. */
+static int unix_listen(const HttpEndpoint *e) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int l;
+
+        l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT(l >= 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", e->unix_path);
+        ASSERT_EQ(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ASSERT_EQ(listen(l, 1), 0);
+        return l;
+}
+
+/* A listening socket on a free port of the IPv4 loopback; sa gets the port. */
+static int tcp_listen(struct sockaddr_in *sa) {
+        socklen_t salen = sizeof(*sa);
+        int l;
+
+        l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT(l >= 0);
+        sa->sin_port = 0;
+        ASSERT_EQ(bind(l, (struct sockaddr *) sa, sizeof(*sa)), 0);
+        ASSERT_EQ(getsockname(l, (struct sockaddr *) sa, &salen), 0);
+        ASSERT_EQ(listen(l, 1), 0);
+        return l;
+}
+
 static void wait_ok(pid_t pid) {
         int st;
         ASSERT_EQ(waitpid(pid, &st, 0), pid);
@@ -308,25 +366,16 @@ static void wait_ok(pid_t pid) {
 static void test_unix_roundtrip(void) {
         _cleanup_(http_endpoint_freep) HttpEndpoint *e = NULL;
         _cleanup_(http_response_freep) HttpResponse *r = NULL;
-        _cleanup_free_ char *url = NULL;
         char dir[] = "/tmp/test-http-client-XXXXXX";
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int l, fd;
+        int fd;
         pid_t pid;
 
-        ASSERT(mkdtemp(dir));
-        ASSERT(asprintf(&url, "unix:%s/api.sock", dir) > 0);
-        ASSERT_EQ(http_endpoint_parse(url, &e), 0);
+        unix_endpoint(dir, "api.sock", &e);
 
         /* Nobody listening yet. */
         ASSERT_EQ(http_connect(e, 1 * USEC_PER_SEC), -ENOENT);
 
-        l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ASSERT(l >= 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", e->unix_path);
-        ASSERT_EQ(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        ASSERT_EQ(listen(l, 1), 0);
-        pid = serve_once(l, false);
+        pid = serve_once(unix_listen(e), false);
 
         fd = http_connect(e, 5 * USEC_PER_SEC);
         ASSERT(fd >= 0);
@@ -356,15 +405,10 @@ static void test_tcp_roundtrip(void) {
         _cleanup_(http_response_freep) HttpResponse *r = NULL;
         _cleanup_free_ char *url = NULL;
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t salen = sizeof(sa);
         int l, fd;
         pid_t pid;
 
-        l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ASSERT(l >= 0);
-        ASSERT_EQ(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        ASSERT_EQ(getsockname(l, (struct sockaddr *) &sa, &salen), 0);
-        ASSERT_EQ(listen(l, 1), 0);
+        l = tcp_listen(&sa);
         ASSERT(asprintf(&url, "http://127.0.0.1:%u/prefix/", ntohs(sa.sin_port)) > 0);
         ASSERT_EQ(http_endpoint_parse(url, &e), 0);
 
@@ -383,12 +427,7 @@ static void test_tcp_roundtrip(void) {
         r = http_response_free(r);
 
         /* A server that accepts but never answers runs into the deadline. */
-        l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ASSERT(l >= 0);
-        sa.sin_port = 0;
-        ASSERT_EQ(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        ASSERT_EQ(getsockname(l, (struct sockaddr *) &sa, &salen), 0);
-        ASSERT_EQ(listen(l, 1), 0);
+        l = tcp_listen(&sa);
         e = http_endpoint_free(e);
         url = mfree(url);
         ASSERT(asprintf(&url, "http://localhost:%u", ntohs(sa.sin_port)) > 0);
@@ -512,24 +551,14 @@ static void test_chunked_decode(void) {
 
 /* Writes the pieces one by one with a pause between them, after reading the request head. */
 static pid_t serve_pieces(int listen_fd, const char *const *pieces) {
-        pid_t pid = fork();
-        ASSERT(pid >= 0);
-        if (pid > 0) {
-                close(listen_fd);
-                return pid;
-        }
-
-        int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        pid_t pid;
+        int c = fork_accept(listen_fd, &pid);
         if (c < 0)
-                _exit(EXIT_FAILURE);
+                return pid;
+
         char req[8192];
         size_t n = 0;
-        while (!memmem(req, n, "\r\n\r\n", 4)) {
-                ssize_t k = read(c, req + n, sizeof(req) - n);
-                if (k <= 0)
-                        _exit(EXIT_FAILURE);
-                n += (size_t) k;
-        }
+        (void) read_head(c, req, sizeof(req), &n);
         for (const char *const *p = pieces; *p; p++) {
                 if (write(c, *p, strlen(*p)) != (ssize_t) strlen(*p))
                         _exit(EXIT_FAILURE);
@@ -541,21 +570,12 @@ static pid_t serve_pieces(int listen_fd, const char *const *pieces) {
 /* Opens a stream on a fresh Unix socket served by serve_pieces(). */
 static HttpStream *stream_from(const char *const *pieces, const char *method, pid_t *ret_pid, int *ret_error) {
         _cleanup_(http_endpoint_freep) HttpEndpoint *e = NULL;
-        _cleanup_free_ char *url = NULL;
         char dir[] = "/tmp/test-http-stream-XXXXXX";
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         HttpStream *s = NULL;
-        int l, fd;
+        int fd;
 
-        ASSERT(mkdtemp(dir));
-        ASSERT(asprintf(&url, "unix:%s/s.sock", dir) > 0);
-        ASSERT_EQ(http_endpoint_parse(url, &e), 0);
-        l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ASSERT(l >= 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", e->unix_path);
-        ASSERT_EQ(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        ASSERT_EQ(listen(l, 1), 0);
-        *ret_pid = serve_pieces(l, pieces);
+        unix_endpoint(dir, "s.sock", &e);
+        *ret_pid = serve_pieces(unix_listen(e), pieces);
         fd = http_connect(e, 5 * USEC_PER_SEC);
         ASSERT(fd >= 0);
         *ret_error = http_stream_open(fd, e, method, "/events", NULL, "text/event-stream", NULL, 5 * USEC_PER_SEC, &s);
@@ -641,25 +661,17 @@ static void test_streams(void) {
 /* The request of a stream: Accept and the extra headers go out; bad ones never do. */
 static void test_stream_request(void) {
         _cleanup_(http_endpoint_freep) HttpEndpoint *e = NULL;
-        _cleanup_free_ char *url = NULL, *body = NULL;
+        _cleanup_free_ char *body = NULL;
         char dir[] = "/tmp/test-http-stream-XXXXXX";
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char *headers[] = { (char *) "Last-Event-ID: 42", NULL };
         char *evil[] = { (char *) "X: a\r\nY: b", NULL };
         HttpStream *s = NULL;
         size_t n;
         pid_t pid;
-        int l, fd;
+        int fd;
 
-        ASSERT(mkdtemp(dir));
-        ASSERT(asprintf(&url, "unix:%s/s.sock", dir) > 0);
-        ASSERT_EQ(http_endpoint_parse(url, &e), 0);
-        l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ASSERT(l >= 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", e->unix_path);
-        ASSERT_EQ(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        ASSERT_EQ(listen(l, 1), 0);
-        pid = serve_once(l, false);
+        unix_endpoint(dir, "s.sock", &e);
+        pid = serve_once(unix_listen(e), false);
         fd = http_connect(e, 5 * USEC_PER_SEC);
         ASSERT(fd >= 0);
         ASSERT_EQ(http_stream_open(fd, e, "GET", "/api/v1/tasks/x/events?follow=1", "tok", "text/event-stream", headers,
