@@ -23,25 +23,16 @@ nginx_workers=${BENCH_NGINX_WORKERS:-1}
 min_get_ratio=${BENCH_MIN_GET_RATIO:-0.25}
 pin=${BENCH_PIN:-auto}
 keep=${BENCH_KEEP:-0}
-
-say() { printf 'bench/api: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+bench_name=api
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
 
 if [[ -z "$api_bin" ]]; then
         die "usage: $0 PATH/TO/makima-api (or set MAKIMA_API)"
 fi
-[[ -x "$api_bin" ]] || die "$api_bin is not an executable"
-api_bin=$(realpath "$api_bin")
-
-missing=()
-for tool in wrk:wrk nginx:nginx-light curl:curl jq:jq ss:iproute2; do
-        command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
-done
-if (( ${#missing[@]} )); then
-        say "missing tools; install them with: apt-get install ${missing[*]}"
-        say "(nginx-light, nginx-core or nginx all provide nginx)"
-        exit 77
-fi
+bench_executables api_bin
+bench_tools_hint="(nginx-light, nginx-core or nginx all provide nginx)"
+bench_need_tools wrk:wrk nginx:nginx-light curl:curl jq:jq ss:iproute2
 
 for n in "$duration" "$warmup" "$rounds" "$threads" "$connections" "$ntasks" "${nginx_workers/#auto/1}"; do
         [[ "$n" =~ ^[0-9]+$ ]] || die "BENCH_* settings must be whole numbers, got '$n'"
@@ -62,47 +53,11 @@ else
         pin=0
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/makima-bench-api.XXXXXX")
+# shellcheck disable=SC2034 # bench_cleanup ends them, by their names in bench_pid_vars
 api_pid='' nginx_pid='' wrk_pid=''
-
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-        local rc=$?
-        for pid in $wrk_pid $api_pid $nginx_pid; do
-                kill -TERM "$pid" 2>/dev/null || true
-        done
-        for pid in $wrk_pid $api_pid $nginx_pid; do
-                wait "$pid" 2>/dev/null || true
-        done
-        if (( rc == 1 )) && [[ -s "$tmp/makima-api.log" ]]; then
-                say "last lines of makima-api's log:"
-                tail -n 20 "$tmp/makima-api.log" >&2 || true
-        fi
-        if [[ "$keep" == 1 ]]; then
-                say "kept $tmp"
-        else
-                rm -rf "$tmp"
-        fi
-        exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A loopback port nobody listens on. Racy in theory; the servers fail loudly
-# if someone takes it in between.
-free_port() {
-        local p
-        for _ in $(seq 100); do
-                p=$(( 20000 + RANDOM % 40000 ))
-                if [[ -z "$(ss -Htln "sport = :$p")" ]]; then
-                        echo "$p"
-                        return 0
-                fi
-        done
-        die "no free loopback port found"
-}
-
+bench_pid_vars="wrk_pid api_pid nginx_pid" bench_logs="makima-api"
+# shellcheck disable=SC2119 # no mode: nothing but us reads the directory
+bench_make_tmp
 # ---- makima-api ----
 
 api_port=$(free_port)

@@ -21,87 +21,35 @@ warmup=${BENCH_WARMUP:-5}
 repo_files=${BENCH_REPO_FILES:-0}
 max_ratio=${BENCH_MAX_RATIO:-2}
 keep=${BENCH_KEEP:-0}
-
-say() { printf 'bench/dispatch: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+bench_name=dispatch
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 if [[ -z "$client_bin" ]]; then
         die "usage: $0 makima-api makima-worker dispatch-agent dispatch-client"
 fi
-for b in "$api_bin" "$worker_bin" "$agent_bin" "$client_bin"; do
-        [[ -x "$b" ]] || die "$b is not an executable"
-done
-api_bin=$(realpath "$api_bin") worker_bin=$(realpath "$worker_bin")
-agent_bin=$(realpath "$agent_bin") client_bin=$(realpath "$client_bin")
-
-missing=()
-for tool in git:git bwrap:bubblewrap dbus-daemon:dbus-daemon curl:curl sqlite3:sqlite3; do
-        command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
-done
-if (( ${#missing[@]} )); then
-        say "missing tools; install them with: apt-get install ${missing[*]}"
-        exit 77
-fi
+bench_executables api_bin worker_bin agent_bin client_bin
+bench_need_tools git:git bwrap:bubblewrap dbus-daemon:dbus-daemon curl:curl sqlite3:sqlite3
 for n in "$ntasks" "$warmup" "$repo_files"; do
         [[ "$n" =~ ^[0-9]+$ ]] || die "BENCH_TASKS, BENCH_WARMUP and BENCH_REPO_FILES must be whole numbers, got '$n'"
 done
 (( ntasks >= 1 )) || die "BENCH_TASKS must be at least 1"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/makima-bench-dispatch.XXXXXX")
-# The agent runs as another uid in its sandbox and must reach its worktree.
-chmod 755 "$tmp"
+# shellcheck disable=SC2034 # bench_cleanup ends them, by their names in bench_pid_vars
 api_pid='' worker_pid='' bus_pid='' client_pid=''
-
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-        local rc=$?
-        for pid in $client_pid $worker_pid $api_pid $bus_pid; do
-                kill -TERM "$pid" 2>/dev/null || true
-        done
-        for pid in $client_pid $worker_pid $api_pid $bus_pid; do
-                wait "$pid" 2>/dev/null || true
-        done
-        if (( rc == 1 )); then
-                for log in makima-worker makima-api; do
-                        [[ -s "$tmp/$log.log" ]] || continue
-                        say "last lines of $log's log:"
-                        tail -n 20 "$tmp/$log.log" >&2 || true
-                done
-        fi
-        if [[ "$keep" == 1 ]]; then
-                say "kept $tmp"
-        else
-                rm -rf "$tmp"
-        fi
-        exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
+bench_pid_vars="client_pid worker_pid api_pid bus_pid" bench_logs="makima-worker makima-api"
+bench_make_tmp 755
 # ---- a repository: a README and BENCH_REPO_FILES small source files ----
 
-repo="$tmp/repo"
-git init -q -b main "$repo"
-mkdir -p "$repo/src"
+mkdir -p "$tmp/repo/src"
 for (( i = 1; i <= repo_files; i++ )); do
-        seq 1 "$((i * 10))" | sed "s/^/line /" > "$repo/src/file$i.c"
+        seq 1 "$((i * 10))" | sed "s/^/line /" > "$tmp/repo/src/file$i.c"
 done
-echo "bench/dispatch repository" > "$repo/README"
-git -C "$repo" add .
-git -C "$repo" -c user.name=bench -c user.email=bench@example.invalid commit -q -m "initial commit"
+bench_make_repo
 
 # ---- a private bus, makima-api and one makima-worker ----
 
-dbus-daemon --config-file=/usr/share/dbus-1/session.conf --address="unix:path=$tmp/bus" --nofork --nopidfile \
-        >"$tmp/dbus.log" 2>&1 &
-bus_pid=$!
-for _ in $(seq 100); do
-        [[ -S "$tmp/bus" ]] && break
-        sleep 0.05
-done
-[[ -S "$tmp/bus" ]] || die "dbus-daemon did not start"
-export MAKIMA_BUS_ADDRESS="unix:path=$tmp/bus"
+bench_start_bus
 
 # The poll interval is an hour: a task starts promptly only through the
 # TaskQueued signal, which is what is measured.
@@ -121,27 +69,10 @@ Command=$agent_bin
 Enabled=yes
 EOF
 
-api_sock="$tmp/api.sock"
-"$api_bin" --config "$tmp/makima.conf" --listen "unix:$api_sock" >"$tmp/makima-api.log" 2>&1 &
-api_pid=$!
-for _ in $(seq 200); do
-        kill -0 "$api_pid" 2>/dev/null || die "makima-api exited during start-up"
-        [[ -S "$api_sock" ]] && curl -sf -o /dev/null --unix-socket "$api_sock" http://localhost/api/v1/health && break
-        sleep 0.05
-done
-curl -sf -o /dev/null --unix-socket "$api_sock" http://localhost/api/v1/health ||
-        die "makima-api does not answer GET /api/v1/health"
+bench_start_api
 
 # -v: the worker logs how long each stage of a start took (shown below).
-MAKIMA_JOURNAL=stderr "$worker_bin" --config "$tmp/makima.conf" --state-dir "$tmp/state" --instance 1 -v \
-        >"$tmp/makima-worker.log" 2>&1 &
-worker_pid=$!
-for _ in $(seq 200); do
-        grep -q "Worker .*: up to" "$tmp/makima-worker.log" && break
-        kill -0 "$worker_pid" 2>/dev/null || die "makima-worker exited during start-up"
-        sleep 0.05
-done
-grep -q "Worker .*: up to" "$tmp/makima-worker.log" || die "makima-worker did not start"
+bench_start_worker MAKIMA_JOURNAL=stderr -- -v
 grep -q "Listening for .* signals" "$tmp/makima-worker.log" ||
         die "makima-worker is not listening on the bus: it would only poll"
 

@@ -21,26 +21,15 @@ min_rate=${BENCH_MIN_RATE:-50000}
 journal=${BENCH_JOURNAL:-stderr}
 keep=${BENCH_KEEP:-0}
 journald_bin=/lib/systemd/systemd-journald
-
-say() { printf 'bench/ingest: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+bench_name=ingest
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 if [[ -z "$agent_bin" ]]; then
         die "usage: $0 makima-api makima-worker ingest-agent"
 fi
-for b in "$api_bin" "$worker_bin" "$agent_bin"; do
-        [[ -x "$b" ]] || die "$b is not an executable"
-done
-api_bin=$(realpath "$api_bin") worker_bin=$(realpath "$worker_bin") agent_bin=$(realpath "$agent_bin")
-
-missing=()
-for tool in git:git bwrap:bubblewrap dbus-daemon:dbus-daemon curl:curl jq:jq sqlite3:sqlite3; do
-        command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
-done
-if (( ${#missing[@]} )); then
-        say "missing tools; install them with: apt-get install ${missing[*]}"
-        exit 77
-fi
+bench_executables api_bin worker_bin agent_bin
+bench_need_tools git:git bwrap:bubblewrap dbus-daemon:dbus-daemon curl:curl jq:jq sqlite3:sqlite3
 if ! [[ "$nlines" =~ ^[0-9]+$ ]] || (( nlines < 2 )); then
         die "BENCH_LINES must be a whole number >= 2, got '$nlines'"
 fi
@@ -69,37 +58,10 @@ stderr) ;;
 *) die "BENCH_JOURNAL must be stderr or journald, got '$journal'" ;;
 esac
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/makima-bench-ingest.XXXXXX")
-chmod 755 "$tmp"
+# shellcheck disable=SC2034 # bench_cleanup ends them, by their names in bench_pid_vars
 api_pid='' worker_pid='' bus_pid='' journald_pid=''
-
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-        local rc=$?
-        for pid in $worker_pid $api_pid $bus_pid $journald_pid; do
-                kill -TERM "$pid" 2>/dev/null || true
-        done
-        for pid in $worker_pid $api_pid $bus_pid $journald_pid; do
-                wait "$pid" 2>/dev/null || true
-        done
-        if (( rc == 1 )); then
-                for log in makima-worker makima-api journald; do
-                        [[ -s "$tmp/$log.log" ]] || continue
-                        say "last lines of $log's log:"
-                        tail -n 20 "$tmp/$log.log" >&2 || true
-                done
-        fi
-        if [[ "$keep" == 1 ]]; then
-                say "kept $tmp"
-        else
-                rm -rf "$tmp"
-        fi
-        exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
+bench_pid_vars="worker_pid api_pid bus_pid journald_pid" bench_logs="makima-worker makima-api journald"
+bench_make_tmp 755
 if [[ "$journal" == journald ]]; then
         mount -t tmpfs tmpfs /run
         [[ -d /var/log/journal ]] && mount -t tmpfs tmpfs /var/log/journal
@@ -110,6 +72,7 @@ if [[ "$journal" == journald ]]; then
         [[ -e /etc/systemd/journald.conf ]] || die "no /etc/systemd/journald.conf to stand in for"
         mount --bind "$tmp/journald.conf" /etc/systemd/journald.conf
         "$journald_bin" >"$tmp/journald.log" 2>&1 &
+        # shellcheck disable=SC2034 # bench_cleanup ends it
         journald_pid=$!
         for _ in $(seq 100); do
                 [[ -S /run/systemd/journal/socket ]] && break
@@ -121,21 +84,8 @@ else
         journal_what="stderr, into a file (MAKIMA_JOURNAL=stderr)"
 fi
 
-repo="$tmp/repo"
-git init -q -b main "$repo"
-echo "bench/ingest repository" > "$repo/README"
-git -C "$repo" add README
-git -C "$repo" -c user.name=bench -c user.email=bench@example.invalid commit -q -m "initial commit"
-
-dbus-daemon --config-file=/usr/share/dbus-1/session.conf --address="unix:path=$tmp/bus" --nofork --nopidfile \
-        >"$tmp/dbus.log" 2>&1 &
-bus_pid=$!
-for _ in $(seq 100); do
-        [[ -S "$tmp/bus" ]] && break
-        sleep 0.05
-done
-[[ -S "$tmp/bus" ]] || die "dbus-daemon did not start"
-export MAKIMA_BUS_ADDRESS="unix:path=$tmp/bus"
+bench_make_repo
+bench_start_bus
 
 cat > "$tmp/makima.conf" <<EOF
 [Store]
@@ -154,28 +104,11 @@ Environment=BENCH_INGEST_LINES=$nlines
 Enabled=yes
 EOF
 
-api_sock="$tmp/api.sock"
-"$api_bin" --config "$tmp/makima.conf" --listen "unix:$api_sock" >"$tmp/makima-api.log" 2>&1 &
-api_pid=$!
-api() { curl -sS --fail-with-body --unix-socket "$api_sock" "$@"; }
-for _ in $(seq 200); do
-        kill -0 "$api_pid" 2>/dev/null || die "makima-api exited during start-up"
-        [[ -S "$api_sock" ]] && api -o /dev/null http://localhost/api/v1/health 2>/dev/null && break
-        sleep 0.05
-done
-api -o /dev/null http://localhost/api/v1/health || die "makima-api does not answer GET /api/v1/health"
+bench_start_api
 
 worker_env=()
 [[ "$journal" == stderr ]] && worker_env=(MAKIMA_JOURNAL=stderr)
-env "${worker_env[@]}" "$worker_bin" --config "$tmp/makima.conf" --state-dir "$tmp/state" --instance 1 \
-        >"$tmp/makima-worker.log" 2>&1 &
-worker_pid=$!
-for _ in $(seq 200); do
-        grep -q "Worker .*: up to" "$tmp/makima-worker.log" && break
-        kill -0 "$worker_pid" 2>/dev/null || die "makima-worker exited during start-up"
-        sleep 0.05
-done
-grep -q "Worker .*: up to" "$tmp/makima-worker.log" || die "makima-worker did not start"
+bench_start_worker "${worker_env[@]}"
 
 # cpu_ticks: the worker's utime + stime so far (fields 14 and 15 of its
 # stat; the name in field 2 has no spaces).

@@ -20,64 +20,22 @@ iterations=${BENCH_ITERATIONS:-50}
 max_p50_ms=${BENCH_MAX_P50_MS:-50}
 sandbox=${BENCH_SANDBOX:-yes}
 keep=${BENCH_KEEP:-0}
-
-say() { printf 'bench/loop: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+bench_name=loop
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 [[ -n "$agent_bin" ]] || die "usage: $0 makima-api makima-worker loop-agent"
-for b in "$api_bin" "$worker_bin" "$agent_bin"; do
-        [[ -x "$b" ]] || die "$b is not an executable"
-done
-api_bin=$(realpath "$api_bin") worker_bin=$(realpath "$worker_bin") agent_bin=$(realpath "$agent_bin")
-
-missing=()
-for tool in git:git bwrap:bubblewrap curl:curl jq:jq sqlite3:sqlite3; do
-        command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
-done
-if (( ${#missing[@]} )); then
-        say "missing tools; install them with: apt-get install ${missing[*]}"
-        exit 77
-fi
+bench_executables api_bin worker_bin agent_bin
+bench_need_tools git:git bwrap:bubblewrap curl:curl jq:jq sqlite3:sqlite3
 if ! [[ "$iterations" =~ ^[0-9]+$ ]] || (( iterations < 2 || iterations > 50 )); then
         die "BENCH_ITERATIONS must be a whole number from 2 to 50 (the hard limit), got '$iterations'"
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/makima-bench-loop.XXXXXX")
-chmod 755 "$tmp"
+# shellcheck disable=SC2034 # bench_cleanup ends them, by their names in bench_pid_vars
 api_pid='' worker_pid=''
-
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-        local rc=$?
-        for pid in $worker_pid $api_pid; do
-                kill -TERM "$pid" 2>/dev/null || true
-        done
-        for pid in $worker_pid $api_pid; do
-                wait "$pid" 2>/dev/null || true
-        done
-        if (( rc == 1 )); then
-                for log in makima-worker makima-api; do
-                        [[ -s "$tmp/$log.log" ]] || continue
-                        say "last lines of $log's log:"
-                        tail -n 20 "$tmp/$log.log" >&2 || true
-                done
-        fi
-        if [[ "$keep" == 1 ]]; then
-                say "kept $tmp"
-        else
-                rm -rf "$tmp"
-        fi
-        exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-repo="$tmp/repo"
-git init -q -b main "$repo"
-echo "bench/loop repository" > "$repo/README"
-git -C "$repo" add README
-git -C "$repo" -c user.name=bench -c user.email=bench@example.invalid commit -q -m "initial commit"
+bench_pid_vars="worker_pid api_pid" bench_logs="makima-worker makima-api"
+bench_make_tmp 755
+bench_make_repo
 
 cat > "$tmp/makima.conf" <<EOC
 [Store]
@@ -96,26 +54,8 @@ Environment=BENCH_LOOP_ITERATIONS=$iterations
 Enabled=$sandbox
 EOC
 
-api_sock="$tmp/api.sock"
-"$api_bin" --config "$tmp/makima.conf" --listen "unix:$api_sock" >"$tmp/makima-api.log" 2>&1 &
-api_pid=$!
-api() { curl -sS --fail-with-body --unix-socket "$api_sock" "$@"; }
-for _ in $(seq 200); do
-        kill -0 "$api_pid" 2>/dev/null || die "makima-api exited during start-up"
-        [[ -S "$api_sock" ]] && api -o /dev/null http://localhost/api/v1/health 2>/dev/null && break
-        sleep 0.05
-done
-api -o /dev/null http://localhost/api/v1/health || die "makima-api does not answer GET /api/v1/health"
-
-MAKIMA_JOURNAL=stderr MAKIMA_LOG_LEVEL=debug "$worker_bin" --config "$tmp/makima.conf" --state-dir "$tmp/state" --instance 1 \
-        >"$tmp/makima-worker.log" 2>&1 &
-worker_pid=$!
-for _ in $(seq 200); do
-        grep -q "Worker .*: up to" "$tmp/makima-worker.log" && break
-        kill -0 "$worker_pid" 2>/dev/null || die "makima-worker exited during start-up"
-        sleep 0.05
-done
-grep -q "Worker .*: up to" "$tmp/makima-worker.log" || die "makima-worker did not start"
+bench_start_api
+bench_start_worker MAKIMA_JOURNAL=stderr MAKIMA_LOG_LEVEL=debug
 
 id=$(api -H 'Content-Type: application/json' \
         -d "$(jq -nc --arg repo "$repo" --argjson n "$iterations" \
