@@ -194,6 +194,14 @@ expect_message() {
         jq -er '.error.message' <<<"$BODY" | grep -Eq -- "$1" || fail "error message does not match /$1/"
 }
 
+# expect_bad_field TRANSPORT METHOD PATH BODY WHAT [REGEX]: req, then the
+# answer is the 400 invalid_field error, its message matching REGEX if given.
+expect_bad_field() {
+        req "$1" "$2" "$3" "$4"
+        expect_error 400 invalid_field "$5"
+        (( $# < 6 )) || expect_message "$6"
+}
+
 # jqr FILTER: FILTER applied to the last answer, raw.
 jqr() {
         jq -er "$1" <<<"$BODY" || fail "jq '$1' failed on the answer"

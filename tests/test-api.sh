@@ -158,12 +158,8 @@ expect_header Location "/api/v1/tokens/$alice_token_id"
 req admin POST /api/v1/tokens '{"owner":"bob"}'
 expect_status 201 "token for bob"
 bob=$(jqr .token)
-req admin POST /api/v1/tokens '{"owner":"-x"}'
-expect_error 400 invalid_field "bad owner name"
-expect_message "'owner'"
-req admin POST /api/v1/tokens '{"description":"nobody"}'
-expect_error 400 invalid_field "token without owner"
-expect_message "field 'owner' is required"
+expect_bad_field admin POST /api/v1/tokens '{"owner":"-x"}' "bad owner name" "'owner'"
+expect_bad_field admin POST /api/v1/tokens '{"description":"nobody"}' "token without owner" "field 'owner' is required"
 req "$alice" POST /api/v1/tokens '{"owner":"alice"}'
 expect_error 403 forbidden "token by a non-admin"
 req "$alice" DELETE "/api/v1/tokens/$alice_token_id"
@@ -200,33 +196,21 @@ expect_json .owner carol
 req admin POST /api/v1/contracts '{"name":"admin own"}'
 expect_status 201 "admin creates a contract for itself"
 expect_json .owner "$(id -un)"
-req "$alice" POST /api/v1/contracts '{"name":"x","owner":"bob"}'
-expect_error 400 invalid_field "non-admin sets an owner"
-expect_message "field 'owner'"
-req "$alice" POST /api/v1/contracts '{"name":"x","type":"weird"}'
-expect_error 400 invalid_field "bad contract type"
-expect_message "field 'type'.*spec, simple, execute"
-req "$alice" POST /api/v1/contracts '{"name":""}'
-expect_error 400 invalid_field "empty name"
-req "$alice" POST /api/v1/contracts '{"description":"no name"}'
-expect_error 400 invalid_field "missing name"
-expect_message "field 'name' is required"
+expect_bad_field "$alice" POST /api/v1/contracts '{"name":"x","owner":"bob"}' "non-admin sets an owner" "field 'owner'"
+expect_bad_field "$alice" POST /api/v1/contracts '{"name":"x","type":"weird"}' "bad contract type" "field 'type'.*spec, simple, execute"
+expect_bad_field "$alice" POST /api/v1/contracts '{"name":""}' "empty name"
+expect_bad_field "$alice" POST /api/v1/contracts '{"description":"no name"}' "missing name" "field 'name' is required"
 for m in -1 -0.01 '"5"' true; do
-        req "$alice" POST /api/v1/contracts "{\"name\":\"x\",\"max_cost_usd\":$m}"
-        expect_error 400 invalid_field "contract max_cost_usd $m"
-        expect_message "field 'max_cost_usd'"
+        expect_bad_field "$alice" POST /api/v1/contracts "{\"name\":\"x\",\"max_cost_usd\":$m}" "contract max_cost_usd $m" "field 'max_cost_usd'"
 done
-req "$alice" POST /api/v1/contracts '{"name":"x","colour":"red"}'
-expect_error 400 invalid_field "unknown field"
-expect_message "'colour'"
+expect_bad_field "$alice" POST /api/v1/contracts '{"name":"x","colour":"red"}' "unknown field" "'colour'"
 req "$alice" POST /api/v1/contracts '{"name":"x",}'
 expect_error 400 bad_json "trailing comma"
 req "$alice" POST /api/v1/contracts '["name"]'
 expect_error 400 bad_json "an array body"
 req "$alice" POST /api/v1/contracts '{"name":"x"} {}'
 expect_error 400 bad_json "trailing garbage"
-req "$alice" POST /api/v1/contracts '{"name":"x\u0000y"}'
-expect_error 400 invalid_field "NUL in a string"
+expect_bad_field "$alice" POST /api/v1/contracts '{"name":"x\u0000y"}' "NUL in a string"
 
 req "$alice" GET "/api/v1/contracts/$ca"
 expect_status 200 "alice reads her contract"
@@ -265,9 +249,7 @@ expect_error 409 stale_version "stale If-Match"
 req "$alice" PATCH "/api/v1/contracts/$ca" '{"description":null}' -H 'If-Match: "2"'
 expect_status 200 "If-Match current"
 expect_json .description null
-req "$alice" PATCH "/api/v1/contracts/$cs" '{"max_cost_usd":-3}'
-expect_error 400 invalid_field "a negative contract cost limit"
-expect_message "field 'max_cost_usd': expected a non-negative number"
+expect_bad_field "$alice" PATCH "/api/v1/contracts/$cs" '{"max_cost_usd":-3}' "a negative contract cost limit" "field 'max_cost_usd': expected a non-negative number"
 req "$alice" PATCH "/api/v1/contracts/$cs" '{"max_cost_usd":0.75}'
 expect_status 200 "change a contract's cost limit"
 expect_json .max_cost_usd 0.75
@@ -275,16 +257,14 @@ expect_json .max_cost_usd 0.75
 req "$alice" PATCH "/api/v1/contracts/$cs" '{"max_cost_usd":null}'
 expect_status 200 "lift a contract's cost limit"
 expect_json .max_cost_usd null
-req "$alice" PATCH "/api/v1/contracts/$ca" '{"phase":"plan"}'
-expect_error 400 invalid_field "phase through PATCH"
+expect_bad_field "$alice" PATCH "/api/v1/contracts/$ca" '{"phase":"plan"}' "phase through PATCH"
 req "$alice" PATCH "/api/v1/contracts/$ca" '{"status":"paused"}'
 expect_status 200 "pause"
 expect_json .status paused
 req "$alice" PATCH "/api/v1/contracts/$ca" '{"status":"completed"}'
 expect_error 409 invalid_transition "paused to completed"
 expect_message "'paused'.*'completed'"
-req "$alice" PATCH "/api/v1/contracts/$ca" '{"status":"done"}'
-expect_error 400 invalid_field "unknown contract status"
+expect_bad_field "$alice" PATCH "/api/v1/contracts/$ca" '{"status":"done"}' "unknown contract status"
 req "$alice" PATCH "/api/v1/contracts/$ca" '{"status":"active"}'
 expect_status 200 "resume"
 req "$alice" POST "/api/v1/contracts/$ca/phase" '{"phase":"specify"}'
@@ -300,10 +280,8 @@ req "$alice" POST "/api/v1/contracts/$cs/phase" '{"phase":"research"}'
 expect_error 409 invalid_transition "a phase not of the type"
 req "$alice" POST "/api/v1/contracts/$ca/phase" '{"phase":"plan","version":1}'
 expect_error 409 stale_version "phase with a stale version"
-req "$alice" POST "/api/v1/contracts/$ca/phase" '{"phase":"nap"}'
-expect_error 400 invalid_field "unknown phase"
-req "$alice" POST "/api/v1/contracts/$ca/phase" '{}'
-expect_error 400 invalid_field "no phase"
+expect_bad_field "$alice" POST "/api/v1/contracts/$ca/phase" '{"phase":"nap"}' "unknown phase"
+expect_bad_field "$alice" POST "/api/v1/contracts/$ca/phase" '{}' "no phase"
 req "$alice" POST "/api/v1/contracts/$ca/phase" "{\"phase\":\"plan\",\"version\":$v}"
 expect_status 200 "specify to plan"
 req "$alice" POST "/api/v1/contracts/$ca/phase" '{"phase":"research"}'
@@ -352,44 +330,21 @@ req admin POST /api/v1/tasks '{"plan":"carol work","owner":"carol"}'
 expect_status 201 "admin creates a task for carol"
 expect_json .owner carol
 
-req "$alice" POST /api/v1/tasks "$(jq -nc --arg c "$cb" '{plan:"sneaky", contract_id:$c}')"
-expect_error 400 invalid_field "another owner's contract"
-expect_message "field 'contract_id'"
-req "$alice" POST /api/v1/tasks "$(jq -nc --arg t "$tb" '{plan:"sneaky", parent_task_id:$t}')"
-expect_error 400 invalid_field "another owner's parent task"
-expect_message "field 'parent_task_id'"
-req "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"contract_id\":\"$nouuid\"}"
-expect_error 400 invalid_field "a contract that does not exist"
-req "$alice" POST /api/v1/tasks '{"name":"no plan"}'
-expect_error 400 invalid_field "missing plan"
-expect_message "field 'plan' is required"
-req "$alice" POST /api/v1/tasks '{"plan":"  \n "}'
-expect_error 400 invalid_field "empty plan"
-expect_message "field 'plan'"
-req "$alice" POST /api/v1/tasks '{"plan":"x","max_iterations":51}'
-expect_error 400 invalid_field "max_iterations over the hard limit"
-expect_message "field 'max_iterations'.*50"
-req "$alice" POST /api/v1/tasks '{"plan":"x","max_iterations":-1}'
-expect_error 400 invalid_field "negative max_iterations"
-expect_message "field 'max_iterations': expected a non-negative integer"
-req "$alice" POST /api/v1/tasks '{"plan":"x","max_iterations":"5"}'
-expect_error 400 invalid_field "max_iterations as a string"
+expect_bad_field "$alice" POST /api/v1/tasks "$(jq -nc --arg c "$cb" '{plan:"sneaky", contract_id:$c}')" "another owner's contract" "field 'contract_id'"
+expect_bad_field "$alice" POST /api/v1/tasks "$(jq -nc --arg t "$tb" '{plan:"sneaky", parent_task_id:$t}')" "another owner's parent task" "field 'parent_task_id'"
+expect_bad_field "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"contract_id\":\"$nouuid\"}" "a contract that does not exist"
+expect_bad_field "$alice" POST /api/v1/tasks '{"name":"no plan"}' "missing plan" "field 'plan' is required"
+expect_bad_field "$alice" POST /api/v1/tasks '{"plan":"  \n "}' "empty plan" "field 'plan'"
+expect_bad_field "$alice" POST /api/v1/tasks '{"plan":"x","max_iterations":51}' "max_iterations over the hard limit" "field 'max_iterations'.*50"
+expect_bad_field "$alice" POST /api/v1/tasks '{"plan":"x","max_iterations":-1}' "negative max_iterations" "field 'max_iterations': expected a non-negative integer"
+expect_bad_field "$alice" POST /api/v1/tasks '{"plan":"x","max_iterations":"5"}' "max_iterations as a string"
 for m in -1 -0.5 '"1"' '{}'; do
-        req "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"max_cost_usd\":$m}"
-        expect_error 400 invalid_field "task max_cost_usd $m"
-        expect_message "field 'max_cost_usd'"
+        expect_bad_field "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"max_cost_usd\":$m}" "task max_cost_usd $m" "field 'max_cost_usd'"
 done
-req "$alice" POST /api/v1/tasks '{"plan":"x","max_cost_usd":1e400}'
-expect_error 400 invalid_field "a cost limit out of range"
-expect_message "field 'max_cost_usd'"
-req "$alice" POST /api/v1/tasks '{"plan":"x","is_supervisor":"yes"}'
-expect_error 400 invalid_field "is_supervisor not a boolean"
-expect_message "field 'is_supervisor': expected true or false"
-req "$alice" POST /api/v1/tasks '{"plan":"x","base_branch":"--upload-pack=evil"}'
-expect_error 400 invalid_field "an option as a branch"
-req "$alice" POST /api/v1/tasks '{"plan":"x","status":"done"}'
-expect_error 400 invalid_field "status on create"
-expect_message "'status'"
+expect_bad_field "$alice" POST /api/v1/tasks '{"plan":"x","max_cost_usd":1e400}' "a cost limit out of range" "field 'max_cost_usd'"
+expect_bad_field "$alice" POST /api/v1/tasks '{"plan":"x","is_supervisor":"yes"}' "is_supervisor not a boolean" "field 'is_supervisor': expected true or false"
+expect_bad_field "$alice" POST /api/v1/tasks '{"plan":"x","base_branch":"--upload-pack=evil"}' "an option as a branch"
+expect_bad_field "$alice" POST /api/v1/tasks '{"plan":"x","status":"done"}' "status on create" "'status'"
 
 req "$alice" GET "/api/v1/tasks/$ta"
 expect_status 200 "alice reads her task"
@@ -428,25 +383,17 @@ expect_error 400 invalid_header "bad If-Match"
 req "$alice" PATCH "/api/v1/tasks/$ta" '{"status":"done"}'
 expect_error 409 invalid_transition "pending to done"
 expect_message "'pending'.*'done'"
-req "$alice" PATCH "/api/v1/tasks/$ta" '{"status":"finished"}'
-expect_error 400 invalid_field "unknown task status"
-expect_message "field 'status': expected one of pending, running"
-req "$alice" PATCH "/api/v1/tasks/$ta" '{"repo":"/elsewhere"}'
-expect_error 400 invalid_field "repo cannot change"
-expect_message "'repo'"
-req "$alice" PATCH "/api/v1/tasks/$ta" '{"max_iterations":1000}'
-expect_error 400 invalid_field "max_iterations over the limit on PATCH"
-req "$alice" PATCH "/api/v1/tasks/$ta" '{"max_cost_usd":-0.01}'
-expect_error 400 invalid_field "a negative cost limit on PATCH"
-expect_message "field 'max_cost_usd'"
+expect_bad_field "$alice" PATCH "/api/v1/tasks/$ta" '{"status":"finished"}' "unknown task status" "field 'status': expected one of pending, running"
+expect_bad_field "$alice" PATCH "/api/v1/tasks/$ta" '{"repo":"/elsewhere"}' "repo cannot change" "'repo'"
+expect_bad_field "$alice" PATCH "/api/v1/tasks/$ta" '{"max_iterations":1000}' "max_iterations over the limit on PATCH"
+expect_bad_field "$alice" PATCH "/api/v1/tasks/$ta" '{"max_cost_usd":-0.01}' "a negative cost limit on PATCH" "field 'max_cost_usd'"
 req "$alice" PATCH "/api/v1/tasks/$ta" '{"max_cost_usd":2}'
 expect_status 200 "set a task's cost limit"
 expect_json .max_cost_usd 2
 req "$alice" PATCH "/api/v1/tasks/$ta" '{"max_cost_usd":0}'
 expect_status 200 "lift a task's cost limit"
 expect_json .max_cost_usd null
-req "$alice" PATCH "/api/v1/tasks/$ta" '{"version":0}'
-expect_error 400 invalid_field "version 0"
+expect_bad_field "$alice" PATCH "/api/v1/tasks/$ta" '{"version":0}' "version 0"
 # Only a worker starts a task: the client may not, and here the test plays the worker.
 req "$alice" PATCH "/api/v1/tasks/$ta" '{"status":"running"}'
 expect_error 409 invalid_transition "a client sets running"
@@ -481,15 +428,11 @@ req "$alice" POST /api/v1/tasks "$(jq -nc '{plan:"x", copy_files:[range(100) | "
 expect_status 201 "100 copy_files"
 expect_json '.copy_files | length' 100
 expect_json '.copy_files[99]' dir/f99
-req "$alice" POST /api/v1/tasks "$(jq -nc '{plan:"x", copy_files:[range(101) | "f\(.)"]}')"
-expect_error 400 invalid_field "101 copy_files"
-expect_message "^field 'copy_files': expected at most 100 paths, not 101$"
+expect_bad_field "$alice" POST /api/v1/tasks "$(jq -nc '{plan:"x", copy_files:[range(101) | "f\(.)"]}')" "101 copy_files" "^field 'copy_files': expected at most 100 paths, not 101$"
 # (The length of one entry is checked below: a body here holds at most 4 KiB.)
 # Each bad entry is named: its index, and the path unless it cannot be read.
 while IFS='|' read -r entry message; do
-        req "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"copy_files\":[\".env\",$entry]}"
-        expect_error 400 invalid_field "copy_files entry $entry"
-        expect_message "^field 'copy_files': entry 1$message"
+        expect_bad_field "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"copy_files\":[\".env\",$entry]}" "copy_files entry $entry" "^field 'copy_files': entry 1$message"
 done <<'END'
 "/etc/passwd"| '/etc/passwd' is absolute; expected a path relative to the repository$
 "../outside.env"| '\.\./outside\.env' leads out of the repository \('\.\.'\)$
@@ -507,21 +450,15 @@ true|: expected a string, not boolean$
 {}|: expected a string, not object$
 END
 for v in '".env"' 1 '{}'; do
-        req "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"copy_files\":$v}"
-        expect_error 400 invalid_field "copy_files $v"
-        expect_message "^field 'copy_files': expected an array of paths or null$"
+        expect_bad_field "$alice" POST /api/v1/tasks "{\"plan\":\"x\",\"copy_files\":$v}" "copy_files $v" "^field 'copy_files': expected an array of paths or null$"
 done
 # Changed only while the task is pending: the worker copies them when it makes the worktree.
 req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":[".env.local"],"version":1}'
 expect_status 200 "change copy_files"
 expect_json '.copy_files | tojson' '[".env.local"]'
 expect_json .version 2
-req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":[".env","/root/.ssh/id_rsa"]}'
-expect_error 400 invalid_field "an absolute path on PATCH"
-expect_message "^field 'copy_files': entry 1 '/root/\.ssh/id_rsa' is absolute"
-req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":["a",2]}'
-expect_error 400 invalid_field "a number on PATCH"
-expect_message "^field 'copy_files': entry 1: expected a string"
+expect_bad_field "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":[".env","/root/.ssh/id_rsa"]}' "an absolute path on PATCH" "^field 'copy_files': entry 1 '/root/\.ssh/id_rsa' is absolute"
+expect_bad_field "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":["a",2]}' "a number on PATCH" "^field 'copy_files': entry 1: expected a string"
 req "$alice" PATCH "/api/v1/tasks/$tcopy" '{"copy_files":null}'
 expect_status 200 "clear copy_files"
 expect_json '.copy_files | tojson' '[]'
@@ -680,16 +617,11 @@ cmsg=$(jqr .control_request.id)
         fail "the message is not in the row's payload"
 req "$alice" POST "/api/v1/tasks/$tr/send"
 expect_error 400 bad_json "send without a body"
-req "$alice" POST "/api/v1/tasks/$tr/send" '{}'
-expect_error 400 invalid_field "send without a message"
-expect_message "field 'message' is required"
+expect_bad_field "$alice" POST "/api/v1/tasks/$tr/send" '{}' "send without a message" "field 'message' is required"
 for m in '""' '" \n "' '5' 'null'; do
-        req "$alice" POST "/api/v1/tasks/$tr/send" "{\"message\":$m}"
-        expect_error 400 invalid_field "send with message $m"
-        expect_message "field 'message'"
+        expect_bad_field "$alice" POST "/api/v1/tasks/$tr/send" "{\"message\":$m}" "send with message $m" "field 'message'"
 done
-req "$alice" POST "/api/v1/tasks/$tr/send" '{"message":"x","urgent":true}'
-expect_error 400 invalid_field "send with an unknown field"
+expect_bad_field "$alice" POST "/api/v1/tasks/$tr/send" '{"message":"x","urgent":true}' "send with an unknown field"
 req "$alice" GET "/api/v1/tasks/$tr/pause"
 expect_error 405 method_not_allowed "GET on pause"
 expect_header Allow '^Allow: POST$'
@@ -742,25 +674,15 @@ store_sql "UPDATE tasks SET status = 'iteration_limit_reached', iteration_count 
 req "$alice" POST "/api/v1/tasks/$tl/resume"
 expect_error 400 invalid_field "resume without max_iterations"
 expect_message "field 'max_iterations': required to resume a task that reached its iteration limit"
-req "$alice" POST "/api/v1/tasks/$tl/resume" '{}'
-expect_error 400 invalid_field "resume with an empty body"
-expect_message "field 'max_iterations'"
+expect_bad_field "$alice" POST "/api/v1/tasks/$tl/resume" '{}' "resume with an empty body" "field 'max_iterations'"
 for n in 0 3 4; do
-        req "$alice" POST "/api/v1/tasks/$tl/resume" "{\"max_iterations\":$n}"
-        expect_error 400 invalid_field "resume with max_iterations $n"
-        expect_message "field 'max_iterations': expected more than 4 .* at most 50"
+        expect_bad_field "$alice" POST "/api/v1/tasks/$tl/resume" "{\"max_iterations\":$n}" "resume with max_iterations $n" "field 'max_iterations': expected more than 4 .* at most 50"
 done
-req "$alice" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":51}'
-expect_error 400 invalid_field "resume over the hard limit"
-expect_message "at most 50"
+expect_bad_field "$alice" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":51}' "resume over the hard limit" "at most 50"
 for body in '{"max_iterations":"9"}' '{"max_iterations":-9}' '{"max_iterations":null}'; do
-        req "$alice" POST "/api/v1/tasks/$tl/resume" "$body"
-        expect_error 400 invalid_field "resume with $body"
-        expect_message "field 'max_iterations'"
+        expect_bad_field "$alice" POST "/api/v1/tasks/$tl/resume" "$body" "resume with $body" "field 'max_iterations'"
 done
-req "$alice" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":9,"now":true}'
-expect_error 400 invalid_field "resume with an unknown field"
-expect_message "'now'"
+expect_bad_field "$alice" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":9,"now":true}' "resume with an unknown field" "'now'"
 req "$alice" POST "/api/v1/tasks/$tl/resume" '{"max_iterations":9'
 expect_error 400 bad_json "resume with broken JSON"
 req "$alice" POST "/api/v1/tasks/$tl/resume" 'max_iterations=9' -H 'Content-Type: application/x-www-form-urlencoded'
@@ -802,8 +724,7 @@ expect_message "'pending'"
 req "$alice" POST /api/v1/tasks '{"plan":"default limit"}'
 tdl=$(jqr .id)
 store_sql "UPDATE tasks SET status = 'iteration_limit_reached', iteration_count = 10 WHERE id = '$tdl'"
-req "$alice" POST "/api/v1/tasks/$tdl/resume" '{"max_iterations":10}'
-expect_error 400 invalid_field "resume a default-limit task with the same limit"
+expect_bad_field "$alice" POST "/api/v1/tasks/$tdl/resume" '{"max_iterations":10}' "resume a default-limit task with the same limit"
 req "$alice" POST "/api/v1/tasks/$tdl/resume" '{"max_iterations":50}'
 expect_status 200 "resume up to the hard limit"
 expect_json .max_iterations 50
@@ -1164,9 +1085,7 @@ long=$(printf 'd/%.0s' $(seq 2047))xy
 req admin POST /api/v1/tasks "$(jq -nc --arg f "$long" '{plan:"x", copy_files:[".env", $f]}')"
 expect_status 201 "a copy_files entry of 4096 bytes"
 expect_json '.copy_files[1] | length' 4096
-req admin POST /api/v1/tasks "$(jq -nc --arg f "${long}z" '{plan:"x", copy_files:[".env", $f]}')"
-expect_error 400 invalid_field "a copy_files entry of 4097 bytes"
-expect_message "^field 'copy_files': entry 1 is longer than 4096 bytes$"
+expect_bad_field admin POST /api/v1/tasks "$(jq -nc --arg f "${long}z" '{plan:"x", copy_files:[".env", $f]}')" "a copy_files entry of 4097 bytes" "^field 'copy_files': entry 1 is longer than 4096 bytes$"
 
 say "connection limits"
 api_stop
