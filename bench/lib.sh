@@ -84,6 +84,19 @@ bench_make_repo() {
         git -C "$repo" -c user.name=bench -c user.email=bench@example.invalid commit -q -m "initial commit"
 }
 
+# bench_write_conf POLL_SEC SANDBOX [AGENT_ENVIRONMENT]: $tmp/makima.conf
+# for makima-api and one makima-worker running one task at a time:
+# SQLite in $tmp/makima.db, $agent_bin as the agent.
+bench_write_conf() {
+        {
+                printf '[Store]\nBackend=sqlite\nPath=%s\n\n' "$tmp/makima.db"
+                printf '[Worker]\nMaxConcurrentTasks=1\nPollIntervalSec=%s\n\n' "$1"
+                printf '[Agent]\nCommand=%s\n' "$agent_bin"
+                [[ -z "${3:-}" ]] || printf 'Environment=%s\n' "$3"
+                printf '\n[Sandbox]\nEnabled=%s\n' "$2"
+        } > "$tmp/makima.conf"
+}
+
 # bench_start_bus: a private dbus-daemon ($bus_pid) at $tmp/bus, for
 # makima-api and makima-worker (MAKIMA_BUS_ADDRESS).
 bench_start_bus() {

@@ -53,21 +53,7 @@ bench_start_bus
 
 # The poll interval is an hour: a task starts promptly only through the
 # TaskQueued signal, which is what is measured.
-cat > "$tmp/makima.conf" <<EOF
-[Store]
-Backend=sqlite
-Path=$tmp/makima.db
-
-[Worker]
-MaxConcurrentTasks=1
-PollIntervalSec=3600
-
-[Agent]
-Command=$agent_bin
-
-[Sandbox]
-Enabled=yes
-EOF
+bench_write_conf 3600 yes
 
 bench_start_api
 

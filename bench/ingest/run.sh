@@ -87,22 +87,7 @@ fi
 bench_make_repo
 bench_start_bus
 
-cat > "$tmp/makima.conf" <<EOF
-[Store]
-Backend=sqlite
-Path=$tmp/makima.db
-
-[Worker]
-MaxConcurrentTasks=1
-PollIntervalSec=3600
-
-[Agent]
-Command=$agent_bin
-Environment=BENCH_INGEST_LINES=$nlines
-
-[Sandbox]
-Enabled=yes
-EOF
+bench_write_conf 3600 yes "BENCH_INGEST_LINES=$nlines"
 
 bench_start_api
 

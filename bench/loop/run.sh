@@ -37,22 +37,7 @@ bench_pid_vars="worker_pid api_pid" bench_logs="makima-worker makima-api"
 bench_make_tmp 755
 bench_make_repo
 
-cat > "$tmp/makima.conf" <<EOC
-[Store]
-Backend=sqlite
-Path=$tmp/makima.db
-
-[Worker]
-MaxConcurrentTasks=1
-PollIntervalSec=1
-
-[Agent]
-Command=$agent_bin
-Environment=BENCH_LOOP_ITERATIONS=$iterations
-
-[Sandbox]
-Enabled=$sandbox
-EOC
+bench_write_conf 1 "$sandbox" "BENCH_LOOP_ITERATIONS=$iterations"
 
 bench_start_api
 bench_start_worker MAKIMA_JOURNAL=stderr MAKIMA_LOG_LEVEL=debug
