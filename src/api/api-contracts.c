@@ -10,18 +10,20 @@
 
 #define NAME_MAX_BYTES 256
 
-/* Reads the contract of the URL, answering 404 when it does not exist or the
- * caller may not see it. */
-static int contract_load(Request *r, Contract **ret) {
-        _cleanup_(contract_freep) Contract *c = NULL;
-        int k;
+static int contract_get(Store *s, const char *id, void **ret) {
+        return store_contract_get(s, id, (Contract **) ret);
+}
 
-        k = store_contract_get(r->manager->store, r->id, &c);
-        k = request_check_found(r, k, c ? c->owner : NULL, "contract");
-        if (k < 0)
-                return k;
-        *ret = TAKE_PTR(c);
-        return 0;
+static const char *contract_id(const void *c) {
+        return ((const Contract *) c)->id;
+}
+
+static const char *contract_owner(const void *c) {
+        return ((const Contract *) c)->owner;
+}
+
+static void contract_free_void(void *c) {
+        contract_free(c);
 }
 
 static int contract_json(const void *c, json_object **ret) {
@@ -32,8 +34,23 @@ static int contract_item_json(const void *items, size_t i, json_object **ret) {
         return contract_to_json(((Contract *const *) items)[i], ret);
 }
 
+static const Resource contract_resource = {
+        .what = "contract",
+        .collection = "/api/v1/contracts",
+        .get = contract_get,
+        .delete = store_contract_delete,
+        .id = contract_id,
+        .owner = contract_owner,
+        .free = contract_free_void,
+        .to_json = contract_json,
+};
+
+static int contract_load(Request *r, Contract **ret) {
+        return request_resource_load(r, &contract_resource, (void **) ret);
+}
+
 static int reply_contract(Request *r, unsigned status, const Contract *c) {
-        return request_reply_object(r, status, c, contract_json, "/api/v1/contracts", c->id);
+        return request_resource_reply(r, &contract_resource, status, c);
 }
 
 int api_contracts_list(Request *r) {
@@ -43,10 +60,7 @@ int api_contracts_list(Request *r) {
         size_t n = 0;
         int k;
 
-        k = request_query_size(r, "limit", 100, 1, 1000, &f.limit);
-        if (k < 0)
-                return k;
-        k = request_query_size(r, "offset", 0, 0, SIZE_MAX / 2, &f.offset);
+        k = request_query_page(r, &f.limit, &f.offset);
         if (k < 0)
                 return k;
         status = request_query(r, "status");
@@ -148,13 +162,7 @@ int api_contracts_create(Request *r) {
 }
 
 int api_contract_get(Request *r) {
-        _cleanup_(contract_freep) Contract *c = NULL;
-        int k;
-
-        k = contract_load(r, &c);
-        if (k < 0)
-                return k;
-        return reply_contract(r, 200, c);
+        return request_resource_get(r, &contract_resource);
 }
 
 typedef struct ContractPatch {
@@ -181,11 +189,7 @@ static int check_supervisor(Request *r, const char *id) {
         if (!id_is_valid(id))
                 return request_reply_field(r, "supervisor_task_id", "expected a task id"), -EINVAL;
         k = store_task_get(r->manager->store, id, &t);
-        if (k == -ENOENT || (k >= 0 && !request_may_see(r, t->owner)))
-                return request_reply_field(r, "supervisor_task_id", "no such task"), -EINVAL;
-        if (k < 0)
-                return request_reply_store_error(r, k, "task", NULL), k;
-        return 0;
+        return request_check_reference(r, k, t ? t->owner : NULL, "supervisor_task_id", "task");
 }
 
 int api_contract_patch(Request *r) {
@@ -269,23 +273,7 @@ int api_contract_patch(Request *r) {
 }
 
 int api_contract_delete(Request *r) {
-        _cleanup_(contract_freep) Contract *c = NULL;
-        int64_t version;
-        int k;
-
-        k = request_query_int64(r, "version", -1, &version);
-        if (k < 0)
-                return k;
-        k = contract_load(r, &c);
-        if (k < 0)
-                return k;
-
-        k = store_contract_delete(r->manager->store, c->id, version);
-        if (k < 0)
-                return request_reply_store_error(r, k, "contract",
-                                                 "A task of this contract is running; cancel it first.");
-        log_debug("Contract %s deleted.", c->id);
-        return request_reply_no_content(r);
+        return request_resource_delete(r, &contract_resource, "A task of this contract is running; cancel it first.");
 }
 
 typedef struct PhaseChange {

@@ -15,6 +15,7 @@
 
 typedef struct Manager Manager;
 typedef struct Listener Listener;
+typedef struct Store Store;
 
 /* A connection we suspended: an event stream waiting for events, or a
  * request waiting for a child process. The listener keeps a list of them,
@@ -166,6 +167,34 @@ int request_reply_object(Request *r, unsigned status, const void *object, Reques
                          const char *collection, const char *id);
 /* Answers 200 with { key: [ the n items ] }; the caller keeps the items. */
 int request_reply_list(Request *r, const char *key, const void *items, size_t n, RequestItemToJson to_json);
+/* The ?limit= (default 100, at most 1000) and ?offset= of a list. */
+int request_query_page(Request *r, size_t *ret_limit, size_t *ret_offset);
+/* Checks the result `error` of reading an object the body names in `field`
+ * and that the caller may see it (its `owner`): answers 400 "no such `what`"
+ * or the store error and returns < 0 otherwise. */
+int request_check_reference(Request *r, int error, const char *owner, const char *field, const char *what);
+
+/* What the generic steps below need to know of a resource (tasks, contracts). */
+typedef struct Resource {
+        const char *what;               /* "task", as errors name it */
+        const char *collection;         /* "/api/v1/tasks", for Location */
+        int (*get)(Store *s, const char *id, void **ret);
+        int (*delete)(Store *s, const char *id, int64_t version);
+        const char *(*id)(const void *object);
+        const char *(*owner)(const void *object);
+        void (*free)(void *object);
+        RequestToJson to_json;
+} Resource;
+/* Reads the object of the URL, answering 404 when it does not exist or the
+ * caller may not see it; the caller frees it with res->free. */
+int request_resource_load(Request *r, const Resource *res, void **ret);
+/* Answers the object as JSON; with status 201 also its Location. */
+int request_resource_reply(Request *r, const Resource *res, unsigned status, const void *object);
+/* GET of the object of the URL. */
+int request_resource_get(Request *r, const Resource *res);
+/* DELETE of the object of the URL, at the ?version= if given; `busy_message`
+ * answers the store's -EBUSY. */
+int request_resource_delete(Request *r, const Resource *res, const char *busy_message);
 
 /* Dispatches r->body by the table; answers 400 (naming the field) on a bad
  * or unknown field and returns -EINVAL. */

@@ -17,16 +17,20 @@
 #define COPY_FILES_MAX 100
 #define COPY_FILE_MAX_BYTES 4096
 
-int api_task_load(Request *r, Task **ret) {
-        _cleanup_(task_freep) Task *t = NULL;
-        int k;
+static int task_get(Store *s, const char *id, void **ret) {
+        return store_task_get(s, id, (Task **) ret);
+}
 
-        k = store_task_get(r->manager->store, r->id, &t);
-        k = request_check_found(r, k, t ? t->owner : NULL, "task");
-        if (k < 0)
-                return k;
-        *ret = TAKE_PTR(t);
-        return 0;
+static const char *task_id(const void *t) {
+        return ((const Task *) t)->id;
+}
+
+static const char *task_owner(const void *t) {
+        return ((const Task *) t)->owner;
+}
+
+static void task_free_void(void *t) {
+        task_free(t);
 }
 
 static int task_json(const void *t, json_object **ret) {
@@ -37,8 +41,23 @@ static int task_item_json(const void *items, size_t i, json_object **ret) {
         return task_to_json(((Task *const *) items)[i], ret);
 }
 
+static const Resource task_resource = {
+        .what = "task",
+        .collection = "/api/v1/tasks",
+        .get = task_get,
+        .delete = store_task_delete,
+        .id = task_id,
+        .owner = task_owner,
+        .free = task_free_void,
+        .to_json = task_json,
+};
+
+int api_task_load(Request *r, Task **ret) {
+        return request_resource_load(r, &task_resource, (void **) ret);
+}
+
 static int reply_task(Request *r, unsigned status, const Task *t) {
-        return request_reply_object(r, status, t, task_json, "/api/v1/tasks", t->id);
+        return request_resource_reply(r, &task_resource, status, t);
 }
 
 /* The first line of the plan that has text, trimmed, cut to at most
@@ -131,10 +150,7 @@ int api_tasks_list(Request *r) {
         size_t n = 0;
         int k;
 
-        k = request_query_size(r, "limit", 100, 1, 1000, &f.limit);
-        if (k < 0)
-                return k;
-        k = request_query_size(r, "offset", 0, 0, SIZE_MAX / 2, &f.offset);
+        k = request_query_page(r, &f.limit, &f.offset);
         if (k < 0)
                 return k;
         s = request_query(r, "status");
@@ -251,10 +267,9 @@ int api_tasks_create(Request *r) {
          * belongs to the owner of its contract or parent. */
         if (p.contract_id) {
                 k = id_is_valid(p.contract_id) ? store_contract_get(r->manager->store, p.contract_id, &contract) : -ENOENT;
-                if (k == -ENOENT || (k >= 0 && !request_may_see(r, contract->owner)))
-                        return request_reply_field(r, "contract_id", "no such contract");
+                k = request_check_reference(r, k, contract ? contract->owner : NULL, "contract_id", "contract");
                 if (k < 0)
-                        return request_reply_store_error(r, k, "contract", NULL);
+                        return k;
                 if (contract_status_is_final(contract->status))
                         return request_reply_field(r, "contract_id", "the contract is %s",
                                                    contract_status_to_string(contract->status));
@@ -264,10 +279,9 @@ int api_tasks_create(Request *r) {
         }
         if (p.parent_task_id) {
                 k = id_is_valid(p.parent_task_id) ? store_task_get(r->manager->store, p.parent_task_id, &parent) : -ENOENT;
-                if (k == -ENOENT || (k >= 0 && !request_may_see(r, parent->owner)))
-                        return request_reply_field(r, "parent_task_id", "no such task");
+                k = request_check_reference(r, k, parent ? parent->owner : NULL, "parent_task_id", "task");
                 if (k < 0)
-                        return request_reply_store_error(r, k, "task", NULL);
+                        return k;
                 if ((p.owner || contract) && !streq(owner, parent->owner))
                         return request_reply_field(r, "parent_task_id", "the task belongs to another owner");
                 owner = parent->owner;
@@ -301,13 +315,7 @@ int api_tasks_create(Request *r) {
 }
 
 int api_task_get(Request *r) {
-        _cleanup_(task_freep) Task *t = NULL;
-        int k;
-
-        k = api_task_load(r, &t);
-        if (k < 0)
-                return k;
-        return reply_task(r, 200, t);
+        return request_resource_get(r, &task_resource);
 }
 
 typedef struct TaskPatch {
@@ -442,22 +450,7 @@ int api_task_patch(Request *r) {
 }
 
 int api_task_delete(Request *r) {
-        _cleanup_(task_freep) Task *t = NULL;
-        int64_t version;
-        int k;
-
-        k = request_query_int64(r, "version", -1, &version);
-        if (k < 0)
-                return k;
-        k = api_task_load(r, &t);
-        if (k < 0)
-                return k;
-
-        k = store_task_delete(r->manager->store, t->id, version);
-        if (k < 0)
-                return request_reply_store_error(r, k, "task", "The task is running; cancel it first.");
-        log_debug("Task %s deleted.", t->id);
-        return request_reply_no_content(r);
+        return request_resource_delete(r, &task_resource, "The task is running; cancel it first.");
 }
 
 int api_task_events(Request *r) {
