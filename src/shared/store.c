@@ -230,38 +230,154 @@ void store_events_complete(Event *events, size_t n, StoreEventIds *ids, int64_t 
         }
 }
 
-/* ---- contracts ---- */
+/* ---- contracts and tasks ---- */
 
-int store_contract_insert(Store *s, Contract *c) {
+/* The fields the front fills in on a record of either kind. */
+typedef struct RecordHead {
+        char **id;
+        usec_t *created_at;
+        usec_t *updated_at;
+        int64_t *version;
+} RecordHead;
+
+/* Room for a copy of a record of either kind, sent to the backend with the
+ * front's fields filled in. */
+typedef union RecordRow {
+        Contract contract;
+        Task task;
+} RecordRow;
+
+/* What differs between contracts and tasks on the paths they share. */
+typedef struct RecordKind {
+        const char *what;
+        const char *what_id;
+        size_t size;
+        void (*head)(void *record, RecordHead *ret);
+        int (*check)(const void *record);
+        int (*insert)(Store *s, const void *row);
+        int (*update)(Store *s, const void *row, const Event *event, usec_t now, int64_t *ret_seq);
+        int (*delete)(Store *s, const char *id, int64_t version);
+} RecordKind;
+
+static int record_insert(Store *s, const RecordKind *k, void *record) {
         _cleanup_free_ char *id = NULL;
         usec_t now = now_usec();
-        Contract row;
+        RecordHead h, row_head;
+        RecordRow row;
         int r;
 
-        if (!s || !c)
+        if (!s || !record)
                 return -EINVAL;
-        r = contract_check(c);
+        r = k->check(record);
         if (r < 0)
-                return store_invalid(s, "contract");
-        r = store_id_make(c->id, &id);
+                return store_invalid(s, k->what);
+        k->head(record, &h);
+        r = store_id_make(*h.id, &id);
         if (r < 0)
                 return r;
 
-        row = *c;
-        row.id = c->id ?: id;
-        row.created_at = c->created_at ?: now;
-        row.updated_at = c->updated_at ?: now;
-        row.version = 1;
-        r = s->vtable->contract_insert(s, &row);
+        memcpy(&row, record, k->size);
+        k->head(&row, &row_head);
+        *row_head.id = *h.id ?: id;
+        *row_head.created_at = *h.created_at ?: now;
+        *row_head.updated_at = *h.updated_at ?: now;
+        *row_head.version = 1;
+        r = k->insert(s, &row);
         if (r < 0)
                 return r;
 
         if (id)
-                c->id = TAKE_PTR(id);
-        c->created_at = row.created_at;
-        c->updated_at = row.updated_at;
-        c->version = 1;
+                *h.id = TAKE_PTR(id);
+        *h.created_at = *row_head.created_at;
+        *h.updated_at = *row_head.updated_at;
+        *h.version = 1;
         return 0;
+}
+
+static int record_update(Store *s, const RecordKind *k, void *record, Event *event) {
+        _cleanup_(store_event_ids_done) StoreEventIds ids = {};
+        usec_t now = now_usec();
+        RecordHead h, row_head;
+        int64_t seq = 0;
+        RecordRow row;
+        int r;
+
+        if (!s || !record)
+                return -EINVAL;
+        k->head(record, &h);
+        if (!store_key_is_valid(*h.id))
+                return store_invalid(s, k->what_id);
+        r = k->check(record);
+        if (r < 0)
+                return store_invalid(s, k->what);
+        r = store_events_prepare(s, event, event ? 1 : 0, *h.id, &ids);
+        if (r < 0)
+                return r;
+
+        memcpy(&row, record, k->size);
+        k->head(&row, &row_head);
+        *row_head.updated_at = now;
+        r = k->update(s, &row, event, now, &seq);
+        if (r < 0)
+                return r;
+
+        (*h.version)++;
+        *h.updated_at = now;
+        store_events_complete(event, event ? 1 : 0, &ids, seq, now);
+        return 0;
+}
+
+static int record_delete(Store *s, const RecordKind *k, const char *id, int64_t version) {
+        if (!s)
+                return -EINVAL;
+        if (!store_key_is_valid(id))
+                return store_invalid(s, k->what_id);
+        return k->delete(s, id, version);
+}
+
+static int list_failed(Store *s, int r, const char *table) {
+        if (r == -EBADMSG)
+                return store_error(s, r, "Malformed row in table %s", table);
+        return r;
+}
+
+/* ---- contracts ---- */
+
+static void contract_head(void *record, RecordHead *ret) {
+        Contract *c = record;
+
+        *ret = (RecordHead) { &c->id, &c->created_at, &c->updated_at, &c->version };
+}
+
+static int contract_check_record(const void *record) {
+        return contract_check(record);
+}
+
+static int contract_insert_row(Store *s, const void *row) {
+        return s->vtable->contract_insert(s, row);
+}
+
+static int contract_update_row(Store *s, const void *row, const Event *event, usec_t now, int64_t *ret_seq) {
+        return s->vtable->contract_update(s, row, event, now, ret_seq);
+}
+
+static int contract_delete_row(Store *s, const char *id, int64_t version) {
+        return s->vtable->contract_delete(s, id, version);
+}
+
+static const RecordKind contract_kind = {
+        .what = "contract",
+        .what_id = "contract id",
+        .size = sizeof(Contract),
+        .head = contract_head,
+        .check = contract_check_record,
+        .insert = contract_insert_row,
+        .update = contract_update_row,
+        .delete = contract_delete_row,
+};
+
+int store_contract_insert(Store *s, Contract *c) {
+        return record_insert(s, &contract_kind, c);
 }
 
 int store_contract_get(Store *s, const char *id, Contract **ret) {
@@ -298,12 +414,6 @@ static int contract_row(const StoreValue *row, size_t n_columns, void *userdata)
         return 0;
 }
 
-static int list_failed(Store *s, int r, const char *table) {
-        if (r == -EBADMSG)
-                return store_error(s, r, "Malformed row in table %s", table);
-        return r;
-}
-
 int store_contract_list(Store *s, const ContractFilter *f, Contract ***ret, size_t *ret_n) {
         static const ContractFilter all = { .status = -1 };
         _cleanup_(contract_list_done) ContractList l = {};
@@ -333,75 +443,50 @@ int store_contract_list(Store *s, const ContractFilter *f, Contract ***ret, size
 }
 
 int store_contract_update(Store *s, Contract *c, Event *event) {
-        _cleanup_(store_event_ids_done) StoreEventIds ids = {};
-        usec_t now = now_usec();
-        int64_t seq = 0;
-        Contract row;
-        int r;
-
-        if (!s || !c)
-                return -EINVAL;
-        if (!store_key_is_valid(c->id))
-                return store_invalid(s, "contract id");
-        r = contract_check(c);
-        if (r < 0)
-                return store_invalid(s, "contract");
-        r = store_events_prepare(s, event, event ? 1 : 0, c->id, &ids);
-        if (r < 0)
-                return r;
-
-        row = *c;
-        row.updated_at = now;
-        r = s->vtable->contract_update(s, &row, event, now, &seq);
-        if (r < 0)
-                return r;
-
-        c->version++;
-        c->updated_at = now;
-        store_events_complete(event, event ? 1 : 0, &ids, seq, now);
-        return 0;
+        return record_update(s, &contract_kind, c, event);
 }
 
 int store_contract_delete(Store *s, const char *id, int64_t version) {
-        if (!s)
-                return -EINVAL;
-        if (!store_key_is_valid(id))
-                return store_invalid(s, "contract id");
-        return s->vtable->contract_delete(s, id, version);
+        return record_delete(s, &contract_kind, id, version);
 }
 
 /* ---- tasks ---- */
 
+static void task_head(void *record, RecordHead *ret) {
+        Task *t = record;
+
+        *ret = (RecordHead) { &t->id, &t->created_at, &t->updated_at, &t->version };
+}
+
+static int task_check_record(const void *record) {
+        return task_check(record);
+}
+
+static int task_insert_row(Store *s, const void *row) {
+        return s->vtable->task_insert(s, row);
+}
+
+static int task_update_row(Store *s, const void *row, const Event *event, usec_t now, int64_t *ret_seq) {
+        return s->vtable->task_update(s, row, event, now, ret_seq);
+}
+
+static int task_delete_row(Store *s, const char *id, int64_t version) {
+        return s->vtable->task_delete(s, id, version);
+}
+
+static const RecordKind task_kind = {
+        .what = "task",
+        .what_id = "task id",
+        .size = sizeof(Task),
+        .head = task_head,
+        .check = task_check_record,
+        .insert = task_insert_row,
+        .update = task_update_row,
+        .delete = task_delete_row,
+};
+
 int store_task_insert(Store *s, Task *t) {
-        _cleanup_free_ char *id = NULL;
-        usec_t now = now_usec();
-        Task row;
-        int r;
-
-        if (!s || !t)
-                return -EINVAL;
-        r = task_check(t);
-        if (r < 0)
-                return store_invalid(s, "task");
-        r = store_id_make(t->id, &id);
-        if (r < 0)
-                return r;
-
-        row = *t;
-        row.id = t->id ?: id;
-        row.created_at = t->created_at ?: now;
-        row.updated_at = t->updated_at ?: now;
-        row.version = 1;
-        r = s->vtable->task_insert(s, &row);
-        if (r < 0)
-                return r;
-
-        if (id)
-                t->id = TAKE_PTR(id);
-        t->created_at = row.created_at;
-        t->updated_at = row.updated_at;
-        t->version = 1;
-        return 0;
+        return record_insert(s, &task_kind, t);
 }
 
 int store_task_get(Store *s, const char *id, Task **ret) {
@@ -468,41 +553,11 @@ int store_task_list(Store *s, const TaskFilter *f, Task ***ret, size_t *ret_n) {
 }
 
 int store_task_update(Store *s, Task *t, Event *event) {
-        _cleanup_(store_event_ids_done) StoreEventIds ids = {};
-        usec_t now = now_usec();
-        int64_t seq = 0;
-        Task row;
-        int r;
-
-        if (!s || !t)
-                return -EINVAL;
-        if (!store_key_is_valid(t->id))
-                return store_invalid(s, "task id");
-        r = task_check(t);
-        if (r < 0)
-                return store_invalid(s, "task");
-        r = store_events_prepare(s, event, event ? 1 : 0, t->id, &ids);
-        if (r < 0)
-                return r;
-
-        row = *t;
-        row.updated_at = now;
-        r = s->vtable->task_update(s, &row, event, now, &seq);
-        if (r < 0)
-                return r;
-
-        t->version++;
-        t->updated_at = now;
-        store_events_complete(event, event ? 1 : 0, &ids, seq, now);
-        return 0;
+        return record_update(s, &task_kind, t, event);
 }
 
 int store_task_delete(Store *s, const char *id, int64_t version) {
-        if (!s)
-                return -EINVAL;
-        if (!store_key_is_valid(id))
-                return store_invalid(s, "task id");
-        return s->vtable->task_delete(s, id, version);
+        return record_delete(s, &task_kind, id, version);
 }
 
 /* ---- events ---- */
