@@ -137,6 +137,19 @@ Contract *contract_make(const char *owner, const char *name) {
         return c;
 }
 
+void tasks_clear(void) {
+        raw_sql("DELETE FROM tasks");
+}
+
+Task *insert_task(const char *owner, const char *name, TaskState status, usec_t created_at) {
+        Task *t = task_make(owner, name);
+
+        t->status = status;
+        t->created_at = created_at;
+        check_ok(store_task_insert(store, t));
+        return t;
+}
+
 /* Equal vectors; NULL (none) is not the empty vector. */
 void check_strv_equal(char *const *a, char *const *b) {
         if (!a || !b) {

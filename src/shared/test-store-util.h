@@ -67,6 +67,10 @@ void raw_script(const char *path, const char *script);
 
 Task *task_make(const char *owner, const char *name);
 Contract *contract_make(const char *owner, const char *name);
+/* Starts a test on an empty tasks table (events and control requests go with it). */
+void tasks_clear(void);
+/* Inserts a task of task_make() with `status` and `created_at` (0: now). */
+Task *insert_task(const char *owner, const char *name, TaskState status, usec_t created_at);
 /* Field by field; string vectors: NULL (none) is not the empty vector. */
 void check_strv_equal(char *const *a, char *const *b);
 void check_task_equal(const Task *a, const Task *b);
