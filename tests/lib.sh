@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Helpers for the integration tests that drive a real makima-api with curl:
-# a temporary state directory and config, start and stop (SIGTERM, exit 0),
-# requests over the Unix socket (as admin) or TCP (with a bearer token),
-# checks of status codes and JSON, a private D-Bus, and writing the store
-# directly where a worker would (no worker runs in these tests). Source it;
-# needs bash, curl and jq.
+# Helpers for the integration tests that drive a real makima-api: a
+# temporary state directory and config, start and stop (SIGTERM, exit 0),
+# requests with curl over the Unix socket (as admin) or TCP (with a bearer
+# token), checks of status codes and JSON, a private D-Bus, writing the store
+# directly where a worker would (no worker runs in these tests), following a
+# task's event stream, and running the makima CLI with checks of its output.
+# Source it; needs bash, curl and jq.
 
 set -euo pipefail
 
@@ -17,6 +18,11 @@ API_PORT=''
 API_URL=''
 BUS_PID=''
 BUS_ADDRESS=''
+
+# What an id looks like, and one that names nothing.
+uuid_re='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+nouuid=00000000-0000-4000-8000-000000000000
+
 STATUS=''
 BODY=''
 
@@ -293,4 +299,60 @@ wait_for_file_match() {
                 sleep 0.05
         done
         fail "$1 has no line matching /$2/: $(head -c 3000 "$1" 2>/dev/null)"
+}
+
+# follow CURL-ARGS… OUT: curl -N on a task's event stream, in the background; sets FOLLOW_PID.
+follow() {
+        local out=${*: -1}
+
+        curl -sS -N --max-time 60 -D "$out.headers" "${@:1:$#-1}" >"$out" 2>"$out.err" &
+        FOLLOW_PID=$!
+}
+
+# ---- the makima CLI (test-cli*.sh set $MAKIMA) ----
+
+OUT=''
+ERR=''
+RC=0
+
+# run RC ARGS…: runs makima, keeps stdout in $OUT and stderr in $ERR, checks the exit status.
+run() {
+        local want=$1
+        shift
+        RC=0
+        "$MAKIMA" "$@" >"$TMP/out" 2>"$TMP/err" || RC=$?
+        OUT=$(cat "$TMP/out")
+        ERR=$(cat "$TMP/err")
+        if [[ "$RC" != "$want" ]]; then
+                echo "stdout: $OUT" >&2
+                echo "stderr: $ERR" >&2
+                fail "makima $*: exit status $RC, expected $want"
+        fi
+}
+
+out_has() {
+        grep -Eq -- "$1" <<<"$OUT" || fail "stdout does not match /$1/: $OUT"
+}
+out_lacks() {
+        ! grep -Eq -- "$1" <<<"$OUT" || fail "stdout matches /$1/ but should not: $OUT"
+}
+# err_is TEXT: stderr is exactly this one line.
+err_is() {
+        [[ "$ERR" == "$1" ]] || fail "stderr: expected '$1', got '$ERR'"
+}
+err_has() {
+        grep -Eq -- "$1" <<<"$ERR" || fail "stderr does not match /$1/: $ERR"
+}
+# json_is FILTER VALUE: on $OUT.
+json_is() {
+        local got
+        got=$(jq -r "$1" <<<"$OUT") || fail "stdout is not JSON for '$1': $OUT"
+        [[ "$got" == "$2" ]] || fail "$1: expected '$2', got '$got'"
+}
+# same_as_api PATH: $OUT (from --json) is exactly what the API serves at PATH.
+same_as_api() {
+        req admin GET "$1"
+        expect_status 200 "GET $1"
+        [[ "$(jq -S . <<<"$OUT")" == "$(jq -S . <<<"$BODY")" ]] ||
+                fail "--json output differs from GET $1: $OUT vs $BODY"
 }
