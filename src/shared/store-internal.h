@@ -144,6 +144,16 @@ typedef struct StoreClaim {
 
 typedef struct StoreVTable StoreVTable;
 
+/* The statements every backend has per object kind, with which the front
+ * writes updates and appends to logs the same way on both (store.c). */
+typedef enum StoreObjectStatement {
+        STORE_OBJECT_VERSION,           /* id: first column the version */
+        STORE_OBJECT_UPDATE,            /* the *_to_values() row, WHERE id and version */
+        STORE_OBJECT_EVENT_LAST,        /* id: MAX(seq) of its log */
+        STORE_OBJECT_EVENT_INSERT,      /* id, seq, type, payload, created_at */
+        _STORE_OBJECT_STATEMENT_MAX,
+} StoreObjectStatement;
+
 struct Store {
         const StoreVTable *vtable;
         StoreBackend backend;
@@ -195,16 +205,20 @@ struct StoreVTable {
         int (*token_lookup)(Store *s, const char *token_hash, char **ret_owner);
         int (*token_revoke)(Store *s, const char *id, usec_t now);
 
+        /* Runs one of the statements each backend has per object kind, for
+         * the paths the front shares (see StoreObjectStatement). */
+        int (*run_object)(Store *s, EventLog kind, StoreObjectStatement which, const StoreValue *params,
+                          size_t n_params, StoreRowFunc f, void *userdata);
+        /* SQLite writes every update in a transaction of its own;
+         * PostgreSQL only one that also appends an event, since the UPDATE
+         * alone is atomic there and its row lock keeps appenders out. */
+        bool update_always_in_transaction;
+
         /* Inside the front's transaction: finds the row of the log's owner
          * and keeps other appenders away from its log until the end of the
          * transaction (PostgreSQL: a row lock; SQLite: BEGIN IMMEDIATE did
          * it already). Returns the rows found. */
         int (*lock)(Store *s, EventLog log, const char *object_id);
-        /* Inside the front's transaction, which holds the row lock of the
-         * log's owner (PostgreSQL) or is the only writer (SQLite). Events
-         * get created_at = now where theirs is 0; returns the first seq. */
-        int (*events_insert)(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
-                             usec_t now, int64_t *ret_first_seq);
         /* Inside the front's transaction: claims task_id, or the oldest
          * claimable task if it is NULL (see TASK_CLAIMABLE). Returns 1 with
          * the task as claimed and the status it had, or 0. */
@@ -233,6 +247,16 @@ bool store_key_is_valid(const char *s);
 int store_got(Store *s, int r, EventLog kind, const char *id);
 /* A new id in *ret if `id` is NULL, else *ret = NULL. */
 int store_id_make(const char *id, char **ret);
+
+/* A backend's update of the row `v` (n columns) of object `id` read at
+ * `version`, with `event` (if not NULL) appended in the same transaction. */
+int store_object_update(Store *s, EventLog kind, const char *id, int64_t version, const StoreValue *v, size_t n,
+                        const Event *event, usec_t now, int64_t *ret_seq);
+/* Inside the front's transaction, which holds the row lock of the log's
+ * owner (PostgreSQL) or is the only writer (SQLite). Events get
+ * created_at = now where theirs is 0; returns the first seq. */
+int store_object_events_insert(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
+                               usec_t now, int64_t *ret_first_seq);
 
 /* A transaction is open while the guard is set; leaving its scope without
  * store_commit() rolls it back. */

@@ -139,7 +139,7 @@ static int claim(Store *s, const char *task_id, const char *worker_id, usec_t le
         if (r < 0)
                 return r;
         e = (Event) { .type = (char *) "claimed", .payload = payload };
-        r = s->vtable->events_insert(s, EVENT_LOG_TASK, t->id, &e, 1, c.now, &seq);
+        r = store_object_events_insert(s, EVENT_LOG_TASK, t->id, &e, 1, c.now, &seq);
         if (r < 0)
                 return r;
         r = store_commit(&txn);
@@ -274,7 +274,7 @@ int store_task_update_leased(Store *s, Task *t, const char *token, Event *events
         if (r < 0)
                 return r;
         if (n_events > 0) {
-                r = s->vtable->events_insert(s, EVENT_LOG_TASK, t->id, events, n_events, now, &seq);
+                r = store_object_events_insert(s, EVENT_LOG_TASK, t->id, events, n_events, now, &seq);
                 if (r < 0)
                         return r;
         }
@@ -310,7 +310,7 @@ int store_event_append_leased(Store *s, const char *task_id, const char *token, 
         if (r < 0)
                 return r;
         if (n > 0) {
-                r = s->vtable->events_insert(s, EVENT_LOG_TASK, task_id, events, n, now, &first);
+                r = store_object_events_insert(s, EVENT_LOG_TASK, task_id, events, n, now, &first);
                 if (r < 0)
                         return r;
         }

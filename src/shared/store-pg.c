@@ -28,41 +28,35 @@
 
 /* Per object kind (indexed by EventLog). */
 typedef struct PgObject {
-        const char *name;
-        const char *version;            /* first column: version */
-        const char *lock;               /* the same, and locks the row against appenders and writers */
-        const char *update;
-        const char *event_last;
-        const char *event_insert;
+        const char *lock;               /* as STORE_OBJECT_VERSION, and locks the row against appenders and writers */
+        const char *statements[_STORE_OBJECT_STATEMENT_MAX];
 } PgObject;
 
 static const PgObject pg_objects[_EVENT_LOG_MAX] = {
         [EVENT_LOG_TASK] = {
-                .name = "Task",
-                .version = "SELECT version, status FROM tasks WHERE id = $1",
+                .statements[STORE_OBJECT_VERSION] = "SELECT version, status FROM tasks WHERE id = $1",
                 .lock = "SELECT version, status FROM tasks WHERE id = $1 FOR NO KEY UPDATE",
-                .update =
+                .statements[STORE_OBJECT_UPDATE] =
                         "UPDATE tasks SET updated_at = $3, version = version + 1, owner = $5, name = $6, plan = $7, "
                         "repo = $8, base_branch = $9, target_branch = $10, parent_task_id = $11, contract_id = $12, "
                         "is_supervisor = $13, autonomous_loop = $14, max_iterations = $15, iteration_count = $16, "
                         "status = $17, error = $18, worktree = $19, branch = $20, session_id = $21, cost_usd = $22, "
                         "started_at = $23, completed_at = $24, max_cost_usd = $25, copy_files = $26 "
                         "WHERE id = $1 AND version = $4",
-                .event_last = "SELECT MAX(seq) FROM task_events WHERE task_id = $1",
-                .event_insert =
+                .statements[STORE_OBJECT_EVENT_LAST] = "SELECT MAX(seq) FROM task_events WHERE task_id = $1",
+                .statements[STORE_OBJECT_EVENT_INSERT] =
                         "INSERT INTO task_events (task_id, seq, type, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
         },
         [EVENT_LOG_CONTRACT] = {
-                .name = "Contract",
-                .version = "SELECT version FROM contracts WHERE id = $1",
+                .statements[STORE_OBJECT_VERSION] = "SELECT version FROM contracts WHERE id = $1",
                 .lock = "SELECT version FROM contracts WHERE id = $1 FOR NO KEY UPDATE",
-                .update =
+                .statements[STORE_OBJECT_UPDATE] =
                         "UPDATE contracts SET updated_at = $3, version = version + 1, owner = $5, name = $6, "
                         "description = $7, type = $8, phase = $9, status = $10, autonomous_loop = $11, "
                         "supervisor_task_id = $12, max_cost_usd = $13 "
                         "WHERE id = $1 AND version = $4",
-                .event_last = "SELECT MAX(seq) FROM contract_events WHERE contract_id = $1",
-                .event_insert =
+                .statements[STORE_OBJECT_EVENT_LAST] = "SELECT MAX(seq) FROM contract_events WHERE contract_id = $1",
+                .statements[STORE_OBJECT_EVENT_INSERT] =
                         "INSERT INTO contract_events (contract_id, seq, type, payload, created_at) "
                         "VALUES ($1, $2, $3, $4, $5)",
         },
@@ -385,68 +379,9 @@ static int pg_ping(Store *s) {
         return r < 0 ? r : 0;
 }
 
-/* Why an UPDATE … WHERE id AND version changed nothing. */
-static int pg_update_refused(PgStore *p, EventLog kind, const char *id, int64_t version) {
-        const PgObject *o = &pg_objects[kind];
-        int r;
-
-        r = pg_run(p, o->version, PARAMS(VALUE_TEXT(id)), NULL, NULL);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return store_error(&p->base, -ENOENT, "%s %s does not exist", o->name, id);
-        return store_error(&p->base, -ESTALE, "%s %s was changed since version %" PRIi64, o->name, id, version);
-}
-
-/* Appends to a log inside the caller's transaction, which holds the row
- * lock of the log's owner: no other appender can read the same max(seq). */
-static int pg_events_insert(PgStore *p, EventLog log, const char *object_id, const Event *events, size_t n,
-                            usec_t now, int64_t *ret_first_seq) {
-        const PgObject *o = &pg_objects[log];
-        int64_t last;
-        int r;
-
-        r = pg_run(p, o->event_last, PARAMS(VALUE_TEXT(object_id)), store_row_int64, &last);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++) {
-                r = pg_run(p, o->event_insert,
-                           PARAMS(VALUE_TEXT(object_id),
-                                  VALUE_INT(last + 1 + (int64_t) i),
-                                  VALUE_TEXT(events[i].type),
-                                  VALUE_TEXT(events[i].payload),
-                                  VALUE_USEC(events[i].created_at ?: now)),
-                           NULL, NULL);
-                if (r < 0)
-                        return r;
-        }
-        *ret_first_seq = last + 1;
-        return 0;
-}
-
-static int pg_update(PgStore *p, EventLog kind, const char *id, int64_t version, const StoreValue *v, size_t n,
-                     const Event *event, usec_t now, int64_t *ret_seq) {
-        _cleanup_(pg_rollbackp) PgStore *txn = NULL;
-        int r;
-
-        /* Without an event the UPDATE is atomic on its own. With one, the
-         * UPDATE's row lock is also what keeps other appenders out. */
-        if (event) {
-                r = pg_begin(p, &txn);
-                if (r < 0)
-                        return r;
-        }
-        r = pg_run(p, pg_objects[kind].update, v, n, NULL, NULL);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return pg_update_refused(p, kind, id, version);
-        if (!event)
-                return 0;
-        r = pg_events_insert(p, kind, id, event, 1, now, ret_seq);
-        if (r < 0)
-                return r;
-        return pg_commit(&txn);
+static int pg_run_object(Store *s, EventLog kind, StoreObjectStatement which, const StoreValue *params,
+                         size_t n_params, StoreRowFunc f, void *userdata) {
+        return pg_run(pg_store(s), pg_objects[kind].statements[which], params, n_params, f, userdata);
 }
 
 static int pg_contract_insert(Store *s, const Contract *c) {
@@ -477,8 +412,8 @@ static int pg_contract_update(Store *s, const Contract *c, const Event *event, u
         StoreValue v[CONTRACT_N_COLUMNS];
 
         contract_to_values(c, v);
-        return pg_update(pg_store(s), EVENT_LOG_CONTRACT, c->id, c->version, v, CONTRACT_N_COLUMNS, event, now,
-                         ret_seq);
+        return store_object_update(s, EVENT_LOG_CONTRACT, c->id, c->version, v, CONTRACT_N_COLUMNS, event, now,
+                                   ret_seq);
 }
 
 static int pg_contract_delete(Store *s, const char *id, int64_t version) {
@@ -554,7 +489,7 @@ static int pg_task_update(Store *s, const Task *t, const Event *event, usec_t no
         r = task_to_values(t, &v);
         if (r < 0)
                 return r;
-        return pg_update(pg_store(s), EVENT_LOG_TASK, t->id, t->version, v.v, TASK_N_COLUMNS, event, now, ret_seq);
+        return store_object_update(s, EVENT_LOG_TASK, t->id, t->version, v.v, TASK_N_COLUMNS, event, now, ret_seq);
 }
 
 static int pg_task_delete(Store *s, const char *id, int64_t version) {
@@ -635,11 +570,6 @@ static void pg_txn_rollback(Store *s) {
 
         if (txn->in_transaction)
                 pg_rollbackp(&txn);
-}
-
-static int pg_events_insert_txn(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
-                                usec_t now, int64_t *ret_first_seq) {
-        return pg_events_insert(pg_store(s), log, object_id, events, n, now, ret_first_seq);
 }
 
 typedef struct PgClaimed {
@@ -757,6 +687,7 @@ const StoreVTable store_pg_vtable = {
         .commit = pg_txn_commit,
         .rollback = pg_txn_rollback,
         .query = pg_query,
+        .run_object = pg_run_object,
         .contract_insert = pg_contract_insert,
         .contract_get = pg_contract_get,
         .contract_update = pg_contract_update,
@@ -769,7 +700,6 @@ const StoreVTable store_pg_vtable = {
         .token_lookup = pg_token_lookup,
         .token_revoke = pg_token_revoke,
         .lock = pg_lock,
-        .events_insert = pg_events_insert_txn,
         .task_claim = pg_task_claim,
         .listen = pg_listen,
         .listen_drain = pg_listen_drain,

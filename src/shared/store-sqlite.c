@@ -101,18 +101,11 @@ static const char *const sqlite_sql[_SQL_MAX] = {
                 "WHERE id = ?1",
 };
 
-/* Per object kind (indexed by EventLog): what the generic paths below need. */
-typedef struct SqliteObject {
-        const char *name;
-        SqliteStatement version;        /* first column: version */
-        SqliteStatement update;
-        SqliteStatement event_last;
-        SqliteStatement event_insert;
-} SqliteObject;
-
-static const SqliteObject sqlite_objects[_EVENT_LOG_MAX] = {
-        [EVENT_LOG_TASK] = { "Task", SQL_TASK_STATE, SQL_TASK_UPDATE, SQL_TASK_EVENT_LAST, SQL_TASK_EVENT_INSERT },
-        [EVENT_LOG_CONTRACT] = { "Contract", SQL_CONTRACT_VERSION, SQL_CONTRACT_UPDATE, SQL_CONTRACT_EVENT_LAST,
+/* Per object kind (indexed by EventLog, then StoreObjectStatement): what
+ * the front's shared update and append paths run (store.c). */
+static const SqliteStatement sqlite_objects[_EVENT_LOG_MAX][_STORE_OBJECT_STATEMENT_MAX] = {
+        [EVENT_LOG_TASK] = { SQL_TASK_STATE, SQL_TASK_UPDATE, SQL_TASK_EVENT_LAST, SQL_TASK_EVENT_INSERT },
+        [EVENT_LOG_CONTRACT] = { SQL_CONTRACT_VERSION, SQL_CONTRACT_UPDATE, SQL_CONTRACT_EVENT_LAST,
                                  SQL_CONTRACT_EVENT_INSERT },
 };
 
@@ -423,64 +416,10 @@ static int sqlite_ping(Store *s) {
         return r < 0 ? r : 0;
 }
 
-/* Why an UPDATE … WHERE id AND version changed nothing. */
-static int sqlite_update_refused(SqliteStore *q, EventLog kind, const char *id, int64_t version) {
-        const SqliteObject *o = &sqlite_objects[kind];
-        int r;
-
-        r = sqlite_run(q, o->version, PARAMS(VALUE_TEXT(id)), NULL, NULL);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return store_error(&q->base, -ENOENT, "%s %s does not exist", o->name, id);
-        return store_error(&q->base, -ESTALE, "%s %s was changed since version %" PRIi64, o->name, id, version);
-}
-
-/* Appends to a log inside the caller's write transaction, which BEGIN
- * IMMEDIATE makes the only writer: max(seq) cannot move under us. */
-static int sqlite_events_insert(SqliteStore *q, EventLog log, const char *object_id, const Event *events, size_t n,
-                                usec_t now, int64_t *ret_first_seq) {
-        const SqliteObject *o = &sqlite_objects[log];
-        int64_t last;
-        int r;
-
-        r = sqlite_run(q, o->event_last, PARAMS(VALUE_TEXT(object_id)), store_row_int64, &last);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++) {
-                r = sqlite_run(q, o->event_insert,
-                               PARAMS(VALUE_TEXT(object_id),
-                                      VALUE_INT(last + 1 + (int64_t) i),
-                                      VALUE_TEXT(events[i].type),
-                                      VALUE_TEXT(events[i].payload),
-                                      VALUE_USEC(events[i].created_at ?: now)),
-                               NULL, NULL);
-                if (r < 0)
-                        return r;
-        }
-        *ret_first_seq = last + 1;
-        return 0;
-}
-
-static int sqlite_update(SqliteStore *q, EventLog kind, const char *id, int64_t version, const StoreValue *v,
-                         size_t n, const Event *event, usec_t now, int64_t *ret_seq) {
-        _cleanup_(sqlite_rollbackp) SqliteStore *txn = NULL;
-        int r;
-
-        r = sqlite_begin(q, &txn);
-        if (r < 0)
-                return r;
-        r = sqlite_run(q, sqlite_objects[kind].update, v, n, NULL, NULL);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return sqlite_update_refused(q, kind, id, version);
-        if (event) {
-                r = sqlite_events_insert(q, kind, id, event, 1, now, ret_seq);
-                if (r < 0)
-                        return r;
-        }
-        return sqlite_commit(&txn);
+/* Through sqlite_run(), so that these statements too are prepared once. */
+static int sqlite_run_object(Store *s, EventLog kind, StoreObjectStatement which, const StoreValue *params,
+                             size_t n_params, StoreRowFunc f, void *userdata) {
+        return sqlite_run(sqlite_store(s), sqlite_objects[kind][which], params, n_params, f, userdata);
 }
 
 static int sqlite_contract_insert(Store *s, const Contract *c) {
@@ -507,8 +446,8 @@ static int sqlite_contract_update(Store *s, const Contract *c, const Event *even
         StoreValue v[CONTRACT_N_COLUMNS];
 
         contract_to_values(c, v);
-        return sqlite_update(sqlite_store(s), EVENT_LOG_CONTRACT, c->id, c->version, v, CONTRACT_N_COLUMNS, event,
-                             now, ret_seq);
+        return store_object_update(s, EVENT_LOG_CONTRACT, c->id, c->version, v, CONTRACT_N_COLUMNS, event,
+                                   now, ret_seq);
 }
 
 static int sqlite_contract_delete(Store *s, const char *id, int64_t version) {
@@ -571,8 +510,8 @@ static int sqlite_task_update(Store *s, const Task *t, const Event *event, usec_
         r = task_to_values(t, &v);
         if (r < 0)
                 return r;
-        return sqlite_update(sqlite_store(s), EVENT_LOG_TASK, t->id, t->version, v.v, TASK_N_COLUMNS, event, now,
-                             ret_seq);
+        return store_object_update(s, EVENT_LOG_TASK, t->id, t->version, v.v, TASK_N_COLUMNS, event, now,
+                                   ret_seq);
 }
 
 static int sqlite_task_delete(Store *s, const char *id, int64_t version) {
@@ -601,7 +540,7 @@ static int sqlite_task_delete(Store *s, const char *id, int64_t version) {
 
 /* The front's BEGIN IMMEDIATE already keeps every other writer out. */
 static int sqlite_lock(Store *s, EventLog log, const char *object_id) {
-        return sqlite_run(sqlite_store(s), sqlite_objects[log].version, PARAMS(VALUE_TEXT(object_id)), NULL, NULL);
+        return sqlite_run(sqlite_store(s), sqlite_objects[log][STORE_OBJECT_VERSION], PARAMS(VALUE_TEXT(object_id)), NULL, NULL);
 }
 
 static int sqlite_token_insert(Store *s, const char *id, const char *owner, const char *token_hash,
@@ -650,11 +589,6 @@ static void sqlite_txn_rollback(Store *s) {
         SqliteStore *q = sqlite_store(s);
 
         sqlite_rollbackp(&q);
-}
-
-static int sqlite_events_insert_txn(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
-                                    usec_t now, int64_t *ret_first_seq) {
-        return sqlite_events_insert(sqlite_store(s), log, object_id, events, n, now, ret_first_seq);
 }
 
 typedef struct SqliteClaimable {
@@ -722,6 +656,8 @@ const StoreVTable store_sqlite_vtable = {
         .commit = sqlite_txn_commit,
         .rollback = sqlite_txn_rollback,
         .query = sqlite_query,
+        .run_object = sqlite_run_object,
+        .update_always_in_transaction = true,
         .contract_insert = sqlite_contract_insert,
         .contract_get = sqlite_contract_get,
         .contract_update = sqlite_contract_update,
@@ -734,6 +670,5 @@ const StoreVTable store_sqlite_vtable = {
         .token_lookup = sqlite_token_lookup,
         .token_revoke = sqlite_token_revoke,
         .lock = sqlite_lock,
-        .events_insert = sqlite_events_insert_txn,
         .task_claim = sqlite_task_claim,
 };

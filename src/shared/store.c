@@ -5,6 +5,7 @@
  * unchanged by either backend. Also the helpers the other front files
  * (store-lease.c, store-control.c) share. */
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -228,6 +229,68 @@ void store_events_complete(Event *events, size_t n, StoreEventIds *ids, int64_t 
                 if (!e->object_id)
                         e->object_id = TAKE_PTR(ids->items[i]);
         }
+}
+
+/* Why an UPDATE … WHERE id AND version changed nothing. */
+static int object_update_refused(Store *s, EventLog kind, const char *id, int64_t version) {
+        int r;
+
+        r = s->vtable->run_object(s, kind, STORE_OBJECT_VERSION, PARAMS(VALUE_TEXT(id)), NULL, NULL);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return store_error(s, -ENOENT, "%s %s does not exist", store_object_names[kind].name, id);
+        return store_error(s, -ESTALE, "%s %s was changed since version %" PRIi64, store_object_names[kind].name,
+                           id, version);
+}
+
+/* The transaction's row lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite)
+ * keeps other appenders out: max(seq) cannot move under us. */
+int store_object_events_insert(Store *s, EventLog log, const char *object_id, const Event *events, size_t n,
+                               usec_t now, int64_t *ret_first_seq) {
+        int64_t last;
+        int r;
+
+        r = s->vtable->run_object(s, log, STORE_OBJECT_EVENT_LAST, PARAMS(VALUE_TEXT(object_id)), store_row_int64,
+                                  &last);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = s->vtable->run_object(s, log, STORE_OBJECT_EVENT_INSERT,
+                                          PARAMS(VALUE_TEXT(object_id),
+                                                 VALUE_INT(last + 1 + (int64_t) i),
+                                                 VALUE_TEXT(events[i].type),
+                                                 VALUE_TEXT(events[i].payload),
+                                                 VALUE_USEC(events[i].created_at ?: now)),
+                                          NULL, NULL);
+                if (r < 0)
+                        return r;
+        }
+        *ret_first_seq = last + 1;
+        return 0;
+}
+
+int store_object_update(Store *s, EventLog kind, const char *id, int64_t version, const StoreValue *v, size_t n,
+                        const Event *event, usec_t now, int64_t *ret_seq) {
+        _cleanup_(store_rollbackp) Store *txn = NULL;
+        int r;
+
+        if (event || s->vtable->update_always_in_transaction) {
+                r = store_begin(s, &txn);
+                if (r < 0)
+                        return r;
+        }
+        r = s->vtable->run_object(s, kind, STORE_OBJECT_UPDATE, v, n, NULL, NULL);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return object_update_refused(s, kind, id, version);
+        if (event) {
+                r = store_object_events_insert(s, kind, id, event, 1, now, ret_seq);
+                if (r < 0)
+                        return r;
+        }
+        return txn ? store_commit(&txn) : 0;
 }
 
 /* ---- contracts and tasks ---- */
@@ -589,7 +652,7 @@ int store_event_append(Store *s, EventLog log, const char *object_id, Event *eve
                 return r;
         if (r == 0)
                 return store_error(s, -ENOENT, "%s %s does not exist", store_object_names[log].name, object_id);
-        r = s->vtable->events_insert(s, log, object_id, events, n, now, &first);
+        r = store_object_events_insert(s, log, object_id, events, n, now, &first);
         if (r < 0)
                 return r;
         r = store_commit(&txn);
