@@ -10,40 +10,11 @@
 
 #define NAME_MAX_BYTES 256
 
-static int contract_get(Store *s, const char *id, void **ret) {
-        return store_contract_get(s, id, (Contract **) ret);
-}
-
-static const char *contract_id(const void *c) {
-        return ((const Contract *) c)->id;
-}
-
-static const char *contract_owner(const void *c) {
-        return ((const Contract *) c)->owner;
-}
-
-static void contract_free_void(void *c) {
-        contract_free(c);
-}
-
-static int contract_json(const void *c, json_object **ret) {
-        return contract_to_json(c, ret);
-}
+DEFINE_RESOURCE(contract, Contract, "contract", "/api/v1/contracts");
 
 static int contract_item_json(const void *items, size_t i, json_object **ret) {
         return contract_to_json(((Contract *const *) items)[i], ret);
 }
-
-static const Resource contract_resource = {
-        .what = "contract",
-        .collection = "/api/v1/contracts",
-        .get = contract_get,
-        .delete = store_contract_delete,
-        .id = contract_id,
-        .owner = contract_owner,
-        .free = contract_free_void,
-        .to_json = contract_json,
-};
 
 static int contract_load(Request *r, Contract **ret) {
         return request_resource_load(r, &contract_resource, (void **) ret);
@@ -223,10 +194,7 @@ int api_contract_patch(Request *r) {
         if (k < 0)
                 return k;
 
-        k = contract_load(r, &c);
-        if (k < 0)
-                return k;
-        k = request_check_version(r, p.version, c->version, "contract");
+        k = request_resource_load_at(r, &contract_resource, p.version, (void **) &c);
         if (k < 0)
                 return k;
         if (p.supervisor_task_id) {
@@ -300,10 +268,7 @@ int api_contract_phase(Request *r) {
         if (k < 0)
                 return k;
 
-        k = contract_load(r, &c);
-        if (k < 0)
-                return k;
-        k = request_check_version(r, p.version, c->version, "contract");
+        k = request_resource_load_at(r, &contract_resource, p.version, (void **) &c);
         if (k < 0)
                 return k;
 

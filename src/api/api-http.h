@@ -182,12 +182,49 @@ typedef struct Resource {
         int (*delete)(Store *s, const char *id, int64_t version);
         const char *(*id)(const void *object);
         const char *(*owner)(const void *object);
+        int64_t (*version)(const void *object);
         void (*free)(void *object);
         RequestToJson to_json;
 } Resource;
+/* Defines `name`_resource, the Resource of the model's `Type` (with an id,
+ * owner and version) through the store's store_`name`_get() and _delete()
+ * and json-util's `name`_to_json(). */
+#define DEFINE_RESOURCE(name, Type, what_, collection_)                                 \
+        static int name##_resource_get(Store *s, const char *id, void **ret) {          \
+                return store_##name##_get(s, id, (Type **) ret);                        \
+        }                                                                               \
+        static const char *name##_resource_id(const void *o) {                          \
+                return ((const Type *) o)->id;                                          \
+        }                                                                               \
+        static const char *name##_resource_owner(const void *o) {                       \
+                return ((const Type *) o)->owner;                                       \
+        }                                                                               \
+        static int64_t name##_resource_version(const void *o) {                         \
+                return ((const Type *) o)->version;                                     \
+        }                                                                               \
+        static void name##_resource_free(void *o) {                                     \
+                name##_free(o);                                                         \
+        }                                                                               \
+        static int name##_resource_json(const void *o, json_object **ret) {             \
+                return name##_to_json(o, ret);                                          \
+        }                                                                               \
+        static const Resource name##_resource = {                                       \
+                .what = what_,                                                          \
+                .collection = collection_,                                              \
+                .get = name##_resource_get,                                             \
+                .delete = store_##name##_delete,                                        \
+                .id = name##_resource_id,                                               \
+                .owner = name##_resource_owner,                                         \
+                .version = name##_resource_version,                                     \
+                .free = name##_resource_free,                                           \
+                .to_json = name##_resource_json,                                        \
+        }
 /* Reads the object of the URL, answering 404 when it does not exist or the
  * caller may not see it; the caller frees it with res->free. */
 int request_resource_load(Request *r, const Resource *res, void **ret);
+/* The same, for a change written at `version` (the body's, or -1 for any):
+ * also answers 409 when the object is at another one. */
+int request_resource_load_at(Request *r, const Resource *res, int64_t version, void **ret);
 /* Answers the object as JSON; with status 201 also its Location. */
 int request_resource_reply(Request *r, const Resource *res, unsigned status, const void *object);
 /* GET of the object of the URL. */

@@ -106,6 +106,22 @@ int request_resource_load(Request *r, const Resource *res, void **ret) {
         return 0;
 }
 
+int request_resource_load_at(Request *r, const Resource *res, int64_t version, void **ret) {
+        void *o;
+        int k;
+
+        k = request_resource_load(r, res, &o);
+        if (k < 0)
+                return k;
+        k = request_check_version(r, version, res->version(o), res->what);
+        if (k < 0) {
+                res->free(o);
+                return k;
+        }
+        *ret = o;
+        return 0;
+}
+
 int request_resource_reply(Request *r, const Resource *res, unsigned status, const void *object) {
         return request_reply_object(r, status, object, res->to_json, res->collection, res->id(object));
 }

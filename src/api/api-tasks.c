@@ -17,40 +17,11 @@
 #define COPY_FILES_MAX 100
 #define COPY_FILE_MAX_BYTES 4096
 
-static int task_get(Store *s, const char *id, void **ret) {
-        return store_task_get(s, id, (Task **) ret);
-}
-
-static const char *task_id(const void *t) {
-        return ((const Task *) t)->id;
-}
-
-static const char *task_owner(const void *t) {
-        return ((const Task *) t)->owner;
-}
-
-static void task_free_void(void *t) {
-        task_free(t);
-}
-
-static int task_json(const void *t, json_object **ret) {
-        return task_to_json(t, ret);
-}
+DEFINE_RESOURCE(task, Task, "task", "/api/v1/tasks");
 
 static int task_item_json(const void *items, size_t i, json_object **ret) {
         return task_to_json(((Task *const *) items)[i], ret);
 }
-
-static const Resource task_resource = {
-        .what = "task",
-        .collection = "/api/v1/tasks",
-        .get = task_get,
-        .delete = store_task_delete,
-        .id = task_id,
-        .owner = task_owner,
-        .free = task_free_void,
-        .to_json = task_json,
-};
 
 int api_task_load(Request *r, Task **ret) {
         return request_resource_load(r, &task_resource, (void **) ret);
@@ -382,10 +353,7 @@ int api_task_patch(Request *r) {
         if (k < 0)
                 return k;
 
-        k = api_task_load(r, &t);
-        if (k < 0)
-                return k;
-        k = request_check_version(r, p.version, t->version, "task");
+        k = request_resource_load_at(r, &task_resource, p.version, (void **) &t);
         if (k < 0)
                 return k;
 
