@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "store-internal.h"
 
@@ -353,26 +355,22 @@ static int sqlite_migrate(SqliteStore *q) {
         }
 }
 
+static void sqlite_disconnect(SqliteStore *q) {
+        for (size_t i = 0; i < _SQL_MAX; i++)
+                q->statements[i] = (sqlite3_finalize(q->statements[i]), NULL);
+        (void) sqlite3_close(q->db);
+        q->db = NULL;
+}
+
 static void sqlite_free(Store *s) {
         SqliteStore *q = sqlite_store(s);
 
-        for (size_t i = 0; i < _SQL_MAX; i++)
-                (void) sqlite3_finalize(q->statements[i]);
-        (void) sqlite3_close(q->db);
+        sqlite_disconnect(q);
         free(q);
 }
 
-static int sqlite_connect(SqliteStore *q, const char *path) {
+static int sqlite_connect_once(SqliteStore *q, const char *path) {
         int r, rc;
-
-        if (!streq(path, ":memory:")) {
-                /* SQLite would create the file 0644 (less umask), and it holds
-                 * every agent's output. Its -wal and -shm files take the
-                 * database file's mode. */
-                _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-                if (fd < 0)
-                        return store_error(&q->base, -errno, "Failed to open %s: %m", path);
-        }
 
         rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc != SQLITE_OK)
@@ -384,6 +382,46 @@ static int sqlite_connect(SqliteStore *q, const char *path) {
         if (r < 0)
                 return r;
         return sqlite_migrate(q);
+}
+
+static int sqlite_connect(SqliteStore *q, const char *path) {
+        bool fresh = false;
+        usec_t deadline;
+
+        if (!streq(path, ":memory:")) {
+                /* SQLite would create the file 0644 (less umask), and it holds
+                 * every agent's output. Its -wal and -shm files take the
+                 * database file's mode. */
+                _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+                struct stat st;
+
+                if (fd < 0)
+                        return store_error(&q->base, -errno, "Failed to open %s: %m", path);
+                if (fstat(fd, &st) < 0)
+                        return store_error(&q->base, -errno, "Failed to stat %s: %m", path);
+                fresh = st.st_size == 0;
+        }
+
+        /* Two processes turning the same new, empty file into a WAL database
+         * race in ways the busy handler does not cover: the loser of the lock
+         * escalation gets SQLITE_BUSY at once (waiting could deadlock), or
+         * reads a header half written (SQLITE_NOTADB), or finds the rollback
+         * journal already gone (SQLITE_IOERR_DELETE_NOENT). Each is over once
+         * the winner is done, so for a fresh file only, start again. */
+        deadline = now_usec() + SQLITE_BUSY_TIMEOUT_MSEC * USEC_PER_MSEC;
+        for (;;) {
+                int r, rc;
+
+                r = sqlite_connect_once(q, path);
+                if (r >= 0)
+                        return r;
+                rc = q->db ? sqlite3_errcode(q->db) : SQLITE_OK;
+                if (!fresh || !IN_SET(rc, SQLITE_BUSY, SQLITE_NOTADB, SQLITE_IOERR) || now_usec() > deadline)
+                        return r;
+                sqlite_disconnect(q);
+                q->base.error = mfree(q->base.error);
+                (void) usleep(10 * USEC_PER_MSEC);
+        }
 }
 
 static int sqlite_open(const char *path, Store **ret, char **ret_error) {
