@@ -13,7 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
-#include "seccomp.h"
+#include "sandbox-seccomp.h"
 
 #define DENY(call, err) { .name = #call, .nr = SCMP_SYS(call), .error = (err), .arg = -1 }
 #define DENY_IF(call, err, a, m, v) { .name = #call, .nr = SCMP_SYS(call), .error = (err), .arg = (a), .mask = (m), .match = (v) }

@@ -16,7 +16,7 @@
 #include "log.h"
 #include "sandbox.h"
 #include "sandbox-paths.h"
-#include "seccomp.h"
+#include "sandbox-seccomp.h"
 
 /* The agent's $PATH, after the directories its program's interpreter needs. */
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

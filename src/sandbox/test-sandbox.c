@@ -15,7 +15,7 @@
 #include "conf.h"
 #include "log.h"
 #include "sandbox.h"
-#include "seccomp.h"
+#include "sandbox-seccomp.h"
 
 #define assert_se(expr)                                                                         \
         do {                                                                                    \

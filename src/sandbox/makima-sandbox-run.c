@@ -9,7 +9,7 @@
 #include "conf.h"
 #include "log.h"
 #include "sandbox.h"
-#include "seccomp.h"
+#include "sandbox-seccomp.h"
 
 typedef enum RunMode {
         RUN_SANDBOX,
