@@ -59,6 +59,16 @@ lib_cleanup() {
         exit "$rc"
 }
 
+# As root, the users makima's services and agents run as must exist (an agent
+# is never root): systemd-sysusers makes them from the project's own file,
+# as an installation would.
+ensure_users() {
+        [[ $(id -u) = 0 ]] || return 0
+        id makima-agent >/dev/null 2>&1 && id makima >/dev/null 2>&1 && return 0
+        systemd-sysusers "$(dirname "${BASH_SOURCE[0]}")/../sysusers.d/makima.conf" ||
+                fail "systemd-sysusers could not create the users makima and makima-agent"
+}
+
 # lib_init PATH/TO/makima-api: checks tools, makes $TMP, writes a config.
 lib_init() {
         local tool
@@ -69,6 +79,7 @@ lib_init() {
                 command -v "$tool" >/dev/null || { echo "$TEST_NAME: $tool is missing, skipping" >&2; exit 77; }
         done
 
+        ensure_users
         TMP=$(mktemp -d "${TMPDIR:-/tmp}/makima-test.XXXXXX")
         chmod 0755 "$TMP"
         trap lib_cleanup EXIT
@@ -123,7 +134,7 @@ api_start() {
         for try in 1 2 3; do
                 API_PORT=$(free_port)
                 API_URL="http://127.0.0.1:$API_PORT"
-                "$MAKIMA_API_BIN" --config "$TMP/makima.conf" \
+                "$MAKIMA_API_BIN" --config "$TMP/makima.conf" --state-dir "${STATE:-$TMP/state}" \
                         --listen "unix:$API_SOCK" --listen "127.0.0.1:$API_PORT" "$@" \
                         >>"$TMP/api.log" 2>&1 &
                 API_PID=$!
@@ -288,6 +299,52 @@ task_set_status() {
                    INSERT INTO task_events (task_id, seq, type, payload, created_at)
                    SELECT '$1', COALESCE(MAX(seq), 0) + 1, 'status', '{\"from\":\"$from\",\"to\":\"$2\"}', $(date +%s%6N)
                    FROM task_events WHERE task_id = '$1'"
+}
+
+proc_state() {
+        sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1
+}
+
+# is_paused PID: whether a process is held still: stopped (T), or in a frozen cgroup (the
+# worker freezes a task's cgroup where it has one).
+is_paused() {
+        local line path mount
+
+        [[ "$(proc_state "$1")" == T ]] && return 0
+        while IFS= read -r line; do
+                path=${line#*:*:}
+                case "$line" in
+                0::*)
+                        mount=$(findmnt -n -o TARGET -t cgroup2 | head -n1)
+                        grep -qx 'frozen 1' "$mount$path/cgroup.events" 2>/dev/null && return 0 ;;
+                *:freezer:*)
+                        mount=$(findmnt -n -o TARGET -t cgroup -O freezer | head -n1)
+                        grep -qx FROZEN "$mount$path/freezer.state" 2>/dev/null && return 0 ;;
+                esac
+        done <"/proc/$1/cgroup"
+        return 1
+}
+
+# make_task_repo REPO BASE ID [BRANCH]: the task's own repository as a
+# worker makes it (src/sandbox/git-util.c), for tests with no worker: its
+# git directory under $STATE/git borrowing REPO's objects, its branch
+# (makima/<first 8 of ID>) at BASE, a copy of BASE, the worktree checked
+# out under $STATE/worktrees (or $WORKTREES). Prints the worktree.
+make_task_repo() {
+        local repo=$1 base=$2 id=$3 branch=${4:-makima/${3:0:8}} state=${STATE:-$TMP/state}
+        local gd="$state/git/$id" wt="${WORKTREES:-$state/worktrees}/$id" commit
+
+        commit=$(git -C "$repo" rev-parse "$base^{commit}")
+        mkdir -p "$gd" "$wt"
+        git init -q --bare --template= -b "$branch" "$gd"
+        printf '[core]\n\trepositoryformatversion = 0\n\tbare = false\n' >"$gd/config"
+        git -C "$repo" rev-parse --path-format=absolute --git-common-dir | sed 's|$|/objects|' \
+                >"$gd/objects/info/alternates"
+        git --git-dir="$gd" update-ref "refs/heads/$branch" "$commit"
+        git --git-dir="$gd" update-ref "refs/heads/$base" "$commit" 2>/dev/null || true
+        printf 'gitdir: %s\n' "$gd" >"$wt/.git"
+        git --git-dir="$gd" --work-tree="$wt" read-tree -u --reset HEAD
+        echo "$wt"
 }
 
 # wait_for_file_match FILE REGEX [SECONDS]: until a line of FILE matches (default 10 s).

@@ -264,6 +264,20 @@ static long try_clone3(void) {
         return syscall(SYS_clone3, NULL, 0);
 }
 
+/* These would change the caller's personality for good: in a child. The
+ * kernel itself allows both to anybody. */
+static int do_personality(unsigned long p) {
+        return syscall(SYS_personality, p) < 0 ? errno : 0;
+}
+
+static int do_personality_read_implies_exec(void) {
+        return do_personality(0x0400000 /* READ_IMPLIES_EXEC */);
+}
+
+static int do_personality_addr_no_randomize(void) {
+        return do_personality(0x0040000 /* ADDR_NO_RANDOMIZE */);
+}
+
 static void check_syscalls(void) {
         const SyscallCheck checks[] = {
                 { "ptrace", EPERM, .call = try_ptrace },
@@ -299,6 +313,8 @@ static void check_syscalls(void) {
                 { "ioctl-TIOCSTI-high-bits", EPERM, .child = do_tiocsti_high_bits },
                 { "ioctl-TIOCLINUX", EPERM, .child = do_tioclinux },
                 { "clone3", ENOSYS, .call = try_clone3 },
+                { "personality-READ_IMPLIES_EXEC", EPERM, .child = do_personality_read_implies_exec },
+                { "personality-ADDR_NO_RANDOMIZE", EPERM, .child = do_personality_addr_no_randomize },
 #if defined(__x86_64__)
                 { "i386-ptrace", EPERM, .child = do_i386_ptrace },
 #endif

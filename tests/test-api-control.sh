@@ -338,21 +338,26 @@ git init -q -b trunk "$repo"
 printf 'one\n' >"$repo/a.txt"
 git -C "$repo" add a.txt
 git -C "$repo" -c user.name=t -c user.email=t@example.com commit -q -m init
-git -C "$repo" worktree add -q -b makima/task "$TMP/diff-worktree"
-wt="$TMP/diff-worktree"
+req admin POST /api/v1/repos "$(jq -nc --arg r "$repo" '{path:$r, owner:"alice"}')"
+expect_status 201 "grant the diff repository to alice"
+req "$alice" POST /api/v1/tasks "$(jq -nc --arg r "$repo" '{plan:"diffed", repo:$r}')"
+td=$(jqr .id)
+req "$alice" GET "/api/v1/tasks/$td/diff"
+expect_error 409 no_worktree "diff without a worktree"
+# What a worker makes of it: the task's own repository and worktree.
+wt=$(make_task_repo "$repo" trunk "$td")
 printf 'committed\n' >"$wt/b.txt"
 git -C "$wt" add b.txt
 git -C "$wt" -c user.name=t -c user.email=t@example.com commit -q -m b
 printf 'two\n' >>"$wt/a.txt"
 printf 'new\n' >"$wt/untracked.txt"
 printf '\xff\xfe not UTF-8\n' >"$wt/binaryish.txt"
-req "$alice" POST /api/v1/tasks "$(jq -nc --arg r "$repo" '{plan:"diffed", repo:$r}')"
-td=$(jqr .id)
+store_sql "UPDATE tasks SET worktree = '$wt', branch = 'makima/${td:0:8}' WHERE id = '$td'"
 req "$alice" GET "/api/v1/tasks/$td/diff"
-expect_error 409 no_worktree "diff without a worktree"
-store_sql "UPDATE tasks SET worktree = '$wt', branch = 'makima/task' WHERE id = '$td'"
+expect_error 409 diff_failed "diff without a base (none recorded, no base branch)"
+store_sql "UPDATE tasks SET base_branch = 'trunk' WHERE id = '$td'"
 req "$alice" GET "/api/v1/tasks/$td/diff"
-expect_status 200 "diff of a worktree (base: the repository's HEAD branch)"
+expect_status 200 "diff of a worktree (base: its base branch)"
 expect_header Content-Type '^Content-Type: text/x-diff'
 expect_header Makima-Diff-Truncated '^Makima-Diff-Truncated: 0$'
 for f in a.txt b.txt untracked.txt; do
@@ -381,6 +386,13 @@ req "$alice" PATCH "/api/v1/tasks/$td" '{"base_branch":"trunk"}'
 req "$alice" GET "/api/v1/tasks/$td/diff"
 expect_status 200 "diff against base_branch"
 [[ "$BODY" == "$text_diff" ]] || fail "the diff against trunk differs"
+# The commit the worker recorded wins over the branch, which the agent may move.
+git -C "$wt" branch -f trunk HEAD
+req "$alice" GET "/api/v1/tasks/$td/diff"
+[[ "$BODY" != "$text_diff" ]] || fail "moving the task's trunk did not change the diff against the branch"
+store_sql "UPDATE tasks SET base_commit = '$(git -C "$repo" rev-parse trunk)' WHERE id = '$td'"
+req "$alice" GET "/api/v1/tasks/$td/diff"
+[[ "$BODY" == "$text_diff" ]] || fail "the diff against the base commit differs"
 # Several at once: each waits for its own git, none blocks the others.
 diff_pids=()
 for i in 1 2 3; do
@@ -395,7 +407,7 @@ done
 for i in 1 2 3; do
         [[ "$(cat "$TMP/diff.$i")" == "$text_diff" ]] || fail "parallel diff $i: $(head -c 300 "$TMP/diff.$i")"
 done
-git -C "$repo" worktree remove --force "$wt"
+rm -rf "$wt"
 req "$alice" GET "/api/v1/tasks/$td/diff"
 expect_error 409 no_worktree "diff of a removed worktree"
 

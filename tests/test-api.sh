@@ -291,6 +291,10 @@ req "$alice" GET "/api/v1/contracts/$ca/events?after=x"
 expect_error 400 invalid_parameter "bad after"
 
 say "tasks"
+# A local repository is alice's to name only once an administrator grants it
+# (test-api-repos.sh tests the grants).
+req admin POST /api/v1/repos '{"path":"/srv/git/app","owner":"alice"}'
+expect_status 201 "grant /srv/git/app to alice"
 plan_long="Refactor the frobnicator so that every widget is frobbed exactly once, even when the frobnicator restarts
 and then write tests."
 req "$alice" POST /api/v1/tasks "$(jq -nc --arg p "$plan_long" --arg c "$ca" '{plan:$p, contract_id:$c, repo:"/srv/git/app", base_branch:"main", max_iterations:5}')"

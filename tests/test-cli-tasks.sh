@@ -148,23 +148,23 @@ test_diff() {
         local t repo wt
 
         repo="$TMP/diff repo"
-        wt="$TMP/diff worktree"
         git init -q -b main "$repo"
         printf 'one\n' >"$repo/a.txt"
         git -C "$repo" add a.txt
         git -C "$repo" -c user.name=t -c user.email=t@example.com commit -q -m init
-        git -C "$repo" worktree add -q -b makima/t1 "$wt"
+
+        run 0 task create --repo "$repo" --base-branch main "diffed"
+        t=$OUT
+        run 1 task diff "$t"
+        err_is "makima: task $t: The task has no worktree yet."
+        # What a worker makes of it: the task's own repository and worktree.
+        wt=$(make_task_repo "$repo" main "$t")
         printf 'committed\n' >"$wt/b.txt"
         git -C "$wt" add b.txt
         git -C "$wt" -c user.name=t -c user.email=t@example.com commit -q -m b
         printf 'two\n' >>"$wt/a.txt"
         printf 'new\n' >"$wt/untracked.txt"
-
-        run 0 task create --repo "$repo" "diffed"
-        t=$OUT
-        run 1 task diff "$t"
-        err_is "makima: task $t: The task has no worktree yet."
-        store_sql "UPDATE tasks SET worktree = '$wt', branch = 'makima/t1' WHERE id = '$t'"
+        store_sql "UPDATE tasks SET worktree = '$wt', branch = 'makima/${t:0:8}' WHERE id = '$t'"
         run 0 task diff "${t:0:8}"
         [[ "$(grep '^diff --git' <<<"$OUT")" == $'diff --git a/a.txt b/a.txt\ndiff --git a/b.txt b/b.txt\ndiff --git a/untracked.txt b/untracked.txt' ]] ||
                 fail "task diff: $OUT"

@@ -1,13 +1,16 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The agent sandbox, proven from inside: sandbox-probe runs under
-# makima-sandbox-run (the worker's own bwrap command line and seccomp filter)
-# with task 1's paths of a real git repository with two task worktrees, and
-# must find every refused call refused, nothing outside its worktree and home
-# writable, and nothing of the host's state readable. Then: a commit from the
-# sandbox lands but hooks cannot be planted, no process outlives a cancelled
-# task, a missing bwrap is a clear error, Enabled=no runs unsandboxed with a
-# warning. As root, all of it again as an unprivileged worker user.
+# makima-sandbox-run (the worker's own bwrap command line, seccomp filter and
+# user) with task 1's paths: its worktree and own git directory, which
+# borrows the objects of a real repository another task borrows too. It must
+# find every refused call refused, nothing outside its worktree, home and git
+# directory writable, nothing of the host's state readable, and itself not
+# root on the host (as root: the user makima-agent). Then: a commit from the
+# sandbox lands on the task's own branch, and nothing the agent does reaches
+# the repository or the other task; no process outlives a cancelled task; a
+# missing bwrap is a clear error; Enabled=no runs unsandboxed with a warning.
+# As root, all of it again as an unprivileged worker user.
 #
 # usage: test-sandbox.sh MAKIMA-SANDBOX-RUN SANDBOX-PROBE SCRATCH-DIR
 set -eu
@@ -57,14 +60,38 @@ as_worker() {
         "${W[@]}" "$@"
 }
 
+# Every ref and object file of the repository, to tell whether anything changed.
+repo_state() {
+        git -c safe.directory='*' -C "$REPO" for-each-ref
+        find "$REPO/.git/objects" -type f | sort | xargs sha256sum
+}
+
+# A task's own repository, as the worker makes it (src/sandbox/git-util.c):
+# git directory $STATE/git/ID borrowing $REPO's objects, branch BRANCH at
+# main, worktree $STATE/worktrees/ID.
+task_repo() {
+        local id=$1 branch=$2 gd="$STATE/git/$1" wt="$STATE/worktrees/$1"
+
+        mkdir -p "$gd" "$wt"
+        git init -q --bare --template= -b "$branch" "$gd"
+        printf '[core]\n\trepositoryformatversion = 0\n\tbare = false\n' >"$gd/config"
+        echo "$REPO/.git/objects" >"$gd/objects/info/alternates"
+        git --git-dir="$gd" update-ref "refs/heads/$branch" "$(git -C "$REPO" rev-parse main)"
+        git --git-dir="$gd" update-ref refs/heads/main "$(git -C "$REPO" rev-parse main)"
+        printf 'gitdir: %s\n' "$gd" >"$wt/.git"
+        git --git-dir="$gd" --work-tree="$wt" read-tree -u --reset HEAD
+}
+
 # Sets up $T/$AS: a state directory (store file, the worker user's ~/.ssh, two
-# tasks' worktrees and homes), a repository, the probe.
+# tasks' worktrees, git directories and homes), a repository, the probe.
 setup() {
         D=$T/$AS
         STATE=$D/state
         REPO=$D/repo
         WT1=$STATE/worktrees/task-1
         WT2=$STATE/worktrees/task-2
+        G1=$STATE/git/task-1
+        G2=$STATE/git/task-2
         H1=$STATE/homes/task-1
         H2=$STATE/homes/task-2
         mkdir -p "$STATE/.ssh" "$D/workerhome/.ssh" "$H1/.claude" "$H2/.claude" "$D/bin" "$D/extra"
@@ -80,17 +107,29 @@ setup() {
         echo hello >"$REPO/README"
         git -C "$REPO" add README
         git -C "$REPO" -c user.name=t -c user.email=t@example.invalid commit -q -m init
-        git -C "$REPO" worktree add -q -b task-1 "$WT1"
-        git -C "$REPO" worktree add -q -b task-2 "$WT2"
+        task_repo task-1 makima/task-1
+        task_repo task-2 makima/task-2
         echo "task 2's work" >"$WT2/secret-work"
+        git --git-dir="$G2" --work-tree="$WT2" add secret-work
+        git --git-dir="$G2" --work-tree="$WT2" -c user.name=t -c user.email=t@example.invalid commit -q -m "task 2's work"
+        REPO_STATE=$(repo_state)
 
         printf '[Sandbox]\nReadOnlyPaths=%s\n' "$D/extra" >"$D/makima.conf"
         [ "$AS" = "$me" ] || chown -R "$AS:" "$D"
+        # Where agents are a user of their own, the tasks' directories are as
+        # the worker keeps them: the agents' group's, set-group-ID.
+        AGENT_UID=$(id -u "$AS")
+        if [ "$(id -u "$AS")" = 0 ] && id makima-agent >/dev/null 2>&1; then
+                AGENT_UID=$(id -u makima-agent)
+                chgrp -R makima-agent "$STATE/worktrees" "$STATE/git" "$STATE/homes"
+                chmod -R g+rwX "$STATE/worktrees" "$STATE/git" "$STATE/homes"
+                find "$STATE/worktrees" "$STATE/git" "$STATE/homes" -type d -exec chmod g+s,o-rwx {} +
+        fi
 }
 
 sandbox_cmd() {
         C=("${W[@]}" env HOME="$D/workerhome" "$RUN" --config "$D/makima.conf" --state-dir "$STATE"
-           --task-id 0f3c9a7e-1111-4222-8333-944455556666 --worktree "$WT1" --home "$H1")
+           --task-id 0f3c9a7e-1111-4222-8333-944455556666 --worktree "$WT1" --home "$H1" --git-dir "$G1")
 }
 sandbox() {
         sandbox_cmd
@@ -113,23 +152,24 @@ test_probe() {
 
         touch "$D/stamp"
         set +e
-        out=$(sandbox -- "$D/bin/sandbox-probe" --identity --syscalls \
-                --writable "$WT1" --writable "$H1" --writable /tmp --create "/tmp/$marker" \
+        out=$(sandbox -- "$D/bin/sandbox-probe" --identity --create "$WT1/made-by-the-agent" --syscalls \
+                --writable "$WT1" --writable "$H1" --writable "$G1" --writable "$G1/refs/heads" \
+                --writable "$G1/objects" --writable /tmp --create "/tmp/$marker" \
                 --not-writable / --not-writable /usr --not-writable /etc --not-writable /var \
                 --not-writable /etc/ssl/private "${scratch_checks[@]}" \
                 --not-writable "$D/extra" --not-writable "$D/extra/file" \
                 --not-writable "$D/bin/sandbox-probe" \
-                --not-writable "$REPO/.git" --not-writable "$REPO/.git/hooks" \
-                --not-writable "$REPO/.git/hooks/pre-commit" --not-writable "$REPO/.git/config" \
-                --not-writable "$REPO/.git/worktrees" --not-writable "$WT1/.git" \
-                --not-writable "$REPO/.git/worktrees/task-1/commondir" \
-                --not-writable "$REPO/.git/worktrees/task-1/gitdir" \
+                --not-writable "$G1/config" --not-writable "$G1/objects/info" \
+                --not-writable "$G1/objects/info/alternates" --not-writable "$WT1/.git" \
+                --not-writable "$REPO/.git/objects" --not-writable /proc/sys/kernel/hostname \
+                --not-writable /proc/sys/kernel/ns_last_pid \
                 --not-readable /root --not-readable /home --not-readable /etc/shadow \
-                --not-readable /etc/ssl/private --not-readable /run/makima \
+                --not-readable /etc/ssl/private --not-readable /run/makima --not-readable /proc/keys \
                 --not-readable "$STATE/makima.db" --not-readable "$STATE/.ssh" \
                 --not-readable "$D/workerhome/.ssh" --not-readable "$HOME/.ssh" \
-                --not-readable "$WT2" --not-readable "$H2" --not-readable "$STATE/homes/task-2/.claude" \
-                --not-readable "$REPO/.git/worktrees/task-2" --not-readable "$REPO/README" 2>&1)
+                --not-readable "$WT2" --not-readable "$G2" --not-readable "$H2" \
+                --not-readable "$STATE/homes/task-2/.claude" --not-readable "$REPO/.git/refs" \
+                --not-readable "$REPO/.git/config" --not-readable "$REPO/README" 2>&1)
         status=$?
         set -e
         echo "$out" | sed 's/^/    probe: /'
@@ -143,11 +183,17 @@ test_probe() {
 
         [ ! -e "/tmp/$marker" ] && pass "[$AS] /tmp in the sandbox is private" ||
                 { rm -f "/tmp/$marker"; fail "[$AS] the sandbox's /tmp/$marker reached the host"; }
-        # Whatever the probe tried, on the host nothing changed outside task 1's worktree and home.
-        # The worktree's git directory (HEAD, index) is the agent's to write too.
-        G=$REPO/.git/worktrees/task-1
+        # The agent is a user of its own where it can be (root: makima-agent),
+        # never root on the host.
+        owner=$(stat -c %u "$WT1/made-by-the-agent" 2>/dev/null || echo none)
+        [ "$owner" = "$AGENT_UID" ] && [ "$owner" != 0 ] &&
+                pass "[$AS] the agent is uid $owner on the host ($(id -nu "$owner"))" ||
+                fail "[$AS] the agent's file belongs to $owner on the host, expected $AGENT_UID"
+        rm -f "$WT1/made-by-the-agent"
+        # Whatever the probe tried, on the host nothing changed outside task 1's
+        # worktree, home and git directory.
         out=$(find "$D" -newer "$D/stamp" ! -path "$WT1" ! -path "$WT1/*" ! -path "$H1" ! -path "$H1/*" \
-                ! -path "$G" ! -path "$G/*" ! -path "$D/stamp")
+                ! -path "$G1" ! -path "$G1/*" ! -path "$D/stamp")
         [ -z "$out" ] && pass "[$AS] nothing changed on the host outside the worktree and home" ||
                 fail "[$AS] changed on the host: $out"
 }
@@ -189,20 +235,33 @@ test_git() {
 
         out=$(sandbox -- git -c user.name=agent -c user.email=agent@example.invalid \
                 commit -q --allow-empty -m "from the sandbox" 2>&1) || fail "[$AS] commit in the sandbox: $out"
-        out=$(as_worker git -C "$REPO" log -1 --format=%s task-1) || true
-        [ "$out" = "from the sandbox" ] && pass "[$AS] a commit from the sandbox lands on the task's branch" ||
-                fail "[$AS] task-1 is at '$out'"
+        out=$(git -c safe.directory='*' --git-dir="$G1" log -1 --format=%s makima/task-1) || true
+        [ "$out" = "from the sandbox" ] && pass "[$AS] a commit from the sandbox lands on the task's own branch" ||
+                fail "[$AS] makima/task-1 is at '$out'"
         out=$(sandbox -- git branch --show-current 2>&1) || true
-        [ "$out" = task-1 ] || fail "[$AS] git in the sandbox sees branch '$out'"
+        [ "$out" = makima/task-1 ] || fail "[$AS] git in the sandbox sees branch '$out'"
 
-        sandbox -- sh -c "printf '#!/bin/sh\ntouch $D/pwned\n' >'$REPO/.git/hooks/post-commit'" 2>/dev/null &&
-                fail "[$AS] planted a hook"
-        sandbox -- git config core.hooksPath "$WT1" 2>/dev/null && fail "[$AS] changed the repository's config"
+        # What the agent may do to its own repository stays there: moving
+        # main, deleting objects (the repository's are not its own), another
+        # task's branch is out of reach.
+        sandbox -- git update-ref refs/heads/main HEAD 2>/dev/null || fail "[$AS] could not move its own main"
+        for f in $(cd "$REPO/.git/objects" && find . -type f | head -n 3); do
+                sandbox -- rm -f "$REPO/.git/objects/$f" 2>/dev/null || true
+        done
+        sandbox -- git show makima/task-2:secret-work >/dev/null 2>&1 && fail "[$AS] read task 2's branch"
+        sandbox -- git cat-file -p "$(git -c safe.directory='*' --git-dir="$G2" rev-parse makima/task-2)" >/dev/null 2>&1 &&
+                fail "[$AS] read task 2's commit"
+        [ "$(repo_state)" = "$REPO_STATE" ] &&
+                pass "[$AS] nothing the agent does reaches the repository's refs or objects, nor task 2" ||
+                fail "[$AS] the repository changed: $(repo_state)"
+
+        sandbox -- git config core.hooksPath "$WT1" 2>/dev/null && fail "[$AS] changed its repository's config"
+        sandbox -- sh -c "echo '$REPO/.git/objects' >'$G1/objects/info/alternates'" 2>/dev/null &&
+                fail "[$AS] changed what its repository borrows"
         sandbox -- sh -c "echo 'gitdir: $WT1/evil' >'$WT1/.git'" 2>/dev/null && fail "[$AS] redirected the worktree's .git"
         sandbox -- sh -c "mv '$WT1/.git' '$WT1/moved'" 2>/dev/null && fail "[$AS] moved the worktree's .git away"
-        as_worker git -C "$WT1" -c user.name=t -c user.email=t@example.invalid commit -q --allow-empty -m host
-        [ ! -e "$D/pwned" ] && pass "[$AS] no hook, config or gitdir can be planted for the host's git" ||
-                fail "[$AS] a hook planted in the sandbox ran on the host"
+        sandbox -- sh -c "mv '$G1/config' '$G1/config.old'" 2>/dev/null && fail "[$AS] moved its config away"
+        pass "[$AS] the task's config, borrowed objects and .git cannot be changed from inside"
 }
 
 # A program outside the system directories: an npm-style package whose

@@ -142,6 +142,9 @@ echo "booted in $((($(date +%s%N) - start) / 1000000)) ms, system is $state"
 
 step "sysusers and tmpfiles ran at boot"
 g getent passwd makima >/dev/null || fail "no user makima in the guest"
+g getent passwd makima-agent >/dev/null || fail "no user makima-agent in the guest"
+g id -nG makima | tr ' ' '\n' | grep -qx makima-agent || fail "makima is not in the group makima-agent: $(g id makima)"
+! g id -nG makima-agent | tr ' ' '\n' | grep -qx makima || fail "makima-agent is in the group makima: $(g id makima-agent)"
 got=$(g stat -c '%a %U %G' /run/makima)
 [ "$got" = "750 root makima" ] || fail "/run/makima is '$got'"
 
@@ -287,8 +290,39 @@ fi
 echo "task $task: done"
 got=$(g cat "/var/lib/makima/worktrees/$task/hello.txt")
 [ "$got" = "hello from systemd" ] || fail "hello.txt in the task's worktree holds '$got'"
+# The agent ran as makima-agent: neither root nor the worker's own user.
 got=$(g stat -c '%U' "/var/lib/makima/worktrees/$task/hello.txt")
-[ "$got" = makima ] || fail "the agent's file belongs to '$got'"
+[ "$got" = makima-agent ] || fail "the agent's file belongs to '$got', not makima-agent"
+got=$(g git -c safe.directory='*' --git-dir="/var/lib/makima/git/$task" log -1 --format=%s "makima/${task:0:8}")
+[ "$got" = "add hello.txt" ] || fail "the agent's commit is not on the task's branch: '$got'"
+echo "the agent ran as makima-agent; its commit is on makima/${task:0:8} in the task's own repository"
+
+# A local repository another user owns, named by an administrator: git in
+# the worker's sandboxes trusts exactly it, and the worker only reads it.
+g sh -euc "useradd --system --no-create-home alice-local
+        git init -q -b main /srv/alice-repo
+        echo 'alice owns this' >/srv/alice-repo/README
+        git -C /srv/alice-repo add README
+        git -C /srv/alice-repo -c user.name=alice -c user.email=alice@localhost commit -q -m init
+        chown -R alice-local:alice-local /srv/alice-repo"
+before=$(g git -c safe.directory='*' -C /srv/alice-repo for-each-ref)
+local_task=$(mk task create --repo=/srv/alice-repo --name=local $'fake: write local.txt on alice\'s repository\nfake: commit add local.txt') ||
+        fail "makima task create --repo=/srv/alice-repo"
+wait_status_of() {
+        local id=$1 status
+        for ((i = 0; i < 100; i++)); do
+                status=$(mk --json task show "$id" | grep -o '"status": *"[^"]*"' | head -n1 | cut -d'"' -f4)
+                case "$status" in
+                done | failed | cancelled | iteration_limit_reached) break ;;
+                esac
+                sleep 0.2
+        done
+        echo "$status"
+}
+status=$(wait_status_of "$local_task")
+[ "$status" = done ] || { mk task show "$local_task" >&2 || true; fail "the task on alice's repository is '$status'"; }
+[ "$(g git -c safe.directory='*' -C /srv/alice-repo for-each-ref)" = "$before" ] || fail "alice's repository changed"
+echo "a task on a repository of another user's ran ($local_task), and left it as it was"
 
 # Every event is in the journal, under the worker's unit, with the task's id.
 g journalctl -u makima-worker@1.service --no-pager -o cat _PID="$wpid" >"$tmp/worker.journal"
@@ -332,24 +366,34 @@ g sh -c 'cat >/usr/local/sbin/makima-sandbox-probe && chmod 755 /usr/local/sbin/
 #!/bin/sh
 set -eu
 # The layout the worker uses: the repository elsewhere (here the unit's
-# private /tmp), worktrees and homes under the state directory.
+# private /tmp), the task's worktree, own git directory and home under the
+# state directory, the agents' group's.
 repo=/tmp/sandbox-probe-repo
 wt=\$STATE_DIRECTORY/worktrees/sandbox-probe
+gd=\$STATE_DIRECTORY/git/sandbox-probe
 home=\$STATE_DIRECTORY/homes/sandbox-probe
-git init -q "\$repo"
+git init -q -b main "\$repo"
 git -C "\$repo" -c user.name=probe -c user.email=probe@localhost commit -q --allow-empty -m probe
-mkdir -p "\$home" "\${wt%/*}"
-git -C "\$repo" worktree add -q "\$wt"
+mkdir -p "\$home" "\$wt" "\$gd"
+chgrp makima-agent "\$home" "\$wt" "\$gd"
+chmod 2770 "\$home" "\$wt" "\$gd"
+git init -q --bare --template= -b makima/probe "\$gd"
+printf '[core]\\n\\tbare = false\\n' >"\$gd/config"
+echo "\$repo/.git/objects" >"\$gd/objects/info/alternates"
+git --git-dir="\$gd" update-ref refs/heads/makima/probe "\$(git -C "\$repo" rev-parse main)"
+echo "gitdir: \$gd" >"\$wt/.git"
+chmod -R g+rwX "\$gd" "\$wt"
 run() {
-        $sandbox_run --task-id probe --worktree "\$wt" --home "\$home" -- "\$@"
+        $sandbox_run --task-id probe --worktree "\$wt" --home "\$home" --git-dir "\$gd" -- "\$@"
 }
-run /bin/sh -c 'echo "sandbox: \$(id -un) in \$PWD"; touch written-in-sandbox'
+run /bin/sh -c 'echo "sandbox: \$(id -un) (uid \$(id -u)) in \$PWD"; touch written-in-sandbox'
 test -f "\$wt/written-in-sandbox"
+echo "sandbox: its file belongs to \$(stat -c %U "\$wt/written-in-sandbox") on the host"
+test "\$(stat -c %U "\$wt/written-in-sandbox")" = makima-agent
 if command -v node >/dev/null; then
         run node -e 'console.log("node: JIT works, " + [1, 2, 3].map(x => x * 2))'
 fi
-git -C "\$repo" worktree remove --force "\$wt"
-rm -rf "\$home"
+rm -rf "\$home" "\$wt" "\$gd" 2>/dev/null || true
 PROBE
 sed -e '/^ExecStart=/c ExecStart=/usr/local/sbin/makima-sandbox-probe' \
     -e 's/^Type=notify/Type=oneshot/' -e '/^WatchdogSec=/d' -e '/^Restart/d' \
@@ -359,6 +403,8 @@ g systemctl start makima-sandbox-probe@1.service ||
         fail "the agent sandbox cannot run under makima-worker@.service's sandboxing"
 g journalctl -u makima-sandbox-probe@1.service --no-pager -o cat |
         grep -E '^(sandbox|node):' || fail "the sandbox probe printed nothing"
+g journalctl -u makima-sandbox-probe@1.service --no-pager -o cat | grep -q 'belongs to makima-agent on the host' ||
+        fail "the sandbox under the worker's settings does not run as makima-agent"
 
 # ---- cleanup ----
 # The finished task is deleted; the cleanup job, in its own sandbox, must
@@ -371,6 +417,7 @@ g systemctl start makima-cleanup.service
 result=$(g systemctl show -P Result makima-cleanup.service)
 [ "$result" = success ] || fail "makima-cleanup.service: $result"
 ! g test -e "/var/lib/makima/worktrees/$task" || fail "makima-cleanup left the deleted task's worktree"
+! g test -e "/var/lib/makima/git/$task" || fail "makima-cleanup left the deleted task's repository"
 g journalctl -u makima-cleanup.service --no-pager -o cat | grep -v '^makima-cleanup.service:' |
         sed 's/^/  journal: /' | tail -n 5
 echo "makima-cleanup.service: $result, the deleted task's worktree is gone"

@@ -117,8 +117,11 @@ security() {
 security makima-api.service "$API_THRESHOLD"
 security makima-cleanup.service "$CLEANUP_THRESHOLD"
 # The worker gives up some sandboxing so that bwrap can build the agents'
-# sandboxes (see the unit); its level is shown, and kept under 3.0.
-security makima-worker@.service 30
+# sandboxes, and holds CAP_SETUID, CAP_SETGID and CAP_KILL and a delegated
+# cgroup so that no agent is ever its own user and every agent is limited
+# and killed as a whole (see the unit): its level is shown, and kept at or
+# under 3.5.
+security makima-worker@.service 35
 
 # ---- sysusers.d and tmpfiles.d, applied to an empty root ----
 sysusers=$(find "$dest" -path '*/sysusers.d/makima.conf' | head -n1)
@@ -136,6 +139,18 @@ mgid=$(awk -F: '$1 == "makima" { print $3 }' "$sroot/etc/group")
 [ "$home" = /var/lib/makima ] || fail "user makima's home is $home"
 [ "$uid" -lt 1000 ] || fail "user makima is not a system user (uid $uid)"
 echo "sysusers: makima uid $uid gid $gid home $home shell $shell"
+# The agents' user: a system user of its own, no home, in no group but its
+# own (never makima's, whose members administer the API); makima in its group.
+IFS=: read -r _ _ auid agid _ ahome ashell < <(grep '^makima-agent:' "$sroot/etc/passwd") ||
+        fail "sysusers did not create the user makima-agent"
+[ "$auid" -lt 1000 ] && [ "$auid" != 0 ] && [ "$auid" != "$uid" ] || fail "makima-agent has uid $auid"
+agroup=$(grep '^makima-agent:' "$sroot/etc/group") || fail "sysusers did not create the group makima-agent"
+[ "$(cut -d: -f3 <<<"$agroup")" = "$agid" ] || fail "makima-agent's group is $agid, not makima-agent"
+[ "$(cut -d: -f4 <<<"$agroup")" = makima ] || fail "the group makima-agent holds '$(cut -d: -f4 <<<"$agroup")', not makima"
+! grep '^makima:' "$sroot/etc/group" | cut -d: -f4 | tr ',' '\n' | grep -qx makima-agent ||
+        fail "makima-agent is in the group makima"
+case "$ashell" in */nologin | */false) ;; *) fail "makima-agent may log in ($ashell)" ;; esac
+echo "sysusers: makima-agent uid $auid gid $agid home $ahome, group members: makima"
 
 if [ "$(id -u)" = 0 ]; then
         out=$(systemd-tmpfiles --root="$sroot" --create "$tmpfiles" 2>&1) ||

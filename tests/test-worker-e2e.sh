@@ -79,10 +79,6 @@ claude_pid() {
         return 1
 }
 
-proc_state() {
-        sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1
-}
-
 # ---- 1. the real agent writes a file and commits it, in its worktree ----
 say "hello"
 fake_start '{"steps": [
@@ -99,8 +95,16 @@ expect_json .branch "makima/$ID8"
 WORKTREE=$(jqr .worktree)
 jq -e '.cost_usd > 0 and (.session_id | length) > 0' <<<"$BODY" >/dev/null || e2e_fail "no cost or session: $BODY"
 [[ "$(cat "$WORKTREE/hello.txt")" == "hello from makima" ]] || e2e_fail "hello.txt is not in the worktree"
-[[ "$(git -C "$REPO" show "makima/$ID8:hello.txt")" == "hello from makima" ]] || e2e_fail "hello.txt is not on the branch"
-[[ "$(git -C "$REPO" log -1 --format=%s "makima/$ID8")" == "add hello.txt" ]] || e2e_fail "the agent's commit is missing"
+# The task's branch is in its own repository; the repository has no new ref.
+TGIT=(git -c safe.directory='*' --git-dir="$STATE/git/$ID")
+[[ "$("${TGIT[@]}" show "makima/$ID8:hello.txt")" == "hello from makima" ]] || e2e_fail "hello.txt is not on the branch"
+[[ "$("${TGIT[@]}" log -1 --format=%s "makima/$ID8")" == "add hello.txt" ]] || e2e_fail "the agent's commit is missing"
+[[ "$(git -C "$REPO" for-each-ref --format='%(refname)')" == refs/heads/main ]] || e2e_fail "the repository got a ref"
+# The real CLI ran as the agents' user (as root: makima-agent), never as root.
+if [[ $(id -u) == 0 ]]; then
+        [[ "$(stat -c %U "$WORKTREE/hello.txt")" == makima-agent ]] ||
+                e2e_fail "the agent wrote hello.txt as $(stat -c %U "$WORKTREE/hello.txt"), not makima-agent"
+fi
 
 events "$ID"
 jq -e '[.events[].seq] == [range(1; (.events | length) + 1)]' <<<"$BODY" >/dev/null || e2e_fail "seqs are not 1..N"
@@ -215,7 +219,7 @@ req admin POST "/api/v1/tasks/$CTL/pause"
 expect_status 202 pause
 wait_status "$CTL" paused 10
 for pid in $(sandbox_pids "$CTL"); do
-        [[ "$(proc_state "$pid")" == T ]] || e2e_fail "process $pid is not stopped"
+        is_paused "$pid" || e2e_fail "process $pid is neither stopped nor frozen"
 done
 req admin POST "/api/v1/tasks/$CTL/resume"
 expect_status 202 resume

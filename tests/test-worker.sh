@@ -189,10 +189,6 @@ sandbox_pids() {
         grep -l -s -a "MAKIMA_TASK_ID=$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true
 }
 
-proc_state() {
-        sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1
-}
-
 home_of() {
         echo "$STATE/homes/$1"
 }
@@ -223,15 +219,24 @@ jq -e '.cost_usd > 0.01 and .cost_usd < 0.02' <<<"$BODY" >/dev/null || die "cost
 jq -e '.completed_at != null' <<<"$BODY" >/dev/null || die "no completed_at: $BODY"
 SESSION=$(jqr .session_id)
 [[ "$(cat "$STATE/worktrees/$ID/hello.txt")" == "hello from makima" ]] || die "hello.txt is not in the worktree"
-[[ "$(git -C "$REPO" show "makima/$ID8:hello.txt")" == "hello from makima" ]] ||
+# The branch is the task's own, in its own git directory; the repository
+# itself is as it was.
+TGIT=(git --git-dir="$STATE/git/$ID")
+[[ "$("${TGIT[@]}" show "makima/$ID8:hello.txt")" == "hello from makima" ]] ||
         die "hello.txt is not committed on makima/$ID8"
-[[ "$(git -C "$REPO" log -1 --format=%s "makima/$ID8")" == "add hello.txt" ]] || die "the agent's commit is missing"
+[[ "$("${TGIT[@]}" log -1 --format=%s "makima/$ID8")" == "add hello.txt" ]] || die "the agent's commit is missing"
+[[ "$(jqr .base_commit)" == "$(git -C "$REPO" rev-parse main)" ]] || die "base_commit is not main's commit"
 git -C "$REPO" rev-parse -q --verify refs/heads/main >/dev/null || die "main is gone"
 [[ -z "$(git -C "$REPO" ls-tree --name-only main hello.txt)" ]] || die "hello.txt leaked onto main"
+[[ "$(git -C "$REPO" for-each-ref --format='%(refname)')" == refs/heads/main ]] ||
+        die "the repository got refs: $(git -C "$REPO" for-each-ref)"
+! git -C "$REPO" cat-file -e "$("${TGIT[@]}" rev-parse "makima/$ID8")" 2>/dev/null ||
+        die "the agent's commit reached the repository's objects"
 # The plan is the first stream-json user line; the home is private.
 head -n 1 "$(home_of "$ID")/stdin.log" | jq -e '.type == "user" and (.message.content | test("fake: write hello.txt"))' \
         >/dev/null || die "the plan was not the first line on the agent's stdin"
-[[ "$(stat -c %a "$(home_of "$ID")")" == 700 ]] || die "the task's home is not 0700"
+# Its home is the task's alone: its group is the agents', nobody else may enter.
+[[ "$(stat -c %a "$(home_of "$ID")")" == 2770 ]] || die "the task's home is not 2770: $(stat -c %a "$(home_of "$ID")")"
 tr '\037' '\n' <"$(home_of "$ID")/args.log" | grep -qx -- '--dangerously-skip-permissions' ||
         die "the agent's arguments lack --dangerously-skip-permissions"
 tr '\037' '\n' <"$(home_of "$ID")/args.log" | grep -q "makima task $ID" ||
@@ -374,7 +379,7 @@ jq -e 'def t: (sub("\\.[0-9]+Z$"; "Z") | fromdate) + ("0." + (capture("\\.(?<f>[
         (.delivered_at | t) - (.created_at | t) < 0.5' <<<"$BODY" \
         >/dev/null || die "the pause was not acted on at once (no wake-up?): $BODY"
 for pid in $(sandbox_pids "$CTL"); do
-        [[ "$(proc_state "$pid")" == T ]] || die "process $pid of the paused task is in state $(proc_state "$pid")"
+        is_paused "$pid" || die "process $pid of the paused task is in state $(proc_state "$pid"), not frozen"
 done
 req admin POST "/api/v1/tasks/$CTL/pause"
 expect_status 202 "pause again"
@@ -383,7 +388,7 @@ req admin POST "/api/v1/tasks/$CTL/resume"
 expect_status 202 "resume"
 wait_status "$CTL" running 10
 for pid in $(sandbox_pids "$CTL"); do
-        [[ "$(proc_state "$pid")" != T ]] || die "process $pid of the resumed task is still stopped"
+        ! is_paused "$pid" || die "process $pid of the resumed task is still stopped or frozen"
 done
 req admin GET "/api/v1/control-requests/$PAUSE2"
 expect_json .result "the task is paused already"

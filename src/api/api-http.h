@@ -267,6 +267,14 @@ int api_notifications_list(Request *r);
 int api_notification_read(Request *r);
 int api_tokens_create(Request *r);
 int api_token_delete(Request *r);
+int api_repos_list(Request *r);
+int api_repos_grant(Request *r);
+int api_repo_revoke(Request *r);
+
+/* Answers 403 (or 400) and returns < 0 unless owner may name repo in a task
+ * (api-repos.c): administrators may name anything; owners the granted
+ * local repositories and anonymous URLs. */
+int api_repo_check(Request *r, const char *owner, const char *repo);
 
 /* Shared by the resources: the task of the URL (answering 404 when it does
  * not exist or the caller may not see it), the {"events":[…]} answer, the

@@ -303,6 +303,10 @@ int manager_new(sd_event *event, const Config *config, char **listen, Manager **
                                        config->store_backend == STORE_BACKEND_SQLITE ? " " : "",
                                        config->store_backend == STORE_BACKEND_SQLITE ? strempty(where) : "");
 
+        /* Not fatal: only diffs need it. */
+        m->git_ok = sandbox_identity_init(config, &m->agent) >= 0 && sandbox_identity_self(&m->caller) >= 0;
+        m->git = (GitContext) { .config = config, .agent = &m->agent, .caller = &m->caller };
+
         r = manager_listen(m, listen);
         if (r < 0)
                 return r;
@@ -339,6 +343,8 @@ Manager *manager_free(Manager *m) {
         bus_done(m);
         sd_event_source_disable_unref(m->status_timer);
         store_free(m->store);
+        sandbox_identity_done(&m->agent);
+        sandbox_identity_done(&m->caller);
         free(m->status);
         sd_event_unref(m->event);
         return mfree(m);

@@ -4,6 +4,8 @@
  * their HTTP daemons, the event streams being followed, and the bus. */
 #pragma once
 
+#include "git-util.h"
+#include "sandbox-identity.h"
 #include <sys/types.h>
 
 #include <systemd/sd-bus.h>
@@ -35,6 +37,13 @@ typedef struct Manager {
         sd_event_source *follow_timer;
 
         sd_bus *bus;                    /* NULL: not on a bus */
+
+        /* How git runs for diffs: sandboxed, as the agents' user where this
+         * process can switch to it. git_ok is false when it may not run at
+         * all (root, and no such user): diffs are refused then. */
+        SandboxIdentity agent, caller;
+        GitContext git;
+        bool git_ok;
 } Manager;
 
 /* `listen` (may be NULL) overrides [API] Listen= when not socket-activated. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* GET /api/v1/tasks/{id}/diff: what the task's agent changed in its worktree
- * (commits, staged, unstaged and untracked files) against its base. git runs
- * in a forked child, so the event loop keeps serving meanwhile: the
+ * (commits, staged, unstaged and untracked files) against the commit it
+ * started from. git runs, sandboxed, in a forked child, so the event loop keeps serving meanwhile: the
  * connection is suspended until the child has written its answer into a
  * pipe, or is killed when it takes longer than DIFF_TIMEOUT. */
 
@@ -15,6 +15,7 @@
 #include "git-util.h"
 #include "json-util.h"
 #include "log.h"
+#include "sandbox-task.h"
 
 #define DIFF_MAX_BYTES (16U * 1024U * 1024U)
 #define DIFF_TIMEOUT (30 * USEC_PER_SEC)
@@ -73,28 +74,14 @@ static int write_all(int fd, const void *p, size_t n) {
         return 0;
 }
 
-/* Without a base_branch the worker started from the branch the repository's
- * HEAD was on: that of the main worktree (or bare clone) the worktree belongs to. */
-static int default_base(const char *worktree, char **ret, char **ret_error) {
-        _cleanup_free_ char *common = NULL;
-        char *argv[] = { (char *) "rev-parse", (char *) "--path-format=absolute", (char *) "--git-common-dir", NULL };
-        int r;
-
-        r = git_run(worktree, argv, 4096, &common, ret_error);
-        if (r < 0)
-                return r;
-        if (r > 0 || isempty(common))
-                return -ENOENT;
-        common[strcspn(common, "\n")] = '\0';
-        return git_default_branch(common, ret, ret_error);
-}
-
-/* The child: computes the diff and writes header, error and diff; never returns. */
-_noreturn_ static void diff_child(int fd, pid_t parent, const char *worktree, const char *base) {
-        _cleanup_free_ char *resolved = NULL, *diff = NULL, *error = NULL;
+/* The child: computes the diff and writes header, error and diff; never
+ * returns. git runs in a sandbox of its own, as the agents' user. */
+_noreturn_ static void diff_child(int fd, pid_t parent, const GitContext *ctx, const GitTaskRepo *repo,
+                                  const char *base) {
+        _cleanup_free_ char *diff = NULL, *error = NULL;
         DiffHeader h = {};
         bool truncated = false;
-        int r = 0;
+        int r;
 
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
@@ -102,12 +89,7 @@ _noreturn_ static void diff_child(int fd, pid_t parent, const char *worktree, co
         /* Its own process group, so that a timeout kills git with it. */
         (void) setpgid(0, 0);
 
-        if (!base) {
-                r = default_base(worktree, &resolved, &error);
-                base = resolved;
-        }
-        if (r >= 0)
-                r = git_worktree_diff(worktree, base, DIFF_MAX_BYTES, &diff, &truncated, &error);
+        r = git_worktree_diff(ctx, repo, base, DIFF_MAX_BYTES, &diff, &truncated, &error);
 
         h.result = r < 0 ? r : 0;
         h.truncated = truncated;
@@ -290,6 +272,9 @@ static int diff_answer(Request *r) {
 
 int api_task_diff(Request *r) {
         _cleanup_(task_freep) Task *t = NULL;
+        _cleanup_(task_paths_done) TaskPaths paths = {};
+        _cleanup_(strv_freep) char **borrowed = NULL;
+        _cleanup_free_ char *error = NULL;
         _cleanup_close_ int fd_read = -EBADF, fd_write = -EBADF;
         const char *format;
         Manager *m = r->manager;
@@ -308,6 +293,25 @@ int api_task_diff(Request *r) {
         if (access(t->worktree, F_OK) < 0)
                 return request_reply_error(r, 409, "no_worktree", "The task's worktree %s does not exist (any more).",
                                            t->worktree);
+        if (!t->repo)
+                return request_reply_error(r, 409, "no_repository", "The task has no repository: nothing to diff.");
+        if (!m->git_ok)
+                return request_reply_error(r, 503, "unavailable",
+                                           "makima-api runs as root and the agents' user %s does not exist: it "
+                                           "runs no git on what agents wrote.", strna(m->config->sandbox_user));
+        k = task_paths(m->config, t->id, t->worktree, &paths);
+        if (k < 0)
+                return k;
+        if (access(paths.git_dir, F_OK) < 0)
+                return request_reply_error(r, 409, "no_worktree",
+                                           "The task's repository %s does not exist (made by an older makima?).",
+                                           paths.git_dir);
+        k = task_borrowed_objects(m->config, paths.git_dir, t->owner, &borrowed, &error);
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0)
+                return request_reply_error(r, 409, "diff_failed", "The task's repository cannot be read: %s",
+                                           error ?: strerror(-k));
 
         j = calloc(1, sizeof(DiffJob));
         if (!j)
@@ -328,7 +332,9 @@ int api_task_diff(Request *r) {
                 return -errno;
         if (j->pid == 0) {
                 fd_read = -EBADF;
-                diff_child(fd_write, parent, t->worktree, t->base_branch);
+                diff_child(fd_write, parent, &m->git,
+                           &(GitTaskRepo) { .worktree = t->worktree, .git_dir = paths.git_dir, .borrowed = borrowed },
+                           t->base_commit ?: t->base_branch);
         }
         (void) setpgid(j->pid, j->pid);         /* here too, whichever side runs first */
 

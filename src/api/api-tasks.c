@@ -5,6 +5,8 @@
  * worker's (see api-task-control.c). A task queued here wakes the workers
  * through the bus. */
 
+#include <inttypes.h>
+
 #include "api-bus.h"
 #include "api-http.h"
 #include "api-manager.h"
@@ -162,6 +164,9 @@ typedef struct TaskCreate {
         bool autonomous_loop;
         int max_iterations;
         double max_cost_usd;
+        int tasks_max;
+        int64_t memory_max;
+        int cpu_weight;
 } TaskCreate;
 
 static void task_create_done(TaskCreate *c) {
@@ -196,6 +201,36 @@ static int task_check_fields(Request *r, const char *name, const char *plan, con
         return 0;
 }
 
+/* The agent's limits: within what the kernel takes, and for an owner who is
+ * no administrator not above the configuration's (the machine is shared). */
+static int task_check_limits(Request *r, int tasks_max, int64_t memory_max, int cpu_weight) {
+        const Config *c = r->manager->config;
+
+        if (request_has_field(r, "tasks_max") && tasks_max != 0) {
+                if (tasks_max < 1 || tasks_max > 4194304)
+                        return request_reply_field(r, "tasks_max", "expected 1 to 4194304"), -EINVAL;
+                if (!r->admin && (unsigned) tasks_max > c->sandbox_tasks_max)
+                        return request_reply_field(r, "tasks_max", "at most %u ([Sandbox] TasksMax=) for an owner",
+                                                   c->sandbox_tasks_max), -EINVAL;
+        }
+        if (request_has_field(r, "memory_max") && memory_max != 0) {
+                if (memory_max < (INT64_C(1) << 20) || memory_max > (INT64_C(1) << 50))
+                        return request_reply_field(r, "memory_max", "expected 1 MiB to 1 PiB, in bytes"), -EINVAL;
+                if (!r->admin && (uint64_t) memory_max > c->sandbox_memory_max)
+                        return request_reply_field(r, "memory_max",
+                                                   "at most %" PRIu64 " bytes ([Sandbox] MemoryMax=) for an owner",
+                                                   c->sandbox_memory_max), -EINVAL;
+        }
+        if (request_has_field(r, "cpu_weight") && cpu_weight != 0) {
+                if (cpu_weight < 1 || cpu_weight > 10000)
+                        return request_reply_field(r, "cpu_weight", "expected 1 to 10000"), -EINVAL;
+                if (!r->admin && (unsigned) cpu_weight > c->sandbox_cpu_weight)
+                        return request_reply_field(r, "cpu_weight", "at most %u ([Sandbox] CPUWeight=) for an owner",
+                                                   c->sandbox_cpu_weight), -EINVAL;
+        }
+        return 0;
+}
+
 int api_tasks_create(Request *r) {
         static const JsonDispatchField table[] = {
                 { "owner",           json_dispatch_string, offsetof(TaskCreate, owner),           0              },
@@ -211,6 +246,9 @@ int api_tasks_create(Request *r) {
                 { "autonomous_loop", json_dispatch_bool,   offsetof(TaskCreate, autonomous_loop), 0              },
                 { "max_iterations",  json_dispatch_uint,   offsetof(TaskCreate, max_iterations),  0              },
                 { "max_cost_usd",    json_dispatch_double, offsetof(TaskCreate, max_cost_usd),    JSON_NULLABLE  },
+                { "tasks_max",       json_dispatch_uint,   offsetof(TaskCreate, tasks_max),       JSON_NULLABLE  },
+                { "memory_max",      json_dispatch_int64,  offsetof(TaskCreate, memory_max),      JSON_NULLABLE  },
+                { "cpu_weight",      json_dispatch_uint,   offsetof(TaskCreate, cpu_weight),      JSON_NULLABLE  },
                 {}
         };
         _cleanup_(task_create_done) TaskCreate p = {};
@@ -230,6 +268,9 @@ int api_tasks_create(Request *r) {
                 return k;
         if (p.repo && (isempty(p.repo) || p.repo[0] == '-' || !text_is_plain(p.repo)))
                 return request_reply_field(r, "repo", "expected a path or git URL");
+        k = task_check_limits(r, p.tasks_max, p.memory_max, p.cpu_weight);
+        if (k < 0)
+                return k;
         k = request_new_owner(r, p.owner, &owner);
         if (k < 0)
                 return k;
@@ -275,6 +316,14 @@ int api_tasks_create(Request *r) {
         t->autonomous_loop = request_has_field(r, "autonomous_loop") ? p.autonomous_loop : contract && contract->autonomous_loop;
         t->max_iterations = p.max_iterations;
         t->max_cost_usd = p.max_cost_usd;
+        t->tasks_max = p.tasks_max;
+        t->memory_max = p.memory_max;
+        t->cpu_weight = p.cpu_weight;
+        /* Its repository needs no grant: checked now, for the owner it goes to. */
+        t->admin = r->admin;
+        k = api_repo_check(r, owner, t->repo);
+        if (k < 0)
+                return k;
         t->status = TASK_PENDING;
 
         k = store_task_insert(r->manager->store, t);

@@ -1,95 +1,36 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* One cleanup pass: removes the worktree (and its makima/ branch) of every
- * task that is gone from the store, cancelled, merged, or belongs to a
- * contract that is completed or cancelled, and the private agent homes of
- * tasks that are gone. Work a person may still want to look at — done and
- * failed tasks of open contracts — is left alone. Idempotent. */
+/* One cleanup pass: removes the worktree and the task's own repository
+ * (its git directory, where its branch lives) of every task that is gone
+ * from the store, cancelled, merged, or belongs to a contract that is
+ * completed or cancelled, and the private agent homes of tasks that are
+ * gone. Work a person may still want to look at — done and failed tasks of
+ * open contracts — is left alone. What the agent made is removed as the
+ * agents' user (sandbox-task.h); no git runs, and no repository of the
+ * user's is touched. Idempotent. */
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include "cleanup.h"
-#include "git-util.h"
 #include "log.h"
+#include "sandbox-task.h"
 
-/* The git directory a worktree belongs to, from git itself (absolute). */
-static int worktree_common_dir(const char *worktree, char **ret) {
-        _cleanup_free_ char *out = NULL, *err = NULL;
-        char *argv[] = { (char *) "rev-parse", (char *) "--path-format=absolute", (char *) "--git-common-dir", NULL };
+static int remove_task_dir(const char *path, const SandboxIdentity *agent, const char *what, unsigned *counter,
+                           CleanupStats *stats) {
         int r;
 
-        r = git_run(worktree, argv, 4096, &out, &err);
-        if (r < 0)
+        if (access(path, F_OK) < 0)
+                return 0;
+        r = task_dir_remove(path, agent);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to remove %s %s: %m", what, path);
+                stats->failures++;
                 return r;
-        if (r != 0)
-                return -ENOTDIR;        /* not (any more) a worktree */
-        out[strcspn(out, "\n")] = '\0';
-        if (isempty(out))
-                return -ENOTDIR;
-        *ret = TAKE_PTR(out);
+        }
+        log_info("Removed %s %s.", what, path);
+        if (counter)
+                (*counter)++;
         return 0;
-}
-
-static int rm_rf_at(int parent_fd, const char *name) {
-        _cleanup_close_ int fd = -EBADF;
-        DIR *d;
-        struct dirent *de;
-        int r = 0;
-
-        fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-                if (errno == ENOTDIR || errno == ELOOP)
-                        return unlinkat(parent_fd, name, 0) < 0 ? -errno : 0;
-                return errno == ENOENT ? 0 : -errno;
-        }
-        d = fdopendir(fd);
-        if (!d)
-                return -errno;
-        fd = -EBADF;    /* owned by d now */
-        while ((de = readdir(d))) {
-                int q;
-
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                q = rm_rf_at(dirfd(d), de->d_name);
-                if (q < 0 && r == 0)
-                        r = q;
-        }
-        closedir(d);
-        if (unlinkat(parent_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
-                r = -errno;
-        return r;
-}
-
-static void remove_worktree(const char *path, const char *branch, CleanupStats *stats) {
-        _cleanup_free_ char *common = NULL, *error = NULL;
-        int r;
-
-        r = worktree_common_dir(path, &common);
-        if (r == -ENOTDIR) {
-                /* Not a worktree any more (its repository went away): just the files. */
-                r = rm_rf_at(AT_FDCWD, path);
-                if (r < 0) {
-                        log_warning_errno(r, "Failed to remove %s: %m", path);
-                        stats->failures++;
-                } else
-                        stats->worktrees_removed++;
-                return;
-        }
-        if (r < 0) {
-                log_warning_errno(r, "Failed to find the repository of %s: %m", path);
-                stats->failures++;
-                return;
-        }
-        r = git_worktree_remove(common, path, branch, !!branch, &error);
-        if (r < 0) {
-                log_warning_errno(r, "Failed to remove worktree %s: %s", path, error ?: strerror(-r));
-                stats->failures++;
-                return;
-        }
-        log_info("Removed worktree %s%s%s.", path, branch ? " and branch " : "", strempty(branch));
-        stats->worktrees_removed++;
 }
 
 static bool task_worktree_unneeded(Store *store, const Task *t, int *error) {
@@ -110,122 +51,107 @@ static bool task_worktree_unneeded(Store *store, const Task *t, int *error) {
         return IN_SET(c->status, CONTRACT_COMPLETED, CONTRACT_CANCELLED);
 }
 
-/* The branch makima made for a task: makima/<first 8 characters of the id>. */
-static char *task_branch(const char *id) {
-        char *b;
+/* Every directory entry of dir that is a task id, with the task (NULL if
+ * it is gone from the store). */
+typedef int (*SweepFunc)(const Config *config, Store *store, const SandboxIdentity *agent, const char *id,
+                         Task *t, CleanupStats *stats);
 
-        return asprintf(&b, "makima/%.8s", id) < 0 ? NULL : b;
-}
-
-static int sweep_worktrees(const Config *config, Store *store, CleanupStats *stats) {
-        _cleanup_close_ int dfd = -EBADF;
-        DIR *d;
+static int sweep(const Config *config, Store *store, const SandboxIdentity *agent, const char *dir, SweepFunc f,
+                 CleanupStats *stats) {
+        _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
         int r = 0;
 
-        dfd = open(config->worker_worktree_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return errno == ENOENT ? 0 : log_error_errno(errno, "Failed to open %s: %m",
-                                                             config->worker_worktree_dir);
-        d = fdopendir(dfd);
+        d = opendir(dir);
         if (!d)
-                return log_error_errno(errno, "Failed to read %s: %m", config->worker_worktree_dir);
-        dfd = -EBADF;
-
-        while ((de = readdir(d))) {
-                _cleanup_(task_freep) Task *t = NULL;
-                _cleanup_free_ char *path = NULL, *branch = NULL;
-                int q, error = 0;
-
-                if (!id_is_valid(de->d_name))
-                        continue;       /* not ours */
-                q = store_task_get(store, de->d_name, &t);
-                if (q < 0 && q != -ENOENT) {
-                        r = log_error_errno(q, "Failed to read task %s: %s", de->d_name, store_last_error(store));
-                        break;
-                }
-                if (t && !task_worktree_unneeded(store, t, &error)) {
-                        if (error < 0) {
-                                r = log_error_errno(error, "Failed to read the contract of task %s: %s",
-                                                    t->id, store_last_error(store));
-                                break;
-                        }
-                        continue;
-                }
-                if (asprintf(&path, "%s/%s", config->worker_worktree_dir, de->d_name) < 0) {
-                        r = log_oom();
-                        break;
-                }
-                branch = t && t->branch ? strdup(t->branch) : task_branch(de->d_name);
-                if (!branch) {
-                        r = log_oom();
-                        break;
-                }
-                remove_worktree(path, branch, stats);
-
-                if (t && t->worktree) {
-                        /* The task stays (its record and events are history); its worktree does not. */
-                        t->worktree = mfree(t->worktree);
-                        q = store_task_update(store, t, NULL);
-                        if (q < 0 && q != -ESTALE && q != -ENOENT)
-                                log_warning_errno(q, "Failed to clear the worktree of task %s: %s", t->id,
-                                                  store_last_error(store));
-                }
-        }
-        closedir(d);
-        return r;
-}
-
-static int sweep_homes(const Config *config, Store *store, CleanupStats *stats) {
-        _cleanup_free_ char *homes = NULL;
-        _cleanup_close_ int dfd = -EBADF;
-        DIR *d;
-        struct dirent *de;
-        int r = 0;
-
-        if (asprintf(&homes, "%s/homes", config->state_dir) < 0)
-                return log_oom();
-        dfd = open(homes, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return errno == ENOENT ? 0 : log_error_errno(errno, "Failed to open %s: %m", homes);
-        d = fdopendir(dfd);
-        if (!d)
-                return log_error_errno(errno, "Failed to read %s: %m", homes);
-        dfd = -EBADF;
-
+                return errno == ENOENT ? 0 : log_error_errno(errno, "Failed to open %s: %m", dir);
         while ((de = readdir(d))) {
                 _cleanup_(task_freep) Task *t = NULL;
                 int q;
 
                 if (!id_is_valid(de->d_name))
-                        continue;
+                        continue;       /* not ours */
                 q = store_task_get(store, de->d_name, &t);
-                if (q >= 0)
-                        continue;       /* the agent's sessions live here: kept while the task exists */
-                if (q != -ENOENT) {
-                        r = log_error_errno(q, "Failed to read task %s: %s", de->d_name, store_last_error(store));
-                        break;
-                }
-                q = rm_rf_at(dirfd(d), de->d_name);
-                if (q < 0) {
-                        log_warning_errno(q, "Failed to remove %s/%s: %m", homes, de->d_name);
-                        stats->failures++;
-                } else {
-                        log_info("Removed the agent home of deleted task %s.", de->d_name);
-                        stats->homes_removed++;
-                }
+                if (q < 0 && q != -ENOENT)
+                        return log_error_errno(q, "Failed to read task %s: %s", de->d_name, store_last_error(store));
+                q = f(config, store, agent, de->d_name, t, stats);
+                if (q < 0 && r == 0)
+                        r = q;
         }
-        closedir(d);
         return r;
 }
 
-int cleanup_run(const Config *config, Store *store, CleanupStats *ret_stats) {
+/* A worktree no task needs, and the task's repository with it. */
+static int sweep_worktree(const Config *config, Store *store, const SandboxIdentity *agent, const char *id, Task *t,
+                          CleanupStats *stats) {
+        _cleanup_(task_paths_done) TaskPaths paths = {};
+        int error = 0, q;
+
+        if (t && !task_worktree_unneeded(store, t, &error)) {
+                if (error < 0)
+                        return log_error_errno(error, "Failed to read the contract of task %s: %s", t->id,
+                                               store_last_error(store));
+                return 0;
+        }
+        q = task_paths(config, id, NULL, &paths);
+        if (q < 0)
+                return log_oom();
+        (void) remove_task_dir(paths.worktree, agent, "worktree", &stats->worktrees_removed, stats);
+        (void) remove_task_dir(paths.git_dir, agent, "task repository", NULL, stats);
+
+        if (t && t->worktree) {
+                /* The task stays (its record and events are history); its worktree does not. */
+                t->worktree = mfree(t->worktree);
+                q = store_task_update(store, t, NULL);
+                if (q < 0 && q != -ESTALE && q != -ENOENT)
+                        log_warning_errno(q, "Failed to clear the worktree of task %s: %s", t->id,
+                                          store_last_error(store));
+        }
+        return 0;
+}
+
+/* A task's repository whose worktree went first (an interrupted pass). */
+static int sweep_git_dir(const Config *config, Store *store, const SandboxIdentity *agent, const char *id, Task *t,
+                         CleanupStats *stats) {
+        _cleanup_(task_paths_done) TaskPaths paths = {};
+        int error = 0;
+
+        if (t && !task_worktree_unneeded(store, t, &error))
+                return error < 0 ? log_error_errno(error, "Failed to read the contract of task %s: %s", t->id,
+                                                   store_last_error(store))
+                                 : 0;
+        if (task_paths(config, id, t ? t->worktree : NULL, &paths) < 0)
+                return log_oom();
+        if (t && t->worktree && access(paths.worktree, F_OK) >= 0)
+                return 0;       /* the worktree sweep's business */
+        return remove_task_dir(paths.git_dir, agent, "task repository", NULL, stats);
+}
+
+/* The agent's sessions live in its home: kept while the task exists. */
+static int sweep_home(const Config *config, Store *store, const SandboxIdentity *agent, const char *id, Task *t,
+                      CleanupStats *stats) {
+        _cleanup_(task_paths_done) TaskPaths paths = {};
+
+        if (t)
+                return 0;
+        if (task_paths(config, id, NULL, &paths) < 0)
+                return log_oom();
+        return remove_task_dir(paths.home, agent, "agent home", &stats->homes_removed, stats);
+}
+
+int cleanup_run(const Config *config, Store *store, const SandboxIdentity *agent, CleanupStats *ret_stats) {
+        _cleanup_(task_dirs_done) TaskDirs dirs = {};
         CleanupStats stats = {};
         int r;
 
-        r = sweep_worktrees(config, store, &stats);
+        r = task_dirs(config, &dirs);
+        if (r < 0)
+                return log_oom();
+        r = sweep(config, store, agent, dirs.worktrees, sweep_worktree, &stats);
         if (r >= 0)
-                r = sweep_homes(config, store, &stats);
+                r = sweep(config, store, agent, dirs.gits, sweep_git_dir, &stats);
+        if (r >= 0)
+                r = sweep(config, store, agent, dirs.homes, sweep_home, &stats);
         *ret_stats = stats;
         return r;
 }

@@ -10,6 +10,7 @@
 typedef struct Cleanup {
         const Config *config;
         Store *store;
+        SandboxIdentity agent;
         CleanupStats stats;
 } Cleanup;
 
@@ -17,7 +18,7 @@ static int on_start(sd_event_source *s, void *userdata) {
         Cleanup *c = userdata;
         int r;
 
-        r = cleanup_run(c->config, c->store, &c->stats);
+        r = cleanup_run(c->config, c->store, &c->agent, &c->stats);
         log_info("Removed %u worktrees and %u agent homes; %u failures.", c->stats.worktrees_removed,
                  c->stats.homes_removed, c->stats.failures);
         return sd_event_exit(sd_event_source_get_event(s), r < 0 || c->stats.failures > 0 ? EXIT_FAILURE : 0);
@@ -32,14 +33,20 @@ static int init(sd_event *event, Config *config, void **ret) {
         if (!c)
                 return log_oom();
         c->config = config;
+        r = sandbox_identity_init(config, &c->agent);
+        if (r < 0)
+                return r;
         r = store_open_full(config->store_backend,
                             config->store_backend == STORE_BACKEND_POSTGRESQL ? config->store_url : config->store_path,
                             &c->store, &error);
-        if (r < 0)
+        if (r < 0) {
+                sandbox_identity_done(&c->agent);
                 return log_error_errno(r, "Failed to open the store: %s", error ?: strerror(-r));
+        }
         r = sd_event_add_defer(event, NULL, on_start, c);
         if (r < 0) {
                 store_free(c->store);
+                sandbox_identity_done(&c->agent);
                 return log_error_errno(r, "Failed to schedule the cleanup: %m");
         }
         *ret = TAKE_PTR(c);
@@ -52,6 +59,7 @@ static void done(void *userdata) {
         if (!c)
                 return;
         store_free(c->store);
+        sandbox_identity_done(&c->agent);
         free(c);
 }
 

@@ -32,10 +32,12 @@ int git_copy_fd(int in, int out) {
 }
 
 /* Copies one entry as "cp -a" would, but never over something that exists
- * (a tracked file, or the agent's own edit after a restart) and with no
- * set-id bits. Symlinks are copied as symlinks, never followed. */
+ * (a tracked file, or the agent's own edit after a restart), with no set-id
+ * bits and nothing for others. Symlinks are copied as symlinks, never followed. */
 static int copy_entry(int src_dir, int dst_dir, const char *name, const struct stat *st) {
-        mode_t mode = st->st_mode & 0777;
+        /* The group of the worktree is the agent's: what the worker copies
+         * in, the agent may use as its owner would. */
+        mode_t mode = (st->st_mode & 0770) | ((st->st_mode & 0700) >> 3);
 
         if (S_ISLNK(st->st_mode)) {
                 char target[PATH_MAX + 1];
@@ -113,7 +115,7 @@ static int mkdir_beneath(int top, const char *rel) {
                 char c = s[n];
 
                 s[n] = '\0';
-                if (mkdirat(fd, s, 0755) < 0 && errno != EEXIST)
+                if (mkdirat(fd, s, 0770) < 0 && errno != EEXIST)
                         return -errno;
                 (void) close(fd);
                 fd = git_open_beneath(top, p, O_PATH | O_DIRECTORY);
@@ -154,19 +156,10 @@ static int copy_into_worktree(int src_top, int dst_top, const char *rel, char **
         return 0;
 }
 
-int git_copy_files_into(const char *repo_path, const char *worktree, char *const *copy_files, char **ret_error) {
-        _cleanup_free_ char *top = NULL;
+int git_copy_files_into(const char *top, const char *worktree, char *const *copy_files, char **ret_error) {
         _cleanup_close_ int src = -EBADF, dst = -EBADF;
         int r;
 
-        /* A bare repository (every clone-cache one) has no files of its own to give. */
-        r = git_probe(repo_path, GIT_ARGV("rev-parse", "--is-inside-work-tree"), &top, ret_error);
-        if (r < 0 || !streq_ptr(top, "true"))
-                return MIN(r, 0);
-        top = mfree(top);
-        r = git_out(repo_path, GIT_ARGV("rev-parse", "--show-toplevel"), &top, ret_error);
-        if (r < 0)
-                return r;
         src = open(top, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (src < 0)
                 return git_set_error(ret_error, -errno, "cannot open '%s': %m", top);

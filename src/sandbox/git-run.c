@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Running git: one fork + execve per command, hooks and fsmonitor off, a
- * scrubbed environment, stdout and stderr read through pipes without
+/* Running git: one fork + execve per command, always inside a sandbox of its
+ * own (the same bwrap and seccomp filter as an agent's, read-only but for
+ * what the command writes, no network but for fetches), as the agent's user
+ * wherever it reads what an agent wrote; hooks, fsmonitor and submodules
+ * off; a scrubbed environment; stdout and stderr read through pipes without
  * deadlock. Synchronous: the caller waits for git to exit. */
 
 #include <fcntl.h>
@@ -12,17 +15,30 @@
 #include "conf.h"
 #include "git-run.h"
 #include "git-util.h"
+#include "sandbox-bwrap.h"
+#include "sandbox-paths.h"
 
 extern char **environ;
 
 #define GIT_STDERR_MAX (64U * 1024U)
 #define GIT_ERROR_LINES 3
 
-/* Every run starts with these: the hooks and fsmonitor command of a
- * repository an agent could write must never run on the host. */
+/* Every run starts with these. Even inside its sandbox, git runs no hook,
+ * no fsmonitor command, and never descends into a nested repository or a
+ * submodule, whose config (filters, textconv, …) is the agent's. */
 static const char *const git_safety_args[] = {
         "-c", "core.hooksPath=/dev/null",
         "-c", "core.fsmonitor=false",
+        "-c", "submodule.recurse=false",
+        "-c", "diff.ignoreSubmodules=all",
+        "-c", "status.submoduleSummary=false",
+        "-c", "fetch.recurseSubmodules=false",
+        "-c", "core.alternateRefsCommand=",
+};
+
+/* And these where no remote is to be reached: not even a local path. */
+static const char *const git_offline_args[] = {
+        "-c", "protocol.allow=never",
 };
 
 /* The GIT_* variables that only say how to reach remotes, where the
@@ -106,55 +122,184 @@ static char *git_complaint(const char *err, int status) {
         return o.data;
 }
 
+/* git must be one of the system's: nothing else is in the sandbox. */
 static char *find_git(void) {
-        const char *path = getenv("PATH");
-        char *p;
+        char *p = NULL;
 
-        for (const char *d = strempty(path); path && *d;) {
-                size_t len = strcspn(d, ":");
-
-                if (asprintf(&p, "%.*s/git", (int) len, len > 0 ? d : ".") < 0)
-                        return NULL;
-                if (access(p, X_OK) == 0)
-                        return p;
-                free(p);
-                d += len + (d[len] == ':');
-        }
-        return strdup("/usr/bin/git");
+        if (sandbox_find_executable("git", NULL, &p) < 0)
+                return strdup("/usr/bin/git");
+        return p;
 }
 
 static bool git_env_kept(const char *e) {
-        if (!startswith(e, "GIT_"))
-                return !startswith(e, "LC_ALL=");
+        static const char *const proxy[] = {
+                "http_proxy=", "https_proxy=", "HTTPS_PROXY=", "HTTP_PROXY=", "ALL_PROXY=", "all_proxy=",
+                "NO_PROXY=", "no_proxy=",
+        };
+
         for (size_t i = 0; i < ELEMENTSOF(git_env_keep); i++)
                 if (startswith(e, git_env_keep[i]))
+                        return true;
+        for (size_t i = 0; i < ELEMENTSOF(proxy); i++)
+                if (startswith(e, proxy[i]))
                         return true;
         return false;
 }
 
-static int git_build_env(char *const *extra, char ***ret) {
-        _cleanup_(strv_freep) char **l = NULL;
-        int r;
-
-        for (char **e = environ; e && *e; e++)
-                if (git_env_kept(*e)) {
-                        r = strv_extend(&l, *e);
-                        if (r < 0)
-                                return r;
-                }
-        for (char *const *e = extra; e && *e; e++) {
-                r = strv_extend(&l, *e);
+static int strv_extend_all(char ***l, char *const *add) {
+        for (char *const *i = add; i && *i; i++) {
+                int r = strv_extend(l, *i);
                 if (r < 0)
                         return r;
         }
-        r = strv_extend(&l, "GIT_TERMINAL_PROMPT=0");
-        if (r < 0)
-                return r;
-        r = strv_extend(&l, "LC_ALL=C");
+        return 0;
+}
+
+/* The full argv: git, the safety options, safe.directory= for each
+ * repository the jail trusts, the command. */
+static int git_argv(const GitJail *jail, const char *const *argv, char ***ret) {
+        _cleanup_(strv_freep) char **l = NULL;
+        _cleanup_free_ char *git = find_git();
+        int r;
+
+        if (!git)
+                return -ENOMEM;
+        r = strv_push(&l, TAKE_PTR(git));
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(git_safety_args); i++)
+                r = strv_extend(&l, git_safety_args[i]);
+        for (size_t i = 0; r >= 0 && !jail->network && i < ELEMENTSOF(git_offline_args); i++)
+                r = strv_extend(&l, git_offline_args[i]);
+        for (char *const *s = jail->safe; r >= 0 && s && *s; s++) {
+                _cleanup_free_ char *t = NULL;
+
+                if (asprintf(&t, "safe.directory=%s", *s) < 0)
+                        return -ENOMEM;
+                r = strv_extend(&l, "-c");
+                if (r >= 0)
+                        r = strv_push(&l, TAKE_PTR(t));
+        }
+        for (size_t i = 0; r >= 0 && argv[i]; i++)
+                r = strv_extend(&l, argv[i]);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(l);
         return 0;
+}
+
+static int git_setenv_all(Bwrap *b, char *const *env) {
+        for (char *const *e = env; e && *e; e++) {
+                int r = bwrap_setenv(b, *e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The sandbox one run of git gets: as an agent's, without the agent's
+ * program, home, worktree or network; the jail's paths at their own
+ * places; no config but the repository's own (and, for fetches, the
+ * system's), so that no filter, textconv or credential helper of the
+ * caller's runs on what an agent wrote. */
+static int git_command(const GitJail *jail, const char *dir, const char *const *argv, char *const *extra_env,
+                       SandboxCommand *ret) {
+        const GitContext *ctx = jail->context;
+        const SandboxIdentity *who = jail->as_caller ? ctx->caller : ctx->agent;
+        _cleanup_(bwrap_done) Bwrap b = {};
+        _cleanup_(strv_freep) char **private = NULL, **full = NULL;
+        const char *home = jail->caller_home ? getenv("HOME") : NULL;
+        int r;
+
+        r = git_argv(jail, argv, &full);
+        if (r < 0)
+                return r;
+        if (!ctx->config->sandbox_enabled) {
+                /* The administrator turned the sandbox off: agents run with all
+                 * the worker's rights anyway. */
+                _cleanup_(strv_freep) char **env = NULL;
+
+                for (char **e = environ; e && *e; e++)
+                        if (!startswith(*e, "GIT_") || git_env_kept(*e)) {
+                                r = strv_extend(&env, *e);
+                                if (r < 0)
+                                        return r;
+                        }
+                r = strv_extend_all(&env, extra_env);
+                if (r >= 0)
+                        r = strv_extend(&env, "GIT_TERMINAL_PROMPT=0");
+                if (r >= 0)
+                        r = strv_extend(&env, "LC_ALL=C");
+                if (r < 0)
+                        return r;
+                *ret = (SandboxCommand) {
+                        .argv = TAKE_PTR(full),
+                        .envp = TAKE_PTR(env),
+                        .cwd = dir ? strdup(dir) : NULL,
+                };
+                return dir && !ret->cwd ? -ENOMEM : 0;
+        }
+
+        if (!who)
+                return -EINVAL;
+        r = sandbox_private_paths(ctx->config, &private);
+        if (r < 0)
+                return r;
+        r = bwrap_init(&b, ctx->bwrap, who, "makima-git", jail->network);
+        if (r >= 0)
+                r = bwrap_system(&b, private);
+        if (r >= 0)
+                r = bwrap_user_database(&b, "/nonexistent", "/usr/sbin/nologin");
+        if (r >= 0)
+                r = bwrap_api_filesystems(&b);
+        if (r < 0)
+                return r;
+        /* The read-only ones first: a writable path inside one (a task's git
+         * directory in the worktree's parent, say) still wins. */
+        for (char *const *p = jail->read_only; p && *p; p++) {
+                r = bwrap_args(&b, "--ro-bind", *p, *p, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (home && home[0] == '/' && !path_in_system(home) && access(home, F_OK) >= 0) {
+                r = bwrap_args(&b, "--ro-bind", home, home, NULL);
+                if (r < 0)
+                        return r;
+        }
+        for (char *const *p = jail->read_write; p && *p; p++) {
+                r = bwrap_args(&b, "--bind", *p, *p, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (jail->network) {
+                _cleanup_free_ char *resolv = realpath("/etc/resolv.conf", NULL);
+
+                if (resolv && !path_in_system(resolv)) {
+                        r = bwrap_args(&b, "--ro-bind", resolv, resolv, NULL);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        r = bwrap_seccomp(&b);
+        if (r < 0)
+                return r;
+
+        FOREACH_STRING(e, "PATH=" SANDBOX_DEFAULT_PATH, "LC_ALL=C", "GIT_TERMINAL_PROMPT=0") {
+                r = bwrap_setenv(&b, e);
+                if (r < 0)
+                        return r;
+        }
+        r = bwrap_setenvf(&b, "HOME", home ?: "/nonexistent");
+        /* The system's config only where a remote is reached (its proxy,
+         * its CA bundle); for a repository an agent wrote, none. */
+        if (r >= 0 && !jail->network)
+                r = bwrap_setenv(&b, "GIT_CONFIG_NOSYSTEM=1");
+        for (char **e = environ; r >= 0 && jail->network && e && *e; e++)
+                if (git_env_kept(*e))
+                        r = bwrap_setenv(&b, *e);
+        if (r >= 0)
+                r = git_setenv_all(&b, extra_env);
+        if (r < 0)
+                return r;
+        return bwrap_finish(&b, dir, full, ret);
 }
 
 /* The child's dup2() calls must not clobber each other, so no fd it
@@ -168,12 +313,6 @@ static int fd_move_above_stdio(int fd) {
         e = errno;
         (void) close(fd);
         return n < 0 ? -e : n;
-}
-
-static int safe_close(int fd) {
-        if (fd >= 0)
-                (void) close(fd);
-        return -EBADF;
 }
 
 static int pipe_above_stdio(int *ret_read, int *ret_write) {
@@ -195,8 +334,7 @@ static int pipe_above_stdio(int *ret_read, int *ret_write) {
 
 /* Between fork and execve: async-signal-safe calls only. A failure is
  * reported through errno_fd, which execve closes when it succeeds. */
-static _noreturn_ void git_child(const char *dir, const char *git, const char **argv, char **envp, int null_fd,
-                                 int out_fd, int err_fd, int errno_fd) {
+static _noreturn_ void git_child(const SandboxCommand *cmd, int null_fd, int out_fd, int err_fd, int errno_fd) {
         struct sigaction sa = { .sa_handler = SIG_DFL };
         sigset_t ss;
         int e;
@@ -211,9 +349,7 @@ static _noreturn_ void git_child(const char *dir, const char *git, const char **
         if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
                 goto fail;
         (void) close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
-        if (dir && chdir(dir) < 0)
-                goto fail;
-        execve(git, (char *const *) argv, envp);
+        errno = -sandbox_command_exec(cmd);
 fail:
         e = errno;
         (void) !write(errno_fd, &e, sizeof e);
@@ -264,30 +400,21 @@ static int git_read_pipes(int *out_fd, int *err_fd, GitOutput *out, GitOutput *e
 }
 
 /* Runs git; returns its exit status (128 + signal if killed) or -errno. */
-static int git_exec(const char *dir, const char *const *argv, char *const *extra_env, size_t max_stdout,
-                    GitOutput *ret_out, char **ret_stderr) {
-        _cleanup_free_ char *git = NULL;
-        _cleanup_free_ const char **full = NULL;
-        _cleanup_(strv_freep) char **env = NULL;
+static int git_exec(const GitJail *jail, const char *dir, const char *const *argv, char *const *extra_env,
+                    size_t max_stdout, GitOutput *ret_out, char **ret_stderr) {
+        _cleanup_(sandbox_command_done) SandboxCommand cmd = {};
         _cleanup_close_ int null_fd = -EBADF, out_r = -EBADF, out_w = -EBADF, err_r = -EBADF, err_w = -EBADF,
                             errno_r = -EBADF, errno_w = -EBADF;
         GitOutput out = { .max = max_stdout }, err = { .max = GIT_STDERR_MAX };
-        size_t n = 0, argc = 0;
         int status, child_errno, r;
         pid_t pid;
 
-        while (argv[argc])
-                argc++;
-        full = calloc(argc + ELEMENTSOF(git_safety_args) + 2, sizeof(char *));
-        git = find_git();
-        if (!full || !git)
-                return -ENOMEM;
-        full[n++] = "git";
-        for (size_t i = 0; i < ELEMENTSOF(git_safety_args); i++)
-                full[n++] = git_safety_args[i];
-        for (size_t i = 0; i < argc; i++)
-                full[n++] = argv[i];
-        r = git_build_env(extra_env, &env);
+        if (!jail || !jail->context || !jail->context->config)
+                return -EINVAL;
+        /* A directory that is not there would be bwrap's complaint, not git's. */
+        if (dir && access(dir, F_OK) < 0)
+                return -errno;
+        r = git_command(jail, dir, argv, extra_env, &cmd);
         if (r < 0)
                 return r;
 
@@ -311,7 +438,7 @@ static int git_exec(const char *dir, const char *const *argv, char *const *extra
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                git_child(dir, git, full, env, null_fd, out_w, err_w, errno_w);
+                git_child(&cmd, null_fd, out_w, err_w, errno_w);
 
         out_w = safe_close(out_w);
         err_w = safe_close(err_w);
@@ -355,13 +482,15 @@ static int git_exec(const char *dir, const char *const *argv, char *const *extra
         return r;
 }
 
-int git_capture(const char *dir, const char *const *argv, char *const *env, size_t max_stdout, GitOutput *ret_out,
-                char **ret_error) {
+int git_capture(const GitJail *jail, const char *dir, const char *const *argv, char *const *env, size_t max_stdout,
+                GitOutput *ret_out, char **ret_error) {
         _cleanup_free_ char *err = NULL;
         GitOutput out = {};
         int r;
 
-        r = git_exec(dir, argv, env, max_stdout, &out, &err);
+        r = git_exec(jail, dir, argv, env, max_stdout, &out, &err);
+        if (r == -ENOPKG)
+                return git_set_error(ret_error, r, "%s", SANDBOX_BWRAP_MISSING);
         if (r < 0)
                 return git_set_error(ret_error, r, "cannot run git %s: %s", argv[0], strerror(-r));
         if (r > 0 && ret_error) {
@@ -387,11 +516,11 @@ char *git_output_line(GitOutput *o) {
         return TAKE_PTR(o->data);
 }
 
-int git_out(const char *dir, const char *const *argv, char **ret_stdout, char **ret_error) {
+int git_out(const GitJail *jail, const char *dir, const char *const *argv, char **ret_stdout, char **ret_error) {
         GitOutput out = {};
         int r;
 
-        r = git_capture(dir, argv, NULL, 0, &out, ret_error);
+        r = git_capture(jail, dir, argv, NULL, 0, &out, ret_error);
         if (r != 0) {
                 git_output_done(&out);
                 return r < 0 ? r : -EIO;
@@ -402,12 +531,12 @@ int git_out(const char *dir, const char *const *argv, char **ret_stdout, char **
         return 0;
 }
 
-int git_probe(const char *dir, const char *const *argv, char **ret_stdout, char **ret_error) {
+int git_probe(const GitJail *jail, const char *dir, const char *const *argv, char **ret_stdout, char **ret_error) {
         _cleanup_free_ char *e = NULL;
         GitOutput out = {};
         int r;
 
-        r = git_capture(dir, argv, NULL, 0, &out, &e);
+        r = git_capture(jail, dir, argv, NULL, 0, &out, &e);
         if (r == 0 && ret_stdout)
                 *ret_stdout = git_output_line(&out);
         git_output_done(&out);
@@ -420,19 +549,4 @@ int git_probe(const char *dir, const char *const *argv, char **ret_stdout, char 
                 *ret_error = TAKE_PTR(e);
         }
         return r < 0 ? r : -EIO;
-}
-
-int git_run(const char *dir, char *const *argv, size_t max_stdout, char **ret_stdout, char **ret_stderr) {
-        GitOutput out = {};
-        int r;
-
-        if (!argv || !argv[0])
-                return -EINVAL;
-        r = git_exec(dir, (const char *const *) argv, NULL, max_stdout, &out, ret_stderr);
-        if (r < 0)
-                return r;
-        if (ret_stdout)
-                *ret_stdout = TAKE_PTR(out.data);
-        git_output_done(&out);
-        return r;
 }

@@ -7,17 +7,13 @@
 
 #include "macro.h"
 
-static inline void closedirp(DIR **d) {
-        if (*d)
-                (void) closedir(*d);
-}
-
 /* Opens path below dir_fd; a symlink leading out of it is -EXDEV. */
 int git_open_beneath(int dir_fd, const char *path, int flags);
 
 /* Copies all of in to out. */
 int git_copy_fd(int in, int out);
 
-/* Copies the repository's files named in copy_files (relative paths, as
- * CopyFiles= lists them) into the worktree, each beneath its top. */
-int git_copy_files_into(const char *repo_path, const char *worktree, char *const *copy_files, char **ret_error);
+/* Copies the files named in copy_files (relative paths, as CopyFiles=
+ * lists them) from the repository's top directory into the worktree, each
+ * beneath its top. */
+int git_copy_files_into(const char *top, const char *worktree, char *const *copy_files, char **ret_error);

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The git operations of git-util.h: the clone cache, task worktrees, diffs
- * and fingerprints, each a few runs of git (git-run.c). Files makima copies
- * or hashes itself are opened with openat2() and RESOLVE_BENEATH, so that a
- * symlink an agent planted cannot lead it outside the worktree. */
+/* The git operations of git-util.h: the clone cache, a task's own
+ * repository, diffs and fingerprints, each a few runs of git in its sandbox
+ * (git-run.c), which binds exactly what the operation reads and writes.
+ * Files makima reads or writes itself are opened with openat2() and
+ * RESOLVE_BENEATH where an agent could have planted a symlink. */
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
@@ -15,7 +15,12 @@
 #include "git-run.h"
 #include "git-util.h"
 #include "git-util-internal.h"
+#include "sandbox-paths.h"
+#include "sandbox-task.h"
 #include "sha256.h"
+
+/* How deep a chain of borrowed object directories is followed (git's own limit). */
+#define ALTERNATES_DEPTH_MAX 5
 
 bool git_repo_is_url(const char *s) {
         static const char *const schemes[] = {
@@ -60,39 +65,6 @@ static int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
-/* Removes a tree without following any symlink in it. */
-static int rm_rf_at(int dir_fd, const char *name) {
-        _cleanup_(closedirp) DIR *d = NULL;
-        int fd, r = 0;
-
-        if (unlinkat(dir_fd, name, 0) >= 0 || errno == ENOENT)
-                return 0;
-        if (!IN_SET(errno, EISDIR, EPERM))
-                return -errno;
-        fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                (void) close(fd);
-                return r;
-        }
-        for (struct dirent *de; (de = readdir(d));) {
-                int k;
-
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                k = rm_rf_at(dirfd(d), de->d_name);
-                if (k < 0 && r == 0)
-                        r = k;
-        }
-        if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
-                r = -errno;
-        return r;
-}
-
-/* Opens path below dir_fd; a symlink leading out of it is -EXDEV. */
 int git_open_beneath(int dir_fd, const char *path, int flags) {
         struct open_how how = {
                 .flags = (uint64_t) (flags | O_CLOEXEC),
@@ -104,32 +76,135 @@ int git_open_beneath(int dir_fd, const char *path, int flags) {
         return fd < 0 ? -errno : (int) fd;
 }
 
-/* The usual repository, one with a work tree, answers both of
- * resolve_local()'s questions in one run of git: 1 and its top directory.
- * 0 for any other (bare, not a repository, an error), which the two
- * questions asked one at a time then tell apart; a bare one also leaves
- * *ret_bare set, as git answered the first question before failing. */
-static int toplevel_quick(const char *dir, char **ret_top, bool *ret_bare) {
-        _cleanup_free_ char *text = NULL;
-        GitOutput out = {};
-        const char *top;
-        int r;
+static int read_first_line(const char *path, char **ret) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *line = NULL;
+        size_t n = 0;
 
-        r = git_capture(dir, GIT_ARGV("rev-parse", "--is-bare-repository", "--show-toplevel"), NULL, 0, &out, NULL);
-        text = git_output_line(&out);
-        if (r < 0)
-                return r == -ENOMEM ? r : 0;
-        *ret_bare = r != 0 && streq_ptr(text, "true");
-        top = r == 0 ? startswith(strempty(text), "false\n") : NULL;
-        if (isempty(top))
-                return 0;
-        *ret_top = strdup(top);
-        return *ret_top ? 1 : -ENOMEM;
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        if (getline(&line, &n, f) < 0)
+                return ferror(f) ? -EIO : -EBADMSG;
+        line[strcspn(line, "\r\n")] = '\0';
+        *ret = TAKE_PTR(line);
+        return 0;
 }
 
-static int resolve_local(const char *repo, char **ret_path, char **ret_error) {
-        _cleanup_free_ char *real = NULL, *bare = NULL, *top = NULL, *complaint = NULL;
-        bool is_bare = false;
+static int join(const char *dir, const char *rel, char **ret) {
+        if (rel[0] == '/')
+                return path_normalize(rel, ret);
+        _cleanup_free_ char *t = NULL;
+        if (asprintf(&t, "%s/%s", dir, rel) < 0)
+                return -ENOMEM;
+        return path_normalize(t, ret);
+}
+
+static bool is_bare_repository(const char *dir) {
+        _cleanup_free_ char *head = NULL, *objects = NULL, *refs = NULL;
+
+        if (join(dir, "HEAD", &head) < 0 || join(dir, "objects", &objects) < 0 || join(dir, "refs", &refs) < 0)
+                return false;
+        return access(head, F_OK) >= 0 && access(objects, F_OK) >= 0 && access(refs, F_OK) >= 0;
+}
+
+/* What git discovery would find from dir, done by hand: the nearest
+ * directory up that has a .git or is a bare repository. Found on the host
+ * because git's sandbox must be given the repository to look into. */
+static int find_repository_top(const char *dir, char **ret, bool *ret_bare) {
+        _cleanup_free_ char *d = strdup(dir);
+
+        if (!d)
+                return -ENOMEM;
+        for (;;) {
+                _cleanup_free_ char *dotgit = NULL;
+
+                if (join(d, ".git", &dotgit) < 0)
+                        return -ENOMEM;
+                if (access(dotgit, F_OK) >= 0) {
+                        *ret_bare = false;
+                        break;
+                }
+                if (is_bare_repository(d)) {
+                        *ret_bare = true;
+                        break;
+                }
+                if (streq(d, "/"))
+                        return -EINVAL;
+                char *up = path_dirname(d);
+                if (!up)
+                        return -ENOMEM;
+                free_and_replace(d, up);
+        }
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+/* The paths git must read for the repository at top: top itself, and where
+ * a .git file leads (a linked worktree's or --separate-git-dir's git
+ * directory, and its common directory). */
+static int repository_paths(const char *top, char ***ret) {
+        _cleanup_(strv_freep) char **l = NULL;
+        _cleanup_free_ char *dotgit = NULL, *line = NULL, *gitdir = NULL, *commondir_file = NULL, *rel = NULL,
+                            *common = NULL;
+        struct stat st;
+        int r;
+
+        r = strv_extend(&l, top);
+        if (r < 0 || join(top, ".git", &dotgit) < 0)
+                return -ENOMEM;
+        if (lstat(dotgit, &st) >= 0 && S_ISREG(st.st_mode) && read_first_line(dotgit, &line) >= 0 &&
+            startswith(line, "gitdir: ")) {
+                r = join(top, line + strlen("gitdir: "), &gitdir);
+                if (r < 0)
+                        return r;
+                if (!path_is_under(gitdir, top) && (r = strv_extend(&l, gitdir)) < 0)
+                        return r;
+                if (join(gitdir, "commondir", &commondir_file) < 0)
+                        return -ENOMEM;
+                if (read_first_line(commondir_file, &rel) >= 0) {
+                        r = join(gitdir, rel, &common);
+                        if (r < 0)
+                                return r;
+                        if (!path_is_under(common, top) && !path_is_under(common, gitdir) &&
+                            (r = strv_extend(&l, common)) < 0)
+                                return r;
+                }
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* A jail that reads a repository of the user's: its paths, trusted as
+ * safe.directory though somebody else owns them. */
+typedef struct RepoJail {
+        GitJail jail;
+        char **paths;
+} RepoJail;
+
+static void repo_jail_done(RepoJail *j) {
+        strv_free(j->paths);
+}
+
+static int repo_jail(const GitContext *ctx, const char *top, RepoJail *ret) {
+        int r;
+
+        *ret = (RepoJail) {};
+        r = repository_paths(top, &ret->paths);
+        if (r < 0)
+                return r;
+        ret->jail = (GitJail) {
+                .context = ctx,
+                .read_only = ret->paths,
+                .safe = ret->paths,
+        };
+        return 0;
+}
+
+static int resolve_local(const GitContext *ctx, const char *repo, char **ret_path, char **ret_error) {
+        _cleanup_(repo_jail_done) RepoJail j = {};
+        _cleanup_free_ char *real = NULL, *top = NULL, *answer = NULL, *complaint = NULL;
+        bool bare = false;
         struct stat st;
         int r;
 
@@ -144,90 +219,112 @@ static int resolve_local(const char *repo, char **ret_path, char **ret_error) {
                 return git_set_error(ret_error, -errno, "cannot stat repository '%s': %m", repo);
         if (!S_ISDIR(st.st_mode))
                 return git_set_error(ret_error, -ENOTDIR, "'%s' is not a git repository", repo);
+        r = find_repository_top(real, &top, &bare);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return git_set_error(ret_error, -EINVAL, "'%s' is not a git repository", repo);
 
-        r = toplevel_quick(real, &top, &is_bare);
+        /* git, in its sandbox as the agent's user, must agree: this also
+         * tells early when that user cannot read the repository. */
+        r = repo_jail(ctx, top, &j);
         if (r < 0)
                 return r;
-        if (r > 0) {
-                *ret_path = TAKE_PTR(top);
-                return 0;
-        }
-        if (is_bare) {
-                r = git_out(real, GIT_ARGV("rev-parse", "--absolute-git-dir"), &top, ret_error);
-                if (r < 0)
-                        return r == -EIO ? -EINVAL : r;
-                *ret_path = TAKE_PTR(top);
-                return 0;
-        }
-
-        r = git_out(real, GIT_ARGV("rev-parse", "--is-bare-repository"), &bare, &complaint);
-        if (r == -EIO && strstr(complaint, "not a git repository"))
+        r = git_out(&j.jail, top, GIT_ARGV("rev-parse", bare ? "--absolute-git-dir" : "--show-toplevel"), &answer,
+                    &complaint);
+        if (r == -EIO && strstr(strempty(complaint), "not a git repository"))
                 return git_set_error(ret_error, -EINVAL, "'%s' is not a git repository", repo);
         if (r == -EIO)
-                return git_set_error(ret_error, -EINVAL, "'%s' is not a usable git repository: %s", repo, complaint);
+                return git_set_error(ret_error, -EINVAL, "'%s' is not a usable git repository: %s", repo,
+                                     strempty(complaint));
         if (r < 0)
-                return git_set_error(ret_error, r, "%s", complaint);
-
-        if (streq(bare, "true"))
-                r = git_out(real, GIT_ARGV("rev-parse", "--absolute-git-dir"), &top, ret_error);
-        else
-                r = git_out(real, GIT_ARGV("rev-parse", "--show-toplevel"), &top, ret_error);
-        if (r < 0)
-                return r == -EIO ? -EINVAL : r;
+                return git_set_error(ret_error, r, "%s", strempty(complaint));
+        if (!streq(answer, top))
+                return git_set_error(ret_error, -EINVAL, "'%s' is not a usable git repository: git found %s", repo,
+                                     answer);
         *ret_path = TAKE_PTR(top);
         return 0;
 }
 
+/* The jail of a clone-cache repository: the caller's own, with the network. */
+static GitJail cache_jail(const GitContext *ctx, char *const *rw, char *const *ro, bool caller_home) {
+        return (GitJail) {
+                .context = ctx,
+                .as_caller = true,
+                .read_write = rw,
+                .read_only = ro,
+                .network = true,
+                .caller_home = caller_home,
+        };
+}
+
 /* A clone-cache entry is a bare repository whose remote branches stay
- * under refs/remotes/origin/: refs/heads/ is left to the task branches, so
- * fetching (with --prune) never touches a branch a worktree has out. */
-static int clone_into(const char *dir, const char *url, char **ret_error) {
+ * under refs/remotes/origin/, readable by the agents' group (they borrow
+ * its objects), never gc'ed (tasks borrow what it has, reachable or not). */
+static int clone_into(const GitJail *jail, const char *dir, const char *url, char **ret_error) {
         _cleanup_free_ char *head = NULL, *ref = NULL;
         int r;
 
-        r = git_out(dir, GIT_ARGV("init", "--bare", "-q", "."), NULL, ret_error);
-        if (r < 0)
-                return r;
-        r = git_out(dir, GIT_ARGV("config", "remote.origin.url", url), NULL, ret_error);
-        if (r < 0)
-                return r;
-        r = git_out(dir, GIT_ARGV("config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"), NULL,
-                    ret_error);
-        if (r < 0)
-                return r;
-        r = git_out(dir, GIT_ARGV("fetch", "-q", "--prune", "--tags", "origin"), NULL, ret_error);
+        r = git_out(jail, dir, GIT_ARGV("init", "--bare", "-q", "--shared=0640", "--template=", "."), NULL, ret_error);
+        if (r >= 0)
+                r = git_out(jail, dir, GIT_ARGV("config", "remote.origin.url", url), NULL, ret_error);
+        if (r >= 0)
+                r = git_out(jail, dir,
+                            GIT_ARGV("config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"), NULL,
+                            ret_error);
+        if (r >= 0)
+                r = git_out(jail, dir, GIT_ARGV("config", "gc.auto", "0"), NULL, ret_error);
+        if (r >= 0)
+                r = git_out(jail, dir, GIT_ARGV("fetch", "-q", "--prune", "--tags", "origin"), NULL, ret_error);
         if (r < 0)
                 return r;
 
         /* HEAD names the remote's default branch for git_default_branch(). An
          * empty remote has none; then init's default stays. */
-        r = git_probe(dir, GIT_ARGV("remote", "set-head", "origin", "--auto"), NULL, NULL);
+        r = git_probe(jail, dir, GIT_ARGV("remote", "set-head", "origin", "--auto"), NULL, NULL);
         if (r <= 0)
                 return 0;
-        r = git_out(dir, GIT_ARGV("symbolic-ref", "--short", "refs/remotes/origin/HEAD"), &head, ret_error);
+        r = git_out(jail, dir, GIT_ARGV("symbolic-ref", "--short", "refs/remotes/origin/HEAD"), &head, ret_error);
         if (r < 0)
                 return r;
         if (asprintf(&ref, "refs/heads/%s", startswith(head, "origin/") ?: head) < 0)
                 return -ENOMEM;
-        return git_out(dir, GIT_ARGV("symbolic-ref", "HEAD", ref), NULL, ret_error);
+        return git_out(jail, dir, GIT_ARGV("symbolic-ref", "HEAD", ref), NULL, ret_error);
 }
 
-static int resolve_url(const char *url, const char *cache_dir, char **ret_path, char **ret_error) {
-        _cleanup_free_ char *path = NULL, *lock = NULL, *tmp = NULL;
+static int resolve_url(const GitContext *ctx, const char *url, const char *cache_dir, char **ret_path,
+                       char **ret_error) {
+        _cleanup_free_ char *path = NULL, *lock = NULL, *tmp = NULL, *local = NULL;
         _cleanup_close_ int lock_fd = -EBADF;
         char hex[SHA256_HEX_SIZE];
+        char *rw[2] = {}, *ro[2] = {};
+        bool ssh;
         struct stat st;
+        GitJail jail;
         int r;
 
         if (isempty(cache_dir))
                 return git_set_error(ret_error, -EINVAL, "no clone cache directory for '%s'", url);
-        r = mkdir_p(cache_dir, 0755);
+        r = mkdir_p(cache_dir, 0750);
         if (r < 0)
                 return git_set_error(ret_error, r, "cannot create '%s': %s", cache_dir, strerror(-r));
         sha256_hex(url, strlen(url), hex);
         if (asprintf(&path, "%s/%s", cache_dir, hex) < 0 || asprintf(&lock, "%s.lock", path) < 0 ||
             asprintf(&tmp, "%s/.%s.XXXXXX", cache_dir, hex) < 0)
                 return -ENOMEM;
+
+        /* A file:// URL is a path of this machine: git must see it (read-only). */
+        if (startswith(url, "file://")) {
+                r = path_normalize(url + strlen("file://"), &local);
+                if (r < 0)
+                        return git_set_error(ret_error, -EINVAL, "'%s' is not a file:// URL of an absolute path", url);
+                ro[0] = local;
+        }
+        /* ssh needs the caller's keys and known hosts. */
+        ssh = startswith(url, "ssh://") || startswith(url, "git+ssh://") || startswith(url, "ssh+git://") ||
+              !strstr(url, "://");
+        rw[0] = (char *) cache_dir;
+        jail = cache_jail(ctx, rw, ro, ssh);
 
         /* Workers that want the same repository take turns: two clones would
          * waste the work, two fetches would fight over ref locks. */
@@ -239,7 +336,7 @@ static int resolve_url(const char *url, const char *cache_dir, char **ret_path, 
                         return git_set_error(ret_error, -errno, "cannot lock '%s': %m", lock);
 
         if (stat(path, &st) >= 0) {
-                r = git_out(path, GIT_ARGV("fetch", "-q", "--prune", "--tags", "origin"), NULL, ret_error);
+                r = git_out(&jail, path, GIT_ARGV("fetch", "-q", "--prune", "--tags", "origin"), NULL, ret_error);
                 if (r < 0)
                         return r;
                 *ret_path = TAKE_PTR(path);
@@ -249,12 +346,13 @@ static int resolve_url(const char *url, const char *cache_dir, char **ret_path, 
                 return git_set_error(ret_error, -errno, "cannot stat '%s': %m", path);
 
         /* Cloned under a temporary name and renamed when complete, so that a
-         * crash never leaves a half clone under the real one. */
+         * crash never leaves a half clone under the real one. The agents'
+         * group reads it (the cache directory is set-group-ID). */
         if (!mkdtemp(tmp))
                 return git_set_error(ret_error, -errno, "cannot create a directory in '%s': %m", cache_dir);
-        r = chmod(tmp, 0755) < 0 ? -errno : 0;
+        r = chmod(tmp, 02750) < 0 ? -errno : 0;
         if (r >= 0)
-                r = clone_into(tmp, url, ret_error);
+                r = clone_into(&jail, tmp, url, ret_error);
         if (r >= 0 && rename(tmp, path) < 0)
                 r = git_set_error(ret_error, -errno, "cannot rename '%s' to '%s': %m", tmp, path);
         if (r < 0) {
@@ -265,19 +363,24 @@ static int resolve_url(const char *url, const char *cache_dir, char **ret_path, 
         return 0;
 }
 
-int git_resolve_repo(const char *repo, const char *cache_dir, char **ret_path, char **ret_error) {
+int git_resolve_repo(const GitContext *ctx, const char *repo, const char *cache_dir, char **ret_path,
+                     char **ret_error) {
         if (isempty(repo))
                 return git_set_error(ret_error, -EINVAL, "no repository given");
         if (git_repo_is_url(repo))
-                return resolve_url(repo, cache_dir, ret_path, ret_error);
-        return resolve_local(repo, ret_path, ret_error);
+                return resolve_url(ctx, repo, cache_dir, ret_path, ret_error);
+        return resolve_local(ctx, repo, ret_path, ret_error);
 }
 
-int git_default_branch(const char *repo_path, char **ret_branch, char **ret_error) {
+int git_default_branch(const GitContext *ctx, const char *repo_path, char **ret_branch, char **ret_error) {
+        _cleanup_(repo_jail_done) RepoJail j = {};
         _cleanup_free_ char *branch = NULL;
         int r;
 
-        r = git_probe(repo_path, GIT_ARGV("symbolic-ref", "--short", "-q", "HEAD"), &branch, ret_error);
+        r = repo_jail(ctx, repo_path, &j);
+        if (r < 0)
+                return r;
+        r = git_probe(&j.jail, repo_path, GIT_ARGV("symbolic-ref", "--short", "-q", "HEAD"), &branch, ret_error);
         if (r < 0)
                 return r;
         if (r == 0 || isempty(branch))
@@ -286,86 +389,98 @@ int git_default_branch(const char *repo_path, char **ret_branch, char **ret_erro
         return 0;
 }
 
-/* What git takes for a commit: a branch, tag or commit id; then, for a
- * clone-cache repository whose branches live there, origin/<base>. */
-static int resolve_base(const char *dir, const char *base, char **ret_commit, char **ret_error) {
+static int add_object_dirs(char ***l, const char *objects, unsigned depth) {
+        _cleanup_free_ char *canonical = NULL, *alternates = NULL, *line = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t n = 0;
         int r;
 
-        for (unsigned i = 0; i < 2 && !isempty(base) && base[0] != '-'; i++) {
-                _cleanup_free_ char *rev = NULL, *commit = NULL;
+        r = path_canonical(objects, &canonical);
+        if (r < 0)
+                return r;
+        for (char **i = *l; i && *i; i++)
+                if (streq(*i, canonical))
+                        return 0;
+        r = strv_extend(l, canonical);
+        if (r < 0 || depth >= ALTERNATES_DEPTH_MAX)
+                return r;
+        if (join(canonical, "info/alternates", &alternates) < 0)
+                return -ENOMEM;
+        f = fopen(alternates, "re");
+        if (!f)
+                return errno == ENOENT ? 0 : -errno;
+        while (getline(&line, &n, f) > 0) {
+                _cleanup_free_ char *dir = NULL;
 
-                if (asprintf(&rev, i == 0 ? "%s^{commit}" : "origin/%s^{commit}", base) < 0)
-                        return -ENOMEM;
-                r = git_probe(dir, GIT_ARGV("rev-parse", "--verify", "-q", rev), &commit, ret_error);
+                line[strcspn(line, "\r\n")] = '\0';
+                if (isempty(line) || line[0] == '#')
+                        continue;
+                r = join(canonical, line, &dir);
                 if (r < 0)
                         return r;
-                if (r > 0) {
-                        *ret_commit = TAKE_PTR(commit);
-                        return 0;
-                }
+                r = add_object_dirs(l, dir, depth + 1);
+                if (r < 0)
+                        return r;
         }
-        return git_set_error(ret_error, -ENOENT, "base branch '%s' does not exist in %s", strempty(base), dir);
-}
-
-/* The path as git records a worktree's: absolute, symlinks resolved (of
- * its parent, when it does not exist yet). */
-static int path_canonical(const char *path, char **ret) {
-        _cleanup_free_ char *abs = NULL, *cwd = NULL, *parent = NULL;
-        char *real, *slash;
-
-        if (path[0] != '/') {
-                cwd = getcwd(NULL, 0);
-                if (!cwd)
-                        return -errno;
-        }
-        if (asprintf(&abs, "%s/%s", strempty(cwd), path) < 0)
-                return -ENOMEM;
-        while (strlen(abs) > 1 && abs[strlen(abs) - 1] == '/')
-                abs[strlen(abs) - 1] = '\0';
-
-        real = realpath(abs, NULL);
-        if (!real && errno == ENOENT && (slash = strrchr(abs, '/')) && slash != abs) {
-                *slash = '\0';
-                parent = realpath(abs, NULL);
-                *slash = '/';
-                if (parent && asprintf(&real, "%s%s", streq(parent, "/") ? "" : parent, slash) < 0)
-                        return -ENOMEM;
-        }
-        *ret = real ?: TAKE_PTR(abs);
         return 0;
 }
 
-/* Looks path up among the repository's worktrees: 1 with the branch it
- * has out ("" if detached), 0 if it is not one. */
-static int worktree_find(const char *repo, const char *path, char **ret_branch, char **ret_error) {
-        _cleanup_free_ char *branch = NULL;
-        GitOutput out = {};
-        bool match = false, found = false;
+int git_repo_object_dirs(const GitContext *ctx, const char *repo_path, char ***ret, char **ret_error) {
+        _cleanup_(repo_jail_done) RepoJail j = {};
+        _cleanup_(strv_freep) char **l = NULL;
+        _cleanup_free_ char *common = NULL, *objects = NULL;
         int r;
 
-        r = git_capture(repo, GIT_ARGV("worktree", "list", "--porcelain", "-z"), NULL, 0, &out, ret_error);
-        if (r != 0) {
-                git_output_done(&out);
-                return r < 0 ? r : -EIO;
-        }
-        for (const char *p = out.data; p < out.data + out.size; p += strlen(p) + 1) {
-                const char *v;
-
-                if ((v = startswith(p, "worktree "))) {
-                        if (match)
-                                break;
-                        match = found = streq(v, path);
-                } else if (match && (v = startswith(p, "branch ")) && free_and_strdup(&branch, v) < 0) {
-                        git_output_done(&out);
-                        return -ENOMEM;
-                }
-        }
-        git_output_done(&out);
-        if (found && ret_branch)
-                *ret_branch = branch ? TAKE_PTR(branch) : strdup("");
-        if (found && ret_branch && !*ret_branch)
+        r = repo_jail(ctx, repo_path, &j);
+        if (r < 0)
+                return r;
+        r = git_out(&j.jail, repo_path, GIT_ARGV("rev-parse", "--path-format=absolute", "--git-common-dir"), &common,
+                    ret_error);
+        if (r < 0)
+                return r;
+        if (join(common, "objects", &objects) < 0)
                 return -ENOMEM;
-        return found;
+        r = add_object_dirs(&l, objects, 0);
+        if (r < 0)
+                return git_set_error(ret_error, r, "cannot read the object directories of %s: %s", repo_path,
+                                     strerror(-r));
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* What git takes for a commit: a branch, tag or commit id; then, for a
+ * clone-cache repository whose branches live there, origin/<base>. With
+ * ret_branch, the branch it names, if it is one (without refs/heads/ or
+ * refs/remotes/origin/), else NULL. */
+static int resolve_base(const GitJail *jail, const char *dir, const char *base, char **ret_commit, char **ret_branch,
+                        char **ret_error) {
+        int r;
+
+        for (unsigned i = 0; i < 2 && !isempty(base) && base[0] != '-'; i++) {
+                _cleanup_free_ char *rev = NULL, *commit = NULL, *name = NULL, *full = NULL;
+                const char *b;
+
+                if (asprintf(&rev, i == 0 ? "%s^{commit}" : "origin/%s^{commit}", base) < 0)
+                        return -ENOMEM;
+                r = git_probe(jail, dir, GIT_ARGV("rev-parse", "--verify", "-q", rev), &commit, ret_error);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        continue;
+                if (ret_branch) {
+                        if (asprintf(&name, i == 0 ? "%s" : "origin/%s", base) < 0)
+                                return -ENOMEM;
+                        r = git_probe(jail, dir, GIT_ARGV("rev-parse", "--symbolic-full-name", name), &full, NULL);
+                        b = r > 0 ? startswith(strempty(full), "refs/heads/") ?: startswith(strempty(full), "refs/remotes/origin/")
+                                  : NULL;
+                        *ret_branch = isempty(b) ? NULL : strdup(b);
+                        if (!isempty(b) && !*ret_branch)
+                                return -ENOMEM;
+                }
+                *ret_commit = TAKE_PTR(commit);
+                return 0;
+        }
+        return git_set_error(ret_error, -ENOENT, "base branch '%s' does not exist in %s", strempty(base), dir);
 }
 
 /* A copy_files entry: relative, and every component a real name. */
@@ -384,42 +499,166 @@ static bool path_is_safe_relative(const char *p) {
         return true;
 }
 
-/* A new task's worktree in one run of git, for the common case: nothing at
- * path yet, no branch of an earlier attempt, a base git takes as it is.
- * Returns 1 when the worktree was made, 0 when git refused it for any reason
- * (its words are dropped: git_worktree_prepare() then goes the careful way,
- * which gives its own), or -ENOMEM. A refusal leaves nothing behind, but
- * for a path still registered by a worktree deleted behind git's back: then
- * the branch is made before git notices, at the base, and the careful way
- * checks it out as the branch of an earlier attempt, which it is now. So
- * the end is the same either way; only the pruning of other stale worktrees
- * waits for git_worktree_remove() or a careful preparation. */
-static int worktree_add_quick(const char *repo_path, const char *base, const char *branch, const char *path) {
-        _cleanup_free_ char *rev = NULL;
-        struct stat st;
-        int r;
+/* Writes a file the worker owns into the task's repository: the agent's
+ * group may read it, nobody else; replaces what is there. */
+static int write_worker_file(const char *path, const char *text, char **ret_error) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t n = strlen(text);
 
-        if (isempty(base) || base[0] == '-')
-                return 0;
-        if (lstat(path, &st) >= 0 || errno != ENOENT)
-                return 0;
-        /* As resolve_base() asks first: a branch, tag or commit id, as a commit. */
-        if (asprintf(&rev, "%s^{commit}", base) < 0)
+        if (asprintf(&tmp, "%s.makima-XXXXXX", path) < 0)
                 return -ENOMEM;
-        r = git_capture(repo_path, GIT_ARGV("worktree", "add", "--no-track", "-b", branch, path, rev), NULL, 0, NULL,
-                        NULL);
-        if (r == -ENOMEM)
-                return r;
-        return r == 0;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return git_set_error(ret_error, -errno, "cannot create '%s': %m", tmp);
+        if (write(fd, text, n) != (ssize_t) n || fchmod(fd, 0640) < 0 || rename(tmp, path) < 0) {
+                int r = -errno;
+                (void) unlink(tmp);
+                return git_set_error(ret_error, r ?: -EIO, "cannot write '%s': %s", path, strerror(-r ?: EIO));
+        }
+        return 0;
 }
 
-int git_worktree_prepare(const char *repo_path, const char *base, const char *branch, const char *path,
-                         char *const *copy_files, char **ret_error) {
-        _cleanup_free_ char *canonical = NULL, *ref = NULL, *current = NULL, *commit = NULL;
+/* The task's own config: nothing of the repository's (no filter, no
+ * textconv, no remote), nothing the agent can change (its sandbox has it
+ * read-only). */
+static const char task_config[] =
+        "[core]\n"
+        "\trepositoryformatversion = 0\n"
+        "\tfilemode = true\n"
+        "\tbare = false\n"
+        "\tlogallrefupdates = true\n"
+        "[gc]\n"
+        "\tauto = 0\n";
+
+static int write_borrowed(const GitTaskRepo *t, char **ret_error) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t len = 1;
+
+        for (char *const *o = t->borrowed; o && *o; o++)
+                len += strlen(*o) + 1;
+        text = malloc(len);
+        if (!text || asprintf(&path, "%s/objects/info/alternates", t->git_dir) < 0)
+                return -ENOMEM;
+        text[0] = '\0';
+        for (char *const *o = t->borrowed; o && *o; o++) {
+                strcat(text, *o);
+                strcat(text, "\n");
+        }
+        return write_worker_file(path, text, ret_error);
+}
+
+/* The same command with --git-dir= and --work-tree= in front. */
+static int task_git(const GitJail *jail, const GitTaskRepo *t, const char *const *argv, char *const *env,
+                    size_t max_stdout, GitOutput *out, char **ret_error) {
+        _cleanup_free_ char *gd = NULL, *wt = NULL;
+        _cleanup_free_ const char **full = NULL;
+        size_t n = 0, k = 0;
+
+        while (argv[n])
+                n++;
+        full = calloc(n + 3, sizeof(char *));
+        if (!full || asprintf(&gd, "--git-dir=%s", t->git_dir) < 0 || asprintf(&wt, "--work-tree=%s", t->worktree) < 0)
+                return -ENOMEM;
+        full[k++] = gd;
+        full[k++] = wt;
+        for (size_t i = 0; i < n; i++)
+                full[k++] = argv[i];
+        return git_capture(jail, t->worktree, full, env, max_stdout, out, ret_error);
+}
+
+static int task_git_out(const GitJail *jail, const GitTaskRepo *t, const char *const *argv, char **ret_stdout,
+                        char **ret_error) {
+        GitOutput out = {};
         int r;
 
-        if (isempty(repo_path) || isempty(path))
-                return git_set_error(ret_error, -EINVAL, "no repository or worktree path given");
+        r = task_git(jail, t, argv, NULL, 0, &out, ret_error);
+        if (r != 0) {
+                git_output_done(&out);
+                return r < 0 ? r : -EIO;
+        }
+        if (ret_stdout)
+                *ret_stdout = git_output_line(&out);
+        git_output_done(&out);
+        return 0;
+}
+
+static int task_repo_exists(const GitTaskRepo *t, char **ret_error) {
+        _cleanup_free_ char *head = NULL, *dotgit = NULL, *line = NULL, *want = NULL;
+        struct stat st;
+
+        if (asprintf(&head, "%s/HEAD", t->git_dir) < 0 || asprintf(&dotgit, "%s/.git", t->worktree) < 0 ||
+            asprintf(&want, "gitdir: %s", t->git_dir) < 0)
+                return -ENOMEM;
+        if (lstat(dotgit, &st) < 0) {
+                if (errno != ENOENT)
+                        return git_set_error(ret_error, -errno, "cannot stat '%s': %m", dotgit);
+                return access(head, F_OK) >= 0 ? git_set_error(ret_error, -EEXIST,
+                                                               "'%s' has no .git file, but the task's git directory "
+                                                               "%s exists", t->worktree, t->git_dir)
+                                                 : 0;
+        }
+        if (!S_ISREG(st.st_mode) || read_first_line(dotgit, &line) < 0 || !streq(line, want))
+                return git_set_error(ret_error, -EEXIST,
+                                     "'%s' is a worktree of another repository (made by an older makima?), not of "
+                                     "the task's own %s; remove it to start the task afresh", t->worktree, t->git_dir);
+        if (access(head, F_OK) < 0)
+                return git_set_error(ret_error, -EEXIST, "'%s' names %s, which is not a git directory", dotgit,
+                                     t->git_dir);
+        return 1;
+}
+
+static int read_file(const char *path, char **ret) {
+        _cleanup_close_ int fd = -EBADF;
+        GitOutput o = {};
+        char buf[4096];
+        ssize_t n;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+                if (git_output_append(&o, buf, (size_t) n) < 0) {
+                        git_output_done(&o);
+                        return -ENOMEM;
+                }
+        if (n < 0 || git_output_append(&o, "", 0) < 0) {
+                git_output_done(&o);
+                return n < 0 ? -errno : -ENOMEM;
+        }
+        *ret = o.data;
+        return 0;
+}
+
+/* A shallow repository's boundary goes with its objects: without it, git
+ * would find parents missing. The first borrowed directory is the
+ * repository's own objects/. */
+static int copy_shallow(const GitTaskRepo *t, char **ret_error) {
+        _cleanup_free_ char *common = NULL, *from = NULL, *to = NULL, *text = NULL;
+        int r;
+
+        if (!t->borrowed || !t->borrowed[0])
+                return 0;
+        common = path_dirname(t->borrowed[0]);
+        if (!common || asprintf(&from, "%s/shallow", common) < 0 || asprintf(&to, "%s/shallow", t->git_dir) < 0)
+                return -ENOMEM;
+        r = read_file(from, &text);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return git_set_error(ret_error, r, "cannot read '%s': %s", from, strerror(-r));
+        return write_worker_file(to, text, ret_error);
+}
+
+int git_task_repo_prepare(const GitContext *ctx, const GitTaskRepo *t, const char *repo_path, const char *base,
+                          const char *branch, char *const *copy_files, char **ret_base_commit, char **ret_error) {
+        _cleanup_(repo_jail_done) RepoJail rj = {};
+        _cleanup_free_ char *commit = NULL, *base_branch = NULL, *ref = NULL, *base_ref = NULL, *dotgit = NULL,
+                            *gitfile = NULL, *config = NULL, *inside = NULL;
+        int r;
+
+        if (isempty(repo_path) || !t || isempty(t->worktree) || isempty(t->git_dir))
+                return git_set_error(ret_error, -EINVAL, "no repository, worktree or git directory given");
         /* git would read a leading dash as an option */
         if (isempty(branch) || branch[0] == '-')
                 return git_set_error(ret_error, -EINVAL, "invalid branch name '%s'", strempty(branch));
@@ -427,164 +666,257 @@ int git_worktree_prepare(const char *repo_path, const char *base, const char *br
                 if (!path_is_safe_relative(*f))
                         return git_set_error(ret_error, -EINVAL, "copy file '%s' is not a path inside the repository",
                                              *f);
-        r = path_canonical(path, &canonical);
+
+        r = task_repo_exists(t, ret_error);
         if (r < 0)
-                return git_set_error(ret_error, r, "cannot resolve '%s': %s", path, strerror(-r));
-        if (asprintf(&ref, "refs/heads/%s", branch) < 0)
+                return r;
+        if (r > 0) {
+                /* A restart: kept as the agent left it. The repository may
+                 * have moved its objects since; the list is ours to keep true. */
+                if (ret_base_commit)
+                        *ret_base_commit = NULL;
+                return write_borrowed(t, ret_error);
+        }
+
+        r = repo_jail(ctx, repo_path, &rj);
+        if (r < 0)
+                return r;
+        r = resolve_base(&rj.jail, repo_path, base, &commit, &base_branch, ret_error);
+        if (r < 0)
+                return r;
+        if (asprintf(&ref, "refs/heads/%s", branch) < 0 || asprintf(&dotgit, "%s/.git", t->worktree) < 0 ||
+            asprintf(&gitfile, "gitdir: %s\n", t->git_dir) < 0 || asprintf(&config, "%s/config", t->git_dir) < 0)
                 return -ENOMEM;
 
-        r = worktree_add_quick(repo_path, base, branch, canonical);
-        if (r < 0)
-                return r;
-        if (r > 0)
-                goto copy;
+        {
+                char *dirs[] = { (char *) t->worktree, (char *) t->git_dir, NULL };
+                GitJail j = { .context = ctx, .read_only = t->borrowed, .read_write = dirs, .safe = dirs };
 
-        r = worktree_find(repo_path, canonical, &current, ret_error);
-        if (r < 0)
-                return r;
-        if (r > 0 && access(canonical, F_OK) >= 0) {
-                /* A restart: the worktree from the previous attempt is kept as the agent left it. */
-                if (!streq(current, ref))
-                        return git_set_error(ret_error, -EEXIST, "'%s' is already a worktree of %s, not on branch '%s'",
-                                             canonical, repo_path, branch);
-        } else {
-                /* A registered worktree whose directory is gone would block "worktree add". */
-                r = git_out(repo_path, GIT_ARGV("worktree", "prune"), NULL, ret_error);
+                /* The agent's user makes it, so that what git writes is the agent's. */
+                r = git_out(&j, t->git_dir, GIT_ARGV("init", "-q", "--bare", "--template=", "-b", branch, "."), NULL,
+                            ret_error);
                 if (r < 0)
                         return r;
-                r = git_probe(repo_path, GIT_ARGV("rev-parse", "--verify", "-q", ref), NULL, ret_error);
+                r = write_worker_file(config, task_config, ret_error);
+                if (r >= 0)
+                        r = write_borrowed(t, ret_error);
+                if (r >= 0)
+                        r = copy_shallow(t, ret_error);
+                if (r >= 0)
+                        r = task_git_out(&j, t, GIT_ARGV("update-ref", ref, commit), NULL, ret_error);
                 if (r < 0)
                         return r;
-                if (r > 0)
-                        /* The branch of an earlier attempt: its commits are the task's work. */
-                        r = git_out(repo_path, GIT_ARGV("worktree", "add", canonical, branch), NULL, ret_error);
-                else {
-                        r = resolve_base(repo_path, base, &commit, ret_error);
+                /* The base under its own name, for the agent's `git diff main`.
+                 * Only a copy: the agent may move it, the task's record keeps
+                 * the commit it started from. */
+                if (base_branch && !streq(base_branch, branch)) {
+                        if (asprintf(&base_ref, "refs/heads/%s", base_branch) < 0)
+                                return -ENOMEM;
+                        (void) task_git_out(&j, t, GIT_ARGV("update-ref", base_ref, commit), NULL, NULL);
+                }
+                r = write_worker_file(dotgit, gitfile, ret_error);
+                if (r >= 0)
+                        r = task_git_out(&j, t, GIT_ARGV("read-tree", "-u", "--reset", "HEAD"), NULL, ret_error);
+                if (r < 0)
+                        return r;
+        }
+
+        if (copy_files && copy_files[0]) {
+                /* A bare repository (every clone-cache one) has no files of its own to give. */
+                r = git_probe(&rj.jail, repo_path, GIT_ARGV("rev-parse", "--is-inside-work-tree"), &inside, ret_error);
+                if (r < 0)
+                        return r;
+                if (streq_ptr(inside, "true")) {
+                        r = git_copy_files_into(repo_path, t->worktree, copy_files, ret_error);
                         if (r < 0)
                                 return r;
-                        r = git_out(repo_path,
-                                    GIT_ARGV("worktree", "add", "--no-track", "-b", branch, canonical, commit), NULL,
-                                    ret_error);
                 }
-                if (r < 0)
-                        return r;
         }
-
-copy:
-        if (!copy_files || !copy_files[0])
-                return 0;
-        return git_copy_files_into(repo_path, canonical, copy_files, ret_error);
+        if (ret_base_commit)
+                *ret_base_commit = TAKE_PTR(commit);
+        return 0;
 }
 
-int git_worktree_remove(const char *repo_path, const char *path, const char *branch, bool delete_branch,
-                        char **ret_error) {
-        _cleanup_free_ char *canonical = NULL, *ref = NULL;
+/* A snapshot of the worktree, as git would commit all of it: a copy of the
+ * task's index (its stat data spares hashing what did not change) in a
+ * scratch directory of its own, with an object directory there for the
+ * blobs, the task's objects and what it borrows behind it. */
+typedef struct Snapshot {
+        char *dir;
+        char *env[4];
+        char *scratch[2];
+        char **read_only;
+} Snapshot;
+
+static void snapshot_done(Snapshot *s) {
+        if (s->dir)
+                (void) rm_rf_at(AT_FDCWD, s->dir);
+        free(s->dir);
+        for (size_t i = 0; i < ELEMENTSOF(s->env); i++)
+                free(s->env[i]);
+        strv_free(s->read_only);
+        *s = (Snapshot) {};
+}
+
+/* "<git_dir>/objects:<borrowed>:…" */
+static int alternates_list(const GitTaskRepo *t, char **ret) {
+        GitOutput o = {};
         int r;
 
-        if (isempty(repo_path) || isempty(path))
-                return git_set_error(ret_error, -EINVAL, "no repository or worktree path given");
-        r = path_canonical(path, &canonical);
-        if (r < 0)
-                return git_set_error(ret_error, r, "cannot resolve '%s': %s", path, strerror(-r));
-
-        r = worktree_find(repo_path, canonical, NULL, ret_error);
-        if (r < 0)
-                return r;
-        if (r > 0 && access(canonical, F_OK) >= 0) {
-                r = git_out(repo_path, GIT_ARGV("worktree", "remove", "--force", canonical), NULL, ret_error);
-                if (r < 0)
-                        return r;
+        r = git_output_append(&o, t->git_dir, strlen(t->git_dir));
+        if (r >= 0)
+                r = git_output_append(&o, "/objects", strlen("/objects"));
+        for (char *const *b = t->borrowed; r >= 0 && b && *b; b++) {
+                r = git_output_append(&o, ":", 1);
+                if (r >= 0)
+                        r = git_output_append(&o, *b, strlen(*b));
         }
-        r = git_out(repo_path, GIT_ARGV("worktree", "prune"), NULL, ret_error);
-        if (r < 0)
+        if (r < 0) {
+                git_output_done(&o);
                 return r;
-
-        if (!delete_branch || isempty(branch))
-                return 0;
-        if (branch[0] == '-')
-                return git_set_error(ret_error, -EINVAL, "invalid branch name '%s'", branch);
-        if (asprintf(&ref, "refs/heads/%s", branch) < 0)
-                return -ENOMEM;
-        r = git_probe(repo_path, GIT_ARGV("rev-parse", "--verify", "-q", ref), NULL, ret_error);
-        if (r <= 0)
-                return r;
-        return git_out(repo_path, GIT_ARGV("branch", "-D", branch), NULL, ret_error);
+        }
+        *ret = o.data;
+        return 0;
 }
 
-/* Fills a fresh index file with the worktree's own index, or with HEAD's
- * tree if it has none: a copy keeps the stat data, so that "git add" need
- * not hash every file again. */
-static int index_copy(const char *worktree, const char *to, char **ret_error) {
-        _cleanup_free_ char *from = NULL, *rel = NULL;
+static int snapshot_take(const GitContext *ctx, const GitTaskRepo *t, Snapshot *s, char **ret_error) {
+        _cleanup_free_ char *index = NULL, *from = NULL, *objects = NULL, *alternates = NULL;
         _cleanup_close_ int in = -EBADF, out = -EBADF;
         int r;
 
-        r = git_out(worktree, GIT_ARGV("rev-parse", "--git-path", "index"), &rel, ret_error);
+        *s = (Snapshot) {};
+        if (asprintf(&s->dir, "%s/makima-git-XXXXXX", getenv("TMPDIR") ?: "/tmp") < 0)
+                return -ENOMEM;
+        if (!mkdtemp(s->dir)) {
+                s->dir = mfree(s->dir);
+                return git_set_error(ret_error, -errno, "cannot create a temporary directory: %m");
+        }
+        /* The agent's user writes here when git runs as it. */
+        r = task_dir_make(s->dir, ctx->agent);
+        if (r < 0)
+                return git_set_error(ret_error, r, "cannot prepare '%s': %s", s->dir, strerror(-r));
+        s->scratch[0] = s->dir;
+        if (asprintf(&index, "%s/index", s->dir) < 0 || asprintf(&objects, "%s/objects", s->dir) < 0 ||
+            asprintf(&from, "%s/index", t->git_dir) < 0)
+                return -ENOMEM;
+        r = mkdir(objects, 02770) < 0 ? -errno : task_dir_make(objects, ctx->agent);
+        if (r < 0)
+                return git_set_error(ret_error, r, "cannot create '%s': %s", objects, strerror(-r));
+
+        /* Alternates: the task's own objects, then what it borrows. */
+        r = alternates_list(t, &alternates);
         if (r < 0)
                 return r;
-        if (rel[0] != '/' && asprintf(&from, "%s/%s", worktree, rel) < 0)
+        if (asprintf(&s->env[0], "GIT_INDEX_FILE=%s", index) < 0 ||
+            asprintf(&s->env[1], "GIT_OBJECT_DIRECTORY=%s", objects) < 0 ||
+            asprintf(&s->env[2], "GIT_ALTERNATE_OBJECT_DIRECTORIES=%s", alternates) < 0)
                 return -ENOMEM;
-        in = open(from ?: rel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (in < 0 && errno == ENOENT)
-                return 0;
-        if (in < 0)
-                return git_set_error(ret_error, -errno, "cannot open '%s': %m", from ?: rel);
-        out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (out < 0)
-                return git_set_error(ret_error, -errno, "cannot create '%s': %m", to);
-        r = git_copy_fd(in, out);
+
+        r = strv_extend(&s->read_only, t->worktree);
+        if (r >= 0)
+                r = strv_extend(&s->read_only, t->git_dir);
+        for (char *const *o = t->borrowed; r >= 0 && o && *o; o++)
+                r = strv_extend(&s->read_only, *o);
         if (r < 0)
-                return git_set_error(ret_error, r, "cannot copy the index: %s", strerror(-r));
-        return 1;
+                return r;
+
+        in = git_open_beneath(AT_FDCWD, from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        if (in >= 0) {
+                out = open(index, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
+                if (out < 0 || fchmod(out, 0660) < 0)
+                        return git_set_error(ret_error, -errno, "cannot create '%s': %m", index);
+                r = git_copy_fd(in, out);
+                if (r < 0)
+                        return git_set_error(ret_error, r, "cannot copy the index: %s", strerror(-r));
+        }
+        return 0;
 }
 
-int git_worktree_diff(const char *worktree, const char *base, size_t max_bytes, char **ret_diff,
-                      bool *ret_truncated, char **ret_error) {
-        _cleanup_free_ char *commit = NULL, *merge_base = NULL, *tmp = NULL, *index = NULL, *env_index = NULL;
-        char *env[2] = {};
-        GitOutput out = {};
+/* The jail a snapshot's git runs in: everything of the task read-only, the
+ * scratch directory writable. */
+static GitJail snapshot_jail(const GitContext *ctx, const GitTaskRepo *t, Snapshot *s, char *const *safe) {
+        return (GitJail) {
+                .context = ctx,
+                .read_only = s->read_only,
+                .read_write = s->scratch,
+                .safe = safe,
+        };
+}
+
+/* Fills the snapshot's index with all of the worktree. Without an index of
+ * the task's (a repository without commits yet), from HEAD, if any. */
+static int snapshot_fill(const GitJail *jail, const GitTaskRepo *t, Snapshot *s, bool have_head, char **ret_error) {
         int r;
 
-        if (isempty(worktree))
-                return git_set_error(ret_error, -EINVAL, "no worktree given");
-        r = resolve_base(worktree, base, &commit, ret_error);
-        if (r < 0)
-                return r;
-        /* Unrelated histories have no merge base: the base itself is the next best. */
-        r = git_probe(worktree, GIT_ARGV("merge-base", commit, "HEAD"), &merge_base, ret_error);
-        if (r < 0)
-                return r;
+        if (have_head) {
+                _cleanup_free_ char *index = NULL;
 
-        if (asprintf(&tmp, "%s/makima-diff-XXXXXX", getenv("TMPDIR") ?: "/tmp") < 0)
-                return -ENOMEM;
-        if (!mkdtemp(tmp))
-                return git_set_error(ret_error, -errno, "cannot create a temporary directory: %m");
-        if (asprintf(&index, "%s/index", tmp) < 0 || asprintf(&env_index, "GIT_INDEX_FILE=%s", index) < 0) {
-                r = -ENOMEM;
-                goto finish;
+                if (asprintf(&index, "%s/index", s->dir) < 0)
+                        return -ENOMEM;
+                if (access(index, F_OK) < 0) {
+                        r = task_git(jail, t, GIT_ARGV("read-tree", "HEAD"), s->env, 0, NULL, ret_error);
+                        if (r != 0)
+                                return r < 0 ? r : -EIO;
+                }
         }
-        env[0] = env_index;
+        /* Nested repositories go in as what their HEAD is, never entered. */
+        r = task_git(jail, t, GIT_ARGV("-c", "core.splitIndex=false", "add", "-A", "--ignore-errors", "--", "."), s->env,
+                     0, NULL, ret_error);
+        return r < 0 ? r : r > 0 ? -EIO : 0;
+}
 
-        r = index_copy(worktree, index, ret_error);
-        if (r == 0)
-                r = git_capture(worktree, GIT_ARGV("read-tree", "HEAD"), env, 0, NULL, ret_error) != 0 ? -EIO : 0;
-        /* Untracked files go in as intent-to-add entries: "git diff" then shows
-         * them as new, and their content is not written to the object store
-         * (a big build artefact would stay there until the next gc). */
+int git_worktree_diff(const GitContext *ctx, const GitTaskRepo *t, const char *base, size_t max_bytes, char **ret_diff,
+                      bool *ret_truncated, char **ret_error) {
+        _cleanup_free_ char *commit = NULL, *merge_base = NULL;
+        _cleanup_(snapshot_done) Snapshot s = {};
+        char *safe[3] = { (char *) t->worktree, (char *) t->git_dir, NULL };
+        GitOutput out = {};
+        GitJail jail;
+        int r;
+
+        if (!t || isempty(t->worktree) || isempty(t->git_dir))
+                return git_set_error(ret_error, -EINVAL, "no worktree given");
+        r = snapshot_take(ctx, t, &s, ret_error);
+        if (r < 0)
+                return r;
+        jail = snapshot_jail(ctx, t, &s, safe);
+
+        {
+                /* Resolved in the task's repository: a commit id, or a branch
+                 * of its own (an older task's base). */
+                _cleanup_free_ char *rev = NULL, *mb = NULL;
+
+                if (isempty(base) || base[0] == '-' || asprintf(&rev, "%s^{commit}", base) < 0)
+                        return git_set_error(ret_error, -ENOENT, "base branch '%s' does not exist in %s",
+                                             strempty(base), t->git_dir);
+                r = task_git(&jail, t, GIT_ARGV("rev-parse", "--verify", "-q", rev), NULL, 0, &out, ret_error);
+                commit = git_output_line(&out);
+                git_output_done(&out);
+                if (r < 0)
+                        return r;
+                if (r > 0 || isempty(commit))
+                        return git_set_error(ret_error, -ENOENT, "base branch '%s' does not exist in %s",
+                                             strempty(base), t->git_dir);
+                /* Unrelated histories have no merge base: the base itself is the next best. */
+                r = task_git(&jail, t, GIT_ARGV("merge-base", commit, "HEAD"), NULL, 0, &out, NULL);
+                mb = git_output_line(&out);
+                git_output_done(&out);
+                if (r == 0 && !isempty(mb))
+                        merge_base = TAKE_PTR(mb);
+        }
+
+        r = snapshot_fill(&jail, t, &s, true, ret_error);
         if (r >= 0)
-                r = git_capture(worktree, GIT_ARGV("-c", "core.splitIndex=false", "add", "-A", "-N"), env, 0, NULL,
-                                ret_error);
+                r = task_git(&jail, t,
+                             /* Of a nested repository, the commit it is at: its work
+                              * tree is never looked at (--cached compares the
+                              * snapshot, not the worktree). */
+                             GIT_ARGV("diff", "--cached", "--no-color", "--no-ext-diff", "--no-textconv",
+                                      "--ignore-submodules=dirty", "--src-prefix=a/", "--dst-prefix=b/",
+                                      merge_base ?: commit, "--"),
+                             s.env, max_bytes, &out, ret_error);
         if (r > 0)
                 r = -EIO;
-        if (r >= 0)
-                r = git_capture(worktree,
-                                GIT_ARGV("diff", "--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/",
-                                         "--dst-prefix=b/", merge_base ?: commit, "--"),
-                                env, max_bytes, &out, ret_error);
-        if (r > 0)
-                r = -EIO;
-finish:
-        (void) rm_rf_at(AT_FDCWD, tmp);
         if (r < 0) {
                 git_output_done(&out);
                 return r;
@@ -605,99 +937,39 @@ finish:
         return 0;
 }
 
-/* One changed path into the fingerprint: its type and mode, and a hash of
- * its content (of a symlink: its target), or a mark that it is gone. The
- * content is hashed in chunks so that a big file needs no big buffer. */
-static int fingerprint_path(int top, const char *path, GitOutput *acc, uint8_t *buf, size_t buf_size) {
-        _cleanup_close_ int fd = -EBADF, content = -EBADF;
-        GitOutput chunks = {};
-        char hex[SHA256_HEX_SIZE] = "", line[128];
-        struct stat st;
-        ssize_t n;
+int git_worktree_fingerprint(const GitContext *ctx, const GitTaskRepo *t, char **ret_fingerprint, char **ret_error) {
+        _cleanup_free_ char *head = NULL, *tree = NULL, *fingerprint = NULL;
+        _cleanup_(snapshot_done) Snapshot s = {};
+        char *safe[3] = { (char *) t->worktree, (char *) t->git_dir, NULL };
+        GitOutput out = {};
+        GitJail jail;
         int r;
 
-        r = git_output_append(acc, path, strlen(path) + 1);
-        if (r < 0)
-                return r;
-        fd = git_open_beneath(top, path, O_PATH | O_NOFOLLOW);
-        if (fd < 0 || fstat(fd, &st) < 0)
-                return git_output_append(acc, "gone\n", 5);
-
-        if (S_ISLNK(st.st_mode)) {
-                n = readlinkat(fd, "", (char *) buf, buf_size);
-                if (n < 0)
-                        return -errno;
-                sha256_hex(buf, (size_t) n, hex);
-        } else if (S_ISREG(st.st_mode)) {
-                content = git_open_beneath(top, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-                if (content < 0)
-                        return git_output_append(acc, "gone\n", 5);
-                while ((n = read(content, buf, buf_size)) != 0) {
-                        uint8_t digest[SHA256_DIGEST_SIZE];
-
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n < 0) {
-                                r = -errno;
-                                break;
-                        }
-                        sha256(buf, (size_t) n, digest);
-                        r = git_output_append(&chunks, digest, sizeof digest);
-                        if (r < 0)
-                                break;
-                }
-                if (r >= 0)
-                        sha256_hex(strempty(chunks.data), chunks.size, hex);
-                git_output_done(&chunks);
-                if (r < 0)
-                        return r;
-        }
-        (void) snprintf(line, sizeof line, "%o %" PRIu64 " %s\n", (unsigned) st.st_mode, (uint64_t) st.st_size, hex);
-        return git_output_append(acc, line, strlen(line));
-}
-
-int git_worktree_fingerprint(const char *worktree, char **ret_fingerprint, char **ret_error) {
-        _cleanup_free_ char *head = NULL, *fingerprint = NULL;
-        _cleanup_free_ uint8_t *buf = NULL;
-        _cleanup_close_ int top = -EBADF;
-        GitOutput status = {}, acc = {};
-        char hex[SHA256_HEX_SIZE];
-        const size_t buf_size = 1024 * 1024;
-        int r;
-
-        if (isempty(worktree))
+        if (!t || isempty(t->worktree) || isempty(t->git_dir))
                 return git_set_error(ret_error, -EINVAL, "no worktree given");
-        r = git_probe(worktree, GIT_ARGV("rev-parse", "--verify", "-q", "HEAD^{commit}"), &head, ret_error);
+        r = snapshot_take(ctx, t, &s, ret_error);
         if (r < 0)
                 return r;
-        /* The agent runs git in the same worktree: no index refresh, no lock to fight over. */
-        r = git_capture(worktree,
-                        GIT_ARGV("--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all",
-                                 "--no-renames"),
-                        NULL, 0, &status, ret_error);
-        if (r != 0) {
-                git_output_done(&status);
-                return r < 0 ? r : -EIO;
-        }
+        jail = snapshot_jail(ctx, t, &s, safe);
 
-        buf = malloc(buf_size);
-        top = open(worktree, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        r = !buf ? -ENOMEM : top < 0 ? git_set_error(ret_error, -errno, "cannot open '%s': %m", worktree) : 0;
-        if (r >= 0)
-                r = git_output_append(&acc, status.data, status.size);
-        /* Entries are "XY path" (no renames, so never a second path). */
-        for (const char *p = status.data; r >= 0 && p < status.data + status.size; p += strlen(p) + 1)
-                if (strlen(p) > 3)
-                        r = fingerprint_path(top, p + 3, &acc, buf, buf_size);
-        if (r >= 0) {
-                sha256_hex(acc.data, acc.size, hex);
-                if (asprintf(&fingerprint, "%s:%s", head ?: "unborn", hex) < 0)
-                        r = -ENOMEM;
-        }
-        git_output_done(&status);
-        git_output_done(&acc);
+        r = task_git(&jail, t, GIT_ARGV("rev-parse", "--verify", "-q", "HEAD^{commit}"), NULL, 0, &out, ret_error);
+        head = git_output_line(&out);
+        git_output_done(&out);
         if (r < 0)
                 return r;
+        if (r > 0)
+                head = mfree(head);
+        r = snapshot_fill(&jail, t, &s, !!head, ret_error);
+        if (r >= 0)
+                r = task_git(&jail, t, GIT_ARGV("write-tree"), s.env, 0, &out, ret_error);
+        tree = git_output_line(&out);
+        git_output_done(&out);
+        if (r > 0)
+                r = -EIO;
+        if (r < 0)
+                return r;
+        if (asprintf(&fingerprint, "%s:%s", head ?: "unborn", strempty(tree)) < 0)
+                return -ENOMEM;
         *ret_fingerprint = TAKE_PTR(fingerprint);
         return 0;
 }

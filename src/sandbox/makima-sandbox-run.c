@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* makima-sandbox-run: runs a command in the very sandbox makima-worker gives
- * a task (same bwrap command line, same seccomp filter), for the tests and
- * for an admin who wants to see what an agent sees. */
+ * a task (same bwrap command line, same seccomp filter, same user), for the
+ * tests and for an admin who wants to see what an agent sees. */
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -10,6 +10,7 @@
 #include "log.h"
 #include "sandbox.h"
 #include "sandbox-seccomp.h"
+#include "sandbox-task.h"
 
 typedef enum RunMode {
         RUN_SANDBOX,
@@ -27,7 +28,8 @@ static void help(void) {
                "     --task-id ID        The task (names the sandbox's host)\n"
                "     --worktree DIR      The task's worktree: read-write, the working directory\n"
                "     --home DIR          The task's private home: read-write, $HOME\n"
-               "     --git-dir DIR       The repository's git directory (default: from DIR/.git)\n"
+               "     --git-dir DIR       The task's own git directory (its config and the objects it\n"
+               "                         borrows read-only, the rest read-write)\n"
                "     --read-only PATH    Also bind PATH read-only (repeatable)\n"
                "     --setenv NAME=VALUE Set a variable for this task only (repeatable)\n"
                "     --bwrap PATH        The bwrap to run (default: bwrap in $PATH)\n"
@@ -167,6 +169,32 @@ static void print_quoted(const char *s) {
         putchar('\'');
 }
 
+/* An administrator's own borrowed directories (another owner's clone cache,
+ * say): read as they are, unchecked. */
+static int read_alternates(const char *git_dir, char ***ret) {
+        _cleanup_free_ char *path = NULL, *line = NULL;
+        _cleanup_(strv_freep) char **l = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t n = 0;
+        int r;
+
+        if (asprintf(&path, "%s/objects/info/alternates", git_dir) < 0)
+                return -ENOMEM;
+        f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? 0 : -errno;
+        while (getline(&line, &n, f) > 0) {
+                line[strcspn(line, "\r\n")] = '\0';
+                if (line[0] != '/')
+                        continue;
+                r = strv_extend(&l, line);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 static int run_seccomp_only(char **command) {
         _cleanup_close_ int fd = -EBADF;
         int r;
@@ -185,6 +213,8 @@ static int run(int argc, char *argv[]) {
         _cleanup_(args_done) Args a = {};
         _cleanup_(config_done) Config config = {};
         _cleanup_(sandbox_command_done) SandboxCommand cmd = {};
+        _cleanup_(sandbox_identity_done) SandboxIdentity identity = {};
+        _cleanup_(strv_freep) char **borrowed = NULL;
         int r;
 
         r = parse_argv(argc, argv, &a);
@@ -198,7 +228,9 @@ static int run(int argc, char *argv[]) {
                 rules = sandbox_seccomp_rules(&n);
                 for (size_t i = 0; i < n; i++) {
                         printf("%-20s %s", rules[i].name, rules[i].error == ENOSYS ? "ENOSYS" : "EPERM");
-                        if (rules[i].arg >= 0)
+                        if (rules[i].arg >= 0 && rules[i].unless)
+                                printf("  unless arg%i == 0x%" PRIx64, rules[i].arg, rules[i].match);
+                        else if (rules[i].arg >= 0)
                                 printf("  if (arg%i & 0x%" PRIx64 ") == 0x%" PRIx64, rules[i].arg, rules[i].mask,
                                        rules[i].match);
                         putchar('\n');
@@ -222,8 +254,24 @@ static int run(int argc, char *argv[]) {
         r = config_finalize(&config);
         if (r < 0)
                 return r;
+        r = sandbox_identity_init(&config, &identity);
+        if (r < 0)
+                return r;
+        if (a.params.git_dir) {
+                _cleanup_free_ char *error = NULL;
+
+                /* What the task borrows, as the worker wrote it down. */
+                r = task_borrowed_objects(&config, a.params.git_dir, NULL, &borrowed, &error);
+                if (r == -EPERM)
+                        r = read_alternates(a.params.git_dir, &borrowed);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read what %s borrows: %s", a.params.git_dir,
+                                               error ?: strerror(-r));
+        }
 
         a.params.config = &config;
+        a.params.identity = &identity;
+        a.params.borrowed = borrowed;
         r = sandbox_build(&a.params, &cmd);
         if (r < 0)
                 return r;
@@ -242,7 +290,9 @@ static int run(int argc, char *argv[]) {
                 return 0;
         }
 
-        /* We are the child the worker would fork: exec in place. */
+        /* We are the child the worker would fork: exec in place, dying with
+         * whoever started us. */
+        cmd.parent = getppid();
         (void) fflush(stdout);
         r = sandbox_command_exec(&cmd);
         return log_error_errno(r, "Failed to execute %s: %m", cmd.argv[0]);

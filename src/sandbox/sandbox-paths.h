@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What the sandbox has to find on the host before it can bind anything:
- * where a worktree's git metadata is, what an agent's program needs to run,
- * and the path arithmetic both rely on. Nothing here logs. */
+ * what an agent's program needs to run, and the path arithmetic. Nothing here logs. */
 #pragma once
 
 #include <stdbool.h>
@@ -13,20 +12,6 @@ int path_normalize(const char *path, char **ret);
 /* realpath() for a path that exists, else its normalized spelling. */
 int path_canonical(const char *path, char **ret);
 char *path_dirname(const char *path);
-
-/* A worktree's git metadata, each path as git inside the sandbox will open it. */
-typedef struct SandboxGit {
-        char *dotgit;                   /* <worktree>/.git */
-        bool dotgit_is_dir;             /* a repository of its own, not a linked worktree */
-        char *gitdir;                   /* <repository>/worktrees/<name> (linked only) */
-        char *common;                   /* the repository's git directory (linked only) */
-} SandboxGit;
-
-/* Reads <worktree>/.git, and the commondir file it leads to unless `git_dir`
- * (the repository's git directory) is given. -ENOENT: no .git at all;
- * -EBADMSG: a .git file or commondir that makes no linked worktree. */
-int sandbox_git_find(const char *worktree, const char *git_dir, SandboxGit *ret);
-void sandbox_git_done(SandboxGit *g);
 
 /* An agent's program and what it needs bound to run. */
 typedef struct SandboxProgram {

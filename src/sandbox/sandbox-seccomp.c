@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
@@ -17,6 +18,7 @@
 
 #define DENY(call, err) { .name = #call, .nr = SCMP_SYS(call), .error = (err), .arg = -1 }
 #define DENY_IF(call, err, a, m, v) { .name = #call, .nr = SCMP_SYS(call), .error = (err), .arg = (a), .mask = (m), .match = (v) }
+#define DENY_UNLESS(call, err, a, v) { .name = #call, .nr = SCMP_SYS(call), .error = (err), .arg = (a), .match = (v), .unless = true }
 
 #if defined(__s390__) || defined(__s390x__)
 /* CONFIG_CLONE_BACKWARDS2: the flags are clone()'s second argument here. */
@@ -96,6 +98,14 @@ static const SandboxSyscallRule rules[] = {
         DENY_IF(ioctl, EPERM, 1, 0xFFFFFFFFu, TIOCSTI),
         DENY_IF(ioctl, EPERM, 1, 0xFFFFFFFFu, TIOCLINUX),
 
+        /* A personality that makes every readable mapping executable, or turns
+         * address space randomization off, undoes what protects the agent's
+         * programs from their inputs (flatpak refuses them too). Only the
+         * default one, PER_LINUX, may be set; the query (0xffffffff) is
+         * refused with the rest: libseccomp cannot compare one argument
+         * twice in a rule. */
+        DENY_UNLESS(personality, EPERM, 0, PER_LINUX),
+
         /* seccomp cannot look inside clone3()'s struct, so it cannot see
          * CLONE_NEWUSER there. ENOSYS makes glibc fall back to clone(), which
          * the rule above can check. */
@@ -150,7 +160,10 @@ static int filter_new(scmp_filter_ctx *ret) {
 
                 /* A call missing from one ABI (umount on x86-64) is skipped
                  * there by libseccomp; an error means the table is wrong. */
-                if (rule->arg >= 0)
+                if (rule->arg >= 0 && rule->unless)
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(rule->error), rule->nr, 1,
+                                             SCMP_CMP((unsigned) rule->arg, SCMP_CMP_NE, rule->match));
+                else if (rule->arg >= 0)
                         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(rule->error), rule->nr, 1,
                                              SCMP_CMP((unsigned) rule->arg, SCMP_CMP_MASKED_EQ, rule->mask, rule->match));
                 else

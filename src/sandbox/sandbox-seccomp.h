@@ -3,6 +3,8 @@
  * table, exported as BPF into a sealed memfd that bwrap reads with --seccomp. */
 #pragma once
 
+#include <stdbool.h>
+
 /* libseccomp's own header is <seccomp.h> too: only seccomp.c includes it, and
  * this header needs none of its types. */
 #include <stdint.h>
@@ -15,9 +17,10 @@ typedef struct SandboxSyscallRule {
         const char *name;
         int nr;                         /* negative for calls the native ABI lacks */
         int error;
-        int arg;
+        int arg;                        /* -1: always; else refused when (arg & mask) == match, */
         uint64_t mask;
         uint64_t match;
+        bool unless;                    /* or with this, when arg != match */
 } SandboxSyscallRule;
 
 /* The deny list, for tests and `makima-sandbox-run --list-syscalls`. */

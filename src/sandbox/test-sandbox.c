@@ -26,7 +26,9 @@
         } while (0)
 
 static char root[] = "/tmp/test-sandbox-XXXXXX";
-static char state[64], repo_git[64], wt1[128], wt2[128], home1[128], extra[64];
+static char state[64], repo_git[64], objects[128], wt1[128], wt2[128], home1[128], git1[128], git2[128], extra[64];
+static SandboxIdentity self;
+static char *borrowed[2] = { objects, NULL };
 
 static void write_file(const char *path, const char *text) {
         FILE *f = fopen(path, "we");
@@ -43,37 +45,46 @@ static void mkdirs(const char *path) {
         assert_se(system(t) == 0);
 }
 
-/* A repository with two linked worktrees, as `git worktree add` leaves them. */
+/* A repository, and two tasks' own repositories borrowing its objects, as
+ * the worker leaves them (sandbox-task.h). */
 static void make_layout(void) {
-        char p[512];
+        char p[512], text[512];
 
         assert_se(mkdtemp(root));
         snprintf(state, sizeof(state), "%s/state", root);
         snprintf(repo_git, sizeof(repo_git), "%s/repo/.git", root);
+        snprintf(objects, sizeof(objects), "%s/objects", repo_git);
         snprintf(wt1, sizeof(wt1), "%s/worktrees/t1", state);
         snprintf(wt2, sizeof(wt2), "%s/worktrees/t2", state);
         snprintf(home1, sizeof(home1), "%s/homes/t1", state);
+        snprintf(git1, sizeof(git1), "%s/git/t1", state);
+        snprintf(git2, sizeof(git2), "%s/git/t2", state);
         snprintf(extra, sizeof(extra), "%s/extra", root);
 
-        for (const char *d[] = { wt1, wt2, home1, extra, NULL }, **i = d; *i; i++)
+        for (const char *d[] = { wt1, wt2, home1, extra, objects, NULL }, **i = d; *i; i++)
                 mkdirs(*i);
-        for (const char *sub[] = { "objects", "refs/heads", "logs", "hooks", "worktrees/t1", "worktrees/t2", NULL },
-             **i = sub; *i; i++) {
+        for (const char *sub[] = { "refs/heads", "logs", "hooks", NULL }, **i = sub; *i; i++) {
                 snprintf(p, sizeof(p), "%s/%s", repo_git, *i);
                 mkdirs(p);
         }
         snprintf(p, sizeof(p), "%s/config", repo_git);
         write_file(p, "[core]\n");
         for (int t = 1; t <= 2; t++) {
-                char text[512];
+                const char *g = t == 1 ? git1 : git2;
 
-                snprintf(p, sizeof(p), "%s/worktrees/t%d/commondir", repo_git, t);
-                write_file(p, "../..\n");
-                snprintf(p, sizeof(p), "%s/worktrees/t%d/gitdir", repo_git, t);
-                snprintf(text, sizeof(text), "%s/.git\n", t == 1 ? wt1 : wt2);
+                snprintf(p, sizeof(p), "%s/objects/info", g);
+                mkdirs(p);
+                snprintf(p, sizeof(p), "%s/refs/heads", g);
+                mkdirs(p);
+                snprintf(p, sizeof(p), "%s/config", g);
+                write_file(p, "[core]\n");
+                snprintf(p, sizeof(p), "%s/HEAD", g);
+                write_file(p, "ref: refs/heads/makima/t\n");
+                snprintf(p, sizeof(p), "%s/objects/info/alternates", g);
+                snprintf(text, sizeof(text), "%s\n", objects);
                 write_file(p, text);
                 snprintf(p, sizeof(p), "%s/.git", t == 1 ? wt1 : wt2);
-                snprintf(text, sizeof(text), "gitdir: %s/worktrees/t%d\n", repo_git, t);
+                snprintf(text, sizeof(text), "gitdir: %s\n", g);
                 write_file(p, text);
         }
 }
@@ -117,9 +128,12 @@ static int build(const Config *c, char **command, SandboxCommand *ret) {
         char *environment[] = { (char *) "MAKIMA_TOKEN=task-token", NULL };
         SandboxParams p = {
                 .config = c,
+                .identity = &self,
                 .task_id = "5a8f-task-one",
                 .worktree = wt1,
                 .home = home1,
+                .git_dir = git1,
+                .borrowed = borrowed,
                 .command = command,
                 .environment = environment,
         };
@@ -159,31 +173,36 @@ static void test_argv(void) {
         if (access("/etc/shadow", F_OK) >= 0)
                 assert_se(find_args(a, "--ro-bind", "/dev/null", "/etc/shadow") >= 0);
 
-        /* The repository read-only, other worktrees hidden, the parts a commit writes writable. */
-        i = find_bind(a, "--ro-bind", repo_git, NULL);
+        /* The task's own git directory writable but for its config and what
+         * it borrows; the repository's objects read-only, nothing else of it. */
+        i = find_bind(a, "--bind", git1, NULL);
         assert_se(i >= 0);
-        assert_se(find_bind(a, "--tmpfs", repo_git, "worktrees") > i);
-        assert_se(find_bind(a, "--bind", repo_git, "objects") > i);
-        assert_se(find_bind(a, "--bind", repo_git, "refs") > i);
-        assert_se(find_bind(a, "--bind", repo_git, "logs") > i);
-        assert_se(find_bind(a, "--bind", repo_git, "worktrees/t1") > find_bind(a, "--tmpfs", repo_git, "worktrees"));
-        assert_se(find_bind(a, "--ro-bind", repo_git, "worktrees/t1/commondir") > find_bind(a, "--bind", repo_git, "worktrees/t1"));
-        assert_se(find_bind(a, "--ro-bind", repo_git, "worktrees/t1/gitdir") > 0);
+        assert_se(find_bind(a, "--ro-bind", git1, "config") > i);
+        assert_se(find_bind(a, "--ro-bind", git1, "objects/info") > i);
+        assert_se(find_bind(a, "--ro-bind", objects, NULL) >= 0);
+        assert_se(find_bind(a, "--bind", objects, NULL) < 0);
+        assert_se(find_bind(a, "--ro-bind", repo_git, NULL) < 0);
         assert_se(find_bind(a, "--bind", wt1, NULL) >= 0);
         assert_se(find_bind(a, "--ro-bind", wt1, ".git") > find_bind(a, "--bind", wt1, NULL));
         assert_se(find_bind(a, "--bind", home1, NULL) >= 0);
         assert_se(find_args(a, "--chdir", wt1, NULL) >= 0);
+        /* /proc/sys read-only, the kernel's keyrings hidden. */
+        assert_se(find_args(a, "--ro-bind", "/proc/sys", "/proc/sys") > find_args(a, "--proc", "/proc", NULL));
+        assert_se(find_args(a, "--ro-bind", "/dev/null", "/proc/keys") > find_args(a, "--proc", "/proc", NULL));
+        /* git trusts the worktree (its owner is the worker's user). */
+        snprintf(p, sizeof(p), "GIT_CONFIG_VALUE_0=%s", wt1);
+        assert_se(env_has(cmd.envp, "GIT_CONFIG_KEY_0=safe.directory") && env_has(cmd.envp, p));
 
-        /* Nothing else of the state directory, nothing of hooks or config writable. */
+        /* Nothing else of the state directory, of the other task, or of the repository. */
         for (i = 0; a[i]; i++) {
                 assert_se(!streq(a[i], state));
                 assert_se(!startswith(a[i], wt2));
-                snprintf(p, sizeof(p), "%s/worktrees/t2", repo_git);
-                assert_se(!startswith(a[i], p));
+                assert_se(!startswith(a[i], git2));
                 assert_se(!strstr(a[i], "makima.db"));
                 assert_se(!strstr(a[i], "/hooks"));
+                assert_se(!streq(a[i], repo_git));
                 if (streq(a[i], "--bind"))
-                        assert_se(!streq(a[i + 1], repo_git) && !endswith(a[i + 1], "/config"));
+                        assert_se(!endswith(a[i + 1], "/config") && !startswith(a[i + 1], repo_git));
                 if (strstr(a[i], "bind") || streq(a[i], "--tmpfs"))
                         last_bind = i;
                 if (streq(a[i], "--"))
@@ -196,7 +215,7 @@ static void test_argv(void) {
         /* The seccomp fd is one of the fds to keep, and all of them are O_CLOEXEC here. */
         i = find_args(a, "--seccomp", NULL, NULL);
         assert_se(i >= 0 && i < dashes);
-        assert_se(cmd.n_fds == 3);
+        assert_se(cmd.n_fds == (self.separate ? 4 : 3));
         for (size_t k = 0; k < cmd.n_fds; k++) {
                 assert_se(fcntl(cmd.fds[k], F_GETFD) == FD_CLOEXEC);
                 if (atoi(a[i + 1]) == cmd.fds[k])
@@ -263,9 +282,11 @@ static void test_exposure(void) {
         c.sandbox_read_write_paths = strv_free(c.sandbox_read_write_paths);
 
         /* Nor may the task's own directories hold the state directory. */
-        SandboxParams params = { .config = &c, .task_id = "t", .worktree = root, .home = home1, .command = command };
+        SandboxParams params = { .config = &c, .identity = &self, .task_id = "t", .worktree = root, .home = home1,
+                                 .command = command };
         assert_se(sandbox_build(&params, &cmd) == -EPERM);
-        params = (SandboxParams) { .config = &c, .task_id = "t", .worktree = wt1, .home = state, .command = command };
+        params = (SandboxParams) { .config = &c, .identity = &self, .task_id = "t", .worktree = wt1, .home = state,
+                                   .command = command };
         assert_se(sandbox_build(&params, &cmd) == -EPERM);
 }
 
@@ -274,7 +295,7 @@ static void test_bwrap_missing(void) {
         SandboxCommand cmd = {};
         char *command[] = { (char *) "true", NULL };
         SandboxParams p = {
-                .config = &c, .task_id = "t", .worktree = wt1, .home = home1, .command = command,
+                .config = &c, .identity = &self, .task_id = "t", .worktree = wt1, .home = home1, .command = command,
                 .bwrap = "/nonexistent/bwrap",
         };
         const char *saved = getenv("PATH");
@@ -349,39 +370,45 @@ static void test_npm_program(void) {
         assert_se(startswith(cmd.envp[0], path_env));
 }
 
-/* A worktree that is a repository of its own gets its .git read-only; one
- * that is no repository gets no git binds; a broken .git file is an error. */
+/* A worktree that is no repository gets no git binds; a task's git
+ * directory that is not complete is an error; a borrowed directory that is
+ * another task's is refused. */
 static void test_other_worktrees(void) {
         _cleanup_(config_done) Config c = {};
-        char wt[512], dotgit[600], home[512];
-        char *command[] = { (char *) "true", NULL };
-        SandboxParams p = { .config = &c, .task_id = "t", .worktree = wt, .home = home, .command = command };
+        char wt[512], home[512], gd[512], bad_objects[600];
+        char *command[] = { (char *) "true", NULL }, *bad[2] = { bad_objects, NULL };
+        SandboxParams p = { .config = &c, .identity = &self, .task_id = "t", .worktree = wt, .home = home,
+                            .command = command };
 
         config_for_test(&c);
         snprintf(wt, sizeof(wt), "%s/worktrees/t3", state);
         snprintf(home, sizeof(home), "%s/homes/t3", state);
+        snprintf(gd, sizeof(gd), "%s/git/t3", state);
         mkdirs(wt);
         mkdirs(home);
+        mkdirs(gd);
         {
                 _cleanup_(sandbox_command_done) SandboxCommand cmd = {};
 
                 assert_se(sandbox_build(&p, &cmd) >= 0);
-                assert_se(find_args(cmd.argv, "--ro-bind", repo_git, NULL) < 0);
+                assert_se(find_args(cmd.argv, "--ro-bind", objects, NULL) < 0);
+                assert_se(find_args(cmd.argv, "--bind", gd, NULL) < 0);
         }
-        snprintf(dotgit, sizeof(dotgit), "%s/.git", wt);
-        mkdirs(dotgit);
-        {
-                _cleanup_(sandbox_command_done) SandboxCommand cmd = {};
-
-                assert_se(sandbox_build(&p, &cmd) >= 0);
-                assert_se(find_args(cmd.argv, "--ro-bind", dotgit, dotgit) > find_bind(cmd.argv, "--bind", wt, NULL));
-        }
-        assert_se(rmdir(dotgit) >= 0);
-        write_file(dotgit, "not a gitdir line\n");
         {
                 SandboxCommand cmd = {};
 
-                assert_se(sandbox_build(&p, &cmd) == -EBADMSG);
+                p.git_dir = gd;
+                assert_se(sandbox_build(&p, &cmd) < 0);
+        }
+        {
+                SandboxCommand cmd = {};
+
+                snprintf(bad_objects, sizeof(bad_objects), "%s/objects", git2);
+                p.git_dir = git1;
+                p.worktree = wt1;
+                p.home = home1;
+                p.borrowed = bad;
+                assert_se(sandbox_build(&p, &cmd) == -EPERM);
         }
 }
 
@@ -475,11 +502,35 @@ static void test_seccomp_fd(void) {
         assert_se(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* An agent of its own user: bwrap joins a user namespace made for it
+ * instead of making one, and the agent is SANDBOX_UID in there. */
+static void test_separate_user(void) {
+        _cleanup_(config_done) Config c = {};
+        _cleanup_(sandbox_identity_done) SandboxIdentity agent = {};
+        _cleanup_(sandbox_command_done) SandboxCommand cmd = {};
+        char *command[] = { (char *) "true", NULL };
+        SandboxParams p = { .config = &c, .task_id = "t", .worktree = wt1, .home = home1, .command = command };
+
+        config_for_test(&c);
+        assert_se(sandbox_identity_init(&c, &agent) >= 0);
+        if (!agent.separate) {
+                printf("skip separate-user: %s is not a user of its own here\n", strna(c.sandbox_user));
+                return;
+        }
+        p.identity = &agent;
+        assert_se(sandbox_build(&p, &cmd) >= 0);
+        assert_se(find_args(cmd.argv, "--userns", NULL, NULL) >= 0);
+        assert_se(find_args(cmd.argv, "--unshare-user", NULL, NULL) < 0);
+        assert_se(find_args(cmd.argv, "--uid", "1000", NULL) >= 0);
+        assert_se(cmd.identity.separate && cmd.identity.uid == agent.uid && cmd.identity.uid != 0);
+}
+
 int main(void) {
         char cmd[300];
 
         log_setup("test-sandbox");
         make_layout();
+        assert_se(sandbox_identity_self(&self) >= 0);
 
         test_argv();
         test_network_and_extra_paths();
@@ -491,8 +542,10 @@ int main(void) {
         test_find_executable();
         test_seccomp_table();
         test_seccomp_fd();
+        test_separate_user();
 
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
         assert_se(system(cmd) == 0);
+        sandbox_identity_done(&self);
         return 0;
 }

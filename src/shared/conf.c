@@ -161,9 +161,11 @@ static bool group_name_is_valid(const char *s) {
         return true;
 }
 
-static int parse_group(const char *filename, unsigned line, const ConfigItem *item, const char *rvalue, void *data) {
+/* A user or group name (the rules are the same). */
+static int parse_name(const char *filename, unsigned line, const ConfigItem *item, const char *rvalue, void *data) {
         if (!isempty(rvalue) && !group_name_is_valid(rvalue))
-                return log_bad_value(filename, line, item, rvalue, "not a valid group name.");
+                return log_bad_value(filename, line, item, rvalue, "not a valid %s name.",
+                                     streq(item->lvalue, "User") ? "user" : "group");
         return parse_string(filename, line, item, rvalue, data);
 }
 
@@ -380,7 +382,7 @@ static const ConfigItem config_items[] = {
              .min = 256, .max = UINT64_C(64) << 20, .def = UINT64_C(16) << 10),
         ITEM("API", "MaxConnections", parse_unsigned, api_max_connections, .min = 1, .max = 65536, .def = 256),
         ITEM("API", "ConnectionTimeoutSec", parse_sec, api_connection_timeout, .min = 1, .max = 86400, .def = 30),
-        ITEM("API", "AdminGroup", parse_group, api_admin_group, .def_str = "makima"),
+        ITEM("API", "AdminGroup", parse_name, api_admin_group, .def_str = "makima"),
 
         ITEM("Worker", "MaxConcurrentTasks", parse_unsigned, worker_max_concurrent_tasks,
              .min = 1, .max = 1024, .def = 2),
@@ -396,6 +398,11 @@ static const ConfigItem config_items[] = {
         ITEM("Sandbox", "Network", parse_boolean, sandbox_network, .def = true),
         ITEM("Sandbox", "ReadOnlyPaths", parse_paths, sandbox_read_only_paths),
         ITEM("Sandbox", "ReadWritePaths", parse_paths, sandbox_read_write_paths),
+        ITEM("Sandbox", "User", parse_name, sandbox_user, .def_str = "makima-agent"),
+        ITEM("Sandbox", "TasksMax", parse_unsigned, sandbox_tasks_max, .min = 1, .max = 4194304, .def = 512),
+        ITEM("Sandbox", "MemoryMax", parse_size, sandbox_memory_max,
+             .min = UINT64_C(1) << 20, .max = UINT64_C(1) << 50, .def = UINT64_C(4) << 30),
+        ITEM("Sandbox", "CPUWeight", parse_unsigned, sandbox_cpu_weight, .min = 1, .max = 10000, .def = 100),
 
         /* Task.max_iterations is an int, so the limits stay within INT_MAX. */
         ITEM("AutonomousLoop", "DefaultMaxIterations", parse_unsigned, loop_default_max_iterations,
@@ -426,6 +433,7 @@ void config_done(Config *c) {
         if (!c)
                 return;
         free(c->state_dir);
+        free(c->config_file);
         free(c->store_path);
         free(c->store_url);
         strv_free(c->api_listen);
@@ -436,6 +444,7 @@ void config_done(Config *c) {
         strv_free(c->agent_extra_args);
         strv_free(c->sandbox_read_only_paths);
         strv_free(c->sandbox_read_write_paths);
+        free(c->sandbox_user);
         *c = (Config) {};
 }
 
@@ -615,11 +624,6 @@ static int compare_strings(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-static void closedirp(DIR **d) {
-        if (*d)
-                (void) closedir(*d);
-}
-
 static int config_load_dropins(Config *c, const char *dir) {
         _cleanup_(strv_freep) char **names = NULL;
         _cleanup_(closedirp) DIR *d = NULL;
@@ -676,6 +680,9 @@ int config_load(Config *c, const char *path, bool dropins) {
                 dropins = true;
         }
 
+        r = free_and_strdup(&c->config_file, path);
+        if (r < 0)
+                return log_oom();
         r = config_load_file(c, path, /* missing_ok= */ true);
         if (r < 0)
                 return r;

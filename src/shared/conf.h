@@ -22,6 +22,9 @@ typedef struct Config {
         /* Where state lives: $STATE_DIRECTORY under systemd, else MAKIMA_STATE_DIR;
          * `makima up --state-dir` sets it. Not a config file key. */
         char *state_dir;
+        /* The file config_load() read (its drop-ins are FILE.d/), for what must
+         * not show it to agents. Not a key either. */
+        char *config_file;
 
         /* [Store] */
         StoreBackend store_backend;     /* Backend=sqlite|postgresql */
@@ -52,6 +55,11 @@ typedef struct Config {
         bool sandbox_network;           /* Network= (default yes) */
         char **sandbox_read_only_paths; /* ReadOnlyPaths= */
         char **sandbox_read_write_paths;/* ReadWritePaths= */
+        char *sandbox_user;             /* User= (default "makima-agent"): who agents run as, where
+                                         * the worker can switch users */
+        unsigned sandbox_tasks_max;     /* TasksMax= (default 512): processes and threads of an agent */
+        uint64_t sandbox_memory_max;    /* MemoryMax= (default 4G) */
+        unsigned sandbox_cpu_weight;    /* CPUWeight= (1..10000, default 100) */
 
         /* [AutonomousLoop] */
         unsigned loop_default_max_iterations;   /* DefaultMaxIterations= (10) */

@@ -561,6 +561,11 @@ static int json_add_strv(json_object *o, const char *key, char *const *l) {
         return json_add(o, key, a);
 }
 
+/* A limit of the agent's: null for the configuration's. */
+static int json_add_limit(json_object *o, const char *key, int64_t v) {
+        return v > 0 ? json_add_new(o, key, json_object_new_int64(v)) : json_add(o, key, NULL);
+}
+
 int task_to_json(const Task *t, json_object **ret) {
         _cleanup_json_ json_object *o = NULL;
         int r = 0;
@@ -592,6 +597,10 @@ int task_to_json(const Task *t, json_object **ret) {
         r = r ?: json_add_string(o, "session_id", t->session_id);
         r = r ?: json_add_new(o, "cost_usd", json_object_new_double(t->cost_usd));
         r = r ?: json_add_cost_limit(o, t->max_cost_usd);
+        r = r ?: json_add_string(o, "base_commit", t->base_commit);
+        r = r ?: json_add_limit(o, "tasks_max", t->tasks_max);
+        r = r ?: json_add_limit(o, "memory_max", t->memory_max);
+        r = r ?: json_add_limit(o, "cpu_weight", t->cpu_weight);
         r = r ?: json_add_timestamp(o, "created_at", t->created_at);
         r = r ?: json_add_timestamp(o, "updated_at", t->updated_at);
         r = r ?: json_add_timestamp(o, "started_at", t->started_at);

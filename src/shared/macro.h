@@ -3,6 +3,7 @@
  * transfer, array sizes, string comparisons. Modelled on systemd's macro.h. */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,8 +22,13 @@
 #define _likely_(x) (__builtin_expect(!!(x), 1))
 #define _unlikely_(x) (__builtin_expect(!!(x), 0))
 #define _warn_unused_result_ __attribute__((warn_unused_result))
+#define _sentinel_ __attribute__((sentinel))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+/* Loops over a literal list of strings: FOREACH_STRING(s, "a", b) { … }. */
+#define FOREACH_STRING(x, ...) \
+        for (const char *const *x##_i = (const char *const[]) { __VA_ARGS__, NULL }, *x; (x = *x##_i); x##_i++)
 
 /* True if x equals one of the listed values (all of x's type). */
 #define IN_SET(x, first, ...)                                                   \
@@ -94,11 +100,23 @@ static inline void closep(int *fd) {
 }
 #define _cleanup_close_ _cleanup_(closep)
 
+/* Closes fd if it is one (keeping errno) and returns -EBADF, so that
+ * `fd = safe_close(fd);` reads as one step. */
+static inline int safe_close(int fd) {
+        closep(&fd);
+        return -EBADF;
+}
+
 static inline void fclosep(FILE **f) {
         if (*f)
                 (void) fclose(*f);
 }
 #define _cleanup_fclose_ _cleanup_(fclosep)
+
+static inline void closedirp(DIR **d) {
+        if (*d)
+                (void) closedir(*d);
+}
 
 /* Frees and returns NULL, so `p = mfree(p);` reads as one step. */
 static inline void *mfree(void *p) {
@@ -119,6 +137,15 @@ static inline int free_and_strdup(char **p, const char *s) {
         *p = t;
         return 0;
 }
+
+/* Frees a and takes b in its place. */
+#define free_and_replace(a, b)                  \
+        ({                                      \
+                free(a);                        \
+                (a) = (b);                      \
+                (b) = NULL;                     \
+                0;                              \
+        })
 
 /* Declares a cleanup helper `namep(T **)` for a destructor `T *name(T *)` that accepts NULL. */
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)         \

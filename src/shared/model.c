@@ -237,6 +237,7 @@ Task *task_free(Task *t) {
         free(t->base_branch);
         free(t->target_branch);
         strv_free(t->copy_files);
+        free(t->base_commit);
         free(t->parent_task_id);
         free(t->contract_id);
         free(t->error);

@@ -109,6 +109,11 @@ typedef struct Task {
         char *session_id;
         double cost_usd;
         double max_cost_usd;            /* the autonomous loop's budget; 0: none (the contract's, if any) */
+        char *base_commit;              /* the commit the task's branch was made from (the worker's) */
+        bool admin;                     /* made by an administrator: its repository needs no grant */
+        int tasks_max;                  /* the agent's limits; 0: [Sandbox]'s */
+        int64_t memory_max;
+        int cpu_weight;
         usec_t created_at;              /* µs since the epoch, 0 = unset */
         usec_t updated_at;
         usec_t started_at;

@@ -65,8 +65,9 @@ int store_row_task_active(const StoreValue *row, size_t n_columns, void *userdat
         "id, created_at, updated_at, version, owner, name, plan, repo, base_branch, "  \
         "target_branch, parent_task_id, contract_id, is_supervisor, autonomous_loop, " \
         "max_iterations, iteration_count, status, error, worktree, branch, session_id, " \
-        "cost_usd, started_at, completed_at, max_cost_usd, copy_files"
-#define TASK_N_COLUMNS 26
+        "cost_usd, started_at, completed_at, max_cost_usd, copy_files, base_commit, admin, " \
+        "tasks_max, memory_max, cpu_weight"
+#define TASK_N_COLUMNS 31
 
 #define CONTRACT_COLUMNS                                                                \
         "id, created_at, updated_at, version, owner, name, description, type, phase, " \

@@ -37,7 +37,8 @@ typedef struct LeaseSql {
                           "status = " S "3, error = " S "4, worktree = " S "5, branch = " S "6, " \
                           "session_id = " S "7, cost_usd = " S "8, iteration_count = " S "9, "  \
                           "max_iterations = " S "10, started_at = " S "11, completed_at = " S "12, " \
-                          "base_branch = COALESCE(" S "13, base_branch) "                       \
+                          "base_branch = COALESCE(" S "13, base_branch), "                      \
+                          "base_commit = COALESCE(" S "14, base_commit) "                       \
                           "WHERE id = " S "1",                                                  \
         }
 
@@ -269,7 +270,8 @@ int store_task_update_leased(Store *s, Task *t, const char *token, Event *events
                                     VALUE_INT(t->max_iterations),
                                     VALUE_USEC(t->started_at),
                                     VALUE_USEC(t->completed_at),
-                                    VALUE_TEXT(t->base_branch)),
+                                    VALUE_TEXT(t->base_branch),
+                                    VALUE_TEXT(t->base_commit)),
                              NULL, NULL);
         if (r < 0)
                 return r;

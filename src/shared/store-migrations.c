@@ -139,6 +139,27 @@
 #define MIGRATION_3                                                                     \
         "ALTER TABLE tasks ADD COLUMN copy_files TEXT;"
 
+/* Migration 4: what a task's sandbox needs to know of it (model.h): the
+ * commit its own repository started from, whether an administrator made it
+ * (its repository needs no grant), the agent's limits (0: the
+ * configuration's); and the local repositories an administrator granted
+ * to an owner. Rows that exist get no base commit (their diffs use the base
+ * branch), no administrator (their repositories are checked against the
+ * grants: an upgrade adds no right), and the configured limits. */
+#define MIGRATION_4(BOOL, FALSE)                                                        \
+        "ALTER TABLE tasks ADD COLUMN base_commit TEXT;"                                \
+        "ALTER TABLE tasks ADD COLUMN admin " BOOL " NOT NULL DEFAULT " FALSE ";"        \
+        "ALTER TABLE tasks ADD COLUMN tasks_max BIGINT NOT NULL DEFAULT 0;"             \
+        "ALTER TABLE tasks ADD COLUMN memory_max BIGINT NOT NULL DEFAULT 0;"            \
+        "ALTER TABLE tasks ADD COLUMN cpu_weight BIGINT NOT NULL DEFAULT 0;"            \
+        "CREATE TABLE repo_grants ("                                                    \
+        " id TEXT PRIMARY KEY NOT NULL,"                                                \
+        " path TEXT NOT NULL,"                                                          \
+        " owner TEXT NOT NULL,"                                                         \
+        " created_at BIGINT NOT NULL,"                                                  \
+        " UNIQUE (path, owner));"                                                       \
+        "CREATE INDEX repo_grants_owner ON repo_grants (owner, path);"
+
 const StoreMigration store_migrations[] = {
         {
                 .version = 1,
@@ -159,6 +180,13 @@ const StoreMigration store_migrations[] = {
                 .sql = {
                         [STORE_BACKEND_SQLITE] = MIGRATION_3,
                         [STORE_BACKEND_POSTGRESQL] = MIGRATION_3,
+                },
+        },
+        {
+                .version = 4,
+                .sql = {
+                        [STORE_BACKEND_SQLITE] = MIGRATION_4("INTEGER", "0"),
+                        [STORE_BACKEND_POSTGRESQL] = MIGRATION_4("BOOLEAN", "FALSE"),
                 },
         },
 };

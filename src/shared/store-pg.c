@@ -41,7 +41,8 @@ static const PgObject pg_objects[_EVENT_LOG_MAX] = {
                         "repo = $8, base_branch = $9, target_branch = $10, parent_task_id = $11, contract_id = $12, "
                         "is_supervisor = $13, autonomous_loop = $14, max_iterations = $15, iteration_count = $16, "
                         "status = $17, error = $18, worktree = $19, branch = $20, session_id = $21, cost_usd = $22, "
-                        "started_at = $23, completed_at = $24, max_cost_usd = $25, copy_files = $26 "
+                        "started_at = $23, completed_at = $24, max_cost_usd = $25, copy_files = $26, "
+                        "base_commit = $27, admin = $28, tasks_max = $29, memory_max = $30, cpu_weight = $31 "
                         "WHERE id = $1 AND version = $4",
                 .statements[STORE_OBJECT_EVENT_LAST] = "SELECT MAX(seq) FROM task_events WHERE task_id = $1",
                 .statements[STORE_OBJECT_EVENT_INSERT] =
@@ -462,7 +463,7 @@ static int pg_task_insert(Store *s, const Task *t) {
         r = pg_run(pg_store(s),
                    "WITH t AS (INSERT INTO tasks (" TASK_COLUMNS ") "
                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-                   "$17, $18, $19, $20, $21, $22, $23, $24, $25, $26) RETURNING id) "
+                   "$17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) RETURNING id) "
                    "SELECT pg_notify('" STORE_WAKEUP_CHANNEL "', 'task ' || id) FROM t",
                    v.v, TASK_N_COLUMNS, NULL, NULL);
         if (r == -ENOENT)

@@ -62,6 +62,11 @@ static const Field task_fields[TASK_N_COLUMNS] = {
         FIELD(Task, FIELD_USEC, completed_at),
         FIELD(Task, FIELD_DOUBLE, max_cost_usd),
         FIELD(Task, FIELD_STRV, copy_files),
+        FIELD(Task, FIELD_STRING, base_commit),
+        FIELD(Task, FIELD_BOOL, admin),
+        FIELD(Task, FIELD_INT, tasks_max),
+        FIELD(Task, FIELD_INT64, memory_max),
+        FIELD(Task, FIELD_INT, cpu_weight),
 };
 
 /* In CONTRACT_COLUMNS order. */

@@ -67,14 +67,15 @@ static const char *const sqlite_sql[_SQL_MAX] = {
         [SQL_TASK_INSERT] =
                 "INSERT INTO tasks (" TASK_COLUMNS ") "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+                "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
         [SQL_TASK_GET] = "SELECT " TASK_COLUMNS " FROM tasks WHERE id = ?1",
         [SQL_TASK_UPDATE] =
                 "UPDATE tasks SET updated_at = ?3, version = version + 1, owner = ?5, name = ?6, plan = ?7, "
                 "repo = ?8, base_branch = ?9, target_branch = ?10, parent_task_id = ?11, contract_id = ?12, "
                 "is_supervisor = ?13, autonomous_loop = ?14, max_iterations = ?15, iteration_count = ?16, "
                 "status = ?17, error = ?18, worktree = ?19, branch = ?20, session_id = ?21, cost_usd = ?22, "
-                "started_at = ?23, completed_at = ?24, max_cost_usd = ?25, copy_files = ?26 "
+                "started_at = ?23, completed_at = ?24, max_cost_usd = ?25, copy_files = ?26, base_commit = ?27, "
+                "admin = ?28, tasks_max = ?29, memory_max = ?30, cpu_weight = ?31 "
                 "WHERE id = ?1 AND version = ?4",
         [SQL_TASK_STATE] = "SELECT version, status FROM tasks WHERE id = ?1",
         [SQL_TASK_DELETE] = "DELETE FROM tasks WHERE id = ?1",

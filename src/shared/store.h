@@ -240,6 +240,26 @@ int store_notification_list(Store *s, const char *owner, bool unread_only, size_
 /* Sets read_at once. -ENOENT if unknown. */
 int store_notification_mark_read(Store *s, const char *id);
 
+/* ---- repository grants: the local repositories an owner may name ---- */
+
+typedef struct RepoGrant {
+        char *id;
+        char *path;                     /* absolute, normalized (no "//", "." or "..") */
+        char *owner;
+        usec_t created_at;
+} RepoGrant;
+
+void repo_grant_array_free(RepoGrant *a, size_t n);
+
+/* Grants owner the repository at path (id and created_at filled in).
+ * -EEXIST if that grant is there already, -EINVAL for a path that is not
+ * absolute and normalized. */
+int store_repo_grant_insert(Store *s, RepoGrant *g);
+/* owner NULL: every owner's; by path, then owner. */
+int store_repo_grant_list(Store *s, const char *owner, RepoGrant **ret, size_t *ret_n);
+/* -ENOENT if unknown. */
+int store_repo_grant_delete(Store *s, const char *id);
+
 /* ---- wake-ups ----
  * On PostgreSQL, store_task_insert() and store_control_insert() NOTIFY the
  * channel "makima" ("task <id>" / "control <task_id>"). A listener calls

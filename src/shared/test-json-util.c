@@ -544,8 +544,8 @@ static void test_task_to_json(void) {
         static const char *const keys[] = {
                 "id", "owner", "name", "plan", "repo", "base_branch", "target_branch", "copy_files", "parent_task_id",
                 "contract_id", "is_supervisor", "autonomous_loop", "max_iterations", "iteration_count", "status",
-                "error", "worktree", "branch", "session_id", "cost_usd", "max_cost_usd", "created_at", "updated_at",
-                "started_at", "completed_at", "version",
+                "error", "worktree", "branch", "session_id", "cost_usd", "max_cost_usd", "base_commit", "tasks_max",
+                "memory_max", "cpu_weight", "created_at", "updated_at", "started_at", "completed_at", "version",
         };
         _cleanup_(task_freep) Task *t = task_new(), *back = task_new();
         _cleanup_json_ json_object *o = NULL, *parsed = NULL;
@@ -559,6 +559,9 @@ static void test_task_to_json(void) {
         assert_se(is_null(o, "id") && is_null(o, "owner") && is_null(o, "plan") && is_null(o, "repo"));
         assert_se(is_null(o, "error") && is_null(o, "worktree") && is_null(o, "session_id"));
         assert_se(is_null(o, "max_iterations") && is_null(o, "max_cost_usd"));
+        /* No limits of its own: null, the configuration's apply. */
+        assert_se(is_null(o, "tasks_max") && is_null(o, "memory_max") && is_null(o, "cpu_weight"));
+        assert_se(is_null(o, "base_commit"));
         assert_se(is_null(o, "created_at") && is_null(o, "updated_at") && is_null(o, "started_at") &&
                   is_null(o, "completed_at"));
         assert_streq(get_string(o, "status"), "pending");
@@ -586,6 +589,11 @@ static void test_task_to_json(void) {
         t->status = TASK_RUNNING;
         t->cost_usd = 1.25;
         t->max_cost_usd = 2.5;
+        t->base_commit = strdup("0123456789abcdef0123456789abcdef01234567");
+        t->tasks_max = 64;
+        t->memory_max = INT64_C(3) << 30;
+        t->cpu_weight = 50;
+        t->admin = true;
         t->created_at = 1700000000000000;
         t->completed_at = 1700000000000001;
         t->version = 9;
@@ -602,6 +610,12 @@ static void test_task_to_json(void) {
         assert_se(json_object_object_get_ex(o, "max_cost_usd", &v) && json_object_is_type(v, json_type_double) &&
                   json_object_get_double(v) == 2.5);
         assert_se(json_object_object_get_ex(o, "version", &v) && json_object_get_int64(v) == 9);
+        assert_streq(get_string(o, "base_commit"), "0123456789abcdef0123456789abcdef01234567");
+        assert_se(json_object_object_get_ex(o, "tasks_max", &v) && json_object_get_int64(v) == 64);
+        assert_se(json_object_object_get_ex(o, "memory_max", &v) && json_object_get_int64(v) == INT64_C(3) << 30);
+        assert_se(json_object_object_get_ex(o, "cpu_weight", &v) && json_object_get_int64(v) == 50);
+        /* Whether an administrator made it is for the worker, not for clients. */
+        assert_se(!json_object_object_get_ex(o, "admin", NULL));
         assert_se(json_object_object_get_ex(o, "copy_files", &v) && json_object_array_length(v) == 2);
         assert_streq(json_object_get_string(json_object_array_get_idx(v, 1)), "config/m\xc3\xa9t\xc3\xa9o.yml");
 

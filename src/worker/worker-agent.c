@@ -24,9 +24,6 @@
 /* The agent's exit is looked at after its output (lower priority runs later). */
 #define CHILD_PRIORITY 10
 
-#define FOREACH_ARG(x, ...) \
-        for (const char *const *x##_i = (const char *const[]) { __VA_ARGS__, NULL }, *x; (x = *x##_i); x##_i++)
-
 #define PERMISSION_REFUSAL "makima grants no permissions interactively"
 
 /* RFC 3629, as the store wants every string. */
@@ -515,7 +512,7 @@ static int agent_argv(WorkerTask *t, bool resume, char ***ret) {
         /* --dangerously-skip-permissions: the sandbox is the permission
          * boundary, and nobody is there to answer a prompt. The agent runs
          * as a non-root uid inside it, which the CLI accepts. */
-        FOREACH_ARG(a, "-p", "--output-format=stream-json", "--input-format=stream-json", "--verbose",
+        FOREACH_STRING(a, "-p", "--output-format=stream-json", "--input-format=stream-json", "--verbose",
                     "--dangerously-skip-permissions", "--append-system-prompt", sys) {
                 r = strv_extend(&argv, a);
                 if (r < 0)
@@ -542,7 +539,12 @@ static int on_agent_exit(sd_event_source *s, const siginfo_t *si, void *userdata
 
         t->child_source = sd_event_source_disable_unref(t->child_source);
         t->pid = 0;
+        /* Whatever the agent left running (a daemon it started, the
+         * sandbox's init) goes with it: the next run starts afresh. */
+        (void) worker_task_signal(t, SIGKILL);
+        manager_reap_orphans(t->manager);
         worker_task_drain(t);
+        (void) worker_task_limit_events(t);
         t->stdout_source = sd_event_source_disable_unref(t->stdout_source);
         t->stderr_source = sd_event_source_disable_unref(t->stderr_source);
         closep(&t->stdout_fd);
@@ -555,9 +557,17 @@ static int on_agent_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         return 0;
 }
 
-static _noreturn_ void agent_child(const SandboxCommand *cmd, int in, int out, int err) {
+static _noreturn_ void agent_child(const SandboxCommand *cmd, const TaskCgroup *cgroup, int in, int out, int err) {
         sigset_t none;
         int r;
+
+        /* Into the task's cgroup first: nothing of the agent may start
+         * outside it, or escape its limits and its kill. */
+        r = task_cgroup_join(cgroup);
+        if (r < 0) {
+                dprintf(err, "makima-worker: cannot join the task's cgroup: %s\n", strerror(-r));
+                _exit(127);
+        }
 
         /* The worker blocks and ignores signals the agent must have. */
         sigemptyset(&none);
@@ -640,9 +650,12 @@ int worker_task_spawn(WorkerTask *t, const char *prompt) {
         usec_t before = now_usec();
         r = sandbox_build(&(SandboxParams) {
                                   .config = m->config,
+                                  .identity = &m->agent,
                                   .task_id = t->task->id,
                                   .worktree = t->task->worktree,
                                   .home = t->home,
+                                  .git_dir = t->git_dir,
+                                  .borrowed = t->borrowed,
                                   .command = argv,
                                   .environment = env,
                                   .bwrap = m->bwrap,
@@ -672,7 +685,7 @@ int worker_task_spawn(WorkerTask *t, const char *prompt) {
         if (pid < 0)
                 return log_error_errno(errno, "Task %s: failed to fork the agent: %m", t->id8);
         if (pid == 0)
-                agent_child(&cmd, in_theirs, out_theirs, err_theirs);
+                agent_child(&cmd, &t->cgroup, in_theirs, out_theirs, err_theirs);
         t->pid = pid;
         t->sandboxed = cmd.sandboxed;
         t->phase = WORKER_TASK_AGENT;

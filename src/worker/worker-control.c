@@ -4,8 +4,6 @@
  * worker acts on it and completed with "ok" or the reason it does not apply;
  * bus signals and notifications only make the worker look sooner. */
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <signal.h>
 
 #include "json-util.h"
@@ -13,114 +11,6 @@
 #include "stream-json.h"
 #include "worker-manager.h"
 #include "worker-task.h"
-
-typedef struct ProcEntry {
-        pid_t pid, ppid;
-} ProcEntry;
-
-static void closedirp(DIR **d) {
-        if (*d)
-                (void) closedir(*d);
-}
-
-/* Every process's parent, from /proc/<pid>/stat (this kernel may lack
- * /proc/<pid>/task/<tid>/children). */
-static int proc_table(ProcEntry **ret, size_t *ret_n) {
-        _cleanup_(closedirp) DIR *d = opendir("/proc");
-        _cleanup_free_ ProcEntry *table = NULL;
-        size_t n = 0, allocated = 0;
-        struct dirent *de;
-
-        if (!d)
-                return -errno;
-        while ((de = readdir(d))) {
-                char path[64], buf[512], *paren;
-                _cleanup_close_ int fd = -EBADF;
-                ssize_t k;
-                long ppid;
-                char *end;
-                long pid = strtol(de->d_name, &end, 10);
-
-                if (*end || pid <= 0)
-                        continue;
-                (void) snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-                fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0)
-                        continue;       /* gone meanwhile */
-                k = read(fd, buf, sizeof(buf) - 1);
-                if (k <= 0)
-                        continue;
-                buf[k] = '\0';
-                /* "pid (comm) state ppid …"; comm may hold anything, even ')'. */
-                paren = strrchr(buf, ')');
-                if (!paren || sscanf(paren + 1, " %*c %ld", &ppid) != 1)
-                        continue;
-                if (n == allocated) {
-                        ProcEntry *t = reallocarray(table, MAX(allocated * 2, 256U), sizeof(ProcEntry));
-                        if (!t)
-                                return -ENOMEM;
-                        table = t;
-                        allocated = MAX(allocated * 2, 256U);
-                }
-                table[n++] = (ProcEntry) { .pid = (pid_t) pid, .ppid = (pid_t) ppid };
-        }
-        *ret = TAKE_PTR(table);
-        *ret_n = n;
-        return 0;
-}
-
-static bool pid_in(const pid_t *set, size_t n, pid_t pid) {
-        for (size_t i = 0; i < n; i++)
-                if (set[i] == pid)
-                        return true;
-        return false;
-}
-
-int worker_signal_tree(pid_t root, int sig) {
-        _cleanup_free_ pid_t *done = NULL;
-        size_t n_done = 0;
-        bool found;
-
-        if (root <= 0)
-                return -EINVAL;
-        if (kill(root, sig) < 0)
-                return -errno;
-        done = malloc(sizeof(pid_t));
-        if (!done)
-                return -ENOMEM;
-        done[n_done++] = root;
-
-        /* A stopped parent forks no more, so repeating the walk until it
-         * finds nobody new catches children born during it. Killing with
-         * SIGKILL a stopped tree works the same way. */
-        do {
-                _cleanup_free_ ProcEntry *table = NULL;
-                size_t n;
-                int r;
-
-                found = false;
-                r = proc_table(&table, &n);
-                if (r < 0)
-                        return r;
-                for (bool more = true; more;) {
-                        more = false;
-                        for (size_t i = 0; i < n; i++) {
-                                pid_t *d;
-
-                                if (!pid_in(done, n_done, table[i].ppid) || pid_in(done, n_done, table[i].pid))
-                                        continue;
-                                (void) kill(table[i].pid, sig);
-                                d = reallocarray(done, n_done + 1, sizeof(pid_t));
-                                if (!d)
-                                        return -ENOMEM;
-                                done = d;
-                                done[n_done++] = table[i].pid;
-                                found = more = true;
-                        }
-                }
-        } while (found);
-        return (int) n_done;
-}
 
 static void control_event(WorkerTask *t, const ControlRequest *c, const char *result) {
         _cleanup_json_ json_object *o = json_object_new_object();
@@ -205,12 +95,13 @@ static void do_cancel(WorkerTask *t, const ControlRequest *c) {
         }
         delivered(t, c);
         log_info("Task %s: cancelling.", t->id8);
-        /* bwrap's death takes the sandbox's pid namespace with it; the walk
-         * also reaches an unsandboxed agent's children. */
+        /* The whole cgroup, or without one the process tree: bwrap's death
+         * takes the sandbox's pid namespace with it, the walk reaches an
+         * unsandboxed agent's children. */
         if (t->prepare_pid > 0)
                 (void) kill(t->prepare_pid, SIGKILL);
         if (t->pid > 0)
-                (void) worker_signal_tree(t->pid, SIGKILL);
+                (void) worker_task_signal(t, SIGKILL);
         else if (t->prepare_pid <= 0 && t->phase == WORKER_TASK_AGENT) {
                 /* Between runs (waiting for a rate limit): nothing to reap. */
                 worker_task_cancelled(t);
@@ -233,7 +124,7 @@ static void do_pause(WorkerTask *t, const ControlRequest *c) {
                 return;
         }
         delivered(t, c);
-        r = worker_signal_tree(t->pid, SIGSTOP);
+        r = worker_task_signal(t, SIGSTOP);
         if (r < 0) {
                 complete(t, c, "the agent's processes could not be stopped");
                 return;
@@ -249,7 +140,7 @@ static void do_resume(WorkerTask *t, const ControlRequest *c) {
                 return;
         }
         delivered(t, c);
-        (void) worker_signal_tree(t->pid, SIGCONT);
+        (void) worker_task_signal(t, SIGCONT);
         t->paused = false;
         (void) worker_task_set_status(t, TASK_RUNNING, NULL);
         complete(t, c, "ok");

@@ -195,10 +195,16 @@ void worker_task_loop_iteration_done(WorkerTask *t) {
                 return;
         }
 
-        /* Synchronous: a few git runs, milliseconds on a worktree of
-         * ordinary size (bench/loop measures the whole restart). */
+        /* Synchronous: a few git runs, each in its own sandbox, milliseconds
+         * on a worktree of ordinary size (bench/loop measures the whole
+         * restart). A task without a repository has no fingerprint: its
+         * iterations count as no progress. */
         before = now_usec();
-        r = git_worktree_fingerprint(t->task->worktree, &fingerprint, NULL);
+        r = t->git_dir ? git_worktree_fingerprint(&t->manager->git,
+                                                  &(GitTaskRepo) { .worktree = t->task->worktree,
+                                                                   .git_dir = t->git_dir, .borrowed = t->borrowed },
+                                                  &fingerprint, NULL)
+                       : -ENOTDIR;
         if (r == -ENOMEM)
                 return finish_oom(t);
         log_debug("Task %s: worktree fingerprint in %.1f ms%s.", t->id8,

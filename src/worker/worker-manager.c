@@ -12,17 +12,12 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "sandbox-task.h"
 #include "worker-journal.h"
 #include "worker-manager.h"
 
 /* How long agents get to exit on SIGTERM before SIGKILL. */
 #define STOP_TIMEOUT_USEC (5 * USEC_PER_SEC)
-
-static int make_dir(const char *path, mode_t mode) {
-        if (mkdir(path, mode) < 0 && errno != EEXIST)
-                return log_error_errno(errno, "Failed to create %s: %m", path);
-        return 0;
-}
 
 static void manager_remove_finished(Manager *m) {
         size_t k = 0;
@@ -284,8 +279,8 @@ static int on_loop_exit(sd_event_source *s, void *userdata) {
                 if (t->prepare_pid > 0)
                         (void) kill(t->prepare_pid, SIGTERM);
                 if (t->pid > 0) {
-                        (void) worker_signal_tree(t->pid, SIGTERM);
-                        (void) worker_signal_tree(t->pid, SIGCONT);      /* a paused one too */
+                        (void) worker_task_signal(t, SIGCONT);   /* a paused one too */
+                        (void) worker_task_signal(t, SIGTERM);
                 }
         }
         wait_children(m, now_usec() + STOP_TIMEOUT_USEC);
@@ -294,7 +289,7 @@ static int on_loop_exit(sd_event_source *s, void *userdata) {
 
                 if (t->pid > 0) {
                         log_warning("Task %s: the agent did not stop in time, killing it.", t->id8);
-                        (void) worker_signal_tree(t->pid, SIGKILL);
+                        (void) worker_task_signal(t, SIGKILL);
                 }
                 if (t->prepare_pid > 0)
                         (void) kill(t->prepare_pid, SIGKILL);
@@ -331,18 +326,26 @@ int manager_new(sd_event *event, Config *config, unsigned instance, const char *
         if (gethostname(host, sizeof(host)) < 0)
                 return log_error_errno(errno, "Failed to get the host name: %m");
         host[sizeof(host) - 1] = '\0';
-        if (asprintf(&m->worker_id, "%s:%u", host, instance) < 0 ||
-            asprintf(&m->homes_dir, "%s/homes", config->state_dir) < 0 ||
-            asprintf(&m->repos_dir, "%s/repos", config->state_dir) < 0)
+        if (asprintf(&m->worker_id, "%s:%u", host, instance) < 0)
                 return log_oom();
 
-        r = make_dir(config->state_dir, 0750);
-        if (r >= 0)
-                r = make_dir(m->homes_dir, 0700);
-        if (r >= 0)
-                r = make_dir(m->repos_dir, 0700);
-        if (r >= 0)
-                r = make_dir(config->worker_worktree_dir, 0755);
+        /* Who agents run as is settled before anything runs: never root. */
+        r = sandbox_identity_init(config, &m->agent);
+        if (r < 0)
+                return r;
+        r = sandbox_identity_self(&m->caller);
+        if (r < 0)
+                return log_error_errno(r, "Failed to look up this worker's own user: %m");
+        m->git = (GitContext) {
+                .config = config,
+                .agent = &m->agent,
+                .caller = &m->caller,
+                .bwrap = bwrap,
+        };
+        r = task_dirs_setup(config, &m->agent);
+        if (r < 0)
+                return r;
+        r = manager_processes_setup(m);
         if (r < 0)
                 return r;
 
@@ -377,8 +380,8 @@ int manager_new(sd_event *event, Config *config, unsigned instance, const char *
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the event loop: %m");
 
-        log_info("Worker %s: up to %u tasks at once, agent '%s', sandbox %s.", m->worker_id,
-                 config->worker_max_concurrent_tasks, config->agent_command,
+        log_info("Worker %s: up to %u tasks at once, agent '%s' as user %s, sandbox %s.", m->worker_id,
+                 config->worker_max_concurrent_tasks, config->agent_command, m->agent.user,
                  config->sandbox_enabled ? "on" : "OFF");
         *ret = TAKE_PTR(m);
         return 0;
@@ -398,8 +401,9 @@ Manager *manager_free(Manager *m) {
         store_free(m->store);
         sd_event_unref(m->event);
         free(m->worker_id);
-        free(m->homes_dir);
-        free(m->repos_dir);
+        cgroup_root_done(&m->cgroups);
+        sandbox_identity_done(&m->agent);
+        sandbox_identity_done(&m->caller);
         free(m->last_status);
         return mfree(m);
 }

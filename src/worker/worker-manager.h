@@ -9,6 +9,9 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "git-util.h"
+#include "sandbox-cgroup.h"
+#include "sandbox-identity.h"
 #include "store.h"
 #include "worker-task.h"
 
@@ -22,8 +25,10 @@ struct Manager {
         unsigned instance;
         const char *bwrap;              /* --bwrap=PATH, else NULL: bwrap in $PATH */
         char *worker_id;                /* "<hostname>:<instance>" */
-        char *homes_dir;                /* <state_dir>/homes */
-        char *repos_dir;                /* <state_dir>/repos: clones of URL repositories */
+        SandboxIdentity agent;          /* who agents (and git on what they write) run as */
+        SandboxIdentity caller;         /* this worker's own user */
+        GitContext git;                 /* how git runs (sandboxed) */
+        CgroupRoot cgroups;             /* where the agents' cgroups go */
 
         sd_bus *bus;
         sd_event_source *listen_source; /* PostgreSQL LISTEN */
@@ -50,5 +55,10 @@ void manager_claim(Manager *m);
 /* A task reached FINISHED: free it and claim again, from a defer source
  * (never inside the task's own callbacks). */
 void manager_task_finished(Manager *m);
+/* worker-processes.c: become the subreaper, find the cgroups, kill what
+ * an earlier life of this worker left. */
+int manager_processes_setup(Manager *m);
+/* Kills and reaps children nobody knows (what a sandbox left). */
+void manager_reap_orphans(Manager *m);
 /* The running task with this id, or NULL. */
 WorkerTask *manager_find_task(Manager *m, const char *id);

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* A task's worktree, prepared in a forked child: git can take long (a clone,
- * a fetch) and meanwhile the worker's loop must keep heartbeating. The child
- * resolves the repository, picks the base branch, makes the worktree on the
- * task's branch, takes the worktree's fingerprint (the autonomous loop's
- * measure of progress) and reports {repo_path, base, branch, worktree,
- * fingerprint, error} as JSON on a pipe; the parent reaps it through the
- * loop. */
+/* A task's worktree and its own repository, prepared in a forked child: git
+ * can take long (a clone, a fetch) and meanwhile the worker's loop must keep
+ * heartbeating. The child checks the repository against the owner's grants,
+ * resolves it, picks the base branch, makes the task's own git directory
+ * (the repository's objects borrowed read-only) and worktree on the task's
+ * branch, takes the worktree's fingerprint (the autonomous loop's measure of
+ * progress) and reports {repo_path, base, base_commit, branch, worktree,
+ * borrowed, fingerprint, error} as JSON on a pipe; the parent reaps it
+ * through the loop. Every git command runs in a sandbox of its own. */
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -16,6 +18,8 @@
 #include "git-util.h"
 #include "json-util.h"
 #include "log.h"
+#include "sandbox-paths.h"
+#include "sandbox-task.h"
 #include "worker-manager.h"
 #include "worker-task.h"
 
@@ -26,8 +30,10 @@
 typedef struct Prepared {
         char *repo_path;
         char *base;
+        char *base_commit;
         char *branch;
         char *worktree;
+        char **borrowed;
         char *fingerprint;
         char *error;
 } Prepared;
@@ -35,26 +41,12 @@ typedef struct Prepared {
 static void prepared_done(Prepared *p) {
         free(p->repo_path);
         free(p->base);
+        free(p->base_commit);
         free(p->branch);
         free(p->worktree);
+        strv_free(p->borrowed);
         free(p->fingerprint);
         free(p->error);
-}
-
-static int mkdir_parents(const char *path, mode_t mode) {
-        _cleanup_free_ char *p = strdup(path);
-
-        if (!p)
-                return -ENOMEM;
-        for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
-                *s = '\0';
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
 }
 
 /* git's own words when it gave some, else ours. */
@@ -72,26 +64,69 @@ static char *reason(const char *git_words, const char *format, ...) {
         return r < 0 ? NULL : s;
 }
 
-static void prepare(const Task *task, const char *repos_dir, const char *worktree_dir, Prepared *p) {
-        _cleanup_free_ char *err = NULL;
+/* A task not made by an administrator names only a repository granted to
+ * its owner: the canonical path (what the task's git will really read) is
+ * a granted one or lies below one. Asked of the path as it is now, so a
+ * symlink swapped in after the API's check leads nowhere new. Returns 1 if
+ * granted. */
+static int repo_granted(const char *repo, char *const *grants) {
+        _cleanup_free_ char *canonical = realpath(repo, NULL);
+
+        if (!canonical)
+                return errno == ENOMEM ? -ENOMEM : 0;
+        for (char *const *g = grants; g && *g; g++) {
+                _cleanup_free_ char *granted = realpath(*g, NULL);
+
+                if (granted && path_is_under(canonical, granted))
+                        return 1;
+        }
+        return 0;
+}
+
+static void prepare(const Manager *m, const Task *task, char *const *grants, Prepared *p) {
+        const GitContext *ctx = &m->git;
+        _cleanup_(task_paths_done) TaskPaths paths = {};
+        _cleanup_free_ char *err = NULL, *cache = NULL;
         int r;
 
-        if (task->worktree)
-                p->worktree = strdup(task->worktree);
-        else if (asprintf(&p->worktree, "%s/%s", worktree_dir, task->id) < 0)
-                p->worktree = NULL;
+        r = task_paths(m->config, task->id, task->worktree, &paths);
+        if (r < 0)
+                goto oom;
+        p->worktree = strdup(paths.worktree);
         if (!p->worktree)
                 goto oom;
-
-        /* A task without a repository gets a scratch directory. */
-        if (!task->repo) {
-                r = mkdir_parents(p->worktree, 0755);
-                if (r < 0)
-                        p->error = reason(NULL, "cannot make the working directory %s: %s", p->worktree, strerror(-r));
+        r = task_dir_make(paths.worktree, &m->agent);
+        if (r < 0) {
+                p->error = reason(NULL, "cannot make the working directory %s: %s", p->worktree, strerror(-r));
                 return;
         }
+        /* A task without a repository gets a scratch directory. */
+        if (!task->repo)
+                return;
 
-        r = git_resolve_repo(task->repo, repos_dir, &p->repo_path, &err);
+        if (!git_repo_is_url(task->repo) && !task->admin) {
+                r = repo_granted(task->repo, grants);
+                if (r < 0)
+                        goto oom;
+                if (r == 0) {
+                        p->error = reason(NULL, "the repository %s is not granted to %s (makima repo grant)",
+                                          task->repo, strna(task->owner));
+                        return;
+                }
+        }
+
+        /* URL repositories are cloned into a cache of the owner's own. */
+        r = task_clone_cache(m->config, task->owner, &cache);
+        if (r < 0)
+                goto oom;
+        if (git_repo_is_url(task->repo)) {
+                r = task_dir_make(cache, &m->agent);
+                if (r < 0) {
+                        p->error = reason(NULL, "cannot make the clone cache %s: %s", cache, strerror(-r));
+                        return;
+                }
+        }
+        r = git_resolve_repo(ctx, task->repo, cache, &p->repo_path, &err);
         if (r == -ENOMEM)
                 goto oom;
         if (r < 0) {
@@ -106,7 +141,7 @@ static void prepare(const Task *task, const char *repos_dir, const char *worktre
                 p->base = strdup(task->base_branch);
         else {
                 err = mfree(err);
-                r = git_default_branch(p->repo_path, &p->base, &err);
+                r = git_default_branch(ctx, p->repo_path, &p->base, &err);
                 if (r == -ENOMEM)
                         goto oom;
                 if (r < 0) {
@@ -124,8 +159,36 @@ static void prepare(const Task *task, const char *repos_dir, const char *worktre
         if (!p->branch)
                 goto oom;
 
+        /* What the task's repository borrows: the repository's objects, and
+         * whatever those borrow — but never another task's, nor anything
+         * of makima's state but the owner's own clone cache. */
         err = mfree(err);
-        r = git_worktree_prepare(p->repo_path, p->base, p->branch, p->worktree, task->copy_files, &err);
+        r = git_repo_object_dirs(ctx, p->repo_path, &p->borrowed, &err);
+        if (r == -ENOMEM)
+                goto oom;
+        if (r < 0) {
+                p->error = reason(err, "cannot read the objects of %s: %s", task->repo, strerror(-r));
+                return;
+        }
+        err = mfree(err);
+        r = task_check_borrowed(m->config, task->owner, p->borrowed, &err);
+        if (r == -ENOMEM)
+                goto oom;
+        if (r < 0) {
+                p->error = reason(err, "cannot use repository %s: %s", task->repo, strerror(-r));
+                return;
+        }
+
+        r = task_dir_make(paths.git_dir, &m->agent);
+        if (r < 0) {
+                p->error = reason(NULL, "cannot make the task's git directory %s: %s", paths.git_dir, strerror(-r));
+                return;
+        }
+        err = mfree(err);
+        r = git_task_repo_prepare(ctx,
+                                  &(GitTaskRepo) { .worktree = p->worktree, .git_dir = paths.git_dir,
+                                                   .borrowed = p->borrowed },
+                                  p->repo_path, p->base, p->branch, task->copy_files, &p->base_commit, &err);
         if (r == -ENOMEM)
                 goto oom;
         if (r < 0) {
@@ -136,17 +199,20 @@ static void prepare(const Task *task, const char *repos_dir, const char *worktre
          * agent waits for: git ran already. Without one, the first
          * iteration counts as no progress. */
         if (task->autonomous_loop || task->contract_id)
-                (void) git_worktree_fingerprint(p->worktree, &p->fingerprint, NULL);
+                (void) git_worktree_fingerprint(ctx,
+                                                &(GitTaskRepo) { .worktree = p->worktree, .git_dir = paths.git_dir,
+                                                                 .borrowed = p->borrowed },
+                                                &p->fingerprint, NULL);
         return;
 
 oom:
         p->error = strdup("out of memory while preparing the worktree");
 }
 
-static _noreturn_ void prepare_child(const WorkerTask *t, int fd) {
+static _noreturn_ void prepare_child(const WorkerTask *t, char *const *grants, int fd) {
         _cleanup_(prepared_done) Prepared p = {};
         _cleanup_json_ json_object *o = NULL;
-        const Manager *m = t->manager;
+        json_object *borrowed = NULL;
         const char *s;
         sigset_t none;
 
@@ -154,12 +220,19 @@ static _noreturn_ void prepare_child(const WorkerTask *t, int fd) {
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
         (void) signal(SIGPIPE, SIG_DFL);
 
-        prepare(t->task, m->repos_dir, m->config->worker_worktree_dir, &p);
+        /* git runs on the repository and what the agent wrote: within the
+         * task's limits, and killed with it. */
+        if (task_cgroup_join(&t->cgroup) < 0)
+                p.error = strdup("the worker could not move the preparation into the task's cgroup");
+        else
+                prepare(t->manager, t->task, grants, &p);
 
         o = json_object_new_object();
         if (!o || json_add_string(o, "repo_path", p.repo_path) < 0 || json_add_string(o, "base", p.base) < 0 ||
-            json_add_string(o, "branch", p.branch) < 0 || json_add_string(o, "worktree", p.worktree) < 0 ||
-            json_add_string(o, "fingerprint", p.fingerprint) < 0 || json_add_string(o, "error", p.error) < 0)
+            json_add_string(o, "base_commit", p.base_commit) < 0 || json_add_string(o, "branch", p.branch) < 0 ||
+            json_add_string(o, "worktree", p.worktree) < 0 || json_add_string(o, "fingerprint", p.fingerprint) < 0 ||
+            json_add_string(o, "error", p.error) < 0 || json_new_strv(p.borrowed, &borrowed) < 0 ||
+            json_object_object_add(o, "borrowed", borrowed) < 0)
                 _exit(EXIT_FAILURE);
         s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         if (!s || write(fd, s, strlen(s)) != (ssize_t) strlen(s))
@@ -200,6 +273,8 @@ static int read_result(int fd, Prepared *ret) {
         const JsonDispatchField table[] = {
                 { "repo_path", json_dispatch_string, offsetof(Prepared, repo_path), JSON_NULLABLE },
                 { "base",      json_dispatch_string, offsetof(Prepared, base),      JSON_NULLABLE },
+                { "base_commit", json_dispatch_string, offsetof(Prepared, base_commit), JSON_NULLABLE },
+                { "borrowed",  json_dispatch_strv,   offsetof(Prepared, borrowed),  JSON_NULLABLE },
                 { "branch",    json_dispatch_string, offsetof(Prepared, branch),    JSON_NULLABLE },
                 { "worktree",  json_dispatch_string, offsetof(Prepared, worktree),  JSON_NULLABLE },
                 { "fingerprint", json_dispatch_string, offsetof(Prepared, fingerprint), JSON_NULLABLE },
@@ -215,18 +290,19 @@ static int read_result(int fd, Prepared *ret) {
         return 0;
 }
 
+/* The agent's home, and where its own git directory is. An existing home
+ * keeps the agent's sessions. */
 static int make_home(WorkerTask *t) {
+        _cleanup_(task_paths_done) TaskPaths paths = {};
         int r;
 
-        if (asprintf(&t->home, "%s/%s", t->manager->homes_dir, t->task->id) < 0)
-                return -ENOMEM;
-        r = mkdir_parents(t->home, 0700);
+        r = task_paths(t->manager->config, t->task->id, t->task->worktree, &paths);
         if (r < 0)
                 return r;
-        /* An existing home keeps the agent's sessions; it stays ours alone. */
-        if (chmod(t->home, 0700) < 0)
-                return -errno;
-        return 0;
+        t->home = TAKE_PTR(paths.home);
+        if (t->task->repo)
+                t->git_dir = TAKE_PTR(paths.git_dir);
+        return task_dir_make(t->home, &t->manager->agent);
 }
 
 static void prepared(WorkerTask *t, Prepared *p) {
@@ -243,11 +319,15 @@ static void prepared(WorkerTask *t, Prepared *p) {
         if (free_and_strdup(&t->task->worktree, p->worktree) < 0 ||
             free_and_strdup(&t->task->branch, p->branch) < 0)
                 goto oom;
-        /* The branch the worktree was made from, for the diff and the merge. */
+        /* The branch the worktree was made from, for the diff and the merge;
+         * the commit, which the agent cannot move. */
         if (!t->task->base_branch && p->base && free_and_strdup(&t->task->base_branch, p->base) < 0)
+                goto oom;
+        if (p->base_commit && free_and_strdup(&t->task->base_commit, p->base_commit) < 0)
                 goto oom;
         t->base = TAKE_PTR(p->base);
         t->repo_path = TAKE_PTR(p->repo_path);
+        t->borrowed = TAKE_PTR(p->borrowed);
         /* Written with the agent's first events, after the spawn: the start
          * does not wait for the store. A worker that dies meanwhile loses
          * nothing, the next one finds the same worktree and branch. */
@@ -321,10 +401,39 @@ static int on_prepare_exit(sd_event_source *s, const siginfo_t *si, void *userda
         return 0;
 }
 
+/* The paths of the repositories granted to the task's owner, read here:
+ * the child must not use the store. */
+static int task_grants(WorkerTask *t, char ***ret) {
+        _cleanup_(strv_freep) char **l = NULL;
+        RepoGrant *g = NULL;
+        size_t n = 0;
+        int r;
+
+        *ret = NULL;
+        if (!t->task->repo || t->task->admin || git_repo_is_url(t->task->repo) || !t->task->owner)
+                return 0;
+        r = store_repo_grant_list(t->manager->store, t->task->owner, &g, &n);
+        if (r < 0)
+                return log_error_errno(r, "Task %s: failed to read the grants of %s: %s", t->id8, t->task->owner,
+                                       store_last_error(t->manager->store));
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = strv_extend(&l, g[i].path);
+        repo_grant_array_free(g, n);
+        if (r < 0)
+                return log_oom();
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 int worker_task_prepare(WorkerTask *t) {
+        _cleanup_(strv_freep) char **grants = NULL;
         Manager *m = t->manager;
         int p[2], r;
         pid_t pid;
+
+        r = task_grants(t, &grants);
+        if (r < 0)
+                return r;
 
         if (pipe2(p, O_CLOEXEC) < 0)
                 return log_error_errno(errno, "Task %s: failed to make a pipe: %m", t->id8);
@@ -337,7 +446,7 @@ int worker_task_prepare(WorkerTask *t) {
         }
         if (pid == 0) {
                 (void) close(p[0]);
-                prepare_child(t, p[1]);
+                prepare_child(t, grants, p[1]);
         }
         (void) close(p[1]);
         t->prepare_fd = p[0];

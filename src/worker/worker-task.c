@@ -77,7 +77,8 @@ WorkerTask *worker_task_free(WorkerTask *t) {
         if (t->prepare_pid > 0)
                 (void) kill(t->prepare_pid, SIGKILL);
         if (t->pid > 0)
-                (void) worker_signal_tree(t->pid, SIGKILL);
+                (void) worker_task_signal(t, SIGKILL);
+        worker_task_cgroup_release(t);
 
         sd_event_source_disable_unref(t->heartbeat);
         sd_event_source_disable_unref(t->wait_timer);
@@ -96,6 +97,8 @@ WorkerTask *worker_task_free(WorkerTask *t) {
         free(t->home);
         free(t->base);
         free(t->repo_path);
+        free(t->git_dir);
+        strv_free(t->borrowed);
         task_free(t->task);
         return mfree(t);
 }
@@ -281,7 +284,7 @@ void worker_task_lease_lost(WorkerTask *t) {
         if (t->prepare_pid > 0)
                 (void) kill(t->prepare_pid, SIGKILL);
         if (t->pid > 0) {
-                (void) worker_signal_tree(t->pid, SIGKILL);
+                (void) worker_task_signal(t, SIGKILL);
                 return;         /* finished when the child is reaped */
         }
         if (t->prepare_pid <= 0)
@@ -307,6 +310,9 @@ static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
 
         /* Rows are the truth; bus signals and notifications are only hints. */
         worker_task_process_controls(t);
+        /* What the agent's limits did meanwhile, told as it happens. */
+        if (t->phase == WORKER_TASK_AGENT && worker_task_limit_events(t) >= 0)
+                (void) worker_task_flush(t);
 
         if (t->heartbeat) {
                 (void) sd_event_source_set_time_relative(t->heartbeat, m->config->worker_lease / 3);
@@ -328,6 +334,11 @@ int worker_task_start(WorkerTask *t) {
         log_info("Task %s: claimed (repo %s%s%s).", t->id8, strna(t->task->repo),
                  t->task->session_id ? ", continuing session " : "", strempty(t->task->session_id));
         t->phase = WORKER_TASK_PREPARING;
+        r = worker_task_cgroup_setup(t);
+        if (r < 0) {
+                worker_task_finish(t, TASK_FAILED, "the worker could not make the task's cgroup (its log says why)");
+                return r;
+        }
         t->claimed_at = now_usec();
         r = worker_task_prepare(t);
         if (r < 0) {
@@ -436,7 +447,8 @@ void worker_task_agent_exited(WorkerTask *t, int code, int status) {
                 worker_task_rate_limit_wait(t);
                 return;
         }
-        reason = failure_reason(t, code, status);
+        /* A limit the agent hit says more than how it ended. */
+        reason = worker_task_limit_reason(t) ?: failure_reason(t, code, status);
         if (!reason)
                 goto oom;
         worker_task_finish(t, TASK_FAILED, reason);

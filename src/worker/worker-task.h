@@ -13,6 +13,7 @@
 
 #include "circuit-breaker.h"
 #include "model.h"
+#include "sandbox-cgroup.h"
 #include "store.h"
 #include "worker-pipe.h"
 
@@ -46,6 +47,9 @@ typedef struct WorkerTask {
         char id8[9];
         WorkerTaskPhase phase;
         sd_event_source *heartbeat;
+        CgroupLimits limits;            /* the agent's: the task's own, else [Sandbox]'s */
+        TaskCgroup cgroup;              /* where all of it runs; empty without cgroups */
+        TaskCgroupEvents cgroup_events; /* what its limits did so far */
         usec_t claimed_at;              /* for the debug log of how long the start took */
         bool seen_output;
 
@@ -55,6 +59,8 @@ typedef struct WorkerTask {
         sd_event_source *prepare_source;
         char *base;                     /* the resolved base branch */
         char *repo_path;                /* the resolved repository */
+        char *git_dir;                  /* the task's own git directory; NULL: no repository */
+        char **borrowed;                /* the object directories it borrows */
 
         /* the agent */
         char *home;
@@ -175,8 +181,20 @@ void worker_task_process_controls(WorkerTask *t);
 /* A cancel was asked for and what ran is gone: status cancelled, the
  * request done. */
 void worker_task_cancelled(WorkerTask *t);
+/* worker-processes.c */
 /* Sends sig to the process and all its descendants. */
 int worker_signal_tree(pid_t root, int sig);
+/* Makes the task's cgroup with its limits (before anything of it runs). */
+int worker_task_cgroup_setup(WorkerTask *t);
+/* Kills what is left in it and removes it. */
+void worker_task_cgroup_release(WorkerTask *t);
+/* Everything of the task's agent: SIGSTOP and SIGCONT freeze and thaw its
+ * cgroup, SIGKILL kills it as a whole; without a cgroup, the process tree. */
+int worker_task_signal(WorkerTask *t, int sig);
+/* Adds "limit" events for what the cgroup's limits did since last asked. */
+int worker_task_limit_events(WorkerTask *t);
+/* Why the agent failed, if a limit was hit (allocated), else NULL. */
+char *worker_task_limit_reason(const WorkerTask *t);
 /* Messages that arrived when stdin was already closed (the agent was
  * finishing its turn): they start a new run on the same session. Returns 1
  * and the text, 0 if none. Marks them done. */
