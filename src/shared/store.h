@@ -16,6 +16,9 @@
  *   -EEXIST   a unique key already exists
  *   -EINVAL   a bad argument (e.g. an enum out of range)
  *   -ENOLCK   a leased write by a worker whose lease is not held any more
+ *   -ENOSPC   the store's disk is full (SQLITE_FULL; PostgreSQL's SQLSTATE
+ *             53100 disk_full): nothing was written, the transaction was
+ *             rolled back; the same write succeeds once there is room
  *   -EIO      the backend failed; see store_last_error()
  */
 #pragma once
