@@ -265,6 +265,16 @@ int store_listen_drain(Store *s);
 /* ---- health and open errors ---- */
 /* A cheap round trip to the backend. */
 int store_ping(Store *s);
+/* Whether the store takes a write now: writes and commits the one row of
+ * the table store_probe. 0, or -ENOSPC when the disk is full, or another
+ * -errno (see store_last_error()). It never grows the database: SQLite
+ * rewrites the row in place (one page in the WAL, checkpointed as usual);
+ * PostgreSQL empties the table and inserts the row again, so that the write
+ * needs a new page of the table's files just like a table that grows (the
+ * emptied file is cut to nothing at commit). Each call is a committed
+ * transaction: callers that may be asked often (an unauthenticated health
+ * check) should not call it more than about once a second. */
+int store_check_writable(Store *s);
 /* Like store_open(), and on failure *ret_error (if not NULL) gets the
  * backend's words (e.g. PostgreSQL's connection error; strerror() where it
  * had none), for the caller to free. */

@@ -453,6 +453,44 @@ static void test_resume_higher_limit(void) {
 
 /* A lease really runs out with time, and an active task without a lease
  * (nobody runs it) is rescued at once. */
+/* A lease that ran out while its worker could not reach the store is taken
+ * back, unless another worker claimed the task meanwhile. */
+static void test_lease_reclaim(void) {
+        _cleanup_(task_freep) Task *t = NULL, *got = NULL, *again = NULL;
+        char token[LEASE_TOKEN_MAX], token2[LEASE_TOKEN_MAX];
+        Event e = { .type = (char *) "assistant", .payload = (char *) "{}" };
+
+        tasks_clear();
+        t = insert_task("lease", "reclaimed", TASK_PENDING, 1000);
+        check_r(store_task_claim(store, "w1", LEASE, &got, token), 1);
+        expire_lease(t->id);
+        check_r(store_event_append_leased(store, t->id, token, &e, 1), -ENOLCK);
+        check_r(store_task_heartbeat(store, t->id, token, LEASE), -ENOLCK);
+
+        check_ok(store_task_lease_reclaim(store, t->id, token, LEASE));
+        check_int(count_task(t->id, "lease_token = '%s' AND lease_expires_at > %" PRIu64, token,
+                             now_usec() + LEASE / 2), 1);
+        check_ok(store_event_append_leased(store, t->id, token, &e, 1));
+        free(e.object_id);
+        check_ok(store_task_heartbeat(store, t->id, token, LEASE));
+        /* Reclaiming a lease that is still held just renews it. */
+        check_ok(store_task_lease_reclaim(store, t->id, token, LEASE));
+
+        /* Once a rescuer claimed it, the old token is worth nothing. */
+        expire_lease(t->id);
+        check_r(store_task_claim_id(store, t->id, "w2", LEASE, &again, token2), 1);
+        check_r(store_task_lease_reclaim(store, t->id, token, LEASE), -ENOLCK);
+        check_int(count_task(t->id, "lease_token = '%s' AND worker_id = 'w2'", token2), 1);
+        /* Nor after a release. */
+        check_ok(store_task_release(store, t->id, token2));
+        check_r(store_task_lease_reclaim(store, t->id, token2, LEASE), -ENOLCK);
+
+        check_r(store_task_lease_reclaim(store, "no-such-task", token, LEASE), -ENOLCK);
+        check_r(store_task_lease_reclaim(store, t->id, "", LEASE), -EINVAL);
+        check_r(store_task_lease_reclaim(store, t->id, token, 0), -EINVAL);
+        check_r(store_task_lease_reclaim(NULL, t->id, token, LEASE), -EINVAL);
+}
+
 static void test_lease_time(void) {
         _cleanup_(task_freep) Task *t = NULL, *u = NULL, *got = NULL;
         char token[LEASE_TOKEN_MAX], token2[LEASE_TOKEN_MAX];
@@ -580,6 +618,7 @@ static const StoreTest tests[] = {
         { "lease_base_branch", test_lease_base_branch },
         { "lease_copy_files", test_lease_copy_files },
         { "resume_higher_limit", test_resume_higher_limit },
+        { "lease_reclaim", test_lease_reclaim },
         { "lease_time", test_lease_time },
         { "concurrent_claim", test_concurrent_claim },
 };
