@@ -139,6 +139,14 @@
 #define MIGRATION_3                                                                     \
         "ALTER TABLE tasks ADD COLUMN copy_files TEXT;"
 
+/* Migration 4: the one row store_check_writable() writes to learn whether
+ * the store takes writes (store-health.c). No key and no index: on
+ * PostgreSQL the check empties the table, and an index would be one more
+ * file to rebuild each time. */
+#define MIGRATION_4                                                                     \
+        "CREATE TABLE store_probe (written_at BIGINT NOT NULL);"                        \
+        "INSERT INTO store_probe (written_at) VALUES (0);"
+
 const StoreMigration store_migrations[] = {
         {
                 .version = 1,
@@ -159,6 +167,13 @@ const StoreMigration store_migrations[] = {
                 .sql = {
                         [STORE_BACKEND_SQLITE] = MIGRATION_3,
                         [STORE_BACKEND_POSTGRESQL] = MIGRATION_3,
+                },
+        },
+        {
+                .version = 4,
+                .sql = {
+                        [STORE_BACKEND_SQLITE] = MIGRATION_4,
+                        [STORE_BACKEND_POSTGRESQL] = MIGRATION_4,
                 },
         },
 };

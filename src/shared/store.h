@@ -154,6 +154,14 @@ int store_task_claim_id(Store *s, const char *task_id, const char *worker_id, us
                         char ret_token[static LEASE_TOKEN_MAX]);
 /* Extends the lease to now + lease_usec. -ENOLCK if the lease is not ours any more. */
 int store_task_heartbeat(Store *s, const char *task_id, const char *token, usec_t lease_usec);
+/* Takes back a lease that expired while the worker could not renew it (its
+ * heartbeats failed: the store was full or did not answer) and that nobody
+ * has claimed since, which the token proves: a claim hands out a new one
+ * and a release clears it. Extends it to now + lease_usec. -ENOLCK if
+ * another worker claimed the task meanwhile, or it is gone. The worker must
+ * not have let its agent run on unwatched meanwhile (makima-worker stops
+ * it after half a lease without a store). */
+int store_task_lease_reclaim(Store *s, const char *task_id, const char *token, usec_t lease_usec);
 /* Writes the worker-owned run fields of t (status, error, worktree, branch,
  * session_id, cost_usd, iteration_count, max_iterations, started_at,
  * completed_at, and base_branch: the branch the worktree was made from,

@@ -113,6 +113,34 @@ static void test_ping(void) {
         check_ok(store_ping(store));
 }
 
+/* The write check leaves one row and the database its size, however often
+ * it runs. */
+static void test_check_writable(void) {
+        int64_t before = -1;
+
+        check_r(store_check_writable(NULL), -EINVAL);
+        for (int i = 0; i < 300; i++)
+                check_ok(store_check_writable(store));
+        check_int(raw_sql("SELECT COUNT(*) FROM store_probe"), 1);
+        check(raw_sql("SELECT MAX(written_at) FROM store_probe") > (int64_t) (now_usec() - 60 * USEC_PER_SEC));
+        if (backend == STORE_BACKEND_POSTGRESQL)
+                before = raw_sql("SELECT pg_relation_size('store_probe')");
+        else
+                before = raw_sql("SELECT page_count FROM pragma_page_count()");
+        for (int i = 0; i < 300; i++)
+                check_ok(store_check_writable(store));
+        if (backend == STORE_BACKEND_POSTGRESQL)
+                check_int(raw_sql("SELECT pg_relation_size('store_probe')"), before);
+        else
+                check_int(raw_sql("SELECT page_count FROM pragma_page_count()"), before);
+        check_int(raw_sql("SELECT COUNT(*) FROM store_probe"), 1);
+
+        /* A row somebody deleted is written again. */
+        raw_sql("DELETE FROM store_probe");
+        check_ok(store_check_writable(store));
+        check_int(raw_sql("SELECT COUNT(*) FROM store_probe"), 1);
+}
+
 /* ---- claims ---- */
 
 static void test_claim(void) {
@@ -613,6 +641,7 @@ static void test_concurrent_claim(void) {
 static const StoreTest tests[] = {
         { "open_full", test_open_full },
         { "ping", test_ping },
+        { "check_writable", test_check_writable },
         { "claim", test_claim },
         { "lease", test_lease },
         { "lease_base_branch", test_lease_base_branch },
