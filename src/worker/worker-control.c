@@ -308,7 +308,9 @@ void worker_task_process_controls(WorkerTask *t) {
         size_t n = 0;
         int r;
 
-        if (t->lease_lost || t->phase == WORKER_TASK_FINISHED || t->stopping)
+        /* Requests are rows: while the store does not take the task's events,
+         * they wait there (acting on one writes its result). */
+        if (t->lease_lost || t->phase == WORKER_TASK_FINISHED || t->stopping || worker_task_store_blocked(t))
                 return;
         r = store_control_list_pending(s, t->task->id, &reqs, &n);
         if (r < 0) {
