@@ -48,6 +48,8 @@ cleanup() {
                 API_PID=''
         fi
         umount -l "$FULL" 2>/dev/null || true
+        # lib_cleanup takes the exit status from $?.
+        set +e
         (exit "$rc")
         lib_cleanup
 }

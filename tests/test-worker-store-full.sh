@@ -68,6 +68,8 @@ cleanup() {
         done
         API_PID='' EXTRA_PIDS=''
         umount -l "$FULL" 2>/dev/null || true
+        # lib_cleanup takes the exit status from $?.
+        set +e
         (exit "$rc")
         lib_cleanup
 }
