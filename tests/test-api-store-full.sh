@@ -130,6 +130,11 @@ if [[ -z "${MAKIMA_TEST_PG_URL:-}" ]]; then
         req admin POST /api/v1/tasks '{"plan": "another"}'
         expect_status 201 "task"
         OTHER=$(jqr .id)
+        # One that a worker runs, as far as the API can tell.
+        req admin POST /api/v1/tasks '{"plan": "running"}'
+        expect_status 201 "task"
+        RUNNING=$(jqr .id)
+        store "UPDATE tasks SET status = 'running', version = version + 1 WHERE id = '$RUNNING'"
 fi
 dump >"$TMP/before"
 
@@ -151,6 +156,8 @@ if [[ -z "${MAKIMA_TEST_PG_URL:-}" ]]; then
         expect_full "delete a task"
         req admin PATCH "/api/v1/contracts/$CONTRACT" '{"description": "no room"}'
         expect_full "change a contract"
+        req admin POST "/api/v1/tasks/$RUNNING/pause"
+        expect_full "pause a running task (a control request)"
         # Reads go on: what is stored can still be looked at.
         req "$TOKEN" GET "/api/v1/tasks/$TASK"
         expect_status 200 "read a task"

@@ -205,7 +205,7 @@ FULL_AT=$SECONDS
 
 # The first batch that cannot be written: the agent's output is not read
 # any more, so the agent blocks in write(1, …) on its full stdout pipe.
-wait_for_file_match "$TMP/worker1.log" "Task ${STEPS:0:8}: .*(store|write)" 15
+wait_for_file_match "$TMP/worker1.log" "Task ${STEPS:0:8}: (the store does not take|failed to write)" 15
 PID=$(agent_pid "$STEPS")
 [[ -n "$PID" ]] || die "the agent of $STEPS is not running"
 blocked=0
@@ -277,7 +277,7 @@ wait_event "$STOPPED" '.type == "system"' 20
 events "$STOPPED"
 BEFORE=$(jq '.events | length' <<<"$BODY")
 fill
-wait_for_file_match "$TMP/worker1.log" "Task ${STOPPED:0:8}: .*(store|write)" 15
+wait_for_file_match "$TMP/worker1.log" "Task ${STOPPED:0:8}: (the store does not take|failed to write)" 15
 T0=$SECONDS
 rc=0
 kill -TERM "$WORKER"

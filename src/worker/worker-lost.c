@@ -63,6 +63,12 @@ static int write_one(Manager *m, const LedgerEntry *e) {
                          e->count);
                 return 0;
         }
+        if (r == -EINVAL) {
+                /* It would be refused forever, and hold up every claim. */
+                log_error("Task %.8s: the store refuses the record of %" PRIu64 " lost events (%s): %s", e->task_id,
+                          e->count, e->reason, store_last_error(m->store));
+                return 0;
+        }
         if (r < 0)
                 return r;
         log_notice("Task %.8s: recorded %" PRIu64 " lost events (%s) as seq %" PRIi64 ".", e->task_id, e->count,
@@ -71,11 +77,11 @@ static int write_one(Manager *m, const LedgerEntry *e) {
 }
 
 static int on_lost_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        manager_write_lost(userdata);
+        (void) manager_write_lost(userdata);
         return 0;
 }
 
-void manager_write_lost(Manager *m) {
+size_t manager_write_lost(Manager *m) {
         size_t i = 0;
         int r;
 
@@ -90,19 +96,19 @@ void manager_write_lost(Manager *m) {
                 ledger_lost_done(m->ledger, i);
         }
         if (ledger_n_lost(m->ledger) == 0 || m->stopping)
-                return;
+                return ledger_n_lost(m->ledger);
         if (!m->lost_timer) {
                 r = sd_event_add_time_relative(m->event, &m->lost_timer, CLOCK_MONOTONIC, LOST_RETRY_USEC, 0,
                                                on_lost_timer, m);
-                if (r < 0) {
+                if (r < 0)
                         log_warning_errno(r, "Failed to set the timer for lost events (they wait for the next claim): %m");
-                        return;
-                }
-                (void) sd_event_source_set_description(m->lost_timer, "lost-events");
+                else
+                        (void) sd_event_source_set_description(m->lost_timer, "lost-events");
         } else {
                 (void) sd_event_source_set_time_relative(m->lost_timer, LOST_RETRY_USEC);
                 (void) sd_event_source_set_enabled(m->lost_timer, SD_EVENT_ONESHOT);
         }
+        return ledger_n_lost(m->ledger);
 }
 
 void manager_events_lost(Manager *m, const LedgerEntry *e) {
@@ -118,7 +124,7 @@ void manager_events_lost(Manager *m, const LedgerEntry *e) {
                                 "(only this log has it)", e->task_id, e->count);
                 return;
         }
-        manager_write_lost(m);
+        (void) manager_write_lost(m);
 }
 
 int manager_ledger_setup(Manager *m) {

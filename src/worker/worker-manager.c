@@ -89,9 +89,13 @@ WorkerTask *manager_find_task(Manager *m, const char *id) {
 }
 
 void manager_claim(Manager *m) {
-        /* Before a claim that could rescue a task of the records, so that they come first in its log. */
-        if (!m->stopping)
-                manager_write_lost(m);
+        /* Before a claim that could rescue a task of the records, so that
+         * they come first in its log. A store that refuses them would refuse
+         * a claim too. */
+        if (!m->stopping && manager_write_lost(m) > 0) {
+                manager_update_status(m);
+                return;
+        }
         /* A lease of ours that ran out while the store refused writes makes
          * its task claimable: by us too. Take it back first, or claim later. */
         for (size_t i = 0; i < m->n_tasks; i++) {

@@ -67,5 +67,5 @@ int manager_ledger_setup(Manager *m);
  * the ledger, as soon as the store takes it. */
 void manager_events_lost(Manager *m, const LedgerEntry *e);
 /* Writes the ledger's lost records that the store takes now; a timer tries
- * the rest again. */
-void manager_write_lost(Manager *m);
+ * the rest again. Returns how many still wait. */
+size_t manager_write_lost(Manager *m);
