@@ -219,6 +219,14 @@ static void do_cancel(WorkerTask *t, const ControlRequest *c) {
         /* Completed (and the status written) when the child is reaped. */
 }
 
+int worker_task_agent_stop(WorkerTask *t) {
+        return worker_signal_tree(t->pid, SIGSTOP);
+}
+
+int worker_task_agent_continue(WorkerTask *t) {
+        return worker_signal_tree(t->pid, SIGCONT);
+}
+
 static void do_pause(WorkerTask *t, const ControlRequest *c) {
         int r;
 
@@ -233,7 +241,7 @@ static void do_pause(WorkerTask *t, const ControlRequest *c) {
                 return;
         }
         delivered(t, c);
-        r = worker_signal_tree(t->pid, SIGSTOP);
+        r = worker_task_agent_stop(t);
         if (r < 0) {
                 complete(t, c, "the agent's processes could not be stopped");
                 return;
@@ -249,7 +257,7 @@ static void do_resume(WorkerTask *t, const ControlRequest *c) {
                 return;
         }
         delivered(t, c);
-        (void) worker_signal_tree(t->pid, SIGCONT);
+        (void) worker_task_agent_continue(t);
         t->paused = false;
         (void) worker_task_set_status(t, TASK_RUNNING, NULL);
         complete(t, c, "ok");

@@ -12,8 +12,6 @@
  * stored (the worker stopped first, the lease was lost) become an
  * events_lost record: see worker-lost.c and worker-ledger.c. */
 
-#include <signal.h>
-
 #include "log.h"
 #include "worker-manager.h"
 #include "worker-task.h"
@@ -45,7 +43,7 @@ static void hold_in_ledger(WorkerTask *t) {
         LedgerEntry e;
         int r;
 
-        if (!t->manager->ledger)
+        if (!t->manager->ledger || t->n_in_ledger == t->n_batch)
                 return;
         if (asprintf(&reason, "the store could not be written: %s", strerror(-t->store_error)) < 0) {
                 (void) log_oom();
@@ -56,6 +54,8 @@ static void hold_in_ledger(WorkerTask *t) {
         if (r < 0)
                 log_warning_errno(r, "Task %s: failed to record its %zu unstored events in the ledger: %m", t->id8,
                                   t->n_batch);
+        else
+                t->n_in_ledger = t->n_batch;
 }
 
 static int on_store_retry(sd_event_source *s, uint64_t usec, void *userdata);
@@ -78,13 +78,13 @@ static void schedule(WorkerTask *t, usec_t delay) {
                 log_error_errno(r, "Task %s: failed to set the timer for the store: %m", t->id8);
 }
 
-/* SIGSTOP, as a pause does, and the reason in the task's status. */
+/* Stopped as a pause stops it, and the reason in the task's status. */
 static void stop_agent(WorkerTask *t) {
         _cleanup_free_ char *reason = NULL;
         TaskState to;
         int r;
 
-        r = worker_signal_tree(t->pid, SIGSTOP);
+        r = worker_task_agent_stop(t);
         if (r < 0) {
                 log_warning_errno(r, "Task %s: failed to stop the agent while the store does not take writes: %m", t->id8);
                 return;
@@ -139,6 +139,7 @@ void worker_task_store_failed(WorkerTask *t, int error) {
 void worker_task_store_reset(WorkerTask *t) {
         t->store_failing_since = 0;
         t->n_store_retries = 0;
+        t->n_in_ledger = 0;
         ledger_release(t->manager->ledger, t->task->id);
         if (t->store_retry)
                 (void) sd_event_source_set_enabled(t->store_retry, SD_EVENT_OFF);
@@ -160,7 +161,7 @@ static void store_resume(WorkerTask *t) {
 
                 t->store_stopped = false;
                 if (t->pid > 0)
-                        (void) worker_signal_tree(t->pid, SIGCONT);
+                        (void) worker_task_agent_continue(t);
                 if (back == TASK_PAUSED)
                         back = task_state_transition_allowed(TASK_PAUSED, t->status_before_stop) ? t->status_before_stop
                                                                                                  : TASK_RUNNING;

@@ -83,6 +83,7 @@ typedef struct WorkerTask {
         sd_event_source *store_retry;   /* the next try, or the continuation once it went through */
         usec_t store_failing_since;     /* 0: the last write went through */
         unsigned n_store_retries;       /* for the backoff */
+        size_t n_in_ledger;             /* the count the ledger has for the task */
         int store_error;                /* the last failure */
         bool store_stopped;             /* we stopped the agent (SIGSTOP) until the store takes writes */
         TaskState status_before_stop;
@@ -221,6 +222,10 @@ void worker_task_process_controls(WorkerTask *t);
 void worker_task_cancelled(WorkerTask *t);
 /* Sends sig to the process and all its descendants. */
 int worker_signal_tree(pid_t root, int sig);
+/* Stops every process of the agent, or lets them go on: what a pause and a
+ * resume do, and what waiting for the store does (worker-store-wait.c). */
+int worker_task_agent_stop(WorkerTask *t);
+int worker_task_agent_continue(WorkerTask *t);
 /* Messages that arrived when stdin was already closed (the agent was
  * finishing its turn): they start a new run on the same session. Returns 1
  * and the text, 0 if none. Marks them done. */
