@@ -279,7 +279,9 @@ int store_ping(Store *s);
  * rewrites the row in place (one page in the WAL, checkpointed as usual);
  * PostgreSQL empties the table and inserts the row again, so that the write
  * needs a new page of the table's files just like a table that grows (the
- * emptied file is cut to nothing at commit). Each call is a committed
+ * emptied file is cut to nothing at commit); if another session holds the
+ * table (a pg_dump does, for as long as it runs) it does not wait more than
+ * 200 ms for it but rewrites the row in place. Each call is a committed
  * transaction: callers that may be asked often (an unauthenticated health
  * check) should not call it more than about once a second. */
 int store_check_writable(Store *s);

@@ -6,6 +6,7 @@
  * test-store-control.c. */
 
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <stdarg.h>
 
 #include "conf.h"
@@ -139,6 +140,24 @@ static void test_check_writable(void) {
         raw_sql("DELETE FROM store_probe");
         check_ok(store_check_writable(store));
         check_int(raw_sql("SELECT COUNT(*) FROM store_probe"), 1);
+
+        /* A session that holds the table (as pg_dump does) does not hold the
+         * check up: it writes the row in place instead of waiting. */
+        if (backend == STORE_BACKEND_POSTGRESQL) {
+                PGconn *c = PQconnectdb(db_path);
+                usec_t t0;
+
+                check(PQstatus(c) == CONNECTION_OK);
+                PQclear(PQexec(c, "BEGIN"));
+                PQclear(PQexec(c, "LOCK TABLE store_probe IN ACCESS SHARE MODE"));
+                t0 = now_usec();
+                check_ok(store_check_writable(store));
+                check(now_usec() - t0 < 3 * USEC_PER_SEC);
+                PQclear(PQexec(c, "COMMIT"));
+                PQfinish(c);
+                check_int(raw_sql("SELECT COUNT(*) FROM store_probe"), 1);
+                check_ok(store_check_writable(store));
+        }
 }
 
 /* ---- claims ---- */
