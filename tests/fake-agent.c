@@ -11,6 +11,10 @@
  *   fake: wait              read stdin until a user message or an interrupt arrives
  *   fake: sleep SECONDS     be busy without reading stdin
  *   fake: lines N           print N assistant lines at once
+ *   fake: steps N BYTES MS  print N assistant lines "step I" (I from 1), each
+ *                           padded to about BYTES, MS milliseconds apart; each
+ *                           is a blocking write, so a reader that stops
+ *                           reading stops us once the pipe is full
  *   fake: garbage           print a line that is not JSON and one on stderr
  *   fake: ratelimit         a rejected rate limit, a second later an allowed one
  *   fake: ask               send a control_request of our own, wait for the answer
@@ -268,6 +272,27 @@ static bool run_directives(const char *prompt) {
                                        "\"content\":[{\"type\":\"text\",\"text\":\"line %ld\"}]},\"session_id\":\"%s\"}\n",
                                        i, i, session_id);
                         fflush(stdout);
+                } else if (strcmp(l, "steps") == 0 && arg) {
+                        long n = 0, bytes = 0, ms = 0;
+
+                        if (sscanf(arg, "%ld %ld %ld", &n, &bytes, &ms) < 1)
+                                continue;
+                        for (long i = 1; i <= n; i++) {
+                                char text[64];
+                                long pad = bytes - 200;
+
+                                snprintf(text, sizeof(text), "step %ld", i);
+                                printf("{\"type\":\"assistant\",\"message\":{\"id\":\"msg_fake_step_%ld\",\"role\":"
+                                       "\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"%s\"}]},"
+                                       "\"padding\":\"", i, text);
+                                for (long k = 0; k < pad; k++)
+                                        putchar('.');
+                                printf("\",\"session_id\":\"%s\"}\n", session_id);
+                                fflush(stdout);
+                                if (ms > 0)
+                                        nanosleep(&(struct timespec) { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L },
+                                                  NULL);
+                        }
                 } else if (strcmp(l, "garbage") == 0) {
                         printf("this is not JSON {\n");
                         fflush(stdout);

@@ -126,8 +126,11 @@ int request_reply_error(Request *r, unsigned status, const char *code, const cha
 #define request_reply_field(r, field, format, ...) \
         request_reply_error((r), 400, "invalid_field", "field '%s': " format, (field), ##__VA_ARGS__)
 /* Maps a store failure to an answer: -ENOENT 404, -ESTALE 409 stale_version,
- * -EBUSY 409 busy (with `busy_message`), anything else 500 with the store's
- * words logged, not sent. */
+ * -EBUSY 409 busy (with `busy_message`), -ENOSPC 507 store_full, anything
+ * else 500 with the store's words logged, not sent. */
+#define API_STORE_FULL_MESSAGE \
+        "The store is full: there is no room left where it keeps its data, so nothing was written. " \
+        "Try again once space has been freed there."
 int request_reply_store_error(Request *r, int error, const char *what, const char *busy_message);
 /* A 404 for an object that does not exist or that the caller may not see. */
 int request_reply_not_found(Request *r, const char *what);

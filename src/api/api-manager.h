@@ -44,6 +44,10 @@ typedef struct Manager {
         SandboxIdentity agent, caller;
         GitContext git;
         bool git_ok;
+        /* The last write check of /api/v1/health (api-health.c), kept a
+         * moment so that a flood of health checks is not a flood of writes. */
+        usec_t writable_checked_at;
+        int writable;                   /* 0, or the -errno of store_check_writable() */
 } Manager;
 
 /* `listen` (may be NULL) overrides [API] Listen= when not socket-activated. */

@@ -124,6 +124,13 @@ int request_reply_store_error(Request *r, int error, const char *what, const cha
                                            "The %s was changed by somebody else; read it again and retry.", what);
         case -EBUSY:
                 return request_reply_error(r, 409, "busy", "%s", busy_message ?: "The object is busy.");
+        case -ENOSPC:
+                /* The write was rolled back: the same request succeeds once there is room. */
+                log_warning("%s %s: the store is full, the %s was not written: %s", r->method, r->url, what,
+                            strna(store_last_error(r->manager->store)));
+                /* Whatever /health found a moment ago, it looks again. */
+                r->manager->writable_checked_at = 0;
+                return request_reply_error(r, 507, "store_full", API_STORE_FULL_MESSAGE);
         default:
                 /* The store's words may name files or servers: they go to the log only. */
                 log_warning_errno(error, "%s %s: store failure on the %s: %m: %s", r->method, r->url, what,

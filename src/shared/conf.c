@@ -389,6 +389,7 @@ static const ConfigItem config_items[] = {
         ITEM("Worker", "WorktreeDir", parse_path, worker_worktree_dir),
         ITEM("Worker", "PollIntervalSec", parse_sec, worker_poll_interval, .min = 1, .max = 86400, .def = 30),
         ITEM("Worker", "LeaseSec", parse_sec, worker_lease, .min = 1, .max = 86400, .def = 60),
+        ITEM("Worker", "StoreRetrySec", parse_sec, worker_store_retry, .min = 1, .max = 86400, .def = 30),
 
         ITEM("Agent", "Command", parse_string, agent_command, .def_str = "claude"),
         ITEM("Agent", "Environment", parse_environment, agent_environment),

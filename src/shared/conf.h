@@ -44,6 +44,8 @@ typedef struct Config {
         char *worker_worktree_dir;      /* WorktreeDir= (default <state_dir>/worktrees) */
         usec_t worker_poll_interval;    /* PollIntervalSec= (default 30) */
         usec_t worker_lease;            /* LeaseSec= (default 60) */
+        usec_t worker_store_retry;      /* StoreRetrySec= (default 30): an agent whose output the
+                                         * store does not take is stopped after this long */
 
         /* [Agent] */
         char *agent_command;            /* Command= (default "claude") */

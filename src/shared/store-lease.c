@@ -19,6 +19,7 @@ typedef struct LeaseSql {
         const char *check;              /* "version, status" if the lease is held; locks the row */
         const char *exists;
         const char *heartbeat;          /* S4: the new expiry */
+        const char *reclaim;            /* S4: the new expiry; the token alone, expired or not */
         const char *release;
         const char *update;             /* after check, in its transaction */
 } LeaseSql;
@@ -31,6 +32,8 @@ typedef struct LeaseSql {
                 .check = "SELECT version, status FROM tasks WHERE " LEASE_HELD(S) LOCK,         \
                 .exists = "SELECT 1 FROM tasks WHERE id = " S "1",                              \
                 .heartbeat = "UPDATE tasks SET lease_expires_at = " S "4 WHERE " LEASE_HELD(S), \
+                .reclaim = "UPDATE tasks SET lease_expires_at = " S "4 "                        \
+                           "WHERE id = " S "1 AND lease_token = " S "2",                        \
                 .release = "UPDATE tasks SET worker_id = NULL, lease_token = NULL, "            \
                            "lease_expires_at = NULL WHERE " LEASE_HELD(S),                      \
                 .update = "UPDATE tasks SET updated_at = " S "2, version = version + 1, "       \
@@ -196,6 +199,24 @@ int store_task_heartbeat(Store *s, const char *task_id, const char *token, usec_
         if (r < 0)
                 return r;
         return lease_write(s, sql(s)->heartbeat, task_id, token, now, expires_at);
+}
+
+/* A claim hands out a new token and a release clears it, so a row that
+ * still has ours has not been claimed by anybody since: taking the lease
+ * back races with no rescuer. */
+int store_task_lease_reclaim(Store *s, const char *task_id, const char *token, usec_t lease_usec) {
+        usec_t now = 0, expires_at = 0;
+        int r;
+
+        if (!s)
+                return -EINVAL;
+        r = lease_check_args(s, task_id, token);
+        if (r < 0)
+                return r;
+        r = lease_times(s, lease_usec, &now, &expires_at);
+        if (r < 0)
+                return r;
+        return lease_write(s, sql(s)->reclaim, task_id, token, now, expires_at);
 }
 
 int store_task_release(Store *s, const char *task_id, const char *token) {

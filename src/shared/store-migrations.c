@@ -139,14 +139,22 @@
 #define MIGRATION_3                                                                     \
         "ALTER TABLE tasks ADD COLUMN copy_files TEXT;"
 
-/* Migration 4: what a task's sandbox needs to know of it (model.h): the
+/* Migration 4: the one row store_check_writable() writes to learn whether
+ * the store takes writes (store-health.c). No key and no index: on
+ * PostgreSQL the check empties the table, and an index would be one more
+ * file to rebuild each time. */
+#define MIGRATION_4                                                                     \
+        "CREATE TABLE store_probe (written_at BIGINT NOT NULL);"                        \
+        "INSERT INTO store_probe (written_at) VALUES (0);"
+
+/* Migration 5: what a task's sandbox needs to know of it (model.h): the
  * commit its own repository started from, whether an administrator made it
  * (its repository needs no grant), the agent's limits (0: the
  * configuration's); and the local repositories an administrator granted
  * to an owner. Rows that exist get no base commit (their diffs use the base
  * branch), no administrator (their repositories are checked against the
  * grants: an upgrade adds no right), and the configured limits. */
-#define MIGRATION_4(BOOL, FALSE)                                                        \
+#define MIGRATION_5(BOOL, FALSE)                                                        \
         "ALTER TABLE tasks ADD COLUMN base_commit TEXT;"                                \
         "ALTER TABLE tasks ADD COLUMN admin " BOOL " NOT NULL DEFAULT " FALSE ";"        \
         "ALTER TABLE tasks ADD COLUMN tasks_max BIGINT NOT NULL DEFAULT 0;"             \
@@ -185,8 +193,15 @@ const StoreMigration store_migrations[] = {
         {
                 .version = 4,
                 .sql = {
-                        [STORE_BACKEND_SQLITE] = MIGRATION_4("INTEGER", "0"),
-                        [STORE_BACKEND_POSTGRESQL] = MIGRATION_4("BOOLEAN", "FALSE"),
+                        [STORE_BACKEND_SQLITE] = MIGRATION_4,
+                        [STORE_BACKEND_POSTGRESQL] = MIGRATION_4,
+                },
+        },
+        {
+                .version = 5,
+                .sql = {
+                        [STORE_BACKEND_SQLITE] = MIGRATION_5("INTEGER", "0"),
+                        [STORE_BACKEND_POSTGRESQL] = MIGRATION_5("BOOLEAN", "FALSE"),
                 },
         },
 };

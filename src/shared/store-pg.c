@@ -93,6 +93,10 @@ static int pg_fail(PgStore *p, const PGresult *res) {
                         r = -EEXIST;
                 else if (streq(state, "23503"))         /* foreign_key_violation */
                         r = -ENOENT;
+                else if (streq(state, "53100"))         /* disk_full: nothing was written */
+                        r = -ENOSPC;
+                else if (streq(state, "55P03"))         /* lock_not_available (lock_timeout) */
+                        r = -EAGAIN;
                 else if (streq(state, "23502") ||       /* not_null_violation */
                          streq(state, "23514") ||       /* check_violation */
                          startswith(state, "22"))       /* data_exception */

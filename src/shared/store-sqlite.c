@@ -125,6 +125,13 @@ static SqliteStore *sqlite_store(Store *s) {
 static int sqlite_fail(SqliteStore *q, int rc) {
         int r;
 
+        /* A full disk is SQLITE_FULL when a write of the database or its
+         * WAL finds no room, and an I/O error with ENOSPC behind it when
+         * growing the shared-memory file does. */
+        if ((rc & 0xff) == SQLITE_FULL ||
+            ((rc & 0xff) == SQLITE_IOERR && q->db && sqlite3_system_errno(q->db) == ENOSPC))
+                return store_error(&q->base, -ENOSPC, "%s", q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+
         switch (rc) {
         case SQLITE_CONSTRAINT_UNIQUE:
         case SQLITE_CONSTRAINT_PRIMARYKEY:

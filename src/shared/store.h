@@ -16,6 +16,9 @@
  *   -EEXIST   a unique key already exists
  *   -EINVAL   a bad argument (e.g. an enum out of range)
  *   -ENOLCK   a leased write by a worker whose lease is not held any more
+ *   -ENOSPC   the store's disk is full (SQLITE_FULL; PostgreSQL's SQLSTATE
+ *             53100 disk_full): nothing was written, the transaction was
+ *             rolled back; the same write succeeds once there is room
  *   -EIO      the backend failed; see store_last_error()
  */
 #pragma once
@@ -151,6 +154,14 @@ int store_task_claim_id(Store *s, const char *task_id, const char *worker_id, us
                         char ret_token[static LEASE_TOKEN_MAX]);
 /* Extends the lease to now + lease_usec. -ENOLCK if the lease is not ours any more. */
 int store_task_heartbeat(Store *s, const char *task_id, const char *token, usec_t lease_usec);
+/* Takes back a lease that expired while the worker could not renew it (its
+ * heartbeats failed: the store was full or did not answer) and that nobody
+ * has claimed since, which the token proves: a claim hands out a new one
+ * and a release clears it. Extends it to now + lease_usec. -ENOLCK if
+ * another worker claimed the task meanwhile, or it is gone. The worker must
+ * not have let its agent run on unwatched meanwhile (makima-worker stops
+ * it after half a lease without a store). */
+int store_task_lease_reclaim(Store *s, const char *task_id, const char *token, usec_t lease_usec);
 /* Writes the worker-owned run fields of t (status, error, worktree, branch,
  * session_id, cost_usd, iteration_count, max_iterations, started_at,
  * completed_at, and base_branch: the branch the worktree was made from,
@@ -282,6 +293,18 @@ int store_listen_drain(Store *s);
 /* ---- health and open errors ---- */
 /* A cheap round trip to the backend. */
 int store_ping(Store *s);
+/* Whether the store takes a write now: writes and commits the one row of
+ * the table store_probe. 0, or -ENOSPC when the disk is full, or another
+ * -errno (see store_last_error()). It never grows the database: SQLite
+ * rewrites the row in place (one page in the WAL, checkpointed as usual);
+ * PostgreSQL empties the table and inserts the row again, so that the write
+ * needs a new page of the table's files just like a table that grows (the
+ * emptied file is cut to nothing at commit); if another session holds the
+ * table (a pg_dump does, for as long as it runs) it does not wait more than
+ * 200 ms for it but rewrites the row in place. Each call is a committed
+ * transaction: callers that may be asked often (an unauthenticated health
+ * check) should not call it more than about once a second. */
+int store_check_writable(Store *s);
 /* Like store_open(), and on failure *ret_error (if not NULL) gets the
  * backend's words (e.g. PostgreSQL's connection error; strerror() where it
  * had none), for the caller to free. */

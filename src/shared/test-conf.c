@@ -97,6 +97,7 @@ static void test_defaults(void) {
         assert_se(c.worker_worktree_dir == NULL);
         assert_se(c.worker_poll_interval == 30 * USEC_PER_SEC);
         assert_se(c.worker_lease == 60 * USEC_PER_SEC);
+        assert_se(c.worker_store_retry == 30 * USEC_PER_SEC);
         assert_streq(c.agent_command, "claude");
         assert_se(strv_length(c.agent_environment) == 0);
         assert_se(strv_length(c.agent_extra_args) == 0);
@@ -137,6 +138,7 @@ static void test_every_key(void) {
                  "WorktreeDir=/srv/worktrees\n"
                  "PollIntervalSec=5\n"
                  "LeaseSec=120\n"
+                 "StoreRetrySec=7\n"
                  "[Agent]\n"
                  "Command=/usr/local/bin/claude\n"
                  "Environment=ANTHROPIC_MODEL=opus DEBUG=1\n"
@@ -165,6 +167,7 @@ static void test_every_key(void) {
         assert_streq(c.worker_worktree_dir, "/srv/worktrees");
         assert_se(c.worker_poll_interval == 5 * USEC_PER_SEC);
         assert_se(c.worker_lease == 120 * USEC_PER_SEC);
+        assert_se(c.worker_store_retry == 7 * USEC_PER_SEC);
         assert_streq(c.agent_command, "/usr/local/bin/claude");
         assert_strv(c.agent_environment, "ANTHROPIC_MODEL=opus", "DEBUG=1");
         assert_strv(c.agent_extra_args, "--model", "opus");
@@ -207,6 +210,7 @@ static void test_syntax(void) {
                  "[API]\nMaxBodyBytes=1\nMaxBodyBytes=\nAdminGroup=x\nAdminGroup=\n");
         assert_se(c.worker_max_concurrent_tasks == 4);
         assert_se(c.worker_lease == 60 * USEC_PER_SEC);
+        assert_se(c.worker_store_retry == 30 * USEC_PER_SEC);
         assert_streq(c.agent_command, "claude");
         assert_se(c.store_backend == STORE_BACKEND_SQLITE);
         assert_se(c.store_path == NULL);
@@ -640,7 +644,7 @@ static void test_finalize(void) {
 static const char *const all_keys[] = {
         "Backend", "Path", "URL",
         "Listen", "MaxBodyBytes", "MaxHeaderBytes", "MaxConnections", "ConnectionTimeoutSec", "AdminGroup",
-        "MaxConcurrentTasks", "WorktreeDir", "PollIntervalSec", "LeaseSec",
+        "MaxConcurrentTasks", "WorktreeDir", "PollIntervalSec", "LeaseSec", "StoreRetrySec",
         "Command", "Environment", "ExtraArgs",
         "Enabled", "Network", "ReadOnlyPaths", "ReadWritePaths",
         "DefaultMaxIterations", "HardLimit", "NoChangeThreshold", "SameErrorThreshold",

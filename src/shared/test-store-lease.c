@@ -6,6 +6,7 @@
  * test-store-control.c. */
 
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <stdarg.h>
 
 #include "conf.h"
@@ -111,6 +112,52 @@ static void test_ping(void) {
         r = store_ping(store);
         check(IN_SET(r, 0, -EIO));
         check_ok(store_ping(store));
+}
+
+/* The write check leaves one row and the database its size, however often
+ * it runs. */
+static void test_check_writable(void) {
+        int64_t before = -1;
+
+        check_r(store_check_writable(NULL), -EINVAL);
+        for (int i = 0; i < 300; i++)
+                check_ok(store_check_writable(store));
+        check_int(raw_sql("SELECT COUNT(*) FROM store_probe"), 1);
+        check(raw_sql("SELECT MAX(written_at) FROM store_probe") > (int64_t) (now_usec() - 60 * USEC_PER_SEC));
+        if (backend == STORE_BACKEND_POSTGRESQL)
+                before = raw_sql("SELECT pg_relation_size('store_probe')");
+        else
+                before = raw_sql("SELECT page_count FROM pragma_page_count()");
+        for (int i = 0; i < 300; i++)
+                check_ok(store_check_writable(store));
+        if (backend == STORE_BACKEND_POSTGRESQL)
+                check_int(raw_sql("SELECT pg_relation_size('store_probe')"), before);
+        else
+                check_int(raw_sql("SELECT page_count FROM pragma_page_count()"), before);
+        check_int(raw_sql("SELECT COUNT(*) FROM store_probe"), 1);
+
+        /* A row somebody deleted is written again. */
+        raw_sql("DELETE FROM store_probe");
+        check_ok(store_check_writable(store));
+        check_int(raw_sql("SELECT COUNT(*) FROM store_probe"), 1);
+
+        /* A session that holds the table (as pg_dump does) does not hold the
+         * check up: it writes the row in place instead of waiting. */
+        if (backend == STORE_BACKEND_POSTGRESQL) {
+                PGconn *c = PQconnectdb(db_path);
+                usec_t t0;
+
+                check(PQstatus(c) == CONNECTION_OK);
+                PQclear(PQexec(c, "BEGIN"));
+                PQclear(PQexec(c, "LOCK TABLE store_probe IN ACCESS SHARE MODE"));
+                t0 = now_usec();
+                check_ok(store_check_writable(store));
+                check(now_usec() - t0 < 3 * USEC_PER_SEC);
+                PQclear(PQexec(c, "COMMIT"));
+                PQfinish(c);
+                check_int(raw_sql("SELECT COUNT(*) FROM store_probe"), 1);
+                check_ok(store_check_writable(store));
+        }
 }
 
 /* ---- claims ---- */
@@ -453,6 +500,44 @@ static void test_resume_higher_limit(void) {
 
 /* A lease really runs out with time, and an active task without a lease
  * (nobody runs it) is rescued at once. */
+/* A lease that ran out while its worker could not reach the store is taken
+ * back, unless another worker claimed the task meanwhile. */
+static void test_lease_reclaim(void) {
+        _cleanup_(task_freep) Task *t = NULL, *got = NULL, *again = NULL;
+        char token[LEASE_TOKEN_MAX], token2[LEASE_TOKEN_MAX];
+        Event e = { .type = (char *) "assistant", .payload = (char *) "{}" };
+
+        tasks_clear();
+        t = insert_task("lease", "reclaimed", TASK_PENDING, 1000);
+        check_r(store_task_claim(store, "w1", LEASE, &got, token), 1);
+        expire_lease(t->id);
+        check_r(store_event_append_leased(store, t->id, token, &e, 1), -ENOLCK);
+        check_r(store_task_heartbeat(store, t->id, token, LEASE), -ENOLCK);
+
+        check_ok(store_task_lease_reclaim(store, t->id, token, LEASE));
+        check_int(count_task(t->id, "lease_token = '%s' AND lease_expires_at > %" PRIu64, token,
+                             now_usec() + LEASE / 2), 1);
+        check_ok(store_event_append_leased(store, t->id, token, &e, 1));
+        free(e.object_id);
+        check_ok(store_task_heartbeat(store, t->id, token, LEASE));
+        /* Reclaiming a lease that is still held just renews it. */
+        check_ok(store_task_lease_reclaim(store, t->id, token, LEASE));
+
+        /* Once a rescuer claimed it, the old token is worth nothing. */
+        expire_lease(t->id);
+        check_r(store_task_claim_id(store, t->id, "w2", LEASE, &again, token2), 1);
+        check_r(store_task_lease_reclaim(store, t->id, token, LEASE), -ENOLCK);
+        check_int(count_task(t->id, "lease_token = '%s' AND worker_id = 'w2'", token2), 1);
+        /* Nor after a release. */
+        check_ok(store_task_release(store, t->id, token2));
+        check_r(store_task_lease_reclaim(store, t->id, token2, LEASE), -ENOLCK);
+
+        check_r(store_task_lease_reclaim(store, "no-such-task", token, LEASE), -ENOLCK);
+        check_r(store_task_lease_reclaim(store, t->id, "", LEASE), -EINVAL);
+        check_r(store_task_lease_reclaim(store, t->id, token, 0), -EINVAL);
+        check_r(store_task_lease_reclaim(NULL, t->id, token, LEASE), -EINVAL);
+}
+
 static void test_lease_time(void) {
         _cleanup_(task_freep) Task *t = NULL, *u = NULL, *got = NULL;
         char token[LEASE_TOKEN_MAX], token2[LEASE_TOKEN_MAX];
@@ -575,11 +660,13 @@ static void test_concurrent_claim(void) {
 static const StoreTest tests[] = {
         { "open_full", test_open_full },
         { "ping", test_ping },
+        { "check_writable", test_check_writable },
         { "claim", test_claim },
         { "lease", test_lease },
         { "lease_base_branch", test_lease_base_branch },
         { "lease_copy_files", test_lease_copy_files },
         { "resume_higher_limit", test_resume_higher_limit },
+        { "lease_reclaim", test_lease_reclaim },
         { "lease_time", test_lease_time },
         { "concurrent_claim", test_concurrent_claim },
 };

@@ -534,16 +534,31 @@ static int agent_argv(WorkerTask *t, bool resume, char ***ret) {
         return 0;
 }
 
-static int on_agent_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
-        WorkerTask *t = userdata;
+void worker_task_read_pause(WorkerTask *t) {
+        if (t->stdout_source)
+                (void) sd_event_source_set_enabled(t->stdout_source, SD_EVENT_OFF);
+        if (t->stderr_source)
+                (void) sd_event_source_set_enabled(t->stderr_source, SD_EVENT_OFF);
+}
 
-        t->child_source = sd_event_source_disable_unref(t->child_source);
-        t->pid = 0;
-        /* Whatever the agent left running (a daemon it started, the
-         * sandbox's init) goes with it: the next run starts afresh. */
-        (void) worker_task_signal(t, SIGKILL);
-        manager_reap_orphans(t->manager);
+void worker_task_read_resume(WorkerTask *t) {
+        if (t->stdout_source)
+                (void) sd_event_source_set_enabled(t->stdout_source, SD_EVENT_ON);
+        if (t->stderr_source)
+                (void) sd_event_source_set_enabled(t->stderr_source, SD_EVENT_ON);
+}
+
+void worker_task_exit_continue(WorkerTask *t) {
+        if (!t->exit_pending)
+                return;
+        /* The agent is gone: what is left is no more than its pipes hold,
+         * so it is read even while the store does not take it. */
         worker_task_drain(t);
+        /* Its status is decided only once all of that is stored. */
+        if (worker_task_store_blocked(t) || t->phase == WORKER_TASK_FINISHED)
+                return;
+        t->exit_pending = false;
+        /* What its limits did, before its exit is judged. */
         (void) worker_task_limit_events(t);
         t->stdout_source = sd_event_source_disable_unref(t->stdout_source);
         t->stderr_source = sd_event_source_disable_unref(t->stderr_source);
@@ -553,7 +568,22 @@ static int on_agent_exit(sd_event_source *s, const siginfo_t *si, void *userdata
         close_stdin(t);
         line_reader_done(&t->stdout_reader);
         line_reader_done(&t->stderr_reader);
-        worker_task_agent_exited(t, si->si_code, si->si_status);
+        worker_task_agent_exited(t, t->exit_code, t->exit_status);
+}
+
+static int on_agent_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        WorkerTask *t = userdata;
+
+        t->child_source = sd_event_source_disable_unref(t->child_source);
+        t->pid = 0;
+        /* Whatever the agent left running (a daemon it started, the
+         * sandbox's init) goes with it: the next run starts afresh. */
+        (void) worker_task_signal(t, SIGKILL);
+        manager_reap_orphans(t->manager);
+        t->exit_pending = true;
+        t->exit_code = si->si_code;
+        t->exit_status = si->si_status;
+        worker_task_exit_continue(t);
         return 0;
 }
 

@@ -110,6 +110,14 @@ static void do_cancel(WorkerTask *t, const ControlRequest *c) {
         /* Completed (and the status written) when the child is reaped. */
 }
 
+int worker_task_agent_stop(WorkerTask *t) {
+        return worker_task_signal(t, SIGSTOP);
+}
+
+int worker_task_agent_continue(WorkerTask *t) {
+        return worker_task_signal(t, SIGCONT);
+}
+
 static void do_pause(WorkerTask *t, const ControlRequest *c) {
         int r;
 
@@ -124,7 +132,7 @@ static void do_pause(WorkerTask *t, const ControlRequest *c) {
                 return;
         }
         delivered(t, c);
-        r = worker_task_signal(t, SIGSTOP);
+        r = worker_task_agent_stop(t);
         if (r < 0) {
                 complete(t, c, "the agent's processes could not be stopped");
                 return;
@@ -140,7 +148,7 @@ static void do_resume(WorkerTask *t, const ControlRequest *c) {
                 return;
         }
         delivered(t, c);
-        (void) worker_task_signal(t, SIGCONT);
+        (void) worker_task_agent_continue(t);
         t->paused = false;
         (void) worker_task_set_status(t, TASK_RUNNING, NULL);
         complete(t, c, "ok");
@@ -199,7 +207,9 @@ void worker_task_process_controls(WorkerTask *t) {
         size_t n = 0;
         int r;
 
-        if (t->lease_lost || t->phase == WORKER_TASK_FINISHED || t->stopping)
+        /* Requests are rows: while the store does not take the task's events,
+         * they wait there (acting on one writes its result). */
+        if (t->lease_lost || t->phase == WORKER_TASK_FINISHED || t->stopping || worker_task_store_blocked(t))
                 return;
         r = store_control_list_pending(s, t->task->id, &reqs, &n);
         if (r < 0) {

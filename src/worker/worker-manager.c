@@ -84,6 +84,28 @@ WorkerTask *manager_find_task(Manager *m, const char *id) {
 }
 
 void manager_claim(Manager *m) {
+        /* Before a claim that could rescue a task of the records, so that
+         * they come first in its log. A store that refuses them would refuse
+         * a claim too. */
+        if (!m->stopping && manager_write_lost(m) > 0) {
+                manager_update_status(m);
+                return;
+        }
+        /* A lease of ours that ran out while the store refused writes makes
+         * its task claimable: by us too. Take it back first, or claim later. */
+        for (size_t i = 0; i < m->n_tasks; i++) {
+                WorkerTask *t = m->tasks[i];
+                int r;
+
+                if (t->phase == WORKER_TASK_FINISHED || !worker_task_lease_ran_out(t))
+                        continue;
+                r = worker_task_lease_reclaim(t);
+                if (r < 0 && r != -ENOLCK) {
+                        log_debug("Task %s: its lease ran out and is not ours again yet; not claiming meanwhile.", t->id8);
+                        manager_update_status(m);
+                        return;
+                }
+        }
         while (!m->stopping && manager_n_active(m) < m->config->worker_max_concurrent_tasks) {
                 char token[LEASE_TOKEN_MAX];
                 Task *task = NULL;
@@ -266,6 +288,9 @@ static int on_loop_exit(sd_event_source *s, void *userdata) {
         size_t n;
 
         m->stopping = true;
+        /* What the store refuses from here on is tried this long, then left
+         * to the ledger (worker_task_flush()). */
+        m->store_deadline = now_usec() + m->config->worker_store_retry;
         n = manager_n_active(m);
         if (n == 0)
                 return 0;
@@ -348,6 +373,9 @@ int manager_new(sd_event *event, Config *config, unsigned instance, const char *
         r = manager_processes_setup(m);
         if (r < 0)
                 return r;
+        /* Without it the worker still runs; only a stop with events the store
+         * refused would go unrecorded (it says so). */
+        (void) manager_ledger_setup(m);
 
         /* Children are reaped through the loop (sd_event_add_child). */
         sigemptyset(&mask);
@@ -397,6 +425,8 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->reap_source);
         sd_event_source_disable_unref(m->exit_source);
         sd_event_source_disable_unref(m->listen_source);
+        sd_event_source_disable_unref(m->lost_timer);
+        ledger_free(m->ledger);
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
         sd_event_unref(m->event);

@@ -13,6 +13,7 @@
 #include "sandbox-cgroup.h"
 #include "sandbox-identity.h"
 #include "store.h"
+#include "worker-ledger.h"
 #include "worker-task.h"
 
 #define MAKIMA_BUS_PATH "/org/makima1"
@@ -39,7 +40,12 @@ struct Manager {
         WorkerTask **tasks;
         size_t n_tasks;
         bool stopping;
+        usec_t store_deadline;          /* stopping: writes the store refuses are tried until then */
         char *last_status;
+
+        /* Events the store did not take (worker-lost.c). */
+        Ledger *ledger;                 /* NULL: it could not be opened */
+        sd_event_source *lost_timer;
 };
 
 int manager_new(sd_event *event, Config *config, unsigned instance, const char *bwrap, Manager **ret);
@@ -62,3 +68,14 @@ int manager_processes_setup(Manager *m);
 void manager_reap_orphans(Manager *m);
 /* The running task with this id, or NULL. */
 WorkerTask *manager_find_task(Manager *m, const char *id);
+
+/* worker-lost.c */
+/* Opens <state_dir>/ledger/worker-<instance>; what an earlier worker left
+ * there is lost now and waits to be recorded. */
+int manager_ledger_setup(Manager *m);
+/* Records a loss as an events_lost event in the task's log, now or, kept in
+ * the ledger, as soon as the store takes it. */
+void manager_events_lost(Manager *m, const LedgerEntry *e);
+/* Writes the ledger's lost records that the store takes now; a timer tries
+ * the rest again. Returns how many still wait. */
+size_t manager_write_lost(Manager *m);

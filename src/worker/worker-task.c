@@ -3,6 +3,7 @@
  * that keeps its lease, the batched store writes every event goes through,
  * and the verdict when its agent exits. */
 
+#include <inttypes.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -35,7 +36,7 @@ static void batch_clear(WorkerTask *t) {
         t->batch = NULL;
         t->batch_summary = NULL;
         t->batch_priority = NULL;
-        t->n_batch = t->allocated_batch = 0;
+        t->n_batch = t->allocated_batch = t->n_journaled = 0;
 }
 
 int worker_task_new(Manager *m, Task *task, const char *token, WorkerTask **ret) {
@@ -51,6 +52,7 @@ int worker_task_new(Manager *m, Task *task, const char *token, WorkerTask **ret)
                 .stdin_fd = -EBADF,
                 .stdout_fd = -EBADF,
                 .stderr_fd = -EBADF,
+                .lease_renewed_at = now_usec(),
         };
         (void) snprintf(t->token, sizeof(t->token), "%s", token);
         (void) snprintf(t->id8, sizeof(t->id8), "%s", task->id);
@@ -82,6 +84,7 @@ WorkerTask *worker_task_free(WorkerTask *t) {
 
         sd_event_source_disable_unref(t->heartbeat);
         sd_event_source_disable_unref(t->wait_timer);
+        sd_event_source_disable_unref(t->store_retry);
         sd_event_source_disable_unref(t->prepare_source);
         sd_event_source_disable_unref(t->child_source);
         closep(&t->prepare_fd);
@@ -104,6 +107,8 @@ WorkerTask *worker_task_free(WorkerTask *t) {
 }
 
 const char *worker_task_state_string(const WorkerTask *t) {
+        if (t->phase != WORKER_TASK_FINISHED && worker_task_store_blocked(t))
+                return "waiting for the store";
         if (t->phase == WORKER_TASK_AGENT) {
                 if (t->task->status == TASK_PAUSED)
                         return "paused";
@@ -148,8 +153,11 @@ int worker_task_add_event(WorkerTask *t, const char *type, const char *payload, 
         return 0;
 }
 
+/* The events not in the journal yet: with their seq once stored, without
+ * when the store does not take them (so that the journal has them at once,
+ * on a disk that may have room). */
 static void journal_batch(WorkerTask *t, bool stored) {
-        for (size_t i = 0; i < t->n_batch; i++)
+        for (size_t i = t->n_journaled; i < t->n_batch; i++)
                 worker_journal_event(&(JournalEventInfo) {
                         .task_id = t->task->id,
                         .contract_id = t->task->contract_id,
@@ -159,40 +167,111 @@ static void journal_batch(WorkerTask *t, bool stored) {
                         .priority = t->batch_priority[i],
                         .message = t->batch_summary[i],
                 });
+        t->n_journaled = t->n_batch;
 }
 
-int worker_task_flush(WorkerTask *t) {
+/* The batch will never be stored: the journal has it, and the task's log
+ * says how many are missing. */
+static void batch_drop(WorkerTask *t, const char *reason) {
+        if (t->n_batch > 0) {
+                journal_batch(t, false);
+                worker_task_events_lost(t, t->n_batch, reason);
+        }
+        batch_clear(t);
+}
+
+/* One try. The store gives each event its seq; the journal shows it, so
+ * the store comes first. A failed try leaves the batch as it was. */
+static int write_batch(WorkerTask *t) {
         Store *s = t->manager->store;
         int r;
 
-        if (t->lease_lost) {
-                batch_clear(t);
-                return -ENOLCK;
-        }
-        if (t->n_batch == 0 && !t->dirty)
-                return 0;
-
-        /* The store gives each event its seq; the journal shows it, so the
-         * store comes first. */
         if (t->dirty)
                 r = store_task_update_leased(s, t->task, t->token, t->batch, t->n_batch);
         else
                 r = store_event_append_leased(s, t->task->id, t->token, t->batch, t->n_batch);
         if (r == -ENOLCK) {
-                batch_clear(t);
+                /* Perhaps only run out while heartbeats failed: then it is ours again. */
+                int k = worker_task_lease_reclaim(t);
+                if (k >= 0)
+                        r = write_batch(t);
+                else if (k != -ENOLCK)
+                        r = k;
+        }
+        return r;
+}
+
+/* What trying again cannot change: another owner, or the store refusing
+ * the content (a status the state machine does not allow from the row's). */
+static bool write_error_is_final(int r) {
+        return IN_SET(r, -ENOLCK, -EINVAL);
+}
+
+int worker_task_flush(WorkerTask *t) {
+        Manager *m = t->manager;
+        Store *s = m->store;
+        int r;
+
+        if (t->lease_lost) {
+                batch_drop(t, "the task's lease was lost: another worker owns it now");
+                return -ENOLCK;
+        }
+        if (t->n_batch == 0 && !t->dirty)
+                return 0;
+
+        for (usec_t wait = 100 * USEC_PER_MSEC;; wait = MIN(wait * 2, USEC_PER_SEC)) {
+                usec_t now;
+
+                r = write_batch(t);
+                /* A stopping worker has no loop left to try again from: it
+                 * waits here, until its deadline. */
+                now = now_usec();
+                if (r >= 0 || write_error_is_final(r) || !m->stopping || now >= m->store_deadline)
+                        break;
+                if (!worker_task_store_blocked(t))
+                        log_warning_errno(r, "Task %s: the store does not take its events, trying again for %.0f s before the "
+                                          "worker stops: %s", t->id8, (double) (m->store_deadline - now) / USEC_PER_SEC,
+                                          store_last_error(s));
+                t->store_failing_since = t->store_failing_since ?: now;
+                (void) usleep(MIN(wait, m->store_deadline - now));
+        }
+
+        if (r == -ENOLCK) {
+                batch_drop(t, "the task's lease was lost: another worker owns it now");
+                worker_task_store_reset(t);
                 worker_task_lease_lost(t);
                 return r;
         }
-        if (r < 0)
-                /* The events still reach the journal; the store has lost them. */
-                log_error_errno(r, "Task %s: failed to write %zu events to the store: %s", t->id8, t->n_batch,
-                                store_last_error(s));
-        else
+        if (r == -EINVAL) {
+                _cleanup_free_ char *reason = NULL;
+
+                log_error_errno(r, "Task %s: the store refused %zu events: %s", t->id8, t->n_batch, store_last_error(s));
+                if (asprintf(&reason, "the store refused them: %s", store_last_error(s)) < 0)
+                        reason = NULL;
+                batch_drop(t, reason ?: "the store refused them");
                 t->dirty = false;
-        journal_batch(t, r >= 0);
+                /* Nothing is held any more: what waited for the batch goes on. */
+                if (worker_task_store_blocked(t))
+                        worker_task_store_written(t);
+                return r;
+        }
+        if (r < 0) {
+                journal_batch(t, false);
+                worker_task_store_failed(t, r);
+                return r;
+        }
+
+        t->dirty = false;
+        if (t->n_journaled > 0 && t->n_batch > 0)
+                log_info("Task %s: the %zu events journaled while the store did not take them are stored now, "
+                         "as seq %" PRIi64 " to %" PRIi64 ".", t->id8, t->n_journaled, t->batch[0].seq,
+                         t->batch[t->n_journaled - 1].seq);
+        journal_batch(t, true);
         batch_clear(t);
-        manager_update_status(t->manager);
-        return r;
+        if (worker_task_store_blocked(t))
+                worker_task_store_written(t);
+        manager_update_status(m);
+        return 0;
 }
 
 static int status_payload(WorkerTask *t, TaskState from, TaskState to, const char *error, char **ret) {
@@ -248,10 +327,13 @@ int worker_task_set_status(WorkerTask *t, TaskState status, const char *error) {
         if (r < 0)
                 return log_oom();
         r = worker_task_flush(t);
-        if (r < 0 && r != -ENOLCK)
+        /* Refused: the row keeps its status. Otherwise the change is written,
+         * or waits in the batch for the store. */
+        if (r == -EINVAL)
                 t->task->status = old;
-        if (r >= 0 && status != old)
-                log_info("Task %s: %s%s%s", t->id8, task_state_to_string(status), error ? ": " : "", strempty(error));
+        else if (status != old && (r >= 0 || worker_task_store_blocked(t)))
+                log_info("Task %s: %s%s%s%s", t->id8, task_state_to_string(status), error ? ": " : "", strempty(error),
+                         r < 0 ? " (written once the store takes writes)" : "");
         return r;
 }
 
@@ -263,16 +345,30 @@ void worker_task_finish(WorkerTask *t, TaskState status, const char *error) {
                 return;
         if (!t->lease_lost) {
                 (void) worker_task_set_status(t, status, error);
-                if (!t->lease_lost) {
+                if (worker_task_store_blocked(t) && !t->manager->stopping) {
+                        /* The final status waits in the batch, behind the events
+                         * before it; the task ends once the store takes them
+                         * (worker-store-wait.c), holding its lease meanwhile. */
+                        t->finish_pending = true;
+                        return;
+                }
+                if (worker_task_store_blocked(t))
+                        log_error("Task %s: %zu events (and the status %s) could not be written before the worker "
+                                  "stopped: they are in the journal, and the worker started next records them as "
+                                  "lost (events_lost); the task goes on when its lease has run out.",
+                                  t->id8, t->n_batch, task_state_to_string(status));
+                else if (!t->lease_lost) {
                         r = store_task_release(s, t->task->id, t->token);
                         if (r < 0 && r != -ENOLCK)
                                 log_warning_errno(r, "Task %s: failed to release the lease: %s", t->id8,
                                                   store_last_error(s));
                 }
         }
+        t->finish_pending = false;
         t->phase = WORKER_TASK_FINISHED;
         t->heartbeat = sd_event_source_disable_unref(t->heartbeat);
         t->wait_timer = sd_event_source_disable_unref(t->wait_timer);
+        t->store_retry = sd_event_source_disable_unref(t->store_retry);
         manager_task_finished(t->manager);
 }
 
@@ -301,13 +397,24 @@ static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
         int r;
 
         r = store_task_heartbeat(m->store, t->task->id, t->token, m->config->worker_lease);
+        if (r == -ENOLCK)
+                /* Perhaps only run out while earlier heartbeats failed. */
+                r = worker_task_lease_reclaim(t);
         if (r == -ENOLCK) {
                 worker_task_lease_lost(t);
                 return 0;
         }
-        if (r < 0)
+        if (r < 0) {
                 log_warning_errno(r, "Task %s: heartbeat failed, retrying: %s", t->id8, store_last_error(m->store));
+                t->heartbeat_failed = true;
+        } else {
+                t->lease_renewed_at = now_usec();
+                t->heartbeat_failed = false;
+        }
 
+        /* One more try of a batch the store refused, should its timer fail. */
+        if (worker_task_store_blocked(t))
+                (void) worker_task_flush(t);
         /* Rows are the truth; bus signals and notifications are only hints. */
         worker_task_process_controls(t);
         /* What the agent's limits did meanwhile, told as it happens. */

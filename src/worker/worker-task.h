@@ -4,7 +4,8 @@
  * pipes on stdin/stdout/stderr, every line it prints becomes a store event
  * and a journal entry, and its exit decides the task's status. The split:
  * worker-task.c (life and store writes), worker-prepare.c (git),
- * worker-agent.c (spawn and output), worker-control.c (control requests). */
+ * worker-agent.c (spawn and output), worker-control.c (control requests),
+ * worker-store-wait.c (what waits while the store does not take writes). */
 #pragma once
 
 #include <sys/types.h>
@@ -75,12 +76,28 @@ typedef struct WorkerTask {
         double cost_base;               /* cost of earlier runs: the CLI counts per process */
         AgentOutcome outcome;
 
-        /* The batch of events of one read, written to the store at once. */
+        /* The batch of events of one read, written to the store at once;
+         * kept, in order, for as long as the store does not take it. */
         Event *batch;
         size_t n_batch, allocated_batch;
         int *batch_priority;
         char **batch_summary;
+        size_t n_journaled;             /* the first n_journaled are in the journal already (without seq) */
         bool dirty;                     /* run fields changed: write them with the batch */
+
+        /* While the store does not take the batch (worker-store-wait.c). */
+        sd_event_source *store_retry;   /* the next try, or the continuation once it went through */
+        usec_t store_failing_since;     /* 0: the last write went through */
+        unsigned n_store_retries;       /* for the backoff */
+        size_t n_in_ledger;             /* the count the ledger has for the task */
+        int store_error;                /* the last failure */
+        bool store_stopped;             /* we stopped the agent (SIGSTOP) until the store takes writes */
+        TaskState status_before_stop;
+        bool exit_pending;              /* the agent exited; decided once its output is stored */
+        int exit_code, exit_status;     /* si_code and si_status of that exit */
+        bool finish_pending;            /* the final status waits in the batch */
+        usec_t lease_renewed_at;        /* the claim or last heartbeat that went through */
+        bool heartbeat_failed;          /* one failed since then: the lease may run out */
 
         /* the autonomous loop (worker-loop.c) */
         bool loop;
@@ -127,7 +144,9 @@ void worker_task_lease_lost(WorkerTask *t);
 /* Forgets what the last run said about itself (before the next run). */
 void worker_task_outcome_reset(WorkerTask *t);
 
-/* Writes what was batched (events and changed run fields). */
+/* Writes what was batched (events and changed run fields). On a failure
+ * other than a lost lease or a refusal the batch is kept and tried again
+ * (worker-store-wait.c); while the worker stops, until its deadline. */
 int worker_task_flush(WorkerTask *t);
 /* Adds one event to the batch: type, payload (JSON text), the journal's
  * priority and one-line summary. Takes nothing; copies. */
@@ -141,6 +160,25 @@ int worker_task_prepare(WorkerTask *t);
  * output is read: decide the task's status, or start the next run. */
 void worker_task_agent_exited(WorkerTask *t, int code, int status);
 
+/* worker-store-wait.c */
+/* The store did not take the batch (error): keep it, stop reading the
+ * agent's output, try again later; after StoreRetrySec= stop the agent. */
+void worker_task_store_failed(WorkerTask *t, int error);
+/* The batch went through after failures: what waited for it goes on. */
+void worker_task_store_written(WorkerTask *t);
+/* The batch waits for the store. */
+bool worker_task_store_blocked(const WorkerTask *t);
+/* Nothing waits for the store any more (the lease was lost with the batch). */
+void worker_task_store_reset(WorkerTask *t);
+/* Our lease has run out by our own count while heartbeats or writes failed. */
+bool worker_task_lease_ran_out(const WorkerTask *t);
+/* Then takes it back if nobody claimed the task meanwhile: 0 if it did,
+ * -ENOLCK if it is another's (or had not run out), or the store's error. */
+int worker_task_lease_reclaim(WorkerTask *t);
+/* `n` events of the task will never be stored: an events_lost event in its
+ * log says so, now or when the store takes writes again (worker-lost.c). */
+void worker_task_events_lost(WorkerTask *t, size_t n, const char *reason);
+
 /* worker-agent.c */
 /* Spawns the agent with `prompt` as its first user line (and --resume when
  * the task has a session). */
@@ -150,6 +188,13 @@ int worker_task_write_stdin(WorkerTask *t, const char *line);
 bool worker_task_stdin_open(const WorkerTask *t);
 /* Reads what the pipes hold now, without blocking (before deciding an exit). */
 void worker_task_drain(WorkerTask *t);
+/* Lets the agent's output be read again (after the store took the batch). */
+void worker_task_read_resume(WorkerTask *t);
+/* Stops reading the agent's output, so that it blocks once its pipe is full. */
+void worker_task_read_pause(WorkerTask *t);
+/* The agent exited: once everything it printed is stored, decide
+ * (worker_task_agent_exited()). Called again when the store takes writes. */
+void worker_task_exit_continue(WorkerTask *t);
 /* The prompt of a run: the plan, or on a restart of a task with a session a
  * request to continue it. */
 int worker_task_first_prompt(WorkerTask *t, char **ret);
@@ -195,6 +240,10 @@ int worker_task_signal(WorkerTask *t, int sig);
 int worker_task_limit_events(WorkerTask *t);
 /* Why the agent failed, if a limit was hit (allocated), else NULL. */
 char *worker_task_limit_reason(const WorkerTask *t);
+/* Stops every process of the agent, or lets them go on: what a pause and a
+ * resume do, and what waiting for the store does (worker-store-wait.c). */
+int worker_task_agent_stop(WorkerTask *t);
+int worker_task_agent_continue(WorkerTask *t);
 /* Messages that arrived when stdin was already closed (the agent was
  * finishing its turn): they start a new run on the same session. Returns 1
  * and the text, 0 if none. Marks them done. */
