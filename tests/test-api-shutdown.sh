@@ -15,18 +15,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init "${1:-}"
 command -v sqlite3 >/dev/null || { say "sqlite3 is missing, skipping"; exit 77; }
 
-# A git that, asked for the diff's first command, notes its pid and hangs:
-# at SIGTERM each diff's child still waits for it. Anything else is git.
-real_git=$(command -v git) || { say "git is missing, skipping"; exit 77; }
+# A bwrap that, asked to run the diff's first git command, notes its pid and
+# hangs: at SIGTERM each diff's child still waits for it. Anything else is
+# the real bwrap (makima runs every git in one).
+real_bwrap=$(command -v bwrap) || { say "bwrap is missing, skipping"; exit 77; }
 mkdir "$TMP/bin"
-cat >"$TMP/bin/git" <<EOF
+cat >"$TMP/bin/bwrap" <<EOF
 #!/bin/sh
 case " \$* " in
 *" rev-parse "*) echo \$\$ >>"$TMP/hanging-git"; exec sleep 300 ;;
 esac
-exec "$real_git" "\$@"
+exec "$real_bwrap" "\$@"
 EOF
-chmod +x "$TMP/bin/git"
+chmod +x "$TMP/bin/bwrap"
+# bwrap runs as the agents' user where there is one.
+touch "$TMP/hanging-git"
+chmod 0666 "$TMP/hanging-git"
 PATH="$TMP/bin:$PATH" api_start
 
 req admin POST /api/v1/tokens '{"owner":"alice"}'
@@ -37,9 +41,10 @@ ts=$(jqr .id)
 task_set_status "$ts" running
 git init -q -b trunk "$TMP/repo"
 git -C "$TMP/repo" -c user.name=t -c user.email=t@example.com commit -q --allow-empty -m init
-req admin POST /api/v1/tasks "$(jq -nc --arg r "$TMP/repo" '{plan:"diffed", repo:$r}')"
+req admin POST /api/v1/tasks "$(jq -nc --arg r "$TMP/repo" '{plan:"diffed", repo:$r, base_branch:"trunk"}')"
 td=$(jqr .id)
-store_sql "UPDATE tasks SET worktree = '$TMP/repo' WHERE id = '$td'"
+wt=$(make_task_repo "$TMP/repo" trunk "$td")
+store_sql "UPDATE tasks SET worktree = '$wt' WHERE id = '$td'"
 
 clients=()
 for i in 1 2; do

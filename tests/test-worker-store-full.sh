@@ -214,7 +214,7 @@ for _ in $(seq 100); do
                 blocked=1
                 break
         fi
-        [[ "$(proc_state "$PID")" == T ]] && break
+        is_paused "$PID" && break
         sleep 0.05
 done
 ((blocked)) || die "the agent was not held up writing its stdout while the store was full (state $(proc_state "$PID"), syscall $(cat "/proc/$PID/syscall" 2>/dev/null))"
@@ -222,10 +222,10 @@ say "the agent is blocked writing its stdout"
 
 # After StoreRetrySec= the agent is stopped.
 for _ in $(seq 200); do
-        [[ "$(proc_state "$PID")" == T ]] && break
+        is_paused "$PID" && break
         sleep 0.05
 done
-[[ "$(proc_state "$PID")" == T ]] || die "the agent was not stopped while the store stayed full (state $(proc_state "$PID"))"
+is_paused "$PID" || die "the agent was not stopped while the store stayed full (state $(proc_state "$PID"), not frozen)"
 ((SECONDS - FULL_AT >= RETRY_SEC - 1)) || die "the agent was stopped before StoreRetrySec= had passed"
 say "the agent is stopped"
 

@@ -122,13 +122,14 @@ static char *git_complaint(const char *err, int status) {
         return o.data;
 }
 
-/* git must be one of the system's: nothing else is in the sandbox. */
+/* git must be one of the system's: nothing else is in the sandbox, and a
+ * git elsewhere in $PATH would be somebody's to replace. */
 static char *find_git(void) {
-        char *p = NULL;
+        _cleanup_free_ char *p = NULL, *real = NULL;
 
-        if (sandbox_find_executable("git", NULL, &p) < 0)
-                return strdup("/usr/bin/git");
-        return p;
+        if (sandbox_find_executable("git", NULL, &p) >= 0 && (real = realpath(p, NULL)) && path_in_system(real))
+                return TAKE_PTR(p);
+        return strdup("/usr/bin/git");
 }
 
 static bool git_env_kept(const char *e) {
