@@ -197,7 +197,3 @@ wait_status() {
         e2e_fail "task $1: expected $2, still $got: $BODY"
 }
 
-events() {
-        req admin GET "/api/v1/tasks/$1/events?limit=1000"
-        expect_status 200 "events of $1"
-}

@@ -22,6 +22,10 @@
  *   fake: exit N            print on stderr and exit N without a result
  *   fake: crash             abort() in the middle of the turn
  *   fake: linger SECONDS    after end of input, wait before exiting
+ *   fake: sh COMMAND        run the rest of the line with /bin/sh -c in the cwd, as
+ *                           the Bash tool would; its output (stdout and stderr,
+ *                           the first 64 KiB) and exit status are the tool result
+ *   fake: alloc MIB         allocate and touch MIB MiB of memory, then free it
  *
  * Everything it reads on stdin is logged to $HOME/stdin.log and its
  * arguments to $HOME/args.log, for the test to check. Like the CLI it keeps
@@ -206,6 +210,30 @@ static void git_commit(const char *message) {
         emit_tool("Bash", json_object_new_string(cmd), r == 0 ? "(Bash completed with no output)" : "git failed");
 }
 
+/* The Bash tool: a shell command, its output and exit status as the result. */
+static void run_shell(const char *command) {
+        static char out[65536 + 64];
+        size_t n = 0, k;
+        char cmd[8192];
+        FILE *p;
+        int status;
+
+        snprintf(cmd, sizeof(cmd), "exec 2>&1 </dev/null; %s", command);
+        p = popen(cmd, "re");
+        if (!p) {
+                emit_tool("Bash", json_object_new_string(command), "popen failed");
+                return;
+        }
+        while ((k = fread(out + n, 1, 65536 - n, p)) > 0)
+                n += k;
+        /* Drain the rest, so the command never blocks on a full pipe. */
+        while (fread(cmd, 1, sizeof(cmd), p) > 0)
+                ;
+        status = pclose(p);
+        snprintf(out + n, sizeof(out) - n, "\n[exit %d]", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+        emit_tool("Bash", json_object_new_string(command), out);
+}
+
 /* Runs the "fake:" lines of a prompt. Returns false if the turn ended early. */
 static bool run_directives(const char *prompt) {
         char *copy = strdup(prompt), *save = NULL;
@@ -335,6 +363,17 @@ static bool run_directives(const char *prompt) {
                         abort();
                 } else if (strcmp(l, "linger") == 0 && arg)
                         linger = (unsigned) atoi(arg);
+                else if (strcmp(l, "sh") == 0 && arg)
+                        run_shell(arg);
+                else if (strcmp(l, "alloc") == 0 && arg) {
+                        size_t n = (size_t) atol(arg) << 20;
+                        char *m = malloc(n);
+
+                        for (size_t i = 0; m && i < n; i += 4096)
+                                m[i] = 1;
+                        emit_text(m ? "allocated" : "malloc failed", NULL);
+                        free(m);
+                }
         }
         free(copy);
         return true;

@@ -27,6 +27,8 @@ STATUS=''
 BODY=''
 
 fail() {
+        local f
+
         echo "$TEST_NAME: FAIL: $*" >&2
         if [[ -n "$BODY" ]]; then
                 echo "$TEST_NAME: last answer ($STATUS): $(head -c 2000 <<<"$BODY")" >&2
@@ -35,6 +37,13 @@ fail() {
                 echo "$TEST_NAME: last lines of makima-api's log:" >&2
                 tail -n 30 "$TMP/api.log" >&2
         fi
+        if [[ -n "$TMP" ]]; then
+                for f in "$TMP"/worker*.log; do
+                        [[ -s "$f" ]] || continue
+                        echo "$TEST_NAME: last lines of $(basename "$f"):" >&2
+                        tail -n 40 "$f" >&2
+                done
+        fi
         exit 1
 }
 
@@ -42,9 +51,10 @@ say() {
         echo "$TEST_NAME: $*" >&2
 }
 
-# Kills what the test started (only by the pids it recorded) and removes the state.
+# lib_cleanup [STATUS]: kills what the test started (only by the pids it
+# recorded), removes the state and exits with STATUS (default: $?).
 lib_cleanup() {
-        local rc=$?
+        local rc=${1:-$?}
         local pid
 
         for pid in $API_PID ${EXTRA_PIDS:-} $BUS_PID; do
@@ -301,6 +311,12 @@ task_set_status() {
                    FROM task_events WHERE task_id = '$1'"
 }
 
+# sandbox_pids ID: the processes whose environment names the task (bwrap
+# and everything in its sandbox).
+sandbox_pids() {
+        grep -l -s -a "MAKIMA_TASK_ID=$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true
+}
+
 proc_state() {
         sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1
 }
@@ -345,6 +361,54 @@ make_task_repo() {
         printf 'gitdir: %s\n' "$gd" >"$wt/.git"
         git --git-dir="$gd" --work-tree="$wt" read-tree -u --reset HEAD
         echo "$wt"
+}
+
+# ---- tasks, as a worker runs them ----
+
+# create_task PLAN [JQ-EXPRESSION]: an administrator's task on $REPO; prints
+# its id. The expression amends the body, e.g. '.repo = "/nonexistent"'.
+create_task() {
+        local body
+
+        body=$(jq -nc --arg plan "$1" --arg repo "$REPO" "{plan: \$plan, repo: \$repo} | ${2:-.}")
+        req admin POST /api/v1/tasks "$body"
+        expect_status 201 "create task"
+        jqr .id
+}
+
+get_task() {
+        req admin GET "/api/v1/tasks/$1"
+        expect_status 200 "get task $1"
+}
+
+# wait_status ID STATUS [SECONDS]: until the task has this status (default 30 s).
+wait_status() {
+        local id=$1 want=$2 deadline=$((SECONDS + ${3:-30})) got=''
+
+        while ((SECONDS < deadline)); do
+                get_task "$id"
+                got=$(jqr .status)
+                [[ "$got" == "$want" ]] && return 0
+                sleep 0.1
+        done
+        fail "task $id: expected status $want, still $got: $BODY"
+}
+
+# events ID: the task's events (at most 1000) in $BODY.
+events() {
+        req admin GET "/api/v1/tasks/$1/events?limit=1000"
+        expect_status 200 "events of $1"
+}
+
+# wait_file FILE REGEX [SECONDS]: until FILE matches (default 20 s).
+wait_file() {
+        local deadline=$((SECONDS + ${3:-20}))
+
+        while ((SECONDS < deadline)); do
+                grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+                sleep 0.1
+        done
+        fail "$1 does not match /$2/ after ${3:-20} s: $(head -c 2000 "$1" 2>/dev/null)"
 }
 
 # wait_for_file_match FILE REGEX [SECONDS]: until a line of FILE matches (default 10 s).

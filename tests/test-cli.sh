@@ -28,14 +28,15 @@ test_help() {
         run 0 --help
         text=$OUT
         overview=$OUT
-        for noun in contract task token; do
+        for noun in contract task repo token; do
                 run 0 "$noun" --help
                 text+=$'\n'$OUT
         done
         for verb in "contract create" "contract list" "contract show" "contract phase" "contract delete" \
                     "contract events" "task create" "task list" "task show" "task events" "task cancel" \
                     "task delete" "task watch" "task diff" "task pause" "task resume" "task interrupt" \
-                    "task send" "notifications" "token create" "token delete" "up"; do
+                    "task send" "notifications" "repo grant" "repo list" "repo revoke" "token create" \
+                    "token delete" "up"; do
                 # shellcheck disable=SC2086
                 run 0 $verb --help
                 [[ "$OUT" == "makima $verb "* ]] || fail "makima $verb --help does not start with its synopsis: $OUT"
@@ -457,6 +458,139 @@ test_tokens_and_owners() {
         err_is "makima: token $nouuid: not found"
 }
 
+# ---- repository grants: which local paths an owner's tasks may name ----
+
+test_repos() {
+        local alice bob mine theirs g_alice g_bob sub
+
+        run 0 token create --owner alice
+        alice=$OUT
+        run 0 token create --owner bob
+        bob=$OUT
+        mine="$TMP/alice's repo"
+        theirs="$TMP/bob repo"
+        mkdir -p "$mine/sub dir" "$theirs"
+        git -C "$mine" init -q
+        git -C "$theirs" init -q
+        sub="$mine/sub dir"
+
+        # Nothing is granted: an owner may name no local path, and the answer
+        # is the same whether the path exists or not.
+        MAKIMA_API_KEY=$alice run 1 --url "$API_URL" task create --repo "$mine" plan
+        err_is "makima: task create: The repository $(realpath "$mine") is not granted to alice: an administrator grants it with \`makima repo grant $(realpath "$mine") --owner alice\`."
+        req "$alice" POST /api/v1/tasks '{"plan":"p","repo":"/nonexistent/secret"}'
+        [[ "$STATUS" == 403 ]] || fail "a missing path: $STATUS $BODY"
+        [[ "$(jq -r .error.message <<<"$BODY")" == "The repository /nonexistent/secret is not granted to alice: an administrator grants it with \`makima repo grant /nonexistent/secret --owner alice\`." ]] ||
+                fail "a missing path: $BODY"
+        # URLs of anonymous transports are fine; ssh, file:// and scp-like ones are not.
+        MAKIMA_API_KEY=$alice run 0 --url "$API_URL" task create --repo https://example.com/x.git plan
+        for url in file:///etc ssh://example.com/x.git git@example.com:x.git; do
+                MAKIMA_API_KEY=$alice run 1 --url "$API_URL" task create --repo "$url" plan
+                err_has "Only an administrator may name $url"
+        done
+        MAKIMA_API_KEY=$alice run 1 --url "$API_URL" task create --repo 'ext::sh -c touch% /tmp/x' plan
+        err_has "field 'repo': expected an absolute path or a git URL"
+
+        # Only an administrator grants.
+        MAKIMA_API_KEY=$alice run 1 --url "$API_URL" repo grant --owner alice "$mine"
+        err_has '^makima: repo grant: This needs an administrator'
+        run 2 repo grant "$mine"
+        err_has -- '--owner=NAME is required'
+        run 1 repo grant --owner alice "$TMP/missing"
+        err_is "makima: $TMP/missing: No such file or directory"
+        run 1 repo grant --owner -bad "$mine"
+        err_has "field 'owner'"
+
+        # A relative path is sent absolute, symbolic links resolved.
+        ln -s "$mine" "$TMP/link"
+        (cd "$TMP" && "$MAKIMA" repo grant --owner alice link >"$TMP/out" 2>"$TMP/err") || fail "repo grant: $(cat "$TMP/err")"
+        [[ "$(cat "$TMP/out")" == "$(realpath "$mine") granted to alice." ]] || fail "repo grant: $(cat "$TMP/out")"
+        run 1 repo grant --owner alice "$mine"
+        err_is "makima: repo grant: $(realpath "$mine") is granted to alice already."
+        run 0 --json repo grant --owner bob "$mine"
+        json_is .owner bob
+        g_bob=$(jq -r .id <<<"$OUT")
+        run 0 repo grant --owner bob "$theirs"
+
+        # The grant covers the path and what is below it, nothing beside it.
+        MAKIMA_API_KEY=$alice run 0 --url "$API_URL" task create --repo "$mine" plan
+        MAKIMA_API_KEY=$alice run 0 --url "$API_URL" task create --repo "$sub" plan
+        MAKIMA_API_KEY=$alice run 1 --url "$API_URL" task create --repo "$theirs" plan
+        err_has "is not granted to alice"
+        req "$alice" POST /api/v1/tasks "$(jq -nc --arg r "$mine/../bob repo" '{plan:"p",repo:$r}')"
+        [[ "$STATUS" == 403 ]] || fail "a path that leaves the grant with ..: $STATUS $BODY"
+        req "$alice" POST /api/v1/tasks "$(jq -nc --arg r "${mine}x" '{plan:"p",repo:$r}')"
+        [[ "$STATUS" == 403 ]] || fail "a sibling that starts with the grant's path: $STATUS $BODY"
+
+        # Lists: the administrator sees all, an owner its own.
+        run 0 repo list
+        out_has '^ID +OWNER +PATH +GRANTED$'
+        [[ $(grep -c "$TMP" <<<"$OUT") == 3 ]] || fail "repo list: $OUT"
+        run 0 --json repo list --owner bob
+        json_is '[.repos[].owner] | unique | tojson' '["bob"]'
+        json_is '.repos | length' 2
+        MAKIMA_API_KEY=$alice run 0 --url "$API_URL" --json repo list
+        json_is '.repos | length' 1
+        json_is '.repos[0].path' "$(realpath "$mine")"
+        g_alice=$(jq -r '.repos[0].id' <<<"$OUT")
+        MAKIMA_API_KEY=$alice run 0 --url "$API_URL" --json repo list --owner bob
+        json_is '[.repos[].owner] | unique | tojson' '["alice"]'
+
+        # Revoking: by path (which owner, when two have it), or by id.
+        MAKIMA_API_KEY=$alice run 1 --url "$API_URL" repo revoke "$g_alice"
+        err_has 'This needs an administrator'
+        run 2 repo revoke "$mine"
+        err_has "is granted to 2 owners: say whose with --owner=NAME"
+        run 0 repo revoke --owner alice "$mine"
+        [[ "$OUT" == "Grant ${g_alice:0:8} revoked." ]] || fail "repo revoke: $OUT"
+        MAKIMA_API_KEY=$alice run 1 --url "$API_URL" task create --repo "$mine" plan
+        err_has "is not granted to alice"
+        MAKIMA_API_KEY=$bob run 0 --url "$API_URL" task create --repo "$mine" plan
+        run 0 repo revoke "${g_bob:0:8}"
+        run 1 repo revoke "$g_bob"
+        err_is "makima: grant $g_bob: not found"
+        run 1 repo revoke --owner alice "$mine"
+        err_is "makima: $mine: not granted to alice"
+        run 2 repo revoke --owner bob "$g_bob"
+        err_has -- '--owner goes with a path'
+        run 0 repo revoke "$theirs"
+        run 0 repo list
+        [[ "$OUT" == "No repository grants." ]] || fail "repo list after revoking all: $OUT"
+
+        # An administrator names any path.
+        run 0 task create --repo "$theirs" plan
+}
+
+# ---- per-task sandbox limits ----
+
+test_limits() {
+        local alice
+
+        run 0 --json task create --tasks-max 64 --memory-max 512M --cpu-weight 50 plan
+        json_is .tasks_max 64
+        json_is .memory_max $(( 512 << 20 ))
+        json_is .cpu_weight 50
+        run 2 task create --tasks-max 0 plan
+        err_has -- '--tasks-max expects a number from 1 to 4194304'
+        run 2 task create --memory-max 12X plan
+        err_has -- "--memory-max expects a size from 1M to 1048576G, such as 2G, not '12X'"
+        run 2 task create --memory-max 1K plan
+        err_has -- '--memory-max expects a size'
+        run 2 task create --cpu-weight 10001 plan
+        err_has -- '--cpu-weight expects a number from 1 to 10000'
+        # An owner may lower the configured limits, not raise them; an administrator may.
+        run 0 token create --owner carol
+        alice=$OUT
+        MAKIMA_API_KEY=$alice run 0 --url "$API_URL" task create --tasks-max 8 --memory-max 64M --cpu-weight 10 plan
+        MAKIMA_API_KEY=$alice run 1 --url "$API_URL" task create --tasks-max 513 plan
+        err_is "makima: task create: field 'tasks_max': at most 512 ([Sandbox] TasksMax=) for an owner"
+        MAKIMA_API_KEY=$alice run 1 --url "$API_URL" task create --memory-max 5G plan
+        err_has "field 'memory_max': at most"
+        MAKIMA_API_KEY=$alice run 1 --url "$API_URL" task create --cpu-weight 101 plan
+        err_has "field 'cpu_weight': at most 100"
+        run 0 task create --tasks-max 10000 --memory-max 16G --cpu-weight 1000 plan
+}
+
 # ---- output details ----
 
 test_output() {
@@ -523,6 +657,8 @@ test_cannot_connect
 test_contracts
 test_tasks
 test_tokens_and_owners
+test_repos
+test_limits
 test_output
 test_paging
 

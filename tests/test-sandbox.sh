@@ -159,7 +159,7 @@ test_probe() {
                 --not-writable /etc/ssl/private "${scratch_checks[@]}" \
                 --not-writable "$D/extra" --not-writable "$D/extra/file" \
                 --not-writable "$D/bin/sandbox-probe" \
-                --not-writable "$G1/config" --not-writable "$G1/objects/info" \
+                --not-writable "$G1/config" --not-writable "$G1/config.worktree" --not-writable "$G1/objects/info" \
                 --not-writable "$G1/objects/info/alternates" --not-writable "$WT1/.git" \
                 --not-writable "$REPO/.git/objects" --not-writable /proc/sys/kernel/hostname \
                 --not-writable /proc/sys/kernel/ns_last_pid \

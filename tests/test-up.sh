@@ -6,12 +6,16 @@
 # the state survives a second start, and a child that dies, a daemon that
 # cannot start or cannot be found make it stop with status 1.
 #
-# Usage: test-up.sh PATH/TO/makima-api PATH/TO/makima
+# As root it also runs a task on a machine (a private /etc) without the
+# makima-agent user: makima up makes it, and the agent runs as it.
+#
+# Usage: test-up.sh PATH/TO/makima-api PATH/TO/makima [PATH/TO/fake-agent]
 
 # shellcheck source=tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-MAKIMA=$(realpath "${2:?usage: $0 makima-api makima}")
+MAKIMA=$(realpath "${2:?usage: $0 makima-api makima [fake-agent]}")
+FAKE_AGENT=${3:+$(realpath "$3")}
 UP_PID=''
 STATE=''
 
@@ -263,5 +267,55 @@ rc=0
 "$MAKIMA" up --json >/dev/null 2>"$TMP/up.err" || rc=$?
 (( rc == 2 )) || fail "makima up --json exited with $rc"
 grep -q "unknown option '--json'" "$TMP/up.err" || fail "up --json: $(cat "$TMP/up.err")"
+
+# ---- as root: the agents' user is made if it is missing, and agents run as it ----
+
+# The quick start as root on a machine without makima-agent: a private /etc
+# (a copy, without the user) in a mount namespace of its own, so that the
+# machine's own is not touched.
+if [[ $(id -u) == 0 && -n "$FAKE_AGENT" ]] && command -v unshare >/dev/null && [[ -x "$worker_bin" ]]; then
+        etc="$TMP/etc"
+        as="$TMP/agent-state"
+        cp -a /etc "$etc"
+        for f in passwd group shadow gshadow; do
+                [[ ! -f "$etc/$f" ]] || sed -i '/^makima-agent:/d' "$etc/$f"
+        done
+        mkdir -p "$as"
+        printf '[Agent]\nCommand=%s\n' "$FAKE_AGENT" >"$as/makima.conf"
+        : >"$TMP/up.out"
+        : >"$TMP/up.err"
+        unshare -m --propagation private sh -c 'mount --bind "$1" /etc && exec "$2" up --state-dir "$3" --workers 1' \
+                sh "$etc" "$MAKIMA" "$as" >"$TMP/up.out" 2>"$TMP/up.err" &
+        UP_PID=$!
+        EXTRA_PIDS=$UP_PID
+        up_wait_ready
+        grep -q 'Created the system user makima-agent: agents run as it, never as root.' "$TMP/up.err" ||
+                up_fail "makima up did not say it made makima-agent"
+        agent_uid=$(awk -F: '$1 == "makima-agent" { print $3 }' "$etc/passwd")
+        [[ -n "$agent_uid" && "$agent_uid" != 0 ]] || up_fail "no makima-agent in the private /etc/passwd"
+        grep -q '^makima-agent:' "$etc/group" || up_fail "no group makima-agent in the private /etc/group"
+        t=$(MAKIMA_API_URL=$URL "$MAKIMA" task create --repo "$repo" $'Who am I?\nfake: sh id -u >uid.out') ||
+                up_fail "task create failed"
+        for _ in $(seq 300); do
+                status=$(MAKIMA_API_URL=$URL "$MAKIMA" --json task show "$t" | jq -r .status)
+                [[ "$status" == @(done|failed) ]] && break
+                sleep 0.1
+        done
+        [[ "$status" == done ]] || up_fail "the task is $status: $(MAKIMA_API_URL=$URL "$MAKIMA" task show "$t")"
+        [[ "$(stat -c %u "$as/worktrees/$t/uid.out")" == "$agent_uid" ]] ||
+                up_fail "the agent ran as uid $(stat -c %u "$as/worktrees/$t/uid.out"), not makima-agent ($agent_uid)"
+        up_stop TERM
+        # A second start finds the user there and says nothing of it.
+        : >"$TMP/up.out"
+        : >"$TMP/up.err"
+        unshare -m --propagation private sh -c 'mount --bind "$1" /etc && exec "$2" up --state-dir "$3" --workers 1' \
+                sh "$etc" "$MAKIMA" "$as" >"$TMP/up.out" 2>"$TMP/up.err" &
+        UP_PID=$!
+        EXTRA_PIDS=$UP_PID
+        up_wait_ready
+        ! grep -q 'Created the system user' "$TMP/up.err" || up_fail "makima up made makima-agent twice"
+        up_stop TERM
+        say "as root: makima up made makima-agent (uid $agent_uid), and the agent ran as it"
+fi
 
 say "ok"

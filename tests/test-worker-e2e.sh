@@ -65,10 +65,6 @@ wait_requests() {
         e2e_fail "the fake API did not get $1 main requests"
 }
 
-sandbox_pids() {
-        grep -l -s -a "MAKIMA_TASK_ID=$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true
-}
-
 # The CLI's own process among them (not bwrap's).
 claude_pid() {
         local pid

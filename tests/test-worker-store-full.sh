@@ -46,17 +46,6 @@ WORKER=''
 RETRY_SEC=3
 LEASE_SEC=6
 
-die() {
-        local f
-
-        for f in "$TMP"/worker*.log; do
-                [[ -s "$f" ]] || continue
-                echo "$TEST_NAME: last lines of $(basename "$f"):" >&2
-                tail -n 40 "$f" >&2
-        done
-        fail "$@"
-}
-
 # The processes first (lib_cleanup), then the tmpfs, then $TMP.
 cleanup() {
         local rc=$?
@@ -103,23 +92,12 @@ worker_start() {
         WORKER=$!
         EXTRA_PIDS="${EXTRA_PIDS:-} $WORKER"
         while ! grep -q "Worker .*: up to" "$TMP/worker$N_WORKERS.log" 2>/dev/null; do
-                kill -0 "$WORKER" 2>/dev/null || die "makima-worker exited during start-up"
-                ((++n < 200)) || die "makima-worker did not start"
+                kill -0 "$WORKER" 2>/dev/null || fail "makima-worker exited during start-up"
+                ((++n < 200)) || fail "makima-worker did not start"
                 sleep 0.05
         done
 }
 N_WORKERS=0
-
-create_task() {
-        req admin POST /api/v1/tasks "$(jq -nc --arg plan "$1" --arg repo "$REPO" '{plan: $plan, repo: $repo}')"
-        expect_status 201 "create task"
-        jqr .id
-}
-
-events() {
-        req admin GET "/api/v1/tasks/$1/events?limit=1000"
-        expect_status 200 "events of $1"
-}
 
 # wait_event ID JQ-CONDITION [SECONDS]: until an event of the task matches.
 wait_event() {
@@ -130,24 +108,13 @@ wait_event() {
                 jq -e "any(.events[]; $2)" <<<"$BODY" >/dev/null && return 0
                 sleep 0.1
         done
-        die "task $1 has no event matching '$2': $(jq -c '[.events[] | [.seq, .type]]' <<<"$BODY")"
+        fail "task $1 has no event matching '$2': $(jq -c '[.events[] | [.seq, .type]]' <<<"$BODY")"
 }
 
 status_of() {
         req admin GET "/api/v1/tasks/$1"
         expect_status 200 "get task $1"
         jqr .status
-}
-
-wait_status() {
-        local deadline=$((SECONDS + ${3:-30})) got=''
-
-        while ((SECONDS < deadline)); do
-                got=$(status_of "$1")
-                [[ "$got" == "$2" ]] && return 0
-                sleep 0.1
-        done
-        die "task $1: expected status $2, still $got"
 }
 
 # agent_pid ID: the fake agent's pid (inside the task's sandbox), or nothing.
@@ -160,10 +127,6 @@ agent_pid() {
         return 0
 }
 
-proc_state() {
-        sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1
-}
-
 # fill: the store's file system is full. The WAL is checkpointed into the
 # database and truncated first, so that no write finds room in it.
 fill() {
@@ -174,7 +137,7 @@ fill() {
                 sleep 0.1
         done
         dd if=/dev/zero of="$FULL/fill" bs=4096 status=none 2>/dev/null || true
-        [[ "$(df --output=avail -B1 "$FULL" | tail -n 1 | tr -d ' ')" == 0 ]] || die "the tmpfs is not full"
+        [[ "$(df --output=avail -B1 "$FULL" | tail -n 1 | tr -d ' ')" == 0 ]] || fail "the tmpfs is not full"
 }
 
 unfill() {
@@ -185,7 +148,7 @@ unfill() {
 check_gapless() {
         events "$1"
         jq -e '[.events[].seq] == [range(1; (.events | length) + 1)]' <<<"$BODY" >/dev/null ||
-                die "task $1: event seqs are not 1..N: $(jq -c '[.events[].seq]' <<<"$BODY")"
+                fail "task $1: event seqs are not 1..N: $(jq -c '[.events[].seq]' <<<"$BODY")"
 }
 
 worker_start
@@ -207,7 +170,7 @@ FULL_AT=$SECONDS
 # any more, so the agent blocks in write(1, …) on its full stdout pipe.
 wait_for_file_match "$TMP/worker1.log" "Task ${STEPS:0:8}: (the store does not take|failed to write)" 15
 PID=$(agent_pid "$STEPS")
-[[ -n "$PID" ]] || die "the agent of $STEPS is not running"
+[[ -n "$PID" ]] || fail "the agent of $STEPS is not running"
 blocked=0
 for _ in $(seq 100); do
         if [[ "$(cut -d' ' -f1,2 "/proc/$PID/syscall" 2>/dev/null)" == "1 0x1" ]]; then
@@ -217,7 +180,7 @@ for _ in $(seq 100); do
         is_paused "$PID" && break
         sleep 0.05
 done
-((blocked)) || die "the agent was not held up writing its stdout while the store was full (state $(proc_state "$PID"), syscall $(cat "/proc/$PID/syscall" 2>/dev/null))"
+((blocked)) || fail "the agent was not held up writing its stdout while the store was full (state $(proc_state "$PID"), syscall $(cat "/proc/$PID/syscall" 2>/dev/null))"
 say "the agent is blocked writing its stdout"
 
 # After StoreRetrySec= the agent is stopped.
@@ -225,8 +188,8 @@ for _ in $(seq 200); do
         is_paused "$PID" && break
         sleep 0.05
 done
-is_paused "$PID" || die "the agent was not stopped while the store stayed full (state $(proc_state "$PID"), not frozen)"
-((SECONDS - FULL_AT >= RETRY_SEC - 1)) || die "the agent was stopped before StoreRetrySec= had passed"
+is_paused "$PID" || fail "the agent was not stopped while the store stayed full (state $(proc_state "$PID"), not frozen)"
+((SECONDS - FULL_AT >= RETRY_SEC - 1)) || fail "the agent was stopped before StoreRetrySec= had passed"
 say "the agent is stopped"
 
 # The other agent printed its last lines and exited meanwhile: its task is
@@ -235,11 +198,11 @@ for _ in $(seq 200); do
         [[ -z "$(agent_pid "$EXITS")" ]] && break
         sleep 0.05
 done
-[[ -z "$(agent_pid "$EXITS")" ]] || die "the agent of $EXITS did not exit"
+[[ -z "$(agent_pid "$EXITS")" ]] || fail "the agent of $EXITS did not exit"
 # Keep the store full for longer than a lease.
 while ((SECONDS - FULL_AT < LEASE_SEC + 2)); do
-        [[ "$(status_of "$EXITS")" == running ]] || die "task $EXITS got status $(status_of "$EXITS") before its output was stored"
-        [[ "$(status_of "$STEPS")" == running ]] || die "task $STEPS got status $(status_of "$STEPS") while the store was full"
+        [[ "$(status_of "$EXITS")" == running ]] || fail "task $EXITS got status $(status_of "$EXITS") before its output was stored"
+        [[ "$(status_of "$STEPS")" == running ]] || fail "task $STEPS got status $(status_of "$STEPS") while the store was full"
         sleep 0.5
 done
 
@@ -251,15 +214,15 @@ wait_status "$STEPS" done 60
 check_gapless "$STEPS"
 jq -e '[.events[] | select(.type == "assistant") | .data.message.content[0].text | select(startswith("step "))]
         == [range(1; 61) | "step \(.)"]' <<<"$BODY" >/dev/null ||
-        die "task $STEPS: steps missing or out of order: $(jq -c '[.events[] | select(.type == "assistant") | .data.message.content[0].text]' <<<"$BODY")"
+        fail "task $STEPS: steps missing or out of order: $(jq -c '[.events[] | select(.type == "assistant") | .data.message.content[0].text]' <<<"$BODY")"
 jq -e '.events[-1].type == "status" and .events[-1].data.to == "done" and .events[-2].type == "result"' <<<"$BODY" \
-        >/dev/null || die "task $STEPS: the final status is not written after its output: $(jq -c '.events[-3:]' <<<"$BODY")"
+        >/dev/null || fail "task $STEPS: the final status is not written after its output: $(jq -c '.events[-3:]' <<<"$BODY")"
 # Paused, with the reason, and running again; never anything lost.
 jq -e '[.events[] | select(.type == "status") | .data] | (.[0].to == "paused" and
         (.[0].error | test("store"; "i")) and (.[0].error | test("space|full"; "i")) and
         .[1].from == "paused" and .[1].to == "running" and .[2].to == "done" and length == 3)' <<<"$BODY" >/dev/null ||
-        die "task $STEPS: unexpected status events: $(jq -c '[.events[] | select(.type == "status") | .data]' <<<"$BODY")"
-jq -e 'any(.events[]; .type == "events_lost") | not' <<<"$BODY" >/dev/null || die "task $STEPS lost events"
+        fail "task $STEPS: unexpected status events: $(jq -c '[.events[] | select(.type == "status") | .data]' <<<"$BODY")"
+jq -e 'any(.events[]; .type == "events_lost") | not' <<<"$BODY" >/dev/null || fail "task $STEPS lost events"
 
 check_gapless "$EXITS"
 jq -e '[.events[] | select(.type == "assistant") | .data.message.content[0].text]
@@ -267,8 +230,8 @@ jq -e '[.events[] | select(.type == "assistant") | .data.message.content[0].text
         ([.events[] | select(.type == "stderr")] | length == 1) and
         ([.events[] | select(.type == "status")] | length == 1) and
         .events[-1].data.to == "failed" and .events[-1].data.error == "agent ended without a result"' <<<"$BODY" \
-        >/dev/null || die "task $EXITS: events missing or the status before them: $(jq -c '[.events[] | [.seq, .type, .data.to]]' <<<"$BODY")"
-[[ "$(sqlite3 "$DB" 'PRAGMA integrity_check')" == ok ]] || die "integrity_check failed after the first outage"
+        >/dev/null || fail "task $EXITS: events missing or the status before them: $(jq -c '[.events[] | [.seq, .type, .data.to]]' <<<"$BODY")"
+[[ "$(sqlite3 "$DB" 'PRAGMA integrity_check')" == ok ]] || fail "integrity_check failed after the first outage"
 
 # ---- 3: SIGTERM while the store is full ----
 say "SIGTERM while the store is full"
@@ -282,41 +245,41 @@ T0=$SECONDS
 rc=0
 kill -TERM "$WORKER"
 wait "$WORKER" || rc=$?
-((rc == 0)) || die "makima-worker exited with $rc after SIGTERM"
-((SECONDS - T0 <= RETRY_SEC + 10)) || die "makima-worker took $((SECONDS - T0)) s to stop"
-[[ -z "$(agent_pid "$STOPPED")" ]] || die "the agent survived its worker"
+((rc == 0)) || fail "makima-worker exited with $rc after SIGTERM"
+((SECONDS - T0 <= RETRY_SEC + 10)) || fail "makima-worker took $((SECONDS - T0)) s to stop"
+[[ -z "$(agent_pid "$STOPPED")" ]] || fail "the agent survived its worker"
 # The five steps are still in the log it wrote, for the operator.
 for i in 1 2 3 4 5; do
-        grep -q "${STOPPED:0:8} .*step $i" "$TMP/worker1.log" || die "step $i is not in the worker's log"
+        grep -q "${STOPPED:0:8} .*step $i" "$TMP/worker1.log" || fail "step $i is not in the worker's log"
 done
 
 worker_start
 sleep 2
 events "$STOPPED"
-[[ "$(jq '.events | length' <<<"$BODY")" == "$BEFORE" ]] || die "events were written to a full store?"
+[[ "$(jq '.events | length' <<<"$BODY")" == "$BEFORE" ]] || fail "events were written to a full store?"
 say "space freed again"
 unfill
 wait_event "$STOPPED" '.type == "events_lost"' 15
 check_gapless "$STOPPED"
 jq -e '[.events[] | select(.type == "events_lost")] | length == 1 and (.[0].data | .count == 6 and
         (.reason | test("space"; "i")))' <<<"$BODY" >/dev/null ||
-        die "unexpected events_lost: $(jq -c '[.events[] | select(.type == "events_lost")]' <<<"$BODY")"
+        fail "unexpected events_lost: $(jq -c '[.events[] | select(.type == "events_lost")]' <<<"$BODY")"
 # It belongs to the run before the rescue: its events come first.
 jq -e '([.events[] | select(.type == "events_lost")][0].seq) == '"$((BEFORE + 1))"' and
         ([.events[] | select(.type == "claimed")] | length <= 2)' <<<"$BODY" >/dev/null ||
-        die "events_lost is not the first event after the outage: $(jq -c '[.events[] | [.seq, .type]]' <<<"$BODY")"
+        fail "events_lost is not the first event after the outage: $(jq -c '[.events[] | [.seq, .type]]' <<<"$BODY")"
 req admin POST "/api/v1/tasks/$STOPPED/cancel"
-[[ "$STATUS" == 202 || "$STATUS" == 200 ]] || die "cancel: HTTP $STATUS"
+[[ "$STATUS" == 202 || "$STATUS" == 200 ]] || fail "cancel: HTTP $STATUS"
 for _ in $(seq 300); do
         s=$(status_of "$STOPPED")
         [[ "$s" == cancelled ]] && break
         sleep 0.1
 done
-[[ "$(status_of "$STOPPED")" == cancelled ]] || die "task $STOPPED was not cancelled"
+[[ "$(status_of "$STOPPED")" == cancelled ]] || fail "task $STOPPED was not cancelled"
 check_gapless "$STOPPED"
 
 kill -TERM "$WORKER"
-wait "$WORKER" || die "makima-worker did not exit cleanly"
+wait "$WORKER" || fail "makima-worker did not exit cleanly"
 api_stop
-[[ "$(sqlite3 "$DB" 'PRAGMA integrity_check')" == ok ]] || die "integrity_check failed"
+[[ "$(sqlite3 "$DB" 'PRAGMA integrity_check')" == ok ]] || fail "integrity_check failed"
 say "PASS"

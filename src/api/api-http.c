@@ -56,7 +56,7 @@ static const Route routes[] = {
         { "POST",   "/api/v1/notifications/{id}/read", api_notification_read, 0,          "notification", ""               },
         { "POST",   "/api/v1/tokens",                 api_tokens_create,    ROUTE_ADMIN | ROUTE_BODY, NULL, ""             },
         { "DELETE", "/api/v1/tokens/{id}",            api_token_delete,     ROUTE_ADMIN,  "token",    ""                   },
-        { "GET",    "/api/v1/repos",                  api_repos_list,       0,            NULL,       "owner"              },
+        { "GET",    "/api/v1/repos",                  api_repos_list,       0,            NULL,       "limit offset owner" },
         { "POST",   "/api/v1/repos",                  api_repos_grant,      ROUTE_ADMIN | ROUTE_BODY, NULL, ""             },
         { "DELETE", "/api/v1/repos/{id}",             api_repo_revoke,      ROUTE_ADMIN,  "repository grant", ""           },
 };

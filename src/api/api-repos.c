@@ -39,18 +39,24 @@ static int grant_item_json(const void *items, size_t i, json_object **ret) {
 int api_repos_list(Request *r) {
         const char *owner = request_query(r, "owner");
         RepoGrant *items = NULL;
-        size_t n = 0;
+        size_t n = 0, limit, offset, first, count;
         int k;
 
         if (owner && !api_owner_name_is_valid(owner))
                 return request_reply_error(r, 400, "invalid_parameter", "query parameter 'owner': not an owner name");
+        k = request_query_page(r, &limit, &offset);
+        if (k < 0)
+                return k;
         /* An owner sees the grants that are its own. */
         if (!r->admin)
                 owner = r->owner;
         k = store_repo_grant_list(r->manager->store, owner, &items, &n);
         if (k < 0)
                 return request_reply_store_error(r, k, "repository grants", NULL);
-        k = request_reply_list(r, "repos", items, n, grant_item_json);
+        /* Grants are few (one per repository and owner): the page is cut here. */
+        first = MIN(offset, n);
+        count = MIN(limit, n - first);
+        k = request_reply_list(r, "repos", items + first, count, grant_item_json);
         repo_grant_array_free(items, n);
         return k;
 }

@@ -14,7 +14,7 @@
 static const char *const task_keys[] = {
         "id", "name", "owner", "status", "reason", "error", "plan", "repo", "base_branch", "target_branch", "branch",
         "worktree", "copy_files", "contract_id", "parent_task_id", "is_supervisor", "autonomous_loop", "iterations",
-        "cost", "session_id", "created_at", "started_at", "updated_at", "completed_at", "version", NULL,
+        "cost", "tasks_max", "memory_max", "cpu_weight", "session_id", "created_at", "started_at", "updated_at", "completed_at", "version", NULL,
 };
 
 void help_task(void) {
@@ -23,7 +23,8 @@ void help_task(void) {
                "Commands:\n"
                "  create [--repo=PATH|URL] [--name=NAME] [--contract=ID] [--base-branch=BRANCH]\n"
                "         [--copy-file=PATH...] [--autonomous-loop] [--max-iterations=N]\n"
-               "         [--max-cost=USD] PLAN\n"
+               "         [--max-cost=USD] [--tasks-max=N] [--memory-max=BYTES] [--cpu-weight=WEIGHT]\n"
+               "         PLAN\n"
                "                           Create a task and print its id\n"
                "  list [--contract=ID] [--status=STATUS]\n"
                "                           List tasks\n"
@@ -57,6 +58,12 @@ static void help_create(void) {
                "     --max-iterations=N   At most N agent runs in the loop (default: the configured one)\n"
                "     --max-cost=USD       Stop the loop once its agent runs cost more than USD dollars\n"
                "                          (default: the contract's limit, else none)\n"
+               "     --tasks-max=N        At most N processes and threads in the agent's sandbox\n"
+               "                          (default: [Sandbox] TasksMax=)\n"
+               "     --memory-max=BYTES   At most BYTES of memory (K, M, G suffixes allowed; default:\n"
+               "                          [Sandbox] MemoryMax=)\n"
+               "     --cpu-weight=WEIGHT  The agent's share of the CPU, 1 to 10000 (default:\n"
+               "                          [Sandbox] CPUWeight=)\n"
                CLI_COMMON_HELP);
 }
 
@@ -104,6 +111,9 @@ enum {
         ARG_AUTONOMOUS_LOOP,
         ARG_MAX_ITERATIONS,
         ARG_MAX_COST,
+        ARG_TASKS_MAX,
+        ARG_MEMORY_MAX,
+        ARG_CPU_WEIGHT,
         ARG_STATUS,
         ARG_AFTER,
 };
@@ -117,6 +127,9 @@ typedef struct TaskArgs {
         bool autonomous_loop;
         int64_t max_iterations;         /* -1: not given */
         double max_cost_usd;            /* 0: not given */
+        int64_t tasks_max;              /* 0: not given */
+        uint64_t memory_max;            /* 0: not given */
+        int64_t cpu_weight;             /* 0: not given */
         const char *status;
         int64_t after;
         bool follow;
@@ -159,6 +172,20 @@ static int handle_option(Cli *cli, int c, const char *arg, void *userdata) {
                         return cli_usage_error(cli, "task create",
                                                "--max-cost expects an amount of US dollars above 0, such as 2.50, not '%s'", arg);
                 return 0;
+        case ARG_TASKS_MAX:
+                if (cli_parse_int64(arg, 1, 4194304, &a->tasks_max) < 0)
+                        return cli_usage_error(cli, "task create", "--tasks-max expects a number from 1 to 4194304, not '%s'", arg);
+                return 0;
+        case ARG_MEMORY_MAX:
+                if (config_parse_size(arg, &a->memory_max) < 0 || a->memory_max < (UINT64_C(1) << 20) ||
+                    a->memory_max > (UINT64_C(1) << 50))
+                        return cli_usage_error(cli, "task create",
+                                               "--memory-max expects a size from 1M to 1048576G, such as 2G, not '%s'", arg);
+                return 0;
+        case ARG_CPU_WEIGHT:
+                if (cli_parse_int64(arg, 1, 10000, &a->cpu_weight) < 0)
+                        return cli_usage_error(cli, "task create", "--cpu-weight expects a number from 1 to 10000, not '%s'", arg);
+                return 0;
         case ARG_STATUS:
                 if (task_state_from_string(arg) < 0)
                         return cli_usage_error(cli, "task list", "unknown task status '%s'", arg);
@@ -193,6 +220,9 @@ int verb_task_create(Cli *cli, int argc, char *argv[]) {
                 { "autonomous-loop", no_argument,       NULL, ARG_AUTONOMOUS_LOOP },
                 { "max-iterations",  required_argument, NULL, ARG_MAX_ITERATIONS  },
                 { "max-cost",        required_argument, NULL, ARG_MAX_COST        },
+                { "tasks-max",       required_argument, NULL, ARG_TASKS_MAX       },
+                { "memory-max",      required_argument, NULL, ARG_MEMORY_MAX      },
+                { "cpu-weight",      required_argument, NULL, ARG_CPU_WEIGHT      },
                 {}
         };
         _cleanup_json_ json_object *body = NULL, *reply = NULL, *copy_files = NULL;
@@ -244,7 +274,11 @@ int verb_task_create(Cli *cli, int argc, char *argv[]) {
             (a.max_iterations > 0 &&
              json_object_object_add(body, "max_iterations", json_object_new_int64(a.max_iterations)) < 0) ||
             (a.max_cost_usd > 0 &&
-             json_object_object_add(body, "max_cost_usd", json_object_new_double(a.max_cost_usd)) < 0))
+             json_object_object_add(body, "max_cost_usd", json_object_new_double(a.max_cost_usd)) < 0) ||
+            (a.tasks_max > 0 && json_object_object_add(body, "tasks_max", json_object_new_int64(a.tasks_max)) < 0) ||
+            (a.memory_max > 0 &&
+             json_object_object_add(body, "memory_max", json_object_new_int64((int64_t) a.memory_max)) < 0) ||
+            (a.cpu_weight > 0 && json_object_object_add(body, "cpu_weight", json_object_new_int64(a.cpu_weight)) < 0))
                 return log_oom();
 
         return cli_create(cli, body, "task create", "/tasks");

@@ -3,15 +3,18 @@
  * the programs it runs and their command lines, and its private D-Bus: a
  * dbus-daemon of its own on DIR/bus, so that makima-api can own
  * org.makima1 and wake the workers with signals without root, a system bus
- * or a session bus. */
+ * or a session bus. As root, the user its agents run as, if it is missing. */
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include "cli.h"
+#include "conf.h"
 
 /* Finds a daemon: $ENV, next to this executable (installed side by side, or
  * the build tree's src/<subdir>/), else LIBEXECDIR. */
@@ -214,4 +217,69 @@ bool up_bus_ready(const char *socket_path) {
         strcpy(sa.sun_path, socket_path);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         return fd >= 0 && connect(fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0;
+}
+
+/* Runs argv (a system tool, looked up in a fixed PATH) and waits for it. */
+static int run_tool(char *const *argv) {
+        pid_t pid;
+        int status;
+
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                (void) setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                return -ENOENT;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPROTO;
+}
+
+int up_agent_user(const char *config_path) {
+        _cleanup_(config_done) Config c = {};
+        _cleanup_free_ char *line = NULL;
+        const char *user;
+        int r, level;
+
+        /* Only root can switch to it, and only root may make it. */
+        if (geteuid() != 0)
+                return 0;
+        r = config_init(&c);
+        if (r < 0)
+                return log_oom();
+        /* Quietly: a configuration that does not load is for the API to
+         * report (once, prefixed), and makes it stop us. */
+        level = log_get_max_level();
+        log_set_max_level(LOG_CRIT);
+        r = config_load(&c, config_path, false);
+        log_set_max_level(level);
+        if (r < 0)
+                return 0;
+        user = c.sandbox_user;
+        if (isempty(user) || getpwnam(user))
+                return 0;       /* the worker refuses an empty User= as root itself */
+
+        /* As the package's sysusers.d/makima.conf would make it. */
+        if (asprintf(&line, "u %s - \"makima agents\" /nonexistent", user) < 0)
+                return log_oom();
+        r = run_tool((char *[]) { (char *) "systemd-sysusers", (char *) "--inline", line, NULL });
+        if (r == -ENOENT)
+                r = run_tool((char *[]) { (char *) "useradd", (char *) "--system", (char *) "--user-group",
+                                          (char *) "--no-create-home", (char *) "--home-dir", (char *) "/nonexistent",
+                                          (char *) "--shell", (char *) "/usr/sbin/nologin", (char *) "--comment",
+                                          (char *) "makima agents", (char *) user, NULL });
+        if (r == -ENOENT)
+                return log_error_errno(r, "Agents never run as root, and the user %s ([Sandbox] User=) does not "
+                                       "exist: neither systemd-sysusers nor useradd is there to make it. Create it, "
+                                       "or name another user.", user);
+        if (r < 0 || !getpwnam(user))
+                return log_error_errno(r < 0 ? r : ENOENT, "Failed to create the user %s ([Sandbox] User=) for the "
+                                       "agents. Create it, or name another user.", user);
+        log_info("Created the system user %s: agents run as it, never as root.", user);
+        return 0;
 }

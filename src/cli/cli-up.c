@@ -76,6 +76,8 @@ static void help(void) {
                "A private D-Bus (DIR/bus) carries the API's wake-up signals to the workers when\n"
                "dbus-daemon is installed (busctl --address=$MAKIMA_BUS_ADDRESS shows it); without\n"
                "it they poll the store.\n\n"
+               "Agents never run as root: as root, makima up makes the user they run as\n"
+               "([Sandbox] User=, default makima-agent) if it is missing.\n\n"
                "Options:\n"
                "     --state-dir=DIR      Keep the store, worktrees and the API socket in DIR\n"
                "                          (default: ./.makima; created if missing)\n"
@@ -646,6 +648,13 @@ static int up_setup(Up *u, const UpArgs *a) {
                 } else if (errno != EEXIST)
                         return log_error_errno(errno, "Failed to create %s: %m", conf);
                 u->config = TAKE_PTR(conf);
+        }
+
+        /* The workers refuse to run an agent as root: as root, they run it as makima-agent. */
+        if (u->n_workers > 0) {
+                r = up_agent_user(u->config);
+                if (r < 0)
+                        return r;
         }
 
         r = up_bus_find(&u->bus_binary);

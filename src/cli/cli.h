@@ -213,6 +213,11 @@ int verb_task_watch(Cli *cli, int argc, char *argv[]);
 
 int verb_notifications(Cli *cli, int argc, char *argv[]);
 
+int verb_repo_grant(Cli *cli, int argc, char *argv[]);
+int verb_repo_list(Cli *cli, int argc, char *argv[]);
+int verb_repo_revoke(Cli *cli, int argc, char *argv[]);
+void help_repo(void);
+
 int verb_token_create(Cli *cli, int argc, char *argv[]);
 int verb_token_delete(Cli *cli, int argc, char *argv[]);
 void help_token(void);
@@ -236,3 +241,7 @@ int up_bus_prepare(const char *state_dir, const char *binary, char ***ret_argv, 
                    char **ret_socket);
 /* True once the bus accepts connections. */
 bool up_bus_ready(const char *socket_path);
+/* As root: makes the user agents run as ([Sandbox] User= of the config at
+ * config_path, default makima-agent) if it does not exist, with
+ * systemd-sysusers, else useradd. Logs; < 0 if it cannot. */
+int up_agent_user(const char *config_path);

@@ -7,7 +7,7 @@
 
 static void help(void) {
         printf("makima [OPTIONS...] COMMAND ...\n\n"
-               "Run fleets of coding agents: contracts, tasks and tokens through makima-api.\n\n"
+               "Run fleets of coding agents: contracts, tasks, repositories and tokens through makima-api.\n\n"
                "Contract commands:\n"
                "  contract create [--type=TYPE] [--description=TEXT] [--autonomous-loop]\n"
                "                  [--max-cost=USD] NAME\n"
@@ -22,7 +22,8 @@ static void help(void) {
                "Task commands:\n"
                "  task create [--repo=PATH|URL] [--name=NAME] [--contract=ID]\n"
                "              [--base-branch=BRANCH] [--autonomous-loop] [--max-iterations=N]\n"
-               "              [--max-cost=USD] PLAN\n"
+               "              [--max-cost=USD] [--tasks-max=N] [--memory-max=BYTES]\n"
+               "              [--cpu-weight=WEIGHT] PLAN\n"
                "                                Create a task and print its id\n"
                "  task list [--contract=ID] [--status=STATUS]\n"
                "                                List tasks\n"
@@ -40,6 +41,12 @@ static void help(void) {
                "  task cancel ID                Cancel a task\n"
                "  task delete ID                Delete a task\n\n"
                "  notifications [--unread]      List your notifications\n\n"
+               "Repository commands:\n"
+               "  repo grant --owner=NAME PATH  Let NAME's tasks work on a local repository\n"
+               "                                (administrators)\n"
+               "  repo list [--owner=NAME]      List the granted repositories\n"
+               "  repo revoke [--owner=NAME] PATH|ID\n"
+               "                                Take a grant back (administrators)\n\n"
                "Token commands (administrators):\n"
                "  token create --owner=NAME [--description=TEXT]\n"
                "                                Mint an API token and print it\n"
@@ -78,6 +85,9 @@ static const Verb verbs[] = {
         { "task",     "send",   verb_task_send       },
         { "task",     "cancel", verb_task_cancel     },
         { "task",     "delete", verb_task_delete     },
+        { "repo",     "grant",  verb_repo_grant      },
+        { "repo",     "list",   verb_repo_list       },
+        { "repo",     "revoke", verb_repo_revoke     },
         { "token",    "create", verb_token_create    },
         { "token",    "delete", verb_token_delete    },
         { "up",       NULL,     verb_up              },
@@ -90,6 +100,7 @@ static const struct {
 } nouns[] = {
         { "contract", help_contract },
         { "task",     help_task     },
+        { "repo",     help_repo     },
         { "token",    help_token    },
 };
 

@@ -531,6 +531,22 @@ static const char task_config[] =
         "[gc]\n"
         "\tauto = 0\n";
 
+/* The files of the task's git directory that git reads as config, each
+ * ours and read-only in the agent's sandbox: config.worktree stays empty,
+ * so that an agent that could turn extensions.worktreeConfig on would still
+ * find nothing of its own there. */
+static int write_task_config(const GitTaskRepo *t, char **ret_error) {
+        _cleanup_free_ char *config = NULL, *worktree = NULL;
+        int r;
+
+        if (asprintf(&config, "%s/config", t->git_dir) < 0 || asprintf(&worktree, "%s/config.worktree", t->git_dir) < 0)
+                return -ENOMEM;
+        r = write_worker_file(config, task_config, ret_error);
+        if (r >= 0)
+                r = write_worker_file(worktree, "", ret_error);
+        return r;
+}
+
 static int write_borrowed(const GitTaskRepo *t, char **ret_error) {
         _cleanup_free_ char *path = NULL, *text = NULL;
         size_t len = 1;
@@ -548,23 +564,34 @@ static int write_borrowed(const GitTaskRepo *t, char **ret_error) {
         return write_worker_file(path, text, ret_error);
 }
 
-/* The same command with --git-dir= and --work-tree= in front. */
+/* The same command with --git-dir= and --work-tree= in front, and the git
+ * directory as its own common directory: a "commondir" file the agent
+ * wrote there (it may write in its git directory) would send git to a
+ * config, refs and objects of the agent's making. */
 static int task_git(const GitJail *jail, const GitTaskRepo *t, const char *const *argv, char *const *env,
                     size_t max_stdout, GitOutput *out, char **ret_error) {
-        _cleanup_free_ char *gd = NULL, *wt = NULL;
+        _cleanup_free_ char *gd = NULL, *wt = NULL, *common = NULL;
         _cleanup_free_ const char **full = NULL;
-        size_t n = 0, k = 0;
+        _cleanup_free_ char **all_env = NULL;
+        size_t n = 0, k = 0, n_env = 0;
 
         while (argv[n])
                 n++;
+        while (env && env[n_env])
+                n_env++;
         full = calloc(n + 3, sizeof(char *));
-        if (!full || asprintf(&gd, "--git-dir=%s", t->git_dir) < 0 || asprintf(&wt, "--work-tree=%s", t->worktree) < 0)
+        all_env = calloc(n_env + 2, sizeof(char *));
+        if (!full || !all_env || asprintf(&gd, "--git-dir=%s", t->git_dir) < 0 ||
+            asprintf(&wt, "--work-tree=%s", t->worktree) < 0 || asprintf(&common, "GIT_COMMON_DIR=%s", t->git_dir) < 0)
                 return -ENOMEM;
         full[k++] = gd;
         full[k++] = wt;
         for (size_t i = 0; i < n; i++)
                 full[k++] = argv[i];
-        return git_capture(jail, t->worktree, full, env, max_stdout, out, ret_error);
+        for (size_t i = 0; i < n_env; i++)
+                all_env[i] = env[i];
+        all_env[n_env] = common;
+        return git_capture(jail, t->worktree, full, all_env, max_stdout, out, ret_error);
 }
 
 static int task_git_out(const GitJail *jail, const GitTaskRepo *t, const char *const *argv, char **ret_stdout,
@@ -654,7 +681,7 @@ int git_task_repo_prepare(const GitContext *ctx, const GitTaskRepo *t, const cha
                           const char *branch, char *const *copy_files, char **ret_base_commit, char **ret_error) {
         _cleanup_(repo_jail_done) RepoJail rj = {};
         _cleanup_free_ char *commit = NULL, *base_branch = NULL, *ref = NULL, *base_ref = NULL, *dotgit = NULL,
-                            *gitfile = NULL, *config = NULL, *inside = NULL;
+                            *gitfile = NULL, *inside = NULL;
         int r;
 
         if (isempty(repo_path) || !t || isempty(t->worktree) || isempty(t->git_dir))
@@ -672,10 +699,12 @@ int git_task_repo_prepare(const GitContext *ctx, const GitTaskRepo *t, const cha
                 return r;
         if (r > 0) {
                 /* A restart: kept as the agent left it. The repository may
-                 * have moved its objects since; the list is ours to keep true. */
+                 * have moved its objects since; the list is ours to keep
+                 * true, and the config ours to keep as we made it. */
                 if (ret_base_commit)
                         *ret_base_commit = NULL;
-                return write_borrowed(t, ret_error);
+                r = write_task_config(t, ret_error);
+                return r < 0 ? r : write_borrowed(t, ret_error);
         }
 
         r = repo_jail(ctx, repo_path, &rj);
@@ -685,7 +714,7 @@ int git_task_repo_prepare(const GitContext *ctx, const GitTaskRepo *t, const cha
         if (r < 0)
                 return r;
         if (asprintf(&ref, "refs/heads/%s", branch) < 0 || asprintf(&dotgit, "%s/.git", t->worktree) < 0 ||
-            asprintf(&gitfile, "gitdir: %s\n", t->git_dir) < 0 || asprintf(&config, "%s/config", t->git_dir) < 0)
+            asprintf(&gitfile, "gitdir: %s\n", t->git_dir) < 0)
                 return -ENOMEM;
 
         {
@@ -697,7 +726,7 @@ int git_task_repo_prepare(const GitContext *ctx, const GitTaskRepo *t, const cha
                             ret_error);
                 if (r < 0)
                         return r;
-                r = write_worker_file(config, task_config, ret_error);
+                r = write_task_config(t, ret_error);
                 if (r >= 0)
                         r = write_borrowed(t, ret_error);
                 if (r >= 0)

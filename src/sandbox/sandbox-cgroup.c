@@ -12,6 +12,7 @@
 #include "log.h"
 #include "model.h"
 #include "sandbox-cgroup.h"
+#include "sha256.h"
 
 /* How long a kill may take to empty a cgroup before we give up on it. */
 #define KILL_TIMEOUT_USEC (5 * USEC_PER_SEC)
@@ -196,14 +197,16 @@ static bool delegated_to_us(const char *own) {
                streq(base + strlen(base) - strlen(".service"), ".service");
 }
 
-int cgroup_root_init(unsigned instance, CgroupRoot *ret) {
+int cgroup_root_init(const char *state_dir, unsigned instance, CgroupRoot *ret) {
         _cleanup_free_ char *name = NULL;
+        char hash[SHA256_HEX_SIZE];
         char *mounts[_CGROUP_HIERARCHY_MAX] = {}, *own[_CGROUP_HIERARCHY_MAX] = {};
         CgroupRoot root = {};
         int r;
 
         *ret = (CgroupRoot) {};
-        if (asprintf(&name, "makima-worker-%u", instance) < 0)
+        sha256_hex(state_dir, strlen(state_dir), hash);
+        if (asprintf(&name, "makima-worker-%u-%.12s", instance, hash) < 0)
                 return log_oom();
         r = find_mounts(mounts);
         if (r >= 0)
@@ -293,8 +296,13 @@ oom:
 }
 
 void cgroup_root_done(CgroupRoot *r) {
-        for (size_t h = 0; h < _CGROUP_HIERARCHY_MAX; h++)
+        for (size_t h = 0; h < _CGROUP_HIERARCHY_MAX; h++) {
+                /* Ours alone (not the unit's, which is systemd's): gone when empty, so that
+                 * the state directories of the past do not leave a trail of them. */
+                if (r->dir[h] && !(r->delegated && h == CGROUP_UNIFIED))
+                        (void) rmdir(r->dir[h]);
                 r->dir[h] = mfree(r->dir[h]);
+        }
 }
 
 bool cgroup_root_usable(const CgroupRoot *r) {
@@ -359,8 +367,12 @@ static int write_limits(const CgroupRoot *root, TaskCgroup *c, const CgroupLimit
         if (c->dir[CGROUP_UNIFIED]) {
                 if (root->unified_pids && r >= 0)
                         r = write_string(c->dir[CGROUP_UNIFIED], "pids.max", tasks);
-                if (root->unified_memory && r >= 0)
+                if (root->unified_memory && r >= 0) {
                         r = write_string(c->dir[CGROUP_UNIFIED], "memory.max", memory);
+                        /* Swap would only let it go on, slower, past its limit. No swap (no file): nothing to do. */
+                        if (r >= 0)
+                                (void) write_string(c->dir[CGROUP_UNIFIED], "memory.swap.max", "0");
+                }
                 if (root->unified_cpu && r >= 0)
                         r = write_string(c->dir[CGROUP_UNIFIED], "cpu.weight", weight);
         }
@@ -368,6 +380,9 @@ static int write_limits(const CgroupRoot *root, TaskCgroup *c, const CgroupLimit
                 r = write_string(c->dir[CGROUP_V1_PIDS], "pids.max", tasks);
         if (c->dir[CGROUP_V1_MEMORY] && !root->unified_memory && r >= 0)
                 r = write_string(c->dir[CGROUP_V1_MEMORY], "memory.limit_in_bytes", memory);
+        /* Memory and swap together, where the kernel accounts swap (swapaccount=1). */
+        if (c->dir[CGROUP_V1_MEMORY] && !root->unified_memory && r >= 0)
+                (void) write_string(c->dir[CGROUP_V1_MEMORY], "memory.memsw.limit_in_bytes", memory);
         if (c->dir[CGROUP_V1_CPU] && !root->unified_cpu && r >= 0)
                 r = write_string(c->dir[CGROUP_V1_CPU], "cpu.shares", shares);
         if (r < 0)

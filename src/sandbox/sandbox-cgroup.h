@@ -6,7 +6,9 @@
  * The worker keeps its agents' cgroups under a root of its own: under
  * systemd the cgroup of makima-worker@N.service itself (Delegate=yes; the
  * worker moves into a "supervisor" leaf so that the kernel lets it enable
- * controllers below), anywhere else a "makima-worker-N" below its own
+ * controllers below), anywhere else a "makima-worker-N-<hash>" below its
+ * own cgroup, the hash (of the state directory) keeping apart the workers
+ * of two makima installations, or of two `makima up`, that share a
  * cgroup. Each task gets "task-<id>" there. On the unified hierarchy (v2)
  * that is one directory; on a hybrid or legacy one the same names in the
  * v1 memory, pids, cpu and freezer hierarchies as well, where the limits
@@ -34,9 +36,11 @@ typedef struct CgroupRoot {
         bool delegated;                 /* the root is our unit's own cgroup */
 } CgroupRoot;
 
-/* Finds our cgroups and makes (or takes) the root for worker `instance`.
- * Never fails for want of cgroups: ret->dir[] are then NULL. Logs. */
-int cgroup_root_init(unsigned instance, CgroupRoot *ret);
+/* Finds our cgroups and makes (or takes) the root for worker `instance` of
+ * the installation with this state directory. Never fails for want of
+ * cgroups: ret->dir[] are then NULL. Logs. */
+int cgroup_root_init(const char *state_dir, unsigned instance, CgroupRoot *ret);
+/* Frees it, removing the root's directories if they are ours and empty. */
 void cgroup_root_done(CgroupRoot *r);
 /* True if agents get cgroups at all. */
 bool cgroup_root_usable(const CgroupRoot *r);

@@ -140,23 +140,28 @@ static int add_extra_paths(Builder *b, char **paths, const char *what, bool writ
 }
 
 /* The task's own git directory. A commit writes its HEAD, index, refs, logs
- * and objects; its config, and the list of object directories it borrows,
- * stay read-only: git outside the agent's sandbox (the worker's, in a
+ * and objects; its config (config.worktree too), and the list of object
+ * directories it borrows, stay read-only: git outside the agent's sandbox (the worker's, in a
  * sandbox of its own) reads both. The worktree's .git file, which says where
  * the git directory is, is read-only too. The borrowed objects — the
  * repository's — are read-only: nothing of the repository can be changed or
  * deleted from here, and no other task's branch is in reach. */
 static int add_git(Builder *b) {
         const SandboxParams *p = b->p;
-        _cleanup_free_ char *config = NULL, *info = NULL, *dotgit = NULL;
+        _cleanup_free_ char *config = NULL, *config_worktree = NULL, *info = NULL, *dotgit = NULL;
         int r;
 
         if (!p->git_dir)
                 return 0;
-        if (asprintf(&config, "%s/config", p->git_dir) < 0 || asprintf(&info, "%s/objects/info", p->git_dir) < 0 ||
-            asprintf(&dotgit, "%s/.git", p->worktree) < 0)
+        if (asprintf(&config, "%s/config", p->git_dir) < 0 ||
+            asprintf(&config_worktree, "%s/config.worktree", p->git_dir) < 0 ||
+            asprintf(&info, "%s/objects/info", p->git_dir) < 0 || asprintf(&dotgit, "%s/.git", p->worktree) < 0)
                 return -ENOMEM;
-        FOREACH_STRING(f, config, info, dotgit)
+        /* Ours, empty, if the repository predates it. */
+        r = open(config_worktree, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+        if (r >= 0)
+                (void) close(r);
+        FOREACH_STRING(f, config, config_worktree, info, dotgit)
                 if (access(f, F_OK) < 0)
                         return log_error_errno(errno, "%s is missing: the task's repository is not complete.", f);
 
@@ -171,6 +176,7 @@ static int add_git(Builder *b) {
         r = bwrap_args(&b->bwrap,
                        "--bind", p->git_dir, p->git_dir,
                        "--ro-bind", config, config,
+                       "--ro-bind", config_worktree, config_worktree,
                        "--ro-bind", info, info,
                        "--ro-bind", dotgit, dotgit,
                        NULL);

@@ -89,6 +89,18 @@ static void prepare(const Manager *m, const Task *task, char *const *grants, Pre
         _cleanup_free_ char *err = NULL, *cache = NULL;
         int r;
 
+        /* Before anything is made for it. */
+        if (task->repo && !git_repo_is_url(task->repo) && !task->admin) {
+                r = repo_granted(task->repo, grants);
+                if (r < 0)
+                        goto oom;
+                if (r == 0) {
+                        p->error = reason(NULL, "the repository %s is not granted to %s (makima repo grant)",
+                                          task->repo, strna(task->owner));
+                        return;
+                }
+        }
+
         r = task_paths(m->config, task->id, task->worktree, &paths);
         if (r < 0)
                 goto oom;
@@ -103,17 +115,6 @@ static void prepare(const Manager *m, const Task *task, char *const *grants, Pre
         /* A task without a repository gets a scratch directory. */
         if (!task->repo)
                 return;
-
-        if (!git_repo_is_url(task->repo) && !task->admin) {
-                r = repo_granted(task->repo, grants);
-                if (r < 0)
-                        goto oom;
-                if (r == 0) {
-                        p->error = reason(NULL, "the repository %s is not granted to %s (makima repo grant)",
-                                          task->repo, strna(task->owner));
-                        return;
-                }
-        }
 
         /* URL repositories are cloned into a cache of the owner's own. */
         r = task_clone_cache(m->config, task->owner, &cache);

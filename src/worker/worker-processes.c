@@ -271,7 +271,7 @@ int manager_processes_setup(Manager *m) {
         /* A sandbox whose bwrap dies leaves its children to us, not to init. */
         if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
                 log_warning_errno(errno, "Failed to become a subreaper: %m");
-        r = cgroup_root_init(m->instance, &m->cgroups);
+        r = cgroup_root_init(m->config->state_dir, m->instance, &m->cgroups);
         if (r < 0)
                 return r;
         /* Before anything is claimed: agents of an earlier life of this worker
