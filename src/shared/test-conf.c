@@ -646,7 +646,7 @@ static const char *const all_keys[] = {
         "Listen", "MaxBodyBytes", "MaxHeaderBytes", "MaxConnections", "ConnectionTimeoutSec", "AdminGroup",
         "MaxConcurrentTasks", "WorktreeDir", "PollIntervalSec", "LeaseSec", "StoreRetrySec",
         "Command", "Environment", "ExtraArgs",
-        "Enabled", "Network", "ReadOnlyPaths", "ReadWritePaths",
+        "Enabled", "Network", "ReadOnlyPaths", "ReadWritePaths", "User", "TasksMax", "MemoryMax", "CPUWeight",
         "DefaultMaxIterations", "HardLimit", "NoChangeThreshold", "SameErrorThreshold",
 };
 
