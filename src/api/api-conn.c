@@ -40,15 +40,20 @@ struct Conn {
         socklen_t addr_len;
 
         int fd;                         /* the client's socket */
-        sd_event_source *io;
+        sd_event_source *io;            /* edge-triggered */
         uint32_t io_events;             /* what io waits for; 0: off */
+        bool client_readable;           /* as far as we know: no read said EAGAIN since its last event */
+        bool client_rdhup;              /* its FIN is in: read on after short reads, to see the EOF */
+        bool client_writable;
         bool client_eof;
         bool fin_sent;
         bool client_done;               /* fd is closed */
 
         int mhd_fd;                     /* our end of the pair: -EBADF before the first request and after its EOF */
-        sd_event_source *mhd_io;
+        sd_event_source *mhd_io;        /* level-triggered */
         uint32_t mhd_io_events;
+        bool mhd_readable;
+        bool mhd_writable;
         bool mhd_shut;                  /* libmicrohttpd gets no more input (we sent our EOF, or it closed) */
         uint64_t mhd_wrote_at;          /* l->mhd_runs when we last wrote to it */
         bool shut_waiting;              /* on l->shut_waiters */
@@ -279,6 +284,9 @@ static int conn_add_to_mhd(Conn *c) {
                 return k < 0 ? k : -EIO;
         }
         c->mhd_fd = pair[1];
+        c->mhd_writable = true;
+        /* MHD adds the connection to its epoll set only once it has served it a
+         * first time: until then nothing but a run of ours makes it look. */
         listener_kick(l);
         return 0;
 }
@@ -411,15 +419,19 @@ static int conn_read_client(Conn *c) {
         size_t want, room;
         ssize_t n;
 
-        if (!conn_reads_client(c))
+        if (!c->client_readable || !conn_reads_client(c))
                 return 0;
 
         if (c->phase == CONN_CLOSING) {
                 char buf[4096];
 
                 n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
-                if (n < 0)
-                        return IN_SET(errno, EAGAIN, EINTR) ? 0 : -errno;
+                if (n < 0) {
+                        if (!IN_SET(errno, EAGAIN, EINTR))
+                                return -errno;
+                        c->client_readable = false;
+                        return 0;
+                }
                 if (n == 0 || (c->lingered += (size_t) n) > CONN_LINGER_BYTES)
                         return -ECONNRESET;     /* done lingering */
                 return 1;
@@ -441,13 +453,21 @@ static int conn_read_client(Conn *c) {
         }
         room = MIN(want, c->in_alloc - c->in_size);
         n = recv(c->fd, c->in + c->in_size, room, MSG_DONTWAIT);
-        if (n < 0)
-                return IN_SET(errno, EAGAIN, EINTR) ? 0 : -errno;
+        if (n < 0) {
+                if (!IN_SET(errno, EAGAIN, EINTR))
+                        return -errno;
+                c->client_readable = false;
+                return 0;
+        }
         if (n == 0)
                 c->client_eof = true;
         else {
                 c->in_size += (size_t) n;
                 c->last_activity = conn_now(c);
+                /* A short read emptied the socket: the next bytes come with an
+                 * edge of their own, unless the FIN was in with these. */
+                if ((size_t) n < room && !c->client_rdhup)
+                        c->client_readable = false;
         }
         return 1;
 }
@@ -455,13 +475,15 @@ static int conn_read_client(Conn *c) {
 static int conn_write_mhd(Conn *c) {
         ssize_t n;
 
-        if (c->mhd_fd < 0 || c->mhd_shut || c->in_checked == 0)
+        if (c->mhd_fd < 0 || c->mhd_shut || c->in_checked == 0 || !c->mhd_writable)
                 return 0;
         c->mhd_wrote_at = c->listener->mhd_runs;
         n = send(c->mhd_fd, c->in, c->in_checked, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
-                if (IN_SET(errno, EAGAIN, EINTR))
+                if (IN_SET(errno, EAGAIN, EINTR)) {
+                        c->mhd_writable = false;
                         return 0;
+                }
                 /* libmicrohttpd closed its end (it answered "Connection: close"): it
                  * takes nothing more, but what it wrote before is still to read. */
                 c->mhd_shut = true;
@@ -470,6 +492,8 @@ static int conn_write_mhd(Conn *c) {
                         conn_finish(c);
                 return 1;
         }
+        if ((size_t) n < c->in_checked)
+                c->mhd_writable = false;
         memmove(c->in, c->in + n, c->in_size - (size_t) n);
         c->in_size -= (size_t) n;
         c->in_checked -= (size_t) n;
@@ -490,7 +514,7 @@ static void conn_mhd_eof(Conn *c) {
 static int conn_read_mhd(Conn *c) {
         ssize_t n;
 
-        if (c->mhd_fd < 0)
+        if (c->mhd_fd < 0 || !c->mhd_readable)
                 return 0;
         if (!c->out) {
                 c->out = malloc(CONN_OUT_SIZE);
@@ -502,12 +526,18 @@ static int conn_read_mhd(Conn *c) {
         if (c->out_end == CONN_OUT_SIZE)
                 return 0;
         n = recv(c->mhd_fd, c->out + c->out_end, CONN_OUT_SIZE - c->out_end, MSG_DONTWAIT);
-        if (n < 0 && IN_SET(errno, EAGAIN, EINTR))
+        if (n < 0 && IN_SET(errno, EAGAIN, EINTR)) {
+                c->mhd_readable = false;
                 return 0;
+        }
         if (n <= 0)
                 conn_mhd_eof(c);
-        else
+        else {
+                /* Level-triggered: should more come, its source says so. */
+                if ((size_t) n < CONN_OUT_SIZE - c->out_end)
+                        c->mhd_readable = false;
                 c->out_end += (size_t) n;
+        }
         return 1;
 }
 
@@ -526,9 +556,17 @@ static int conn_write_client(Conn *c) {
                 c->fin_sent = true;
                 return 1;
         }
+        if (!c->client_writable)
+                return 0;
         n = send(c->fd, c->out + c->out_start, c->out_end - c->out_start, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0)
-                return IN_SET(errno, EAGAIN, EINTR) ? 0 : -errno;
+        if (n < 0) {
+                if (!IN_SET(errno, EAGAIN, EINTR))
+                        return -errno;
+                c->client_writable = false;
+                return 0;
+        }
+        if ((size_t) n < c->out_end - c->out_start)
+                c->client_writable = false;
         c->out_start += (size_t) n;
         c->last_activity = conn_now(c);
         return 1;
@@ -592,13 +630,20 @@ static int conn_advance(Conn *c) {
         return 1;
 }
 
-static void conn_set_events(sd_event_source *s, uint32_t *current, uint32_t want) {
+/* The client's socket is edge-triggered: with a thousand slow clients ready
+ * at once, level-triggered sources would be reported again by every
+ * epoll_wait() of sd-event, which dispatches one source per turn. The
+ * readable and writable flags keep what an edge said until a read or write
+ * says EAGAIN (or comes up short), so no edge is lost and no call is made in
+ * vain. The pair's end is level-triggered: it is ready only while an answer
+ * is on its way. */
+static void conn_set_events(sd_event_source *s, uint32_t *current, uint32_t want, uint32_t flags) {
         if (!s || want == *current)
                 return;
         if (want == 0)
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         else {
-                (void) sd_event_source_set_io_events(s, want);
+                (void) sd_event_source_set_io_events(s, want | flags);
                 if (*current == 0)
                         (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
         }
@@ -656,7 +701,9 @@ static int conn_step(Conn *c) {
 
 /* Does what can be done now, then waits for what it needs next. */
 static void conn_run(Conn *c) {
-        for (unsigned i = 0; i < CONN_RUN_MAX; i++) {
+        unsigned i;
+
+        for (i = 0; i < CONN_RUN_MAX; i++) {
                 int k = conn_step(c);
 
                 if (k < 0) {
@@ -666,11 +713,17 @@ static void conn_run(Conn *c) {
                 if (k == 0)
                         break;
         }
+        if (i == CONN_RUN_MAX) {
+                /* Work is left, and no new edge will tell: taking the client's
+                 * socket out of epoll and back in makes it report it again. */
+                conn_set_events(c->io, &c->io_events, 0, 0);
+        }
         conn_set_events(c->io, &c->io_events,
-                        (conn_reads_client(c) ? EPOLLIN : 0) | (c->out_start != c->out_end ? EPOLLOUT : 0));
+                        (conn_reads_client(c) ? EPOLLIN : 0) | (c->out_start != c->out_end ? EPOLLOUT : 0),
+                        EPOLLRDHUP | EPOLLET);
         conn_set_events(c->mhd_io, &c->mhd_io_events,
                         (c->out_end - c->out_start < CONN_OUT_SIZE ? EPOLLIN : 0) |
-                        (c->in_checked > 0 && !c->mhd_shut ? EPOLLOUT : 0));
+                        (c->in_checked > 0 && !c->mhd_shut ? EPOLLOUT : 0), 0);
         conn_arm_timer(c);
 }
 
@@ -679,6 +732,12 @@ static void conn_run(Conn *c) {
 static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Conn *c = userdata;
 
+        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                c->client_readable = true;
+        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                c->client_rdhup = true;
+        if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+                c->client_writable = true;
         conn_run(c);
         conn_maybe_free(c);
         return 0;
@@ -687,6 +746,10 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 static int on_mhd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Conn *c = userdata;
 
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                c->mhd_readable = true;
+        if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+                c->mhd_writable = true;
         conn_run(c);
         conn_maybe_free(c);
         return 0;
@@ -755,7 +818,7 @@ int conn_new(Listener *l, int fd, const struct sockaddr *addr, socklen_t addr_le
         l->conns = c;
         l->n_conns++;
 
-        k = sd_event_add_io(m->event, &c->io, fd, EPOLLIN, on_client_io, c);
+        k = sd_event_add_io(m->event, &c->io, fd, EPOLLIN | EPOLLRDHUP | EPOLLET, on_client_io, c);
         if (k >= 0)
                 k = sd_event_add_time(m->event, &c->timer, CLOCK_MONOTONIC, USEC_INFINITY, 50 * USEC_PER_MSEC,
                                       on_conn_timer, c);
@@ -764,6 +827,8 @@ int conn_new(Listener *l, int fd, const struct sockaddr *addr, socklen_t addr_le
                 return k;
         }
         c->io_events = EPOLLIN;
+        /* A first request may be in already: look before any edge says so. */
+        c->client_readable = c->client_writable = true;
         conn_arm_timer(c);
         return 0;
 }
