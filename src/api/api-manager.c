@@ -32,7 +32,8 @@ static void raise_fd_limit(Manager *m) {
                 return;
         rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : MIN(want, (uint64_t) rl.rlim_max);
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
-                log_warning("Only %llu fds may be open, fewer than the %" PRIu64 " that MaxConnections= may need.",
+                log_warning("Only %llu fds may be open, fewer than the %" PRIu64 " that MaxConnections= may need "
+                            "(raise the service's LimitNOFILE=).",
                             (unsigned long long) rl.rlim_cur, want);
 }
 
@@ -310,13 +311,13 @@ int manager_new(sd_event *event, const Config *config, char **listen, Manager **
         m->uid = getuid();
         /* MHD answers by itself, in HTML, when a request outgrows its per-connection
          * memory pool. The front door lets through only heads within its limits,
-         * so make the pool hold the largest: the read buffer (up to half the pool
-         * at the start of a request) with the head, a record per header field,
-         * query parameter, cookie and trailer field (up to 64 bytes each), the
-         * cookies' copy, and room for the answer's header. */
+         * so make the pool hold the largest: twice the head (MHD starts each
+         * request's read buffer at half the pool), the cookies' copy (at most the
+         * head again), a record of up to 64 bytes per header field, query
+         * parameter, cookie and trailer field, and room for the answer's header. */
         head = http_head_max_bytes(&(HttpLimits) { .max_head_bytes = (size_t) config->api_max_header_bytes,
                                                     .max_target_bytes = API_URI_MAX });
-        m->connection_memory_limit = MAX(head * 2 + head + HTTP_POOL_RECORDS * 64 + 64 * 1024, (size_t) 128 * 1024);
+        m->connection_memory_limit = MAX(head * 3 + HTTP_POOL_RECORDS * 64 + 64 * 1024, (size_t) 128 * 1024);
 
         where = config->store_backend == STORE_BACKEND_SQLITE ? config->store_path : config->store_url;
         r = store_open(config->store_backend, where, &m->store);
