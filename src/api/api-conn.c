@@ -1,98 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The front door's connections (api-conn.h): reading the client, checking
- * each request's framing before libmicrohttpd gets a byte of it over the
- * socket pair, relaying libmicrohttpd's answers back, the head and idle
+/* The life of a front door connection (api-conn.h): its start, its hand-over
+ * to libmicrohttpd with the first request, the checks of each request's
+ * framing before libmicrohttpd gets a byte of it, the head and idle
  * deadlines, our own answers to what we refuse, and a lingering close so
- * that the client reads them. */
-
-#include <sys/socket.h>
+ * that the client reads them. Moving the bytes is api-conn-io.c's. */
 
 #include "api-accept.h"
-#include "api-conn.h"
-#include "api-manager.h"
+#include "api-conn-internal.h"
 #include "json-util.h"
 #include "log.h"
-
-#define CONN_IN_MIN 1024U               /* the input buffer's first size: a slow client costs little */
-#define CONN_BODY_READ (16U * 1024U)    /* bytes of a body read at once */
-#define CONN_OUT_SIZE (16U * 1024U)     /* bytes of libmicrohttpd's output relayed at once */
-#define CONN_RUN_MAX 64U                /* rounds of work per wake-up, so that one busy client cannot starve the rest */
-/* After our last byte we read and drop what the client still sends, so that
- * closing with unread data does not reset the connection (and lose our
- * answer on its way), but not for long. */
-#define CONN_LINGER (2 * USEC_PER_SEC)
-#define CONN_LINGER_BYTES (256U * 1024U)
-
-typedef enum ConnPhase {
-        CONN_HEAD,                      /* reading a request head, of which libmicrohttpd has nothing yet */
-        CONN_BODY,                      /* passing a body on as it arrives */
-        CONN_FINISHING,                 /* no more input for libmicrohttpd: it ends what it has, then we answer, or not */
-        CONN_CLOSING,                   /* all is said: drop what the client still sends, then close */
-} ConnPhase;
-
-struct Conn {
-        Listener *listener;
-        Conn *prev, *next;
-        Conn *dead_next;
-        bool dead;                      /* on l->dead */
-        IpCount *ip;
-        struct sockaddr_storage addr;
-        socklen_t addr_len;
-
-        int fd;                         /* the client's socket */
-        sd_event_source *io;            /* edge-triggered */
-        uint32_t io_events;             /* what io waits for; 0: off */
-        bool client_readable;           /* as far as we know: no read said EAGAIN since its last event */
-        bool client_rdhup;              /* its FIN is in: read on after short reads, to see the EOF */
-        bool client_writable;
-        bool client_eof;
-        bool fin_sent;
-        bool client_done;               /* fd is closed */
-
-        int mhd_fd;                     /* our end of the pair: -EBADF before the first request and after its EOF */
-        sd_event_source *mhd_io;        /* level-triggered */
-        uint32_t mhd_io_events;
-        bool mhd_readable;
-        bool mhd_writable;
-        bool mhd_shut;                  /* libmicrohttpd gets no more input (we sent our EOF, or it closed) */
-        uint64_t mhd_wrote_at;          /* l->mhd_runs when we last wrote to it */
-        bool shut_waiting;              /* on l->shut_waiters */
-        Conn *shut_next;
-        struct MHD_Connection *mhd;     /* libmicrohttpd's connection over the pair, while it lives */
-        Peer *peer;
-
-        sd_event_source *timer;
-        usec_t timer_at;                /* what it is armed for; USEC_INFINITY: off */
-
-        ConnPhase phase;
-        HttpHead head;
-        usec_t head_started;            /* of the head being read; 0: none begun */
-        bool body_chunked;
-        uint64_t body_left;             /* of a Content-Length body */
-        HttpChunked chunked;
-
-        /* From the client: [0, in_checked) checked and on their way to
-         * libmicrohttpd, then bytes not checked yet. */
-        char *in;
-        size_t in_size, in_alloc, in_checked;
-        /* To the client: libmicrohttpd's bytes, or at the very end ours. */
-        char *out;
-        size_t out_start, out_end;
-
-        uint64_t n_heads;               /* request heads given to libmicrohttpd */
-        uint64_t n_begun;               /* requests libmicrohttpd began */
-        uint64_t n_answered;            /* it answered every request below this number */
-
-        /* Our answer to request number answer_seq (counting from 0), sent if
-         * libmicrohttpd answered every one before it and none from it on. */
-        char *answer;
-        size_t answer_size;
-        uint64_t answer_seq;
-
-        usec_t last_activity;
-        usec_t closing_since;
-        size_t lingered;
-};
 
 /* ---- answers of our own ---- */
 
@@ -131,13 +47,6 @@ int front_answer(unsigned status, const char *code, const char *message, char **
 }
 
 /* ---- life and death ---- */
-
-static usec_t conn_now(const Conn *c) {
-        usec_t t = 0;
-
-        (void) sd_event_now(c->listener->manager->event, CLOCK_MONOTONIC, &t);
-        return t;
-}
 
 static const HttpLimits *conn_limits(const Conn *c) {
         return &c->listener->limits;
@@ -300,7 +209,7 @@ static void conn_next_head(Conn *c) {
 }
 
 /* No more of the client's input goes to libmicrohttpd. */
-static void conn_finish(Conn *c) {
+void conn_finish(Conn *c) {
         c->in_size = c->in_checked;
         c->phase = CONN_FINISHING;
 }
@@ -403,207 +312,6 @@ static int conn_check_input(Conn *c) {
         return progress;
 }
 
-/* ---- moving bytes ---- */
-
-static bool conn_reads_client(const Conn *c) {
-        if (c->client_eof)
-                return false;
-        if (c->phase == CONN_CLOSING)
-                return true;
-        /* Until libmicrohttpd took what we checked, the client waits (TCP holds it back). */
-        return IN_SET(c->phase, CONN_HEAD, CONN_BODY) && c->in_checked == 0;
-}
-
-/* Returns > 0 if it read, 0 if there was nothing to read, < 0 if the client is gone. */
-static int conn_read_client(Conn *c) {
-        size_t want, room;
-        ssize_t n;
-
-        if (!c->client_readable || !conn_reads_client(c))
-                return 0;
-
-        if (c->phase == CONN_CLOSING) {
-                char buf[4096];
-
-                n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
-                if (n < 0) {
-                        if (!IN_SET(errno, EAGAIN, EINTR))
-                                return -errno;
-                        c->client_readable = false;
-                        return 0;
-                }
-                if (n == 0 || (c->lingered += (size_t) n) > CONN_LINGER_BYTES)
-                        return -ECONNRESET;     /* done lingering */
-                return 1;
-        }
-
-        /* A head never needs more than the listener's cap (one byte over it is refused). */
-        want = c->phase == CONN_HEAD ? c->listener->head_cap - MIN(c->in_size, c->listener->head_cap) : CONN_BODY_READ;
-        if (want == 0)
-                return 0;
-        if (c->in_alloc - c->in_size < MIN(want, (size_t) CONN_IN_MIN)) {
-                size_t a = MIN(MAX(MAX(c->in_alloc * 2, (size_t) CONN_IN_MIN), c->in_size + MIN(want, (size_t) CONN_IN_MIN)),
-                               c->in_size + want);
-                char *b = realloc(c->in, a);
-
-                if (!b)
-                        return -ENOMEM;
-                c->in = b;
-                c->in_alloc = a;
-        }
-        room = MIN(want, c->in_alloc - c->in_size);
-        n = recv(c->fd, c->in + c->in_size, room, MSG_DONTWAIT);
-        if (n < 0) {
-                if (!IN_SET(errno, EAGAIN, EINTR))
-                        return -errno;
-                c->client_readable = false;
-                return 0;
-        }
-        if (n == 0)
-                c->client_eof = true;
-        else {
-                c->in_size += (size_t) n;
-                c->last_activity = conn_now(c);
-                /* A short read emptied the socket: the next bytes come with an
-                 * edge of their own, unless the FIN was in with these. */
-                if ((size_t) n < room && !c->client_rdhup)
-                        c->client_readable = false;
-        }
-        return 1;
-}
-
-static int conn_write_mhd(Conn *c) {
-        ssize_t n;
-
-        if (c->mhd_fd < 0 || c->mhd_shut || c->in_checked == 0 || !c->mhd_writable)
-                return 0;
-        c->mhd_wrote_at = c->listener->mhd_runs;
-        n = send(c->mhd_fd, c->in, c->in_checked, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-                if (IN_SET(errno, EAGAIN, EINTR)) {
-                        c->mhd_writable = false;
-                        return 0;
-                }
-                /* libmicrohttpd closed its end (it answered "Connection: close"): it
-                 * takes nothing more, but what it wrote before is still to read. */
-                c->mhd_shut = true;
-                c->in_size = c->in_checked = 0;
-                if (IN_SET(c->phase, CONN_HEAD, CONN_BODY))
-                        conn_finish(c);
-                return 1;
-        }
-        if ((size_t) n < c->in_checked)
-                c->mhd_writable = false;
-        memmove(c->in, c->in + n, c->in_size - (size_t) n);
-        c->in_size -= (size_t) n;
-        c->in_checked -= (size_t) n;
-        return 1;
-}
-
-static void conn_mhd_eof(Conn *c) {
-        c->mhd_io = sd_event_source_disable_unref(c->mhd_io);
-        c->mhd_io_events = 0;
-        (void) close(c->mhd_fd);
-        c->mhd_fd = -EBADF;
-        c->mhd_shut = true;
-        c->in_size = c->in_checked = 0;
-        if (IN_SET(c->phase, CONN_HEAD, CONN_BODY))
-                conn_finish(c);
-}
-
-static int conn_read_mhd(Conn *c) {
-        ssize_t n;
-
-        if (c->mhd_fd < 0 || !c->mhd_readable)
-                return 0;
-        if (!c->out) {
-                c->out = malloc(CONN_OUT_SIZE);
-                if (!c->out)
-                        return -ENOMEM;
-        }
-        if (c->out_start == c->out_end)
-                c->out_start = c->out_end = 0;
-        if (c->out_end == CONN_OUT_SIZE)
-                return 0;
-        n = recv(c->mhd_fd, c->out + c->out_end, CONN_OUT_SIZE - c->out_end, MSG_DONTWAIT);
-        if (n < 0 && IN_SET(errno, EAGAIN, EINTR)) {
-                c->mhd_readable = false;
-                return 0;
-        }
-        if (n <= 0)
-                conn_mhd_eof(c);
-        else {
-                /* Level-triggered: should more come, its source says so. */
-                if ((size_t) n < CONN_OUT_SIZE - c->out_end)
-                        c->mhd_readable = false;
-                c->out_end += (size_t) n;
-        }
-        return 1;
-}
-
-static int conn_write_client(Conn *c) {
-        ssize_t n;
-
-        if (c->out_start == c->out_end) {
-                if (c->phase != CONN_CLOSING)
-                        return 0;
-                if (c->client_eof)
-                        return -ECONNRESET;     /* nothing left to say, and nobody left to hear it */
-                if (c->fin_sent)
-                        return 0;
-                /* Everything is out: the client sees our FIN after the last byte. */
-                (void) shutdown(c->fd, SHUT_WR);
-                c->fin_sent = true;
-                return 1;
-        }
-        if (!c->client_writable)
-                return 0;
-        n = send(c->fd, c->out + c->out_start, c->out_end - c->out_start, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-                if (!IN_SET(errno, EAGAIN, EINTR))
-                        return -errno;
-                c->client_writable = false;
-                return 0;
-        }
-        if ((size_t) n < c->out_end - c->out_start)
-                c->client_writable = false;
-        c->out_start += (size_t) n;
-        c->last_activity = conn_now(c);
-        return 1;
-}
-
-/* Sends libmicrohttpd our EOF, once it has run since our last write.
- * It waits for its sockets edge-triggered and takes a short read to mean
- * that nothing is left, so an EOF that arrives together with the last bytes
- * would never be seen; after it has collected that event, the EOF is an
- * event of its own. */
-static void conn_shut_mhd(Conn *c) {
-        Listener *l = c->listener;
-
-        if (l->mhd_runs > c->mhd_wrote_at) {
-                (void) shutdown(c->mhd_fd, SHUT_WR);
-                c->mhd_shut = true;
-                return;
-        }
-        c->shut_waiting = true;
-        c->shut_next = l->shut_waiters;
-        l->shut_waiters = c;
-}
-
-void conn_mhd_ran(Listener *l) {
-        l->mhd_runs++;
-        while (l->shut_waiters) {
-                Conn *c = l->shut_waiters;
-
-                l->shut_waiters = c->shut_next;
-                c->shut_waiting = false;
-                if (c->mhd_fd >= 0 && !c->mhd_shut) {
-                        (void) shutdown(c->mhd_fd, SHUT_WR);
-                        c->mhd_shut = true;
-                }
-        }
-}
-
 /* Once libmicrohttpd is done: our answer, if it is the next one the client
  * waits for, and the close. */
 static int conn_advance(Conn *c) {
@@ -628,26 +336,6 @@ static int conn_advance(Conn *c) {
         c->answer = mfree(c->answer);
         conn_start_closing(c);
         return 1;
-}
-
-/* The client's socket is edge-triggered: with a thousand slow clients ready
- * at once, level-triggered sources would be reported again by every
- * epoll_wait() of sd-event, which dispatches one source per turn. The
- * readable and writable flags keep what an edge said until a read or write
- * says EAGAIN (or comes up short), so no edge is lost and no call is made in
- * vain. The pair's end is level-triggered: it is ready only while an answer
- * is on its way. */
-static void conn_set_events(sd_event_source *s, uint32_t *current, uint32_t want, uint32_t flags) {
-        if (!s || want == *current)
-                return;
-        if (want == 0)
-                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        else {
-                (void) sd_event_source_set_io_events(s, want | flags);
-                if (*current == 0)
-                        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
-        }
-        *current = want;
 }
 
 static usec_t conn_deadline(const Conn *c) {
