@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libmicrohttpd glue: a daemon per listening socket, driven from sd_event
- * through MHD's epoll fd and MHD_get_timeout(); the life of a request (limits,
- * routing, authentication, body, dispatch); peer credentials on Unix sockets. */
+ * through MHD's epoll fd and MHD_get_timeout(), which gets its connections
+ * from the front door (api-accept.c, api-conn.c); the life of a request
+ * (limits, routing, authentication, body, dispatch). */
 
-#include <grp.h>
-#include <pwd.h>
-#include <sys/socket.h>
-
+#include "api-accept.h"
+#include "api-conn.h"
 #include "api-http.h"
 #include "api-manager.h"
 #include "log.h"
@@ -149,8 +148,6 @@ void suspension_suspend(Suspension *s) {
         s->suspended = true;
 }
 
-static void listener_kick(Listener *l);
-
 void suspension_resume(Suspension *s) {
         if (!s->suspended)
                 return;
@@ -159,125 +156,6 @@ void suspension_resume(Suspension *s) {
         /* Without threads MHD has no wake-up channel of its own: it takes the
          * connection back only when it runs next, so make that soon. */
         listener_kick(s->listener);
-}
-
-/* ---- peers on Unix sockets ---- */
-
-typedef struct Peer {
-        bool admin;
-        char *name;                     /* the user name, for objects an admin creates */
-} Peer;
-
-/* NSS answers can be large (a group with many members): grow the buffer on ERANGE. */
-#define NSS_BUFFER_MAX (1024U * 1024U)
-
-static int group_gid(const char *name, gid_t *ret) {
-        _cleanup_free_ char *buf = NULL;
-        struct group gr, *result;
-
-        for (size_t size = 4096; size <= NSS_BUFFER_MAX; size *= 2) {
-                char *b = realloc(buf, size);
-                int k;
-
-                if (!b)
-                        return -ENOMEM;
-                buf = b;
-                k = getgrnam_r(name, &gr, buf, size, &result);
-                if (k == 0 && !result)
-                        return -ENOENT;
-                if (k == 0) {
-                        *ret = result->gr_gid;
-                        return 0;
-                }
-                if (k != ERANGE)
-                        return -k;
-        }
-        return -ERANGE;
-}
-
-static int user_name(uid_t uid, char **ret) {
-        _cleanup_free_ char *buf = NULL;
-        struct passwd pw, *result;
-
-        for (size_t size = 4096; size <= NSS_BUFFER_MAX; size *= 2) {
-                char *b = realloc(buf, size);
-                int k;
-
-                if (!b)
-                        return -ENOMEM;
-                buf = b;
-                k = getpwuid_r(uid, &pw, buf, size, &result);
-                if (k == 0 && !result)
-                        return asprintf(ret, "uid-%u", (unsigned) uid) < 0 ? -ENOMEM : 0;
-                if (k == 0)
-                        return (*ret = strdup(result->pw_name)) ? 0 : -ENOMEM;
-                if (k != ERANGE)
-                        return -k;
-        }
-        return -ERANGE;
-}
-
-static bool peer_in_group(int fd, gid_t primary, const char *group) {
-        _cleanup_free_ gid_t *groups = NULL;
-        socklen_t len = 64 * sizeof(gid_t);
-        gid_t gid = (gid_t) -1;
-
-        /* Looked up per connection, not once at start: the group may be made later. */
-        if (isempty(group) || group_gid(group, &gid) < 0)
-                return false;
-        if (primary == gid)
-                return true;
-
-        for (;;) {
-                gid_t *g = realloc(groups, len);
-
-                if (!g)
-                        return false;
-                groups = g;
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) >= 0)
-                        break;
-                if (errno != ERANGE)    /* the kernel has set len to what it needs */
-                        return false;
-        }
-        for (size_t i = 0; i < len / sizeof(gid_t); i++)
-                if (groups[i] == gid)
-                        return true;
-        return false;
-}
-
-/* The kernel vouches for the credentials of a Unix socket peer for the whole
- * connection, so they are read once per connection, when it starts. */
-static Peer *peer_new(Manager *m, struct MHD_Connection *connection) {
-        const union MHD_ConnectionInfo *ci;
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
-        Peer *p;
-
-        p = calloc(1, sizeof(Peer));
-        if (!p)
-                return NULL;
-        ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-                return p;
-
-        p->admin = (cred.uid == 0 || cred.uid == m->uid ||
-                    peer_in_group(ci->connect_fd, cred.gid, m->config->api_admin_group)) &&
-                user_name(cred.uid, &p->name) >= 0;
-        return p;
-}
-
-static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe) {
-        Listener *l = cls;
-        Peer *p;
-
-        if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-                *socket_context = peer_new(l->manager, connection);
-        else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && (p = *socket_context)) {
-                free(p->name);
-                free(p);
-                *socket_context = NULL;
-        }
 }
 
 /* ---- decisions made before the body ---- */
@@ -315,9 +193,7 @@ static void request_authenticate(Request *r, const Route *route) {
                 return;
 
         if (r->listener->is_unix) {
-                const union MHD_ConnectionInfo *ci =
-                        MHD_get_connection_info(r->connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-                Peer *p = ci ? ci->socket_context : NULL;
+                const Peer *p = r->conn ? conn_peer(r->conn) : NULL;
 
                 if (p && p->admin) {
                         r->admin = true;
@@ -359,6 +235,7 @@ static void request_authenticate(Request *r, const Route *route) {
 /* ---- the life of a request ---- */
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connection) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         Listener *l = cls;
         Request *r;
 
@@ -368,7 +245,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connectio
         r->listener = l;
         r->manager = l->manager;
         r->connection = connection;
-        r->uri_len = strlen(uri);
+        if (ci && ci->socket_context)
+                conn_request_begin(ci->socket_context, r);
         suspension_link(&r->suspension, l, connection);
         return r;
 }
@@ -379,6 +257,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 
         if (!r)
                 return;
+        if (r->conn)
+                conn_request_end(r->conn, r);
         suspension_unlink(&r->suspension);
         if (r->job_free)
                 r->job_free(r->job);
@@ -390,13 +270,6 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         free(r->error_header_value);
         free(r);
         *con_cls = NULL;
-}
-
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
-        size_t *sum = cls;
-
-        *sum += strlen(key) + strlen(strempty(value)) + 4;     /* ": " and CRLF */
-        return MHD_YES;
 }
 
 typedef struct ParamCheck {
@@ -430,13 +303,13 @@ static bool content_type_is_json(const char *t) {
 /* Called once the headers are in. Decides everything that does not need the
  * body; an error is answered at once when a body follows (MHD then closes
  * the connection without reading it), else after the request is complete, so
- * that the connection stays alive. */
-static void request_start(Request *r, const char *version) {
+ * that the connection stays alive. The head's size and framing were checked
+ * by the front door before MHD saw it. */
+static void request_start(Request *r) {
         const Config *c = r->manager->config;
         const Route *route;
         const char *s;
         char allow[64];
-        size_t header_bytes;
         uint64_t length = 0;
         ParamCheck pc;
 
@@ -445,15 +318,6 @@ static void request_start(Request *r, const char *version) {
                 length = strtoull(s, NULL, 10);
         r->has_body = length > 0 ||
                 MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-
-        if (r->uri_len > API_URI_MAX)
-                return request_fail(r, 414, "uri_too_long", "The request target is longer than %u bytes.", API_URI_MAX);
-
-        header_bytes = strlen(r->method) + r->uri_len + strlen(version) + 4;
-        (void) MHD_get_connection_values(r->connection, MHD_HEADER_KIND, count_header, &header_bytes);
-        if (header_bytes > c->api_max_header_bytes)
-                return request_fail(r, 431, "headers_too_large", "The request line and headers are larger than %" PRIu64 " bytes.",
-                                    c->api_max_header_bytes);
 
         route = route_find(r->method, r->url, r->id, allow);
         if (!route && allow[0]) {
@@ -581,7 +445,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
                 r->started = true;
                 r->method = method;
                 r->url = url;
-                request_start(r, version);
+                request_start(r);
                 if (r->error_status && r->has_body)
                         request_finish(r);
                 return r->status == 0 || r->queued ? MHD_YES : MHD_NO;
@@ -610,35 +474,46 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 static void on_mhd_log(void *cls, const char *format, va_list ap) {
         _cleanup_free_ char *m = NULL;
 
+        /* MHD gets its connections as socket pairs (from the front door),
+         * cannot tell that they are not TCP, and says so for every answer
+         * when it tries TCP_NODELAY and TCP_CORK on them. Nothing is delayed:
+         * the front relays at once, with TCP_NODELAY on the client's socket. */
+        if (startswith(format, "Setting %s option to %s state failed") ||
+            startswith(format, "Failed to push the data from buffers to the network"))
+                return;
         if (vasprintf(&m, format, ap) < 0)
                 return;
         m[strcspn(m, "\n")] = '\0';
         log_info("libmicrohttpd: %s", m);
 }
 
-/* Lets MHD do what is due, then arms the timer for when it next wants to run:
- * its connection timeouts, or at once when it has work left over. */
-static unsigned listener_connections(Listener *l) {
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+/* MHD's connections come from the front door: this links each to the
+ * front's connection it serves (MHD_add_connection() calls it at once). */
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+        Listener *l = cls;
 
-        return info ? info->num_connections : 0;
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                *socket_context = l->adding;
+                if (l->adding)
+                        conn_mhd_started(l->adding, connection);
+        } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+                conn_mhd_closed(*socket_context);
+                *socket_context = NULL;
+        }
 }
 
+/* Lets MHD do what is due, then arms the timer for when it next wants to run:
+ * at once when it has work left over. */
 static int listener_run(Listener *l) {
         MHD_UNSIGNED_LONG_LONG timeout;
-        unsigned before;
         uint64_t now;
         int k;
 
-        before = listener_connections(l);
         if (MHD_run(l->daemon) != MHD_YES)
                 log_debug("MHD_run() failed on %s.", l->description);
-        /* At MaxConnections MHD takes the listening socket out of its epoll set,
-         * and puts it back only at the start of a later run: once connections
-         * have closed, run again, or nothing would wake us for the clients
-         * waiting in the backlog. */
-        if (listener_connections(l) < before && MHD_run(l->daemon) != MHD_YES)
-                log_debug("MHD_run() failed on %s.", l->description);
+        conn_mhd_ran(l);
+        conn_free_dead(l);
 
         if (MHD_get_timeout(l->daemon, &timeout) != MHD_YES)
                 return sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
@@ -652,8 +527,7 @@ static int listener_run(Listener *l) {
         return sd_event_source_set_enabled(l->timer_source, SD_EVENT_ONESHOT);
 }
 
-/* Runs MHD on the next turn of the loop; not at once, as we may be inside one of its callbacks. */
-static void listener_kick(Listener *l) {
+void listener_kick(Listener *l) {
         uint64_t now;
         int k;
 
@@ -692,25 +566,34 @@ int listener_new(Manager *m, int fd, bool is_unix, const char *description, List
         l->description = strdup(description);
         if (!l->description)
                 return log_oom();
+        l->limits = (HttpLimits) {
+                .max_head_bytes = (size_t) m->config->api_max_header_bytes,
+                .max_target_bytes = API_URI_MAX,
+                .max_body_bytes = m->config->api_max_body_bytes,
+        };
+        l->head_cap = http_head_max_bytes(&l->limits) + 1;
 
         struct MHD_OptionItem options[] = {
                 { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t) on_mhd_log, l },
-                { MHD_OPTION_LISTEN_SOCKET, fd, NULL },
+                /* The front door keeps the count, and the time: MHD sees a
+                 * connection only once its first request passed, and idles
+                 * only where the front says so. */
                 { MHD_OPTION_CONNECTION_LIMIT, m->config->api_max_connections, NULL },
-                { MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t) (m->config->api_connection_timeout / USEC_PER_SEC), NULL },
+                { MHD_OPTION_CONNECTION_TIMEOUT, 0, NULL },
                 { MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t) m->connection_memory_limit, NULL },
                 { MHD_OPTION_URI_LOG_CALLBACK, (intptr_t) on_uri, l },
                 { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t) on_completed, l },
-                /* Peer credentials mean something only on the Unix socket. */
-                { is_unix ? MHD_OPTION_NOTIFY_CONNECTION : MHD_OPTION_END, (intptr_t) on_connection, l },
+                { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t) on_connection, l },
                 { MHD_OPTION_END, 0, NULL },
         };
 
         /* No internal threads: MHD runs only when our loop calls it, through its
-         * epoll fd. That also keeps it from ever calling shutdown() on the
-         * listening socket, which systemd needs intact to activate us again. */
-        l->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME, 0,
-                                     NULL, NULL, on_request, l,
+         * epoll fd. No listening socket either: we accept, so that MHD never
+         * reads a byte the front door has not checked (and never shuts down
+         * the listening socket, which systemd needs intact to activate us again). */
+        l->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
+                                     MHD_USE_NO_LISTEN_SOCKET,
+                                     0, NULL, NULL, on_request, l,
                                      MHD_OPTION_ARRAY, options,
                                      MHD_OPTION_END);
         if (!l->daemon)
@@ -723,10 +606,16 @@ int listener_new(Manager *m, int fd, bool is_unix, const char *description, List
         k = sd_event_add_io(m->event, &l->io_source, info->epoll_fd, EPOLLIN, on_io, l);
         if (k < 0)
                 return log_error_errno(k, "Failed to watch the HTTP daemon: %m");
-        k = sd_event_add_time(m->event, &l->timer_source, CLOCK_MONOTONIC, 0, 0, on_timer, l);
+        /* Accuracy 1 µs, not sd-event's default of 250 ms: a kick (a new
+         * connection from the front door, a resumed one) must run MHD on the
+         * next turn, not whenever timers are coalesced. */
+        k = sd_event_add_time(m->event, &l->timer_source, CLOCK_MONOTONIC, 0, 1, on_timer, l);
         if (k < 0)
                 return log_error_errno(k, "Failed to add the HTTP timer: %m");
         k = listener_run(l);
+        if (k < 0)
+                return k;
+        k = accept_start(l);
         if (k < 0)
                 return k;
 
@@ -740,6 +629,7 @@ Listener *listener_free(Listener *l) {
 
         l->io_source = sd_event_source_disable_unref(l->io_source);
         l->timer_source = sd_event_source_disable_unref(l->timer_source);
+        l->accept_source = sd_event_source_disable_unref(l->accept_source);
         if (l->daemon) {
                 /* MHD must not stop with a connection suspended: wake every
                  * waiting one, marked to finish at once; stopping then frees them. */
@@ -747,15 +637,16 @@ Listener *listener_free(Listener *l) {
                         s->stopping = true;
                         suspension_resume(s);
                 }
-                /* Take the listening socket back before stopping: MHD would close
-                 * it, and we want to close only our copy, nothing more. */
-                if (MHD_quiesce_daemon(l->daemon) == MHD_INVALID_SOCKET)
-                        l->fd = -EBADF;         /* MHD still owns it and closes it */
                 MHD_stop_daemon(l->daemon);
         }
         /* What MHD did not free is not ours to reach any more. */
         while (l->suspensions)
                 suspension_unlink(l->suspensions);
+        /* MHD has closed its connections (and said so): the front's go now. */
+        l->dead = NULL;
+        while (l->conns)
+                conn_free(l->conns);
+        accept_stop(l);
         if (l->fd >= 0)
                 (void) close(l->fd);
         if (l->unlink_path)

@@ -9,6 +9,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "http-request.h"
 #include "json-util.h"
 #include "macro.h"
 #include "model.h"
@@ -16,6 +17,8 @@
 typedef struct Manager Manager;
 typedef struct Listener Listener;
 typedef struct Store Store;
+typedef struct Conn Conn;
+typedef struct IpCount IpCount;
 
 /* A connection we suspended: an event stream waiting for events, or a
  * request waiting for a child process. The listener keeps a list of them,
@@ -41,6 +44,9 @@ void suspension_resume(Suspension *s);
 /* Longest request target (path and query) we read; longer gets 414. */
 #define API_URI_MAX 8192U
 
+/* A listening socket. makima-api accepts on it itself (api-accept.c) and
+ * hands each connection to its libmicrohttpd daemon only through the front
+ * door (api-conn.c), which checks every request's framing first. */
 struct Listener {
         Manager *manager;
         int fd;
@@ -48,15 +54,34 @@ struct Listener {
         char *description;              /* "unix:/run/makima/api.sock", "127.0.0.1:8080" */
         char *unlink_path;              /* a socket file we created, removed at exit */
         struct MHD_Daemon *daemon;
-        sd_event_source *io_source;
-        sd_event_source *timer_source;
+        sd_event_source *io_source;     /* MHD's epoll fd */
+        sd_event_source *timer_source;  /* when MHD wants to run next */
         Suspension *suspensions;
+
+        /* The front door. */
+        HttpLimits limits;
+        size_t head_cap;                /* bytes a request head may take, and one more */
+        sd_event_source *accept_source;
+        sd_event_source *accept_retry;
+        bool accept_full;               /* paused at MaxConnections */
+        Conn *conns;
+        unsigned n_conns;
+        Conn *adding;                   /* the one MHD_add_connection() is adding */
+        Conn *dead;                     /* MHD is done with them: freed after MHD_run() */
+        Conn *shut_waiters;             /* their EOF for MHD waits for its next run */
+        uint64_t mhd_runs;
+        IpCount **ip_counts;            /* per client address (TCP) */
+        uint64_t ip_key;
+        char *refusal;                  /* the answer to a client over MaxConnectionsPerIP */
+        size_t refusal_size;
 };
 
 /* Takes ownership of fd (closed with the listener, never shut down). */
 int listener_new(Manager *m, int fd, bool is_unix, const char *description, Listener **ret);
 Listener *listener_free(Listener *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Listener *, listener_free);
+/* Runs MHD on the next turn of the loop; not at once, as we may be inside one of its callbacks. */
+void listener_kick(Listener *l);
 
 typedef struct Request Request;
 typedef int (*RouteHandler)(Request *r);
@@ -64,6 +89,8 @@ typedef int (*RouteHandler)(Request *r);
 typedef struct Request {
         Manager *manager;
         Listener *listener;
+        Conn *conn;                     /* the front door's connection it came on */
+        uint64_t seq;                   /* its number on that connection, from 0 */
         struct MHD_Connection *connection;
         const char *method;
         const char *url;
@@ -89,7 +116,6 @@ typedef struct Request {
         void (*job_free)(void *job);
 
         /* Internal to api-http.c */
-        size_t uri_len;
         bool started;
         bool has_body;
         bool wants_body;

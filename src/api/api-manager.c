@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <signal.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -18,6 +19,23 @@
 #include "log.h"
 
 #define STATUS_INTERVAL (10 * USEC_PER_SEC)
+
+/* A connection MHD serves takes three fds (the client's and a socket pair),
+ * so MaxConnections on every socket may need more than the soft limit of
+ * 1024: raise it as far as the hard limit allows. We use epoll only, never
+ * select(), so fds above 1023 are fine. */
+static void raise_fd_limit(Manager *m) {
+        uint64_t want = (uint64_t) m->n_listeners * m->config->api_max_connections * 3 + 256;
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : MIN(want, (uint64_t) rl.rlim_max);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+                log_warning("Only %llu fds may be open, fewer than the %" PRIu64 " that MaxConnections= may need "
+                            "(raise the service's LimitNOFILE=).",
+                            (unsigned long long) rl.rlim_cur, want);
+}
 
 static int socket_description(int fd, bool is_unix, char **ret) {
         union {
@@ -276,6 +294,7 @@ int manager_new(sd_event *event, const Config *config, char **listen, Manager **
         _cleanup_(manager_freep) Manager *m = NULL;
         const char *where;
         sigset_t mask;
+        size_t head;
         int r;
 
         /* Children (git for diffs) are reaped through the loop, which needs SIGCHLD blocked. */
@@ -291,9 +310,14 @@ int manager_new(sd_event *event, const Config *config, char **listen, Manager **
         m->config = config;
         m->uid = getuid();
         /* MHD answers by itself, in HTML, when a request outgrows its per-connection
-         * memory; keep that well above our own limits so our JSON answers win. */
-        m->connection_memory_limit = MAX((size_t) config->api_max_header_bytes * 2 + API_URI_MAX + 64 * 1024,
-                                         (size_t) 128 * 1024);
+         * memory pool. The front door lets through only heads within its limits,
+         * so make the pool hold the largest: twice the head (MHD starts each
+         * request's read buffer at half the pool), the cookies' copy (at most the
+         * head again), a record of up to 64 bytes per header field, query
+         * parameter, cookie and trailer field, and room for the answer's header. */
+        head = http_head_max_bytes(&(HttpLimits) { .max_head_bytes = (size_t) config->api_max_header_bytes,
+                                                    .max_target_bytes = API_URI_MAX });
+        m->connection_memory_limit = MAX(head * 3 + HTTP_POOL_RECORDS * 64 + 64 * 1024, (size_t) 128 * 1024);
 
         where = config->store_backend == STORE_BACKEND_SQLITE ? config->store_path : config->store_url;
         r = store_open(config->store_backend, where, &m->store);
@@ -310,6 +334,7 @@ int manager_new(sd_event *event, const Config *config, char **listen, Manager **
         r = manager_listen(m, listen);
         if (r < 0)
                 return r;
+        raise_fd_limit(m);
 
         r = manager_build_status(m);
         if (r < 0)

@@ -381,7 +381,9 @@ static const ConfigItem config_items[] = {
         ITEM("API", "MaxHeaderBytes", parse_size, api_max_header_bytes,
              .min = 256, .max = UINT64_C(64) << 20, .def = UINT64_C(16) << 10),
         ITEM("API", "MaxConnections", parse_unsigned, api_max_connections, .min = 1, .max = 65536, .def = 256),
+        ITEM("API", "MaxConnectionsPerIP", parse_unsigned, api_max_connections_per_ip, .min = 0, .max = 65536, .def = 64),
         ITEM("API", "ConnectionTimeoutSec", parse_sec, api_connection_timeout, .min = 1, .max = 86400, .def = 30),
+        ITEM("API", "RequestHeadTimeoutSec", parse_sec, api_request_head_timeout, .min = 1, .max = 3600, .def = 10),
         ITEM("API", "AdminGroup", parse_name, api_admin_group, .def_str = "makima"),
 
         ITEM("Worker", "MaxConcurrentTasks", parse_unsigned, worker_max_concurrent_tasks,

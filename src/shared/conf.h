@@ -35,8 +35,10 @@ typedef struct Config {
         char **api_listen;              /* Listen= unix:PATH | HOST:PORT, when not socket-activated */
         uint64_t api_max_body_bytes;    /* MaxBodyBytes= (default 1 MiB; accepts K, M, G suffixes) */
         uint64_t api_max_header_bytes;  /* MaxHeaderBytes= (default 16 KiB): request line + headers */
-        unsigned api_max_connections;   /* MaxConnections= (default 256) */
-        usec_t api_connection_timeout;  /* ConnectionTimeoutSec= (default 30) */
+        unsigned api_max_connections;   /* MaxConnections= (default 256): per listening socket */
+        unsigned api_max_connections_per_ip;    /* MaxConnectionsPerIP= (default 64; 0: no limit): per TCP socket */
+        usec_t api_connection_timeout;  /* ConnectionTimeoutSec= (default 30): idle */
+        usec_t api_request_head_timeout;        /* RequestHeadTimeoutSec= (default 10): a whole request head */
         char *api_admin_group;          /* AdminGroup= (default "makima") */
 
         /* [Worker] */

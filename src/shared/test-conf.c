@@ -91,7 +91,9 @@ static void test_defaults(void) {
         assert_se(c.api_max_body_bytes == 1024 * 1024);
         assert_se(c.api_max_header_bytes == 16 * 1024);
         assert_se(c.api_max_connections == 256);
+        assert_se(c.api_max_connections_per_ip == 64);
         assert_se(c.api_connection_timeout == 30 * USEC_PER_SEC);
+        assert_se(c.api_request_head_timeout == 10 * USEC_PER_SEC);
         assert_streq(c.api_admin_group, "makima");
         assert_se(c.worker_max_concurrent_tasks == 2);
         assert_se(c.worker_worktree_dir == NULL);
@@ -131,7 +133,9 @@ static void test_every_key(void) {
                  "MaxBodyBytes=4M\n"
                  "MaxHeaderBytes=32K\n"
                  "MaxConnections=1000\n"
+                 "MaxConnectionsPerIP=0\n"
                  "ConnectionTimeoutSec=45\n"
+                 "RequestHeadTimeoutSec=3\n"
                  "AdminGroup=wheel\n"
                  "[Worker]\n"
                  "MaxConcurrentTasks=8\n"
@@ -161,7 +165,9 @@ static void test_every_key(void) {
         assert_se(c.api_max_body_bytes == 4 * 1024 * 1024);
         assert_se(c.api_max_header_bytes == 32 * 1024);
         assert_se(c.api_max_connections == 1000);
+        assert_se(c.api_max_connections_per_ip == 0);
         assert_se(c.api_connection_timeout == 45 * USEC_PER_SEC);
+        assert_se(c.api_request_head_timeout == 3 * USEC_PER_SEC);
         assert_streq(c.api_admin_group, "wheel");
         assert_se(c.worker_max_concurrent_tasks == 8);
         assert_streq(c.worker_worktree_dir, "/srv/worktrees");
@@ -378,6 +384,11 @@ static void test_errors(void) {
         parse_fail("[API]\nMaxHeaderBytes=100\n", 2, "MaxHeaderBytes", "100");
         parse_fail("[API]\nMaxConnections=0\n", 2, "MaxConnections", "'0'");
         parse_fail("[API]\nConnectionTimeoutSec=1.5\n", 2, "ConnectionTimeoutSec", "1.5");
+        parse_fail("[API]\nMaxConnectionsPerIP=65537\n", 2, "MaxConnectionsPerIP", "65537");
+        parse_fail("[API]\nMaxConnectionsPerIP=-1\n", 2, "MaxConnectionsPerIP", "-1");
+        parse_fail("[API]\nRequestHeadTimeoutSec=0\n", 2, "RequestHeadTimeoutSec", "'0'");
+        parse_fail("[API]\nRequestHeadTimeoutSec=3601\n", 2, "RequestHeadTimeoutSec", "3601");
+        parse_fail("[API]\nRequestHeadTimeoutSec=10s\n", 2, "RequestHeadTimeoutSec", "10s");
         parse_fail("[API]\nAdminGroup=bad group\n", 2, "AdminGroup", "bad group");
         parse_fail("[API]\nAdminGroup=9lives\n", 2, "AdminGroup", "9lives");
         parse_fail("[Agent]\nEnvironment=FOO\n", 2, "Environment", "FOO");
@@ -643,7 +654,8 @@ static void test_finalize(void) {
 
 static const char *const all_keys[] = {
         "Backend", "Path", "URL",
-        "Listen", "MaxBodyBytes", "MaxHeaderBytes", "MaxConnections", "ConnectionTimeoutSec", "AdminGroup",
+        "Listen", "MaxBodyBytes", "MaxHeaderBytes", "MaxConnections", "MaxConnectionsPerIP", "ConnectionTimeoutSec",
+        "RequestHeadTimeoutSec", "AdminGroup",
         "MaxConcurrentTasks", "WorktreeDir", "PollIntervalSec", "LeaseSec", "StoreRetrySec",
         "Command", "Environment", "ExtraArgs",
         "Enabled", "Network", "ReadOnlyPaths", "ReadWritePaths", "User", "TasksMax", "MemoryMax", "CPUWeight",
@@ -685,7 +697,9 @@ static void assert_config_equal(const Config *a, const Config *b) {
         assert_se(a->api_max_body_bytes == b->api_max_body_bytes);
         assert_se(a->api_max_header_bytes == b->api_max_header_bytes);
         assert_se(a->api_max_connections == b->api_max_connections);
+        assert_se(a->api_max_connections_per_ip == b->api_max_connections_per_ip);
         assert_se(a->api_connection_timeout == b->api_connection_timeout);
+        assert_se(a->api_request_head_timeout == b->api_request_head_timeout);
         assert_se(streq_ptr(a->api_admin_group, b->api_admin_group));
         assert_se(a->worker_max_concurrent_tasks == b->worker_max_concurrent_tasks);
         assert_se(streq_ptr(a->worker_worktree_dir, b->worker_worktree_dir));
