@@ -53,6 +53,20 @@ up_fail() {
         fail "$@"
 }
 
+# up_start_private_etc ETC ARGS…: up_start in a mount namespace of its own
+# with ETC as its /etc.
+up_start_private_etc() {
+        local etc=$1
+
+        shift
+        : >"$TMP/up.out"
+        : >"$TMP/up.err"
+        unshare -m --propagation private sh -c 'mount --bind "$1" /etc && shift && exec "$@"' \
+                sh "$etc" "$MAKIMA" up "$@" >"$TMP/up.out" 2>"$TMP/up.err" &
+        UP_PID=$!
+        EXTRA_PIDS=$UP_PID
+}
+
 # up_children: the pids of its children.
 up_children() {
         ps -o pid= --ppid "$UP_PID" | tr -d ' '
@@ -282,12 +296,7 @@ if [[ $(id -u) == 0 && -n "$FAKE_AGENT" ]] && command -v unshare >/dev/null && [
         done
         mkdir -p "$as"
         printf '[Agent]\nCommand=%s\n' "$FAKE_AGENT" >"$as/makima.conf"
-        : >"$TMP/up.out"
-        : >"$TMP/up.err"
-        unshare -m --propagation private sh -c 'mount --bind "$1" /etc && exec "$2" up --state-dir "$3" --workers 1' \
-                sh "$etc" "$MAKIMA" "$as" >"$TMP/up.out" 2>"$TMP/up.err" &
-        UP_PID=$!
-        EXTRA_PIDS=$UP_PID
+        up_start_private_etc "$etc" --state-dir "$as" --workers 1
         up_wait_ready
         grep -q 'Created the system user makima-agent: agents run as it, never as root.' "$TMP/up.err" ||
                 up_fail "makima up did not say it made makima-agent"
@@ -306,12 +315,7 @@ if [[ $(id -u) == 0 && -n "$FAKE_AGENT" ]] && command -v unshare >/dev/null && [
                 up_fail "the agent ran as uid $(stat -c %u "$as/worktrees/$t/uid.out"), not makima-agent ($agent_uid)"
         up_stop TERM
         # A second start finds the user there and says nothing of it.
-        : >"$TMP/up.out"
-        : >"$TMP/up.err"
-        unshare -m --propagation private sh -c 'mount --bind "$1" /etc && exec "$2" up --state-dir "$3" --workers 1' \
-                sh "$etc" "$MAKIMA" "$as" >"$TMP/up.out" 2>"$TMP/up.err" &
-        UP_PID=$!
-        EXTRA_PIDS=$UP_PID
+        up_start_private_etc "$etc" --state-dir "$as" --workers 1
         up_wait_ready
         ! grep -q 'Created the system user' "$TMP/up.err" || up_fail "makima up made makima-agent twice"
         up_stop TERM

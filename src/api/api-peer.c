@@ -8,55 +8,7 @@
 
 #include "api-manager.h"
 #include "api-peer.h"
-
-/* NSS answers can be large (a group with many members): grow the buffer on ERANGE. */
-#define NSS_BUFFER_MAX (1024U * 1024U)
-
-static int group_gid(const char *name, gid_t *ret) {
-        _cleanup_free_ char *buf = NULL;
-        struct group gr, *result;
-
-        for (size_t size = 4096; size <= NSS_BUFFER_MAX; size *= 2) {
-                char *b = realloc(buf, size);
-                int k;
-
-                if (!b)
-                        return -ENOMEM;
-                buf = b;
-                k = getgrnam_r(name, &gr, buf, size, &result);
-                if (k == 0 && !result)
-                        return -ENOENT;
-                if (k == 0) {
-                        *ret = result->gr_gid;
-                        return 0;
-                }
-                if (k != ERANGE)
-                        return -k;
-        }
-        return -ERANGE;
-}
-
-static int user_name(uid_t uid, char **ret) {
-        _cleanup_free_ char *buf = NULL;
-        struct passwd pw, *result;
-
-        for (size_t size = 4096; size <= NSS_BUFFER_MAX; size *= 2) {
-                char *b = realloc(buf, size);
-                int k;
-
-                if (!b)
-                        return -ENOMEM;
-                buf = b;
-                k = getpwuid_r(uid, &pw, buf, size, &result);
-                if (k == 0 && !result)
-                        return asprintf(ret, "uid-%u", (unsigned) uid) < 0 ? -ENOMEM : 0;
-                if (k == 0)
-                        return (*ret = strdup(result->pw_name)) ? 0 : -ENOMEM;
-                if (k != ERANGE)
-                        return -k;
-        }
-        return -ERANGE;
-}
+#include "user-util.h"
 
 static bool peer_in_group(int fd, gid_t primary, const char *group) {
         _cleanup_free_ gid_t *groups = NULL;
@@ -64,7 +16,7 @@ static bool peer_in_group(int fd, gid_t primary, const char *group) {
         gid_t gid = (gid_t) -1;
 
         /* Looked up per connection, not once at start: the group may be made later. */
-        if (isempty(group) || group_gid(group, &gid) < 0)
+        if (isempty(group) || group_lookup(group, &gid) < 0)
                 return false;
         if (primary == gid)
                 return true;

@@ -517,19 +517,17 @@ char *git_output_line(GitOutput *o) {
         return TAKE_PTR(o->data);
 }
 
+int git_output_finish(int r, GitOutput *out, char **ret_stdout) {
+        if (r == 0 && ret_stdout)
+                *ret_stdout = git_output_line(out);
+        git_output_done(out);
+        return r < 0 ? r : r > 0 ? -EIO : 0;
+}
+
 int git_out(const GitJail *jail, const char *dir, const char *const *argv, char **ret_stdout, char **ret_error) {
         GitOutput out = {};
-        int r;
 
-        r = git_capture(jail, dir, argv, NULL, 0, &out, ret_error);
-        if (r != 0) {
-                git_output_done(&out);
-                return r < 0 ? r : -EIO;
-        }
-        if (ret_stdout)
-                *ret_stdout = git_output_line(&out);
-        git_output_done(&out);
-        return 0;
+        return git_output_finish(git_capture(jail, dir, argv, NULL, 0, &out, ret_error), &out, ret_stdout);
 }
 
 int git_probe(const GitJail *jail, const char *dir, const char *const *argv, char **ret_stdout, char **ret_error) {

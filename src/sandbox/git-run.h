@@ -40,6 +40,11 @@ typedef struct GitJail {
         bool caller_home;               /* the caller's $HOME read-only, for ~/.ssh (ssh URLs) */
 } GitJail;
 
+/* The end of a run whose output is one line: r as git_capture() returned it
+ * (git's exit status > 0 becomes -EIO); on success the line (without its
+ * newline) in *ret_stdout if asked for. Frees out's data either way. */
+int git_output_finish(int r, GitOutput *out, char **ret_stdout);
+
 /* Runs git (argv without "git") in dir inside the jail, with extra
  * environment entries ("NAME=value") and returns its exit status; when that
  * is not 0, or git could not run at all (-errno), *ret_error says why.

@@ -597,17 +597,8 @@ static int task_git(const GitJail *jail, const GitTaskRepo *t, const char *const
 static int task_git_out(const GitJail *jail, const GitTaskRepo *t, const char *const *argv, char **ret_stdout,
                         char **ret_error) {
         GitOutput out = {};
-        int r;
 
-        r = task_git(jail, t, argv, NULL, 0, &out, ret_error);
-        if (r != 0) {
-                git_output_done(&out);
-                return r < 0 ? r : -EIO;
-        }
-        if (ret_stdout)
-                *ret_stdout = git_output_line(&out);
-        git_output_done(&out);
-        return 0;
+        return git_output_finish(task_git(jail, t, argv, NULL, 0, &out, ret_error), &out, ret_stdout);
 }
 
 static int task_repo_exists(const GitTaskRepo *t, char **ret_error) {
@@ -872,6 +863,24 @@ static GitJail snapshot_jail(const GitContext *ctx, const GitTaskRepo *t, Snapsh
         };
 }
 
+/* The start of a diff or a fingerprint: the snapshot, and the jail its git
+ * runs in, which trusts (safe) the worktree and the git directory. */
+static int snapshot_begin(const GitContext *ctx, const GitTaskRepo *t, Snapshot *s, char *safe[static 3],
+                          GitJail *ret_jail, char **ret_error) {
+        int r;
+
+        if (!t || isempty(t->worktree) || isempty(t->git_dir))
+                return git_set_error(ret_error, -EINVAL, "no worktree given");
+        safe[0] = (char *) t->worktree;
+        safe[1] = (char *) t->git_dir;
+        safe[2] = NULL;
+        r = snapshot_take(ctx, t, s, ret_error);
+        if (r < 0)
+                return r;
+        *ret_jail = snapshot_jail(ctx, t, s, safe);
+        return 0;
+}
+
 /* Fills the snapshot's index with all of the worktree. Without an index of
  * the task's (a repository without commits yet), from HEAD, if any. */
 static int snapshot_fill(const GitJail *jail, const GitTaskRepo *t, Snapshot *s, bool have_head, char **ret_error) {
@@ -898,17 +907,14 @@ int git_worktree_diff(const GitContext *ctx, const GitTaskRepo *t, const char *b
                       bool *ret_truncated, char **ret_error) {
         _cleanup_free_ char *commit = NULL, *merge_base = NULL;
         _cleanup_(snapshot_done) Snapshot s = {};
-        char *safe[3] = { (char *) t->worktree, (char *) t->git_dir, NULL };
+        char *safe[3];
         GitOutput out = {};
         GitJail jail;
         int r;
 
-        if (!t || isempty(t->worktree) || isempty(t->git_dir))
-                return git_set_error(ret_error, -EINVAL, "no worktree given");
-        r = snapshot_take(ctx, t, &s, ret_error);
+        r = snapshot_begin(ctx, t, &s, safe, &jail, ret_error);
         if (r < 0)
                 return r;
-        jail = snapshot_jail(ctx, t, &s, safe);
 
         {
                 /* Resolved in the task's repository: a commit id, or a branch
@@ -969,17 +975,14 @@ int git_worktree_diff(const GitContext *ctx, const GitTaskRepo *t, const char *b
 int git_worktree_fingerprint(const GitContext *ctx, const GitTaskRepo *t, char **ret_fingerprint, char **ret_error) {
         _cleanup_free_ char *head = NULL, *tree = NULL, *fingerprint = NULL;
         _cleanup_(snapshot_done) Snapshot s = {};
-        char *safe[3] = { (char *) t->worktree, (char *) t->git_dir, NULL };
+        char *safe[3];
         GitOutput out = {};
         GitJail jail;
         int r;
 
-        if (!t || isempty(t->worktree) || isempty(t->git_dir))
-                return git_set_error(ret_error, -EINVAL, "no worktree given");
-        r = snapshot_take(ctx, t, &s, ret_error);
+        r = snapshot_begin(ctx, t, &s, safe, &jail, ret_error);
         if (r < 0)
                 return r;
-        jail = snapshot_jail(ctx, t, &s, safe);
 
         r = task_git(&jail, t, GIT_ARGV("rev-parse", "--verify", "-q", "HEAD^{commit}"), NULL, 0, &out, ret_error);
         head = git_output_line(&out);

@@ -72,6 +72,22 @@ static uint64_t keyed_value(const char *text, const char *key) {
         return 0;
 }
 
+/* Whether word is one of the items of list, separated by sep (a line's
+ * newline ends the list). */
+static bool list_has(const char *list, const char *word, char sep) {
+        size_t k = strlen(word);
+
+        for (const char *p = list; p && (p = strstr(p, word)); p += k)
+                if ((p == list || p[-1] == sep) && (p[k] == sep || p[k] == '\n' || p[k] == '\0'))
+                        return true;
+        return false;
+}
+
+/* Whether word is one of the space-separated words. */
+static bool word_in(const char *words, const char *word) {
+        return list_has(words, word, ' ');
+}
+
 /* Where each hierarchy is mounted, from mountinfo: the first cgroup2 mount,
  * and the v1 mounts that carry each controller. */
 static int find_mounts(char *ret[static _CGROUP_HIERARCHY_MAX]) {
@@ -107,19 +123,9 @@ static int find_mounts(char *ret[static _CGROUP_HIERARCHY_MAX]) {
                 }
                 if (!streq(fstype, "cgroup"))
                         continue;
-                for (size_t h = CGROUP_V1_MEMORY; h < _CGROUP_HIERARCHY_MAX; h++) {
-                        char *o = NULL, *s2 = NULL, *copy = strdup(options);
-                        bool has = false;
-
-                        if (!copy)
+                for (size_t h = CGROUP_V1_MEMORY; h < _CGROUP_HIERARCHY_MAX; h++)
+                        if (list_has(options, v1_controller[h], ',') && !ret[h] && !(ret[h] = strdup(mnt)))
                                 return -ENOMEM;
-                        for (o = strtok_r(copy, ",", &s2); o; o = strtok_r(NULL, ",", &s2))
-                                if (streq(o, v1_controller[h]))
-                                        has = true;
-                        free(copy);
-                        if (has && !ret[h] && !(ret[h] = strdup(mnt)))
-                                return -ENOMEM;
-                }
         }
         return 0;
 }
@@ -149,30 +155,14 @@ static int find_own(char *const mounts[static _CGROUP_HIERARCHY_MAX], char *ret[
                                 return -ENOMEM;
                         continue;
                 }
-                for (size_t h = CGROUP_V1_MEMORY; h < _CGROUP_HIERARCHY_MAX; h++) {
-                        char *copy = strdup(controllers), *s2 = NULL;
-                        bool has = false;
-
-                        if (!copy)
+                for (size_t h = CGROUP_V1_MEMORY; h < _CGROUP_HIERARCHY_MAX; h++)
+                        if (list_has(controllers, v1_controller[h], ',') && mounts[h] && !ret[h] &&
+                            join_path(mounts[h], path, &ret[h]) < 0)
                                 return -ENOMEM;
-                        for (char *c = strtok_r(copy, ",", &s2); c; c = strtok_r(NULL, ",", &s2))
-                                has = has || streq(c, v1_controller[h]);
-                        free(copy);
-                        if (has && mounts[h] && !ret[h] && join_path(mounts[h], path, &ret[h]) < 0)
-                                return -ENOMEM;
-                }
         }
         return 0;
 }
 
-static bool word_in(const char *words, const char *word) {
-        size_t k = strlen(word);
-
-        for (const char *p = words; p && (p = strstr(p, word)); p += k)
-                if ((p == words || p[-1] == ' ') && (p[k] == ' ' || p[k] == '\n' || p[k] == '\0'))
-                        return true;
-        return false;
-}
 
 /* Asks for memory, pids and cpu in dir's children; takes what the kernel gives. */
 static void enable_controllers(const char *dir) {

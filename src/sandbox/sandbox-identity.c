@@ -15,56 +15,7 @@
 
 #include "log.h"
 #include "sandbox-identity.h"
-
-/* NSS answers can be large; grow the buffer on ERANGE up to this. */
-#define NSS_BUFFER_MAX (1024U * 1024U)
-
-static int user_lookup(const char *name, uid_t *ret_uid, gid_t *ret_gid) {
-        _cleanup_free_ char *buf = NULL;
-        struct passwd pw, *result;
-
-        for (size_t size = 4096; size <= NSS_BUFFER_MAX; size *= 2) {
-                char *b = realloc(buf, size);
-                int k;
-
-                if (!b)
-                        return -ENOMEM;
-                buf = b;
-                k = getpwnam_r(name, &pw, buf, size, &result);
-                if (k == 0 && !result)
-                        return -ENOENT;
-                if (k == 0) {
-                        *ret_uid = result->pw_uid;
-                        *ret_gid = result->pw_gid;
-                        return 0;
-                }
-                if (k != ERANGE)
-                        return -k;
-        }
-        return -ERANGE;
-}
-
-static int user_name(uid_t uid, char **ret) {
-        _cleanup_free_ char *buf = NULL;
-        struct passwd pw, *result;
-
-        for (size_t size = 4096; size <= NSS_BUFFER_MAX; size *= 2) {
-                char *b = realloc(buf, size);
-                int k;
-
-                if (!b)
-                        return -ENOMEM;
-                buf = b;
-                k = getpwuid_r(uid, &pw, buf, size, &result);
-                if (k == 0 && !result)
-                        return asprintf(ret, "uid %u", (unsigned) uid) < 0 ? -ENOMEM : 0;
-                if (k == 0)
-                        return (*ret = strdup(result->pw_name)) ? 0 : -ENOMEM;
-                if (k != ERANGE)
-                        return -k;
-        }
-        return -ERANGE;
-}
+#include "user-util.h"
 
 static int capget_effective(uint64_t *ret) {
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };

@@ -150,21 +150,11 @@ int task_dir_make(const char *path, const SandboxIdentity *agent) {
         return dir_make(path, agent, TASK_DIR_MODE, false);
 }
 
-int rm_rf_at(int dir_fd, const char *name) {
+/* Removes everything in the directory fd, which it takes; the first error. */
+static int rm_fd_contents(int fd) {
         _cleanup_(closedirp) DIR *d = NULL;
-        int fd, r = 0;
+        int r = 0;
 
-        if (unlinkat(dir_fd, name, 0) >= 0 || errno == ENOENT)
-                return 0;
-        if (!IN_SET(errno, EISDIR, EPERM, EACCES))
-                return -errno;
-        fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 && errno == EACCES && fchmodat(dir_fd, name, 0700, 0) >= 0)
-                fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        /* Its owner may have taken away the rights to empty it; its owner may give them back. */
-        (void) fchmod(fd, 0700);
         d = fdopendir(fd);
         if (!d) {
                 r = -errno;
@@ -180,6 +170,24 @@ int rm_rf_at(int dir_fd, const char *name) {
                 if (k < 0 && r == 0)
                         r = k;
         }
+        return r;
+}
+
+int rm_rf_at(int dir_fd, const char *name) {
+        int fd, r;
+
+        if (unlinkat(dir_fd, name, 0) >= 0 || errno == ENOENT)
+                return 0;
+        if (!IN_SET(errno, EISDIR, EPERM, EACCES))
+                return -errno;
+        fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == EACCES && fchmodat(dir_fd, name, 0700, 0) >= 0)
+                fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        /* Its owner may have taken away the rights to empty it; its owner may give them back. */
+        (void) fchmod(fd, 0700);
+        r = rm_fd_contents(fd);
         if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
                 r = -errno;
         return r;
@@ -187,28 +195,12 @@ int rm_rf_at(int dir_fd, const char *name) {
 
 /* Empties the directory, keeping it. */
 static int rm_contents(int fd) {
-        _cleanup_(closedirp) DIR *d = NULL;
-        int dup_fd, r = 0;
+        int dup_fd;
 
         dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (dup_fd < 0)
                 return -errno;
-        d = fdopendir(dup_fd);
-        if (!d) {
-                r = -errno;
-                (void) close(dup_fd);
-                return r;
-        }
-        for (struct dirent *de; (de = readdir(d));) {
-                int k;
-
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                k = rm_rf_at(dirfd(d), de->d_name);
-                if (k < 0 && r == 0)
-                        r = k;
-        }
-        return r;
+        return rm_fd_contents(dup_fd);
 }
 
 int task_dir_remove(const char *path, const SandboxIdentity *agent) {
