@@ -355,13 +355,56 @@ wait_task() {
         mk task show "$id" >&2 || true
         fail "task $id is '$status', not '$want'"
 }
-busy=$(mk task create --repo="file://$repo" --name=busy $'fake: wait') || fail "makima task create"
+busy=$(mk task create --repo="file://$repo" --name=busy $'fake: sh setsid sleep 3017 >/dev/null 2>&1 &\nfake: wait') ||
+        fail "makima task create"
 wait_task "$busy" running
+# Its processes, the one that left its session too, are in the task's cgroup
+# below the worker's unit (systemctl status shows them there), all of them
+# makima-agent's.
+for ((i = 0; i < 100; i++)); do
+        g pgrep -f 'sleep 3017' >/dev/null && break
+        sleep 0.1
+done
+cg=$(g sh -c "find /sys/fs/cgroup -type d -name 'task-$busy'")
+case "$cg" in
+*/makima-worker@1.service/task-"$busy") ;;
+*) fail "task $busy's cgroup is '$cg', not below makima-worker@1.service" ;;
+esac
+procs=$(g cat "$cg/cgroup.procs")
+[ -n "$procs" ] || fail "task $busy's cgroup is empty"
+for pid in $(g pgrep -f 'sleep 3017'); do
+        grep -qx "$pid" <<<"$procs" || fail "the agent's setsid child $pid is not in its cgroup"
+done
+# bwrap's own first process, outside the sandbox's pid namespace, is the
+# worker's child and runs as the worker's user (the worker has no
+# CAP_SYS_ADMIN to give the agent a namespace of its own, see
+# sandbox-identity.h); every process inside the sandbox is makima-agent's.
+agent_uid=$(g id -u makima-agent)
+worker_uid=$(g id -u makima)
+wpid=$(g systemctl show -P MainPID makima-worker@1.service)
+n_inside=0
+for pid in $procs; do
+        uid=$(g awk '/^Uid:/ { print $2 $3 $4 $5 }' "/proc/$pid/status" 2>/dev/null) || continue
+        ppid=$(g awk '/^PPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || continue
+        if [ "$ppid" = "$wpid" ]; then
+                [ "$uid" = "$worker_uid$worker_uid$worker_uid$worker_uid" ] ||
+                        fail "bwrap ($pid) of task $busy runs as uids $uid, not the worker's ($worker_uid)"
+                continue
+        fi
+        [ "$uid" = "$agent_uid$agent_uid$agent_uid$agent_uid" ] ||
+                fail "process $pid of task $busy runs as uids $uid, not makima-agent ($agent_uid)"
+        n_inside=$((n_inside + 1))
+done
+[ "$n_inside" -ge 2 ] || fail "only $n_inside processes of task $busy's sandbox found"
+g systemctl status --no-pager -l makima-worker@1.service | grep -q "task-$busy" ||
+        fail "systemctl status makima-worker@1 does not show task $busy's cgroup"
+echo "task $busy's agent: $n_inside processes in $cg, all makima-agent's"
 g systemctl stop makima-worker@1.service
 expect_state makima-worker@1.service inactive
 wait_task "$busy" pending
 g journalctl -u makima-worker@1.service --no-pager -o cat | grep -E 'handing back|Stopping' | sed 's/^/  journal: /'
 ! g sh -c 'grep -qx makima-fake-age /proc/[0-9]*/comm' || fail "an agent outlived makima-worker@1"
+! g pgrep -f 'sleep 3017' >/dev/null || fail "the agent's setsid child outlived makima-worker@1"
 echo "stopping makima-worker@1 handed task $busy back as pending"
 
 # The worker's own sandboxing must leave room for the agents' sandbox: run
