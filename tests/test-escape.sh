@@ -95,6 +95,17 @@ if [[ "$CONF_FILE" != "$TMP/makima.conf" ]]; then
 fi
 chmod 0600 "$CONF_FILE"
 
+# The daemons' scratch files (git's snapshots) go here, where the test can
+# see that none is left behind.
+SCRATCH="$TMP/scratch"
+mkdir -m 0755 "$SCRATCH"
+export TMPDIR=$SCRATCH
+# An fd the worker inherits from whoever starts it, on a file only root may
+# read: no agent may get it.
+printf 'inherited-secret-%s\n' "$UNIQ" >"$TMP/inherited"
+chmod 0600 "$TMP/inherited"
+exec 7<"$TMP/inherited"
+
 bus_start || exit 77
 api_start
 
@@ -260,6 +271,9 @@ echo KEYS-BEGIN; cat /proc/keys; echo KEYS-END
 setarch -R true && echo PERSONALITY-ADDR-NO-RANDOMIZE
 setarch --read-implies-exec true && echo PERSONALITY-READ-IMPLIES-EXEC
 setarch "\$(uname -m)" true && echo PERSONALITY-LINUX
+cat <&7 && echo READ-INHERITED-FD
+ls -l /proc/self/fd
+python3 -c 'import socket; socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)' && echo OPENED-VSOCK
 true
 EOF
 git -C "$REPO" add -A
@@ -323,6 +337,82 @@ git --git-dir="$STATE/git/$A" show "makima/${A:0:8}:secret.txt" | grep -q "$SECR
 git --git-dir="$STATE/git/$A" fsck --no-dangling >/dev/null 2>&1 || fail "task $A's repository is broken"
 say "2. passed: the repository and task $A are untouched, its work unseen"
 
+# ---- 2b. the task's git directory: nothing in it leads the worker, the API
+# or the next sandbox anywhere ----
+say "2b. objects/ renamed, objects/info replaced by links, FIFOs"
+
+# The agent may write in its git directory, but objects/ and objects/info
+# (whose alternates list the worker and makima-api read, and the next
+# sandbox binds) are neither its to rename nor to replace.
+cat >"$REPO/attack/gitdir.sh" <<EOF
+set -x
+G=\$(git rev-parse --absolute-git-dir)
+mv "\$G/objects" "\$G/objects.old" && echo RENAMED-OBJECTS
+mv "\$G/objects/info" "\$G/objects/info.old" && echo RENAMED-INFO
+rm -rf "\$G/objects/info" && echo REMOVED-INFO
+ln -s ../../../worktrees "\$G/objects/info2"
+mkfifo "\$G/objects/info/alternates" && echo MADE-FIFO
+echo "$MARKS" >"\$G/objects/info/alternates" && echo WROTE-ALTERNATES
+true
+EOF
+git -C "$REPO" -c filter.x.clean=cat add attack/gitdir.sh
+git -C "$REPO" -c filter.x.clean=cat -c user.name=test -c user.email=test@example.invalid commit -q -m "the git directory attack"
+R=$(create_task $'Attack the git directory.\nfake: sh sh attack/gitdir.sh >gitdir.out 2>&1' \
+        '.autonomous_loop = true | .max_iterations = 1')
+wait_status "$R" iteration_limit_reached 60
+for what in RENAMED-OBJECTS RENAMED-INFO REMOVED-INFO MADE-FIFO WROTE-ALTERNATES; do
+        ! grep -qx "$what" <<<"$(out "$R" gitdir)" || fail "the agent could do $what: $(out "$R" gitdir)"
+done
+G="$STATE/git/$R"
+[[ -d "$G/objects/info" && ! -L "$G/objects/info" && -f "$G/objects/info/alternates" ]] ||
+        fail "the task's objects/info is not what the worker made: $(ls -la "$G/objects")"
+grep -qx "$(realpath "$REPO/.git/objects")" "$G/objects/info/alternates" ||
+        fail "the task's alternates changed: $(cat "$G/objects/info/alternates")"
+# A repository tampered with before these protections (or by anyone but
+# the agent): the worker, resuming the task, follows nothing and refuses.
+mv "$G/objects/info" "$G/objects/info.real"
+ln -s "$MARKS" "$G/objects/info"
+req admin POST "/api/v1/tasks/$R/resume" '{"max_iterations":2}'
+[[ "$STATUS" == 20[02] ]] || fail "resume $R: $STATUS $BODY"
+wait_status "$R" failed 60
+expect_json '.error | test("objects/info.*is not the directory makima made")' true
+ls -A "$MARKS" | grep -q . && fail "the worker wrote through a link in the task's git directory: $(ls "$MARKS")"
+req admin GET "/api/v1/tasks/$R/diff"
+expect_error 409 diff_failed "the diff of a tampered repository"
+rm "$G/objects/info"
+mv "$G/objects/info.real" "$G/objects/info"
+mv "$G/objects/info/alternates" "$G/objects/info/alternates.real"
+mkfifo "$G/objects/info/alternates"
+# makima-api must not wait on it: the diff is refused, health answers.
+req admin GET "/api/v1/tasks/$R/diff"
+expect_error 409 diff_failed "the diff with a FIFO for alternates"
+req admin GET /api/v1/health
+expect_status 200 "health after the FIFO"
+rm "$G/objects/info/alternates"
+mv "$G/objects/info/alternates.real" "$G/objects/info/alternates"
+
+# A FIFO in the worktree holds git (the fingerprint after an iteration, a
+# diff): neither the worker's other tasks, nor this one's cancel, nor
+# makima-api wait for it.
+FF=$(create_task $'Hold git.\nfake: sh mkfifo .gitignore' '.autonomous_loop = true | .max_iterations = 3')
+for _ in $(seq 200); do
+        [[ -p "$STATE/worktrees/$FF/.gitignore" ]] && break
+        sleep 0.1
+done
+[[ -p "$STATE/worktrees/$FF/.gitignore" ]] || fail "the agent made no FIFO"
+curl -s --max-time 60 --unix-socket "$API_SOCK" -o "$TMP/fifo-diff.body" -w '%{http_code}' \
+        "http://localhost/api/v1/tasks/$FF/diff" >"$TMP/fifo-diff.status" &
+FIFO_DIFF=$!
+EXTRA_PIDS="${EXTRA_PIDS:-} $FIFO_DIFF"
+sleep 1
+req admin GET /api/v1/health
+expect_status 200 "health while a diff waits on a FIFO"
+W2=$(create_task "Alongside.")
+wait_status "$W2" done 30
+req admin POST "/api/v1/tasks/$FF/cancel"
+wait_status "$FF" cancelled 15
+say "2b. passed"
+
 # ---- 3. owners: only granted paths, resolved where the worker reads them ----
 say "3. owners and grants"
 
@@ -368,6 +458,32 @@ expect_status 200 "alice's diff"
 grep -q '^+alice was here' <<<"$BODY" || fail "alice's diff: $BODY"
 req "$BOB" GET "/api/v1/tasks/$MINE/diff"
 expect_error 404 not_found "bob reading alice's diff"
+# Bob may write in his granted directory: nothing he puts there reaches
+# beyond it, neither alternates naming Alice's objects, nor a .git file
+# leading to her git directory, nor a grant below a repository's top.
+git init -q -b main "$BOB_AREA/borrowing"
+git -C "$BOB_AREA/borrowing" -c user.name=b -c user.email=b@example.invalid commit -q --allow-empty -m bob
+echo "$ALICE_REPO/.git/objects" >"$BOB_AREA/borrowing/.git/objects/info/alternates"
+mkdir "$BOB_AREA/pointing"
+echo "gitdir: $ALICE_REPO/.git" >"$BOB_AREA/pointing/.git"
+git init -q -b main "$TMP/big"
+git -C "$TMP/big" -c user.name=b -c user.email=b@example.invalid commit -q --allow-empty -m big
+mkdir "$TMP/big/bob"
+req admin POST /api/v1/repos "$(jq -nc --arg p "$TMP/big/bob" '{path: $p, owner: "bob"}')"
+expect_status 201 "grant bob a directory inside a repository"
+for path in "$BOB_AREA/borrowing" "$BOB_AREA/pointing" "$TMP/big/bob"; do
+        req "$BOB" POST /api/v1/tasks "$(jq -nc --arg r "$path" '{plan: "fake: sh git log --all >log.out", repo: $r}')"
+        expect_status 201 "bob's task on $path"
+        id=$(jqr .id)
+        wait_status "$id" failed 30
+        expect_json '.error | test("reaches beyond what is granted to bob")' true
+done
+
+# A URL is cloned into the owner's cache, by the worker, and works as any
+# repository: here an administrator's file:// URL, without a base branch.
+U=$(create_task $'From a clone.\nfake: write u.txt cloned\nfake: commit u' ".repo = \"file://$REPO\"")
+wait_status "$U" done 60
+git --git-dir="$STATE/git/$U" show "makima/${U:0:8}:u.txt" | grep -q cloned || fail "the task on a clone did not commit"
 say "3. passed"
 
 # ---- 4 and 11. who the agent is, and what it may see ----
@@ -381,11 +497,12 @@ wait_file "$STATE/worktrees/$H/host.out" '^\+ true$' 30
 for _ in $(seq 100); do [[ -n "$(survivors 4)" ]] && break; sleep 0.1; done
 [[ -n "$(survivors 4)" ]] || fail "the agent's sleep did not start"
 HOST_OUT=$(out "$H" host)
-for what in READ-SHADOW WROTE-SYSCTL SAW-CONF SAW-STORE SAW-SYSCONF \
+for what in READ-SHADOW WROTE-SYSCTL SAW-CONF SAW-STORE SAW-SYSCONF READ-INHERITED-FD OPENED-VSOCK \
             PERSONALITY-ADDR-NO-RANDOMIZE PERSONALITY-READ-IMPLIES-EXEC; do
         ! grep -qx "$what" <<<"$HOST_OUT" || fail "the agent could do $what: $HOST_OUT"
 done
 ! grep -q "sk-ant-escape-test-secret" <<<"$HOST_OUT" || fail "the agent read makima's configuration"
+! grep -q "inherited-secret" <<<"$HOST_OUT" || fail "the agent read an fd the worker inherited"
 grep -qx "PERSONALITY-LINUX" <<<"$HOST_OUT" || fail "personality(PER_LINUX) was refused: $HOST_OUT"
 grep -qx "STATE-HOLDS git homes worktrees " <<<"$HOST_OUT" || fail "the agent saw the state directory: $HOST_OUT"
 for d in git worktrees homes; do
@@ -511,4 +628,11 @@ wait "$WORKER_PID" || fail "makima-worker exited with $? after SIGTERM"
 WORKER_PID=''
 api_stop
 ls -A "$MARKS" | grep -q . && fail "a command the agent planted ran outside a sandbox: $(ls "$MARKS")"
+# The diff that waited on the FIFO was stopped at its deadline; no
+# snapshot of it, nor of anything else, is left.
+wait "$FIFO_DIFF" || true
+[[ "$(cat "$TMP/fifo-diff.status")" == 503 ]] ||
+        fail "the diff on a FIFO answered $(cat "$TMP/fifo-diff.status"): $(cat "$TMP/fifo-diff.body")"
+leftovers=$(find "$SCRATCH" -mindepth 1 -maxdepth 1)
+[[ -z "$leftovers" ]] || fail "scratch directories are left: $leftovers"
 say "all attacks failed"

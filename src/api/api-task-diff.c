@@ -39,6 +39,8 @@ typedef struct DiffJob {
         size_t size, allocated;
         bool eof, exited, timed_out, overflow;
         siginfo_t status;
+        char *scratch;                  /* where git's snapshot goes; removed with the job */
+        const SandboxIdentity *agent;
 } DiffJob;
 
 static void diff_job_free(void *userdata) {
@@ -54,6 +56,13 @@ static void diff_job_free(void *userdata) {
         sd_event_source_disable_unref(j->timer_source);
         if (j->fd >= 0)
                 (void) close(j->fd);
+        if (j->scratch) {
+                int r = task_dir_remove(j->scratch, j->agent);
+
+                if (r < 0)
+                        log_warning_errno(r, "Failed to remove %s: %m", j->scratch);
+                free(j->scratch);
+        }
         free(j->buf);
         free(j);
 }
@@ -322,6 +331,19 @@ int api_task_diff(Request *r) {
         r->job = j;
         r->job_free = diff_job_free;
 
+        /* git's snapshot goes in a directory of the job's: a child killed at
+         * the deadline leaves nothing behind once the job is gone. */
+        if (asprintf(&j->scratch, "%s/makima-diff-XXXXXX", getenv("TMPDIR") ?: "/tmp") < 0)
+                return -ENOMEM;
+        if (!mkdtemp(j->scratch)) {
+                j->scratch = mfree(j->scratch);
+                return -errno;
+        }
+        j->agent = m->git.agent;
+        k = task_dir_make(j->scratch, j->agent);
+        if (k < 0)
+                return k;
+
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
         fd_read = pipefd[0];
@@ -332,6 +354,7 @@ int api_task_diff(Request *r) {
                 return -errno;
         if (j->pid == 0) {
                 fd_read = -EBADF;
+                m->git.scratch_dir = j->scratch;        /* the child's own copy */
                 diff_child(fd_write, parent, &m->git,
                            &(GitTaskRepo) { .worktree = t->worktree, .git_dir = paths.git_dir, .borrowed = borrowed },
                            t->base_commit ?: t->base_branch);

@@ -7,10 +7,12 @@
  * deadlock. Synchronous: the caller waits for git to exit. */
 
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "conf.h"
 #include "git-run.h"
@@ -147,15 +149,6 @@ static bool git_env_kept(const char *e) {
         return false;
 }
 
-static int strv_extend_all(char ***l, char *const *add) {
-        for (char *const *i = add; i && *i; i++) {
-                int r = strv_extend(l, *i);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
 /* The full argv: git, the safety options, safe.directory= for each
  * repository the jail trusts, the command. */
 static int git_argv(const GitJail *jail, const char *const *argv, char ***ret) {
@@ -201,8 +194,21 @@ static int git_setenv_all(Bwrap *b, char *const *env) {
  * places; no config but the repository's own (and, for fetches, the
  * system's), so that no filter, textconv or credential helper of the
  * caller's runs on what an agent wrote. */
+/* Binds path into the jail, or says which path it could not. */
+static int jail_bind(Bwrap *b, const char *path, bool read_only, char **ret_complaint) {
+        int r;
+
+        r = bwrap_bind(b, path, read_only);
+        if (r < 0 && r != -ENOMEM && ret_complaint) {
+                free(*ret_complaint);
+                if (asprintf(ret_complaint, "cannot open '%s': %s", path, strerror(-r)) < 0)
+                        *ret_complaint = NULL;
+        }
+        return r;
+}
+
 static int git_command(const GitJail *jail, const char *dir, const char *const *argv, char *const *extra_env,
-                       SandboxCommand *ret) {
+                       SandboxCommand *ret, char **ret_complaint) {
         const GitContext *ctx = jail->context;
         const SandboxIdentity *who = jail->as_caller ? ctx->caller : ctx->agent;
         _cleanup_(bwrap_done) Bwrap b = {};
@@ -255,18 +261,19 @@ static int git_command(const GitJail *jail, const char *dir, const char *const *
                 return r;
         /* The read-only ones first: a writable path inside one (a task's git
          * directory in the worktree's parent, say) still wins. */
+        /* Each opened here and handed over as an fd (bwrap_bind()). */
         for (char *const *p = jail->read_only; p && *p; p++) {
-                r = bwrap_args(&b, "--ro-bind", *p, *p, NULL);
+                r = jail_bind(&b, *p, true, ret_complaint);
                 if (r < 0)
                         return r;
         }
         if (home && home[0] == '/' && !path_in_system(home) && access(home, F_OK) >= 0) {
-                r = bwrap_args(&b, "--ro-bind", home, home, NULL);
+                r = jail_bind(&b, home, true, ret_complaint);
                 if (r < 0)
                         return r;
         }
         for (char *const *p = jail->read_write; p && *p; p++) {
-                r = bwrap_args(&b, "--bind", *p, *p, NULL);
+                r = jail_bind(&b, *p, false, ret_complaint);
                 if (r < 0)
                         return r;
         }
@@ -274,7 +281,7 @@ static int git_command(const GitJail *jail, const char *dir, const char *const *
                 _cleanup_free_ char *resolv = realpath("/etc/resolv.conf", NULL);
 
                 if (resolv && !path_in_system(resolv)) {
-                        r = bwrap_args(&b, "--ro-bind", resolv, resolv, NULL);
+                        r = bwrap_bind(&b, resolv, true);
                         if (r < 0)
                                 return r;
                 }
@@ -349,7 +356,6 @@ static _noreturn_ void git_child(const SandboxCommand *cmd, int null_fd, int out
 
         if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
                 goto fail;
-        (void) close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
         errno = -sandbox_command_exec(cmd);
 fail:
         e = errno;
@@ -359,7 +365,15 @@ fail:
 
 /* Reads both pipes until git closes them. Once stdout reaches its limit it
  * is closed: git then dies of SIGPIPE instead of producing what nobody reads. */
-static int git_read_pipes(int *out_fd, int *err_fd, GitOutput *out, GitOutput *err) {
+static uint64_t monotonic_msec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* Reads both pipes to their end; -ETIME once deadline (monotonic ms) has passed. */
+static int git_read_pipes(int *out_fd, int *err_fd, GitOutput *out, GitOutput *err, uint64_t deadline) {
         char buf[64 * 1024];
         int r;
 
@@ -368,12 +382,19 @@ static int git_read_pipes(int *out_fd, int *err_fd, GitOutput *out, GitOutput *e
                         { .fd = *out_fd, .events = POLLIN },
                         { .fd = *err_fd, .events = POLLIN },
                 };
+                uint64_t now = monotonic_msec();
+                int k;
 
-                if (poll(p, ELEMENTSOF(p), -1) < 0) {
+                if (now >= deadline)
+                        return -ETIME;
+                k = poll(p, ELEMENTSOF(p), (int) MIN(deadline - now, (uint64_t) INT_MAX));
+                if (k < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
+                if (k == 0)
+                        continue;
                 for (size_t i = 0; i < ELEMENTSOF(p); i++) {
                         int *fd = i == 0 ? out_fd : err_fd;
                         GitOutput *o = i == 0 ? out : err;
@@ -415,7 +436,7 @@ static int git_exec(const GitJail *jail, const char *dir, const char *const *arg
         /* A directory that is not there would be bwrap's complaint, not git's. */
         if (dir && access(dir, F_OK) < 0)
                 return -errno;
-        r = git_command(jail, dir, argv, extra_env, &cmd);
+        r = git_command(jail, dir, argv, extra_env, &cmd, ret_stderr);
         if (r < 0)
                 return r;
 
@@ -445,7 +466,10 @@ static int git_exec(const GitJail *jail, const char *dir, const char *const *arg
         err_w = safe_close(err_w);
         errno_w = safe_close(errno_w);
 
-        r = git_read_pipes(&out_r, &err_r, &out, &err);
+        /* git that waits on a FIFO of the agent's, or hashes a sparse file of
+         * terabytes, must not hold its caller for ever. */
+        r = git_read_pipes(&out_r, &err_r, &out, &err,
+                           monotonic_msec() + (jail->network ? GIT_TIMEOUT_NETWORK_SEC : GIT_TIMEOUT_SEC) * 1000);
         if (r < 0)
                 (void) kill(pid, SIGKILL);
         while (waitpid(pid, &status, 0) < 0)
@@ -492,8 +516,11 @@ int git_capture(const GitJail *jail, const char *dir, const char *const *argv, c
         r = git_exec(jail, dir, argv, env, max_stdout, &out, &err);
         if (r == -ENOPKG)
                 return git_set_error(ret_error, r, "%s", SANDBOX_BWRAP_MISSING);
+        if (r == -ETIME)
+                return git_set_error(ret_error, r, "git %s took longer than %u s and was stopped", argv[0],
+                                     jail->network ? GIT_TIMEOUT_NETWORK_SEC : GIT_TIMEOUT_SEC);
         if (r < 0)
-                return git_set_error(ret_error, r, "cannot run git %s: %s", argv[0], strerror(-r));
+                return git_set_error(ret_error, r, "cannot run git %s: %s", argv[0], err ?: strerror(-r));
         if (r > 0 && ret_error) {
                 char *c = git_complaint(err, r);
 

@@ -7,6 +7,11 @@
 #include "git-util.h"
 #include "macro.h"
 
+/* How long one run of git may take: on the task's own files, and where it
+ * reaches a remote (a clone of a large repository). */
+#define GIT_TIMEOUT_SEC 120U
+#define GIT_TIMEOUT_NETWORK_SEC 3600U
+
 /* A literal argument vector for git_capture() and friends. */
 #define GIT_ARGV(...) ((const char *const[]) { __VA_ARGS__, NULL })
 
@@ -49,7 +54,9 @@ int git_output_finish(int r, GitOutput *out, char **ret_stdout);
  * environment entries ("NAME=value") and returns its exit status; when that
  * is not 0, or git could not run at all (-errno), *ret_error says why.
  * stdout beyond max_stdout (0: no limit) is not read: ret_out->truncated is
- * set and git, stopped by SIGPIPE, counts as successful. */
+ * set and git, stopped by SIGPIPE, counts as successful. git that takes
+ * longer than GIT_TIMEOUT_SEC (GIT_TIMEOUT_NETWORK_SEC with the network) is
+ * killed: -ETIME. */
 int git_capture(const GitJail *jail, const char *dir, const char *const *argv, char *const *env, size_t max_stdout,
                 GitOutput *ret_out, char **ret_error);
 

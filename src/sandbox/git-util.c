@@ -5,10 +5,12 @@
  * Files makima reads or writes itself are opened with openat2() and
  * RESOLVE_BENEATH where an agent could have planted a symlink. */
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -186,6 +188,10 @@ static void repo_jail_done(RepoJail *j) {
         strv_free(j->paths);
 }
 
+int git_repo_paths(const char *top, char ***ret) {
+        return repository_paths(top, ret);
+}
+
 static int repo_jail(const GitContext *ctx, const char *top, RepoJail *ret) {
         int r;
 
@@ -292,6 +298,69 @@ static int clone_into(const GitJail *jail, const char *dir, const char *url, cha
         return git_out(jail, dir, GIT_ARGV("symbolic-ref", "HEAD", ref), NULL, ret_error);
 }
 
+/* What git made in a clone-cache repository, readable by the agents' group
+ * (they borrow its objects): git in its sandbox, where that group is not
+ * mapped, cannot keep the group's set-group-ID bit on the directories it
+ * makes or changes, so their group would be the caller's own. Every file
+ * here is the caller's (no agent writes to the cache). */
+static int cache_share(int dir_fd, gid_t gid, unsigned depth) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        int fd, r = 0;
+
+        if (depth > 16)
+                return -ELOOP;
+        fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                (void) close(fd);
+                return -errno;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                struct stat st;
+                int k = 0;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+                        continue;
+                if (st.st_gid != gid && fchownat(dirfd(d), de->d_name, (uid_t) -1, gid, AT_SYMLINK_NOFOLLOW) < 0)
+                        k = -errno;
+                if (k >= 0 && S_ISDIR(st.st_mode)) {
+                        _cleanup_close_ int sub = openat(dirfd(d), de->d_name,
+                                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+                        if (sub < 0 || fchmod(sub, (st.st_mode & 07777) | S_ISGID | S_IRGRP | S_IXGRP) < 0)
+                                k = -errno;
+                        else
+                                k = cache_share(sub, gid, depth + 1);
+                } else if (k >= 0 && (st.st_mode & S_IRGRP) == 0 &&
+                           fchmodat(dirfd(d), de->d_name, (st.st_mode & 07777) | S_IRGRP, 0) < 0)
+                        k = -errno;
+                if (k < 0 && r == 0)
+                        r = k;
+        }
+        return r;
+}
+
+static int cache_share_path(const GitContext *ctx, const char *path, char **ret_error) {
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (!ctx->agent || !ctx->agent->separate)
+                return 0;
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return git_set_error(ret_error, -errno, "cannot open '%s': %m", path);
+        r = cache_share(fd, ctx->agent->gid, 0);
+        if (r < 0)
+                return git_set_error(ret_error, r, "cannot give '%s' to the agents' group: %s", path, strerror(-r));
+        return 0;
+}
+
 static int resolve_url(const GitContext *ctx, const char *url, const char *cache_dir, char **ret_path,
                        char **ret_error) {
         _cleanup_free_ char *path = NULL, *lock = NULL, *tmp = NULL, *local = NULL;
@@ -337,6 +406,8 @@ static int resolve_url(const GitContext *ctx, const char *url, const char *cache
 
         if (stat(path, &st) >= 0) {
                 r = git_out(&jail, path, GIT_ARGV("fetch", "-q", "--prune", "--tags", "origin"), NULL, ret_error);
+                if (r >= 0)
+                        r = cache_share_path(ctx, path, ret_error);
                 if (r < 0)
                         return r;
                 *ret_path = TAKE_PTR(path);
@@ -353,6 +424,8 @@ static int resolve_url(const GitContext *ctx, const char *url, const char *cache
         r = chmod(tmp, 02750) < 0 ? -errno : 0;
         if (r >= 0)
                 r = clone_into(&jail, tmp, url, ret_error);
+        if (r >= 0)
+                r = cache_share_path(ctx, tmp, ret_error);
         if (r >= 0 && rename(tmp, path) < 0)
                 r = git_set_error(ret_error, -errno, "cannot rename '%s' to '%s': %m", tmp, path);
         if (r < 0) {
@@ -499,23 +572,51 @@ static bool path_is_safe_relative(const char *p) {
         return true;
 }
 
-/* Writes a file the worker owns into the task's repository: the agent's
- * group may read it, nobody else; replaces what is there. */
-static int write_worker_file(const char *path, const char *text, char **ret_error) {
-        _cleanup_free_ char *tmp = NULL;
+/* Writes a file the worker owns into a directory of the task's (dir_fd;
+ * dir names it in messages): the agent's group may read it, nobody else;
+ * replaces what is there. Nothing is followed: the new file is made in the
+ * directory itself and renamed over the name. */
+static int write_worker_file_at(int dir_fd, const char *dir, const char *name, const char *text, char **ret_error) {
         _cleanup_close_ int fd = -EBADF;
+        char tmp[64];
         size_t n = strlen(text);
+        int r;
 
-        if (asprintf(&tmp, "%s.makima-XXXXXX", path) < 0)
-                return -ENOMEM;
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return git_set_error(ret_error, -errno, "cannot create '%s': %m", tmp);
-        if (write(fd, text, n) != (ssize_t) n || fchmod(fd, 0640) < 0 || rename(tmp, path) < 0) {
-                int r = -errno;
-                (void) unlink(tmp);
-                return git_set_error(ret_error, r ?: -EIO, "cannot write '%s': %s", path, strerror(-r ?: EIO));
+        for (unsigned i = 0;; i++) {
+                uint64_t random_bits;
+
+                if (getrandom(&random_bits, sizeof random_bits, 0) != sizeof random_bits)
+                        return git_set_error(ret_error, -errno, "cannot get random bytes: %m");
+                (void) snprintf(tmp, sizeof tmp, ".%s.makima-%016" PRIx64, name, random_bits);
+                fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0640);
+                if (fd >= 0)
+                        break;
+                if (errno != EEXIST || i >= 16)
+                        return git_set_error(ret_error, -errno, "cannot create '%s/%s': %m", dir, tmp);
         }
+        if (write(fd, text, n) != (ssize_t) n || fchmod(fd, 0640) < 0 || renameat(dir_fd, tmp, dir_fd, name) < 0) {
+                r = -errno;
+                (void) unlinkat(dir_fd, tmp, 0);
+                return git_set_error(ret_error, r ?: -EIO, "cannot write '%s/%s': %s", dir, name, strerror(-r ?: EIO));
+        }
+        return 0;
+}
+
+/* The task's git directory, as itself, and its objects/info, as what it is:
+ * a directory, no link followed on the way. */
+static int open_task_git(const GitTaskRepo *t, int *ret_git_fd, int *ret_info_fd, char **ret_error) {
+        _cleanup_close_ int git_fd = -EBADF;
+        int info_fd;
+
+        git_fd = open(t->git_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (git_fd < 0)
+                return git_set_error(ret_error, -errno, "cannot open '%s': %m", t->git_dir);
+        info_fd = path_open_beneath(git_fd, "objects/info", O_PATH | O_DIRECTORY, S_IFDIR);
+        if (info_fd < 0)
+                return git_set_error(ret_error, info_fd, "'%s/objects/info' is not the directory makima made: %s",
+                                     t->git_dir, strerror(-info_fd));
+        *ret_git_fd = TAKE_FD(git_fd);
+        *ret_info_fd = info_fd;
         return 0;
 }
 
@@ -535,33 +636,43 @@ static const char task_config[] =
  * ours and read-only in the agent's sandbox: config.worktree stays empty,
  * so that an agent that could turn extensions.worktreeConfig on would still
  * find nothing of its own there. */
-static int write_task_config(const GitTaskRepo *t, char **ret_error) {
-        _cleanup_free_ char *config = NULL, *worktree = NULL;
+static int write_task_config(int git_fd, const GitTaskRepo *t, char **ret_error) {
         int r;
 
-        if (asprintf(&config, "%s/config", t->git_dir) < 0 || asprintf(&worktree, "%s/config.worktree", t->git_dir) < 0)
-                return -ENOMEM;
-        r = write_worker_file(config, task_config, ret_error);
+        r = write_worker_file_at(git_fd, t->git_dir, "config", task_config, ret_error);
         if (r >= 0)
-                r = write_worker_file(worktree, "", ret_error);
+                r = write_worker_file_at(git_fd, t->git_dir, "config.worktree", "", ret_error);
         return r;
 }
 
-static int write_borrowed(const GitTaskRepo *t, char **ret_error) {
-        _cleanup_free_ char *path = NULL, *text = NULL;
+static int write_borrowed(int info_fd, const GitTaskRepo *t, char **ret_error) {
+        _cleanup_free_ char *text = NULL, *dir = NULL;
         size_t len = 1;
 
         for (char *const *o = t->borrowed; o && *o; o++)
                 len += strlen(*o) + 1;
         text = malloc(len);
-        if (!text || asprintf(&path, "%s/objects/info/alternates", t->git_dir) < 0)
+        if (!text || asprintf(&dir, "%s/objects/info", t->git_dir) < 0)
                 return -ENOMEM;
         text[0] = '\0';
         for (char *const *o = t->borrowed; o && *o; o++) {
                 strcat(text, *o);
                 strcat(text, "\n");
         }
-        return write_worker_file(path, text, ret_error);
+        return write_worker_file_at(info_fd, dir, "alternates", text, ret_error);
+}
+
+/* On a restart: the config ours again, the borrowed list true again. */
+static int rewrite_task_files(const GitTaskRepo *t, char **ret_error) {
+        _cleanup_close_ int git_fd = -EBADF, info_fd = -EBADF;
+        int r;
+
+        r = open_task_git(t, &git_fd, &info_fd, ret_error);
+        if (r >= 0)
+                r = write_task_config(git_fd, t, ret_error);
+        if (r >= 0)
+                r = write_borrowed(info_fd, t, ret_error);
+        return r;
 }
 
 /* The same command with --git-dir= and --work-tree= in front, and the git
@@ -632,9 +743,16 @@ static int read_file(const char *path, char **ret) {
         char buf[4096];
         ssize_t n;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        struct stat st;
+
+        /* Not a FIFO or a device in its place: that would hang, or never end. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
         while ((n = read(fd, buf, sizeof buf)) > 0)
                 if (git_output_append(&o, buf, (size_t) n) < 0) {
                         git_output_done(&o);
@@ -651,28 +769,28 @@ static int read_file(const char *path, char **ret) {
 /* A shallow repository's boundary goes with its objects: without it, git
  * would find parents missing. The first borrowed directory is the
  * repository's own objects/. */
-static int copy_shallow(const GitTaskRepo *t, char **ret_error) {
-        _cleanup_free_ char *common = NULL, *from = NULL, *to = NULL, *text = NULL;
+static int copy_shallow(int git_fd, const GitTaskRepo *t, char **ret_error) {
+        _cleanup_free_ char *common = NULL, *from = NULL, *text = NULL;
         int r;
 
         if (!t->borrowed || !t->borrowed[0])
                 return 0;
         common = path_dirname(t->borrowed[0]);
-        if (!common || asprintf(&from, "%s/shallow", common) < 0 || asprintf(&to, "%s/shallow", t->git_dir) < 0)
+        if (!common || asprintf(&from, "%s/shallow", common) < 0)
                 return -ENOMEM;
         r = read_file(from, &text);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return git_set_error(ret_error, r, "cannot read '%s': %s", from, strerror(-r));
-        return write_worker_file(to, text, ret_error);
+        return write_worker_file_at(git_fd, t->git_dir, "shallow", text, ret_error);
 }
 
 int git_task_repo_prepare(const GitContext *ctx, const GitTaskRepo *t, const char *repo_path, const char *base,
                           const char *branch, char *const *copy_files, char **ret_base_commit, char **ret_error) {
         _cleanup_(repo_jail_done) RepoJail rj = {};
-        _cleanup_free_ char *commit = NULL, *base_branch = NULL, *ref = NULL, *base_ref = NULL, *dotgit = NULL,
-                            *gitfile = NULL, *inside = NULL;
+        _cleanup_free_ char *commit = NULL, *base_branch = NULL, *ref = NULL, *base_ref = NULL, *gitfile = NULL,
+                            *inside = NULL;
         int r;
 
         if (isempty(repo_path) || !t || isempty(t->worktree) || isempty(t->git_dir))
@@ -694,8 +812,7 @@ int git_task_repo_prepare(const GitContext *ctx, const GitTaskRepo *t, const cha
                  * true, and the config ours to keep as we made it. */
                 if (ret_base_commit)
                         *ret_base_commit = NULL;
-                r = write_task_config(t, ret_error);
-                return r < 0 ? r : write_borrowed(t, ret_error);
+                return rewrite_task_files(t, ret_error);
         }
 
         r = repo_jail(ctx, repo_path, &rj);
@@ -704,24 +821,51 @@ int git_task_repo_prepare(const GitContext *ctx, const GitTaskRepo *t, const cha
         r = resolve_base(&rj.jail, repo_path, base, &commit, &base_branch, ret_error);
         if (r < 0)
                 return r;
-        if (asprintf(&ref, "refs/heads/%s", branch) < 0 || asprintf(&dotgit, "%s/.git", t->worktree) < 0 ||
-            asprintf(&gitfile, "gitdir: %s\n", t->git_dir) < 0)
+        if (asprintf(&ref, "refs/heads/%s", branch) < 0 || asprintf(&gitfile, "gitdir: %s\n", t->git_dir) < 0)
                 return -ENOMEM;
 
         {
                 char *dirs[] = { (char *) t->worktree, (char *) t->git_dir, NULL };
                 GitJail j = { .context = ctx, .read_only = t->borrowed, .read_write = dirs, .safe = dirs };
+                _cleanup_close_ int git_fd = -EBADF, info_fd = -EBADF, wt_fd = -EBADF;
 
-                /* The agent's user makes it, so that what git writes is the agent's. */
+                /* objects/ and objects/info are ours, made first: git init
+                 * takes them as they are, and the agent's group may write
+                 * objects in the one and nothing in the other. */
+                git_fd = open(t->git_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (git_fd < 0)
+                        return git_set_error(ret_error, -errno, "cannot open '%s': %m", t->git_dir);
+                r = mkdirat(git_fd, "objects", 02770) < 0 && errno != EEXIST ? -errno : 0;
+                if (r >= 0) {
+                        _cleanup_free_ char *objects = NULL;
+
+                        if (asprintf(&objects, "%s/objects", t->git_dir) < 0)
+                                return -ENOMEM;
+                        r = task_dir_make(objects, ctx->agent);
+                }
+                if (r >= 0) {
+                        _cleanup_close_ int objects_fd = path_open_beneath(git_fd, "objects", O_PATH | O_DIRECTORY,
+                                                                           S_IFDIR);
+
+                        r = objects_fd < 0 ? objects_fd : task_dir_make_read_only(objects_fd, "info", ctx->agent);
+                }
+                if (r < 0)
+                        return git_set_error(ret_error, r, "cannot make the objects of '%s': %s", t->git_dir,
+                                             strerror(-r));
+
+                /* The agent's user makes the rest, so that what git writes is the agent's. */
                 r = git_out(&j, t->git_dir, GIT_ARGV("init", "-q", "--bare", "--template=", "-b", branch, "."), NULL,
                             ret_error);
                 if (r < 0)
                         return r;
-                r = write_task_config(t, ret_error);
+                git_fd = safe_close(git_fd);
+                r = open_task_git(t, &git_fd, &info_fd, ret_error);
                 if (r >= 0)
-                        r = write_borrowed(t, ret_error);
+                        r = write_task_config(git_fd, t, ret_error);
                 if (r >= 0)
-                        r = copy_shallow(t, ret_error);
+                        r = write_borrowed(info_fd, t, ret_error);
+                if (r >= 0)
+                        r = copy_shallow(git_fd, t, ret_error);
                 if (r >= 0)
                         r = task_git_out(&j, t, GIT_ARGV("update-ref", ref, commit), NULL, ret_error);
                 if (r < 0)
@@ -734,7 +878,10 @@ int git_task_repo_prepare(const GitContext *ctx, const GitTaskRepo *t, const cha
                                 return -ENOMEM;
                         (void) task_git_out(&j, t, GIT_ARGV("update-ref", base_ref, commit), NULL, NULL);
                 }
-                r = write_worker_file(dotgit, gitfile, ret_error);
+                wt_fd = open(t->worktree, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (wt_fd < 0)
+                        return git_set_error(ret_error, -errno, "cannot open '%s': %m", t->worktree);
+                r = write_worker_file_at(wt_fd, t->worktree, ".git", gitfile, ret_error);
                 if (r >= 0)
                         r = task_git_out(&j, t, GIT_ARGV("read-tree", "-u", "--reset", "HEAD"), NULL, ret_error);
                 if (r < 0)
@@ -757,10 +904,11 @@ int git_task_repo_prepare(const GitContext *ctx, const GitTaskRepo *t, const cha
         return 0;
 }
 
-/* A snapshot of the worktree, as git would commit all of it: a copy of the
- * task's index (its stat data spares hashing what did not change) in a
- * scratch directory of its own, with an object directory there for the
- * blobs, the task's objects and what it borrows behind it. */
+/* A snapshot of the worktree, as git would commit all of it: an index of
+ * its own in a scratch directory, with an object directory there for the
+ * blobs, the task's objects and what it borrows behind it. Never the
+ * agent's index: its stat data would let git take a file for unchanged
+ * that is not, and a change go missing from the diff the user reviews. */
 typedef struct Snapshot {
         char *dir;
         char *env[4];
@@ -800,12 +948,11 @@ static int alternates_list(const GitTaskRepo *t, char **ret) {
 }
 
 static int snapshot_take(const GitContext *ctx, const GitTaskRepo *t, Snapshot *s, char **ret_error) {
-        _cleanup_free_ char *index = NULL, *from = NULL, *objects = NULL, *alternates = NULL;
-        _cleanup_close_ int in = -EBADF, out = -EBADF;
+        _cleanup_free_ char *index = NULL, *objects = NULL, *alternates = NULL;
         int r;
 
         *s = (Snapshot) {};
-        if (asprintf(&s->dir, "%s/makima-git-XXXXXX", getenv("TMPDIR") ?: "/tmp") < 0)
+        if (asprintf(&s->dir, "%s/makima-git-XXXXXX", ctx->scratch_dir ?: getenv("TMPDIR") ?: "/tmp") < 0)
                 return -ENOMEM;
         if (!mkdtemp(s->dir)) {
                 s->dir = mfree(s->dir);
@@ -816,8 +963,7 @@ static int snapshot_take(const GitContext *ctx, const GitTaskRepo *t, Snapshot *
         if (r < 0)
                 return git_set_error(ret_error, r, "cannot prepare '%s': %s", s->dir, strerror(-r));
         s->scratch[0] = s->dir;
-        if (asprintf(&index, "%s/index", s->dir) < 0 || asprintf(&objects, "%s/objects", s->dir) < 0 ||
-            asprintf(&from, "%s/index", t->git_dir) < 0)
+        if (asprintf(&index, "%s/index", s->dir) < 0 || asprintf(&objects, "%s/objects", s->dir) < 0)
                 return -ENOMEM;
         r = mkdir(objects, 02770) < 0 ? -errno : task_dir_make(objects, ctx->agent);
         if (r < 0)
@@ -840,15 +986,6 @@ static int snapshot_take(const GitContext *ctx, const GitTaskRepo *t, Snapshot *
         if (r < 0)
                 return r;
 
-        in = git_open_beneath(AT_FDCWD, from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-        if (in >= 0) {
-                out = open(index, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
-                if (out < 0 || fchmod(out, 0660) < 0)
-                        return git_set_error(ret_error, -errno, "cannot create '%s': %m", index);
-                r = git_copy_fd(in, out);
-                if (r < 0)
-                        return git_set_error(ret_error, r, "cannot copy the index: %s", strerror(-r));
-        }
         return 0;
 }
 
@@ -881,21 +1018,15 @@ static int snapshot_begin(const GitContext *ctx, const GitTaskRepo *t, Snapshot 
         return 0;
 }
 
-/* Fills the snapshot's index with all of the worktree. Without an index of
- * the task's (a repository without commits yet), from HEAD, if any. */
+/* Fills the snapshot's index with all of the worktree: HEAD's tree (if
+ * there is a HEAD), then every file as it is. */
 static int snapshot_fill(const GitJail *jail, const GitTaskRepo *t, Snapshot *s, bool have_head, char **ret_error) {
         int r;
 
         if (have_head) {
-                _cleanup_free_ char *index = NULL;
-
-                if (asprintf(&index, "%s/index", s->dir) < 0)
-                        return -ENOMEM;
-                if (access(index, F_OK) < 0) {
-                        r = task_git(jail, t, GIT_ARGV("read-tree", "HEAD"), s->env, 0, NULL, ret_error);
-                        if (r != 0)
-                                return r < 0 ? r : -EIO;
-                }
+                r = task_git(jail, t, GIT_ARGV("read-tree", "HEAD"), s->env, 0, NULL, ret_error);
+                if (r != 0)
+                        return r < 0 ? r : -EIO;
         }
         /* Nested repositories go in as what their HEAD is, never entered. */
         r = task_git(jail, t, GIT_ARGV("-c", "core.splitIndex=false", "add", "-A", "--ignore-errors", "--", "."), s->env,

@@ -30,6 +30,9 @@ typedef struct GitContext {
         const SandboxIdentity *agent;
         const SandboxIdentity *caller;
         const char *bwrap;              /* NULL: bwrap in $PATH */
+        const char *scratch_dir;        /* where snapshots go (NULL: $TMPDIR, else /tmp): a directory
+                                         * the caller removes after the child that runs git, killed
+                                         * or not */
 } GitContext;
 
 /* A task's own repository. */
@@ -59,6 +62,11 @@ int git_resolve_repo(const GitContext *ctx, const char *repo, const char *cache_
  * base_branch; of a clone, the remote's default branch). -ENOENT if HEAD is
  * detached. */
 int git_default_branch(const GitContext *ctx, const char *repo_path, char **ret_branch, char **ret_error);
+
+/* The paths git reads for the repository at top (git_resolve_repo()'s
+ * answer): top itself, and where its .git file leads (a linked worktree's
+ * or --separate-git-dir's git directory, and its common directory). */
+int git_repo_paths(const char *top, char ***ret);
 
 /* The object directories of a repository (resolved with git_resolve_repo()):
  * its own and those it borrows itself, recursively, canonical. */

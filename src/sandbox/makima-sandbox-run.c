@@ -227,7 +227,7 @@ static int run(int argc, char *argv[]) {
 
                 rules = sandbox_seccomp_rules(&n);
                 for (size_t i = 0; i < n; i++) {
-                        printf("%-20s %s", rules[i].name, rules[i].error == ENOSYS ? "ENOSYS" : "EPERM");
+                        printf("%-20s %s", rules[i].name, strerrorname_np(rules[i].error) ?: "?");
                         if (rules[i].arg >= 0 && rules[i].unless)
                                 printf("  unless arg%i == 0x%" PRIx64, rules[i].arg, rules[i].match);
                         else if (rules[i].arg >= 0)

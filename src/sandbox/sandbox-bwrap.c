@@ -5,6 +5,7 @@
  * sandbox-bwrap.h. */
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -106,9 +107,18 @@ static int memfd_with(const char *name, const void *data, size_t n, bool seal, i
 int bwrap_fd_arg(Bwrap *b, int fd, const char *option, const char *dest) {
         char num[12];
 
-        if (b->n_fds >= ELEMENTSOF(b->fds)) {
+        if (b->n_fds >= BWRAP_FDS_MAX) {
                 (void) close(fd);
                 return -E2BIG;
+        }
+        if (b->n_fds % 16 == 0) {
+                int *fds = reallocarray(b->fds, b->n_fds + 16, sizeof(int));
+
+                if (!fds) {
+                        (void) close(fd);
+                        return -ENOMEM;
+                }
+                b->fds = fds;
         }
         b->fds[b->n_fds++] = fd;
         (void) snprintf(num, sizeof(num), "%i", fd);
@@ -122,6 +132,19 @@ int bwrap_data(Bwrap *b, const char *option, const char *text, const char *dest)
         if (r < 0)
                 return r;
         return bwrap_fd_arg(b, fd, option, dest);
+}
+
+int bwrap_bind_fd(Bwrap *b, int fd, const char *dest, bool read_only) {
+        return bwrap_fd_arg(b, fd, read_only ? "--ro-bind-fd" : "--bind-fd", dest);
+}
+
+int bwrap_bind(Bwrap *b, const char *path, bool read_only) {
+        int fd;
+
+        fd = open(path, O_PATH | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        return bwrap_bind_fd(b, fd, path, read_only);
 }
 
 int bwrap_find(const char *bwrap, char **ret) {
@@ -182,6 +205,7 @@ void bwrap_done(Bwrap *b) {
         strv_free(b->hidden_dirs);
         for (size_t i = 0; i < b->n_fds; i++)
                 (void) close(b->fds[i]);
+        free(b->fds);
         *b = (Bwrap) {};
 }
 
@@ -439,7 +463,6 @@ int bwrap_setenvf(Bwrap *b, const char *name, const char *value) {
 }
 
 int bwrap_finish(Bwrap *b, const char *cwd, char *const *command, SandboxCommand *ret) {
-        _cleanup_free_ int *fds = NULL;
         int r;
 
         for (char **d = b->hidden_dirs; d && *d; d++) {
@@ -458,16 +481,10 @@ int bwrap_finish(Bwrap *b, const char *cwd, char *const *command, SandboxCommand
         if (r < 0)
                 return r;
 
-        if (b->n_fds > 0) {
-                fds = calloc(b->n_fds, sizeof(int));
-                if (!fds)
-                        return -ENOMEM;
-                memcpy(fds, b->fds, b->n_fds * sizeof(int));
-        }
         *ret = (SandboxCommand) {
                 .argv = TAKE_PTR(b->argv),
                 .envp = TAKE_PTR(b->env),
-                .fds = TAKE_PTR(fds),
+                .fds = TAKE_PTR(b->fds),
                 .n_fds = b->n_fds,
                 .sandboxed = true,
                 .identity = b->identity,
@@ -492,6 +509,11 @@ void sandbox_command_done(SandboxCommand *c) {
 int sandbox_command_exec(const SandboxCommand *c) {
         int r;
 
+        /* Nothing the caller inherited from whoever started it (an fd on a
+         * file of root's, say) reaches the sandbox: every fd above stdio is
+         * closed at exec, but for the sandbox's own. */
+        if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                return -errno;
         /* Only here, after fork(): in the caller the fds stay O_CLOEXEC, so no
          * other child inherits another sandbox's files. */
         for (size_t i = 0; i < c->n_fds; i++) {

@@ -13,12 +13,13 @@
 
 /* The sandbox's $PATH, after the directories an agent's interpreter needs. */
 #define SANDBOX_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define BWRAP_FDS_MAX 8
+/* More would be a command line no sandbox needs. */
+#define BWRAP_FDS_MAX 1024
 
 typedef struct Bwrap {
         char **argv;
         char **env;
-        int fds[BWRAP_FDS_MAX];         /* O_CLOEXEC here; named by number in argv */
+        int *fds;                       /* O_CLOEXEC here; named by number in argv */
         size_t n_fds;
         SandboxIdentity identity;       /* a copy: who the sandbox runs as */
         char **hidden_dirs;             /* private directories covered with a tmpfs, made
@@ -39,6 +40,13 @@ int bwrap_args(Bwrap *b, ...) _sentinel_;
 int bwrap_fd_arg(Bwrap *b, int fd, const char *option, const char *dest);
 /* A memfd holding text, for --ro-bind-data and friends. */
 int bwrap_data(Bwrap *b, const char *option, const char *text, const char *dest);
+/* Binds what fd (O_PATH or any other, taken) refers to at dest. */
+int bwrap_bind_fd(Bwrap *b, int fd, const char *dest, bool read_only);
+/* Binds the host's path at the same place. The path is opened here, as the
+ * caller, and bwrap gets the fd, which it binds as the canonical path the
+ * kernel gives for it (bwrap 0.8 resolves /proc/self/fd/N): what is bound
+ * is what was opened, whatever was renamed or linked on the way since. */
+int bwrap_bind(Bwrap *b, const char *path, bool read_only);
 
 /* The host's system read-only (sandbox_system_dirs), what in /etc only its
  * owner or group may read hidden, and each of `private` (canonical paths)

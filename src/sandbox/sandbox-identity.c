@@ -154,6 +154,13 @@ int sandbox_userns_new(const SandboxIdentity *i) {
 
         if (!i || !i->separate)
                 return -EINVAL;
+        /* The caller is mapped too (as SANDBOX_CALLER_UID, not as the
+         * namespace's root): bwrap resolves every path it binds (even one
+         * handed over as an fd) as the user it runs as, and reaches the
+         * caller's directories (root's, the state directory) only through
+         * the caller's mapping. No process of the agent's but bwrap's own,
+         * before it drops its capabilities, is ever in this namespace
+         * outside the sandbox. */
         r = id_map(SANDBOX_UID, i->uid, SANDBOX_CALLER_UID, geteuid(), &uid_map);
         if (r >= 0)
                 r = id_map(SANDBOX_GID, i->gid, SANDBOX_CALLER_GID, getegid(), &gid_map);

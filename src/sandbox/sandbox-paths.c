@@ -4,7 +4,10 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "sandbox.h"
@@ -237,4 +240,28 @@ void sandbox_program_done(SandboxProgram *p) {
         strv_free(p->read_only);
         strv_free(p->path_dirs);
         *p = (SandboxProgram) {};
+}
+
+int path_open_beneath(int dir_fd, const char *path, int flags, mode_t type) {
+        struct open_how how = {
+                .flags = (uint64_t) (flags | O_NOFOLLOW | O_CLOEXEC),
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        struct stat st;
+        long fd;
+
+        fd = syscall(SYS_openat2, dir_fd, path, &how, sizeof how);
+        if (fd < 0)
+                return -errno;
+        if (fstat((int) fd, &st) < 0) {
+                int r = -errno;
+
+                (void) close((int) fd);
+                return r;
+        }
+        if (S_ISLNK(st.st_mode) || (type != 0 && (st.st_mode & S_IFMT) != type)) {
+                (void) close((int) fd);
+                return S_ISDIR(st.st_mode) ? -EISDIR : -ENOTDIR;
+        }
+        return (int) fd;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 /* True if path is dir or lies below it (both canonical). */
 bool path_is_under(const char *path, const char *dir);
@@ -12,6 +13,13 @@ int path_normalize(const char *path, char **ret);
 /* realpath() for a path that exists, else its normalized spelling. */
 int path_canonical(const char *path, char **ret);
 char *path_dirname(const char *path);
+
+/* Opens path (relative) beneath dir_fd with flags (O_CLOEXEC added)
+ * following no symbolic link on the way, and none at its end: what an agent
+ * may have written is opened as what it is, never as what a link it made
+ * points to. With type (S_IFDIR, S_IFREG; 0: anything but a link), -ENOTDIR
+ * or -EISDIR when it is something else (a link, a FIFO, …). */
+int path_open_beneath(int dir_fd, const char *path, int flags, mode_t type);
 
 /* An agent's program and what it needs bound to run. */
 typedef struct SandboxProgram {

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
@@ -105,6 +106,10 @@ static const SandboxSyscallRule rules[] = {
          * refused with the rest: libseccomp cannot compare one argument
          * twice in a rule. */
         DENY_UNLESS(personality, EPERM, 0, PER_LINUX),
+
+        /* vsock is no network namespace's: it reaches the hypervisor (and
+         * its other guests) whatever Network= says. */
+        DENY_IF(socket, EAFNOSUPPORT, 0, 0xFFFFFFFFu, AF_VSOCK),
 
         /* seccomp cannot look inside clone3()'s struct, so it cannot see
          * CLONE_NEWUSER there. ENOSYS makes glibc fall back to clone(), which

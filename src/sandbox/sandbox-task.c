@@ -13,6 +13,8 @@
 
 #define TASK_DIR_MODE 02770
 #define CACHE_DIR_MODE 02750
+/* A task borrows a few object directories: a list longer than this is no list of ours. */
+#define BORROWED_LIST_MAX (64 * 1024)
 
 static int join(const char *dir, const char *name, char **ret) {
         return asprintf(ret, "%s/%s", dir, name) < 0 ? -ENOMEM : 0;
@@ -148,6 +150,17 @@ int task_dirs_setup(const Config *c, const SandboxIdentity *agent) {
 
 int task_dir_make(const char *path, const SandboxIdentity *agent) {
         return dir_make(path, agent, TASK_DIR_MODE, false);
+}
+
+int task_dir_make_read_only(int dir_fd, const char *name, const SandboxIdentity *agent) {
+        _cleanup_close_ int fd = -EBADF;
+
+        if (mkdirat(dir_fd, name, CACHE_DIR_MODE) < 0 && errno != EEXIST)
+                return -errno;
+        fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        return dir_own(fd, agent, CACHE_DIR_MODE);
 }
 
 /* Removes everything in the directory fd, which it takes; the first error. */
@@ -287,6 +300,13 @@ static int borrow_rules(const Config *c, const char *owner, BorrowRules *ret) {
 }
 
 static bool borrow_allowed(const BorrowRules *b, const char *canonical) {
+        /* Objects are files of a file system, not the kernel's views: a
+         * repository's alternates naming /proc would bind the host's. */
+        FOREACH_STRING(pseudo, "/proc", "/sys", "/dev", "/run")
+                if (path_is_under(canonical, pseudo))
+                        return false;
+        if (streq(canonical, "/"))
+                return false;
         for (size_t i = 0; i < ELEMENTSOF(b->dirs); i++)
                 if (path_is_under(canonical, b->dirs[i]) || path_is_under(b->dirs[i], canonical))
                         return false;
@@ -326,18 +346,41 @@ int task_borrowed_objects(const Config *c, const char *git_dir, const char *owne
         _cleanup_free_ char *path = NULL, *line = NULL;
         _cleanup_(strv_freep) char **l = NULL;
         _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_close_ int git_fd = -EBADF;
+        struct stat st;
         size_t n = 0;
-        int r;
+        int fd, r;
 
         r = join(git_dir, "objects/info/alternates", &path);
         if (r < 0)
                 return r;
-        f = fopen(path, "re");
-        if (!f) {
-                if (errno != ENOENT)
-                        return -errno;
+        /* The worker wrote it, in a directory the agent cannot write nor
+         * rename; opened all the same as what it is, a regular file reached
+         * through no link, and without waiting (a FIFO would hold us). */
+        git_fd = open(git_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (git_fd < 0)
+                return -errno;
+        fd = path_open_beneath(git_fd, "objects/info/alternates", O_RDONLY | O_NONBLOCK | O_NOCTTY, S_IFREG);
+        if (fd == -ENOENT) {
                 *ret = NULL;
                 return 0;
+        }
+        if (fd < 0) {
+                if (ret_error && asprintf(ret_error, "%s is not the file makima wrote", path) < 0)
+                        *ret_error = NULL;
+                return fd == -ENOMEM ? fd : -EBADMSG;
+        }
+        if (fstat(fd, &st) < 0 || st.st_size > BORROWED_LIST_MAX) {
+                (void) close(fd);
+                if (ret_error && asprintf(ret_error, "%s is too large", path) < 0)
+                        *ret_error = NULL;
+                return -EBADMSG;
+        }
+        f = fdopen(fd, "re");
+        if (!f) {
+                r = -errno;
+                (void) close(fd);
+                return r;
         }
         while (getline(&line, &n, f) > 0) {
                 _cleanup_free_ char *canonical = NULL;

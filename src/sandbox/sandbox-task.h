@@ -48,6 +48,10 @@ int task_dirs_setup(const Config *c, const SandboxIdentity *agent);
 /* Makes one task's directory (or finds it made), 02770 and of the agent's
  * group, like its parent. The parent must exist. */
 int task_dir_make(const char *path, const SandboxIdentity *agent);
+/* Makes (or takes, if it is ours) the directory name in dir_fd, which the
+ * agent's group may read but not write, as task_dir_make() does. -EPERM if
+ * it is somebody else's. */
+int task_dir_make_read_only(int dir_fd, const char *name, const SandboxIdentity *agent);
 
 /* Removes one task's directory and all in it. What the agent made is its
  * own, and it may have taken its own rights away (chmod 0): a child process

@@ -132,55 +132,100 @@ static int add_extra_paths(Builder *b, char **paths, const char *what, bool writ
                         log_warning_errno(errno, "%s %s is not there, skipping: %m", what, *i);
                         continue;
                 }
-                r = bwrap_args(&b->bwrap, writable ? "--bind" : "--ro-bind", *i, *i, NULL);
+                r = bwrap_bind(&b->bwrap, *i, !writable);
                 if (r < 0)
-                        return r;
+                        return log_error_errno(r, "Failed to open %s %s: %m", what, *i);
         }
         return 0;
 }
 
 /* The task's own git directory. A commit writes its HEAD, index, refs, logs
  * and objects; its config (config.worktree too), and the list of object
- * directories it borrows, stay read-only: git outside the agent's sandbox (the worker's, in a
- * sandbox of its own) reads both. The worktree's .git file, which says where
- * the git directory is, is read-only too. The borrowed objects — the
- * repository's — are read-only: nothing of the repository can be changed or
- * deleted from here, and no other task's branch is in reach. */
+ * directories it borrows, stay read-only: git outside the agent's sandbox
+ * (the worker's, in a sandbox of its own) reads both. The worktree's .git
+ * file, which says where the git directory is, is read-only too. The
+ * borrowed objects — the repository's — are read-only: nothing of the
+ * repository can be changed or deleted from here, and no other task's
+ * branch is in reach.
+ *
+ * The agent may write in its git directory, so each of these is opened
+ * here beneath it, as what it is (no symbolic link followed), and given to
+ * bwrap as an fd; objects/ is a mount of its own, so that the agent cannot
+ * rename it (and its read-only info/ with it) to put something of its own
+ * in its place for the next sandbox, the worker or makima-api to find. */
 static int add_git(Builder *b) {
         const SandboxParams *p = b->p;
-        _cleanup_free_ char *config = NULL, *config_worktree = NULL, *info = NULL, *dotgit = NULL;
+        _cleanup_close_ int git_fd = -EBADF, wt_fd = -EBADF;
+        _cleanup_free_ char *objects = NULL, *config = NULL, *config_worktree = NULL, *info = NULL, *dotgit = NULL;
+        struct {
+                int dir_fd;
+                const char *name;
+                const char *dest;
+                mode_t type;
+                bool read_only;
+        } binds[6];
         int r;
 
         if (!p->git_dir)
                 return 0;
-        if (asprintf(&config, "%s/config", p->git_dir) < 0 ||
+        if (asprintf(&objects, "%s/objects", p->git_dir) < 0 || asprintf(&config, "%s/config", p->git_dir) < 0 ||
             asprintf(&config_worktree, "%s/config.worktree", p->git_dir) < 0 ||
             asprintf(&info, "%s/objects/info", p->git_dir) < 0 || asprintf(&dotgit, "%s/.git", p->worktree) < 0)
-                return -ENOMEM;
-        /* Ours, empty, if the repository predates it. */
-        r = open(config_worktree, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
-        if (r >= 0)
-                (void) close(r);
-        FOREACH_STRING(f, config, config_worktree, info, dotgit)
-                if (access(f, F_OK) < 0)
-                        return log_error_errno(errno, "%s is missing: the task's repository is not complete.", f);
+                return log_oom();
 
         for (char **o = p->borrowed; o && *o; o++) {
                 r = check_exposure(b, *o, "The borrowed object directory");
                 if (r < 0)
                         return r;
-                r = bwrap_args(&b->bwrap, "--ro-bind", *o, *o, NULL);
+                r = bwrap_bind(&b->bwrap, *o, true);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to open the borrowed object directory %s: %m", *o);
+        }
+
+        git_fd = open(p->git_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (git_fd < 0)
+                return log_error_errno(errno, "Failed to open the task's git directory %s: %m", p->git_dir);
+        wt_fd = open(p->worktree, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (wt_fd < 0)
+                return log_error_errno(errno, "Failed to open the task's worktree %s: %m", p->worktree);
+        /* Ours, empty, if the repository predates it. */
+        r = openat(git_fd, "config.worktree", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+        if (r >= 0)
+                (void) close(r);
+
+        binds[0] = (typeof(binds[0])) { git_fd, ".", p->git_dir, S_IFDIR, false };
+        binds[1] = (typeof(binds[0])) { git_fd, "objects", objects, S_IFDIR, false };
+        binds[2] = (typeof(binds[0])) { git_fd, "objects/info", info, S_IFDIR, true };
+        binds[3] = (typeof(binds[0])) { git_fd, "config", config, S_IFREG, true };
+        binds[4] = (typeof(binds[0])) { git_fd, "config.worktree", config_worktree, S_IFREG, true };
+        binds[5] = (typeof(binds[0])) { wt_fd, ".git", dotgit, S_IFREG, true };
+        for (size_t i = 0; i < ELEMENTSOF(binds); i++) {
+                int fd = path_open_beneath(binds[i].dir_fd, binds[i].name, O_PATH, binds[i].type);
+
+                if (fd == -ENOENT)
+                        return log_error_errno(fd, "%s is missing: the task's repository is not complete.",
+                                               binds[i].dest);
+                if (IN_SET(fd, -ENOTDIR, -EISDIR, -ELOOP, -EXDEV))
+                        return log_error_errno(fd, "%s is not the %s it was made as: the task's repository has "
+                                               "been tampered with; refusing to run it.", binds[i].dest,
+                                               binds[i].type == S_IFDIR ? "directory" : "file");
+                if (fd < 0)
+                        return log_error_errno(fd, "Failed to open %s: %m", binds[i].dest);
+                r = bwrap_bind_fd(&b->bwrap, fd, binds[i].dest, binds[i].read_only);
                 if (r < 0)
                         return log_oom();
         }
-        r = bwrap_args(&b->bwrap,
-                       "--bind", p->git_dir, p->git_dir,
-                       "--ro-bind", config, config,
-                       "--ro-bind", config_worktree, config_worktree,
-                       "--ro-bind", info, info,
-                       "--ro-bind", dotgit, dotgit,
-                       NULL);
-        return r < 0 ? log_oom() : 0;
+        return 0;
+}
+
+/* The task's worktree or home: made by the worker, opened as itself. */
+static int bind_task_dir(Builder *b, const char *path) {
+        int fd;
+
+        fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to open %s: %m", path);
+        return bwrap_bind_fd(&b->bwrap, fd, path, false) < 0 ? log_oom() : 0;
 }
 
 /* The agent's program, and what it needs to run. */
@@ -353,9 +398,9 @@ int sandbox_build(const SandboxParams *p, SandboxCommand *ret) {
         /* resolv.conf often points into /run (systemd-resolved's stub). */
         resolv = realpath("/etc/resolv.conf", NULL);
         if (c->sandbox_network && resolv && !path_in_system(resolv)) {
-                r = bwrap_args(&b.bwrap, "--ro-bind", resolv, resolv, NULL);
+                r = bwrap_bind(&b.bwrap, resolv, true);
                 if (r < 0)
-                        return log_oom();
+                        return log_error_errno(r, "Failed to open %s: %m", resolv);
         }
 
         /* Writable extras first: a read-only bind inside one still wins. */
@@ -372,15 +417,15 @@ int sandbox_build(const SandboxParams *p, SandboxCommand *ret) {
         if (r < 0)
                 return r;
 
-        r = bwrap_args(&b.bwrap, "--bind", p->worktree, p->worktree, NULL);
+        r = bind_task_dir(&b, p->worktree);
         if (r < 0)
-                return log_oom();
+                return r;
         r = add_git(&b);
         if (r < 0)
                 return r;
-        r = bwrap_args(&b.bwrap, "--bind", p->home, p->home, NULL);
+        r = bind_task_dir(&b, p->home);
         if (r < 0)
-                return log_oom();
+                return r;
 
         if (!p->no_seccomp) {
                 r = bwrap_seccomp(&b.bwrap);

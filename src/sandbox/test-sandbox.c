@@ -104,11 +104,17 @@ static int find_args(char **argv, const char *a, const char *b, const char *c) {
         return -1;
 }
 
+/* "--bind DIR/SUB DIR/SUB", or the same handed over as an fd: "--bind-fd N DIR/SUB". */
 static int find_bind(char **argv, const char *option, const char *dir, const char *sub) {
-        char p[512];
+        char p[512], fd_option[32];
+        int i;
 
         snprintf(p, sizeof(p), "%s%s%s", dir, sub ? "/" : "", strempty(sub));
-        return find_args(argv, option, p, strstr(option, "bind") ? p : NULL);
+        i = find_args(argv, option, p, p);
+        if (i >= 0)
+                return i;
+        snprintf(fd_option, sizeof(fd_option), "%s-fd", option);
+        return find_args(argv, fd_option, NULL, p);
 }
 
 static bool endswith(const char *s, const char *suffix) {
@@ -179,6 +185,9 @@ static void test_argv(void) {
         assert_se(i >= 0);
         assert_se(find_bind(a, "--ro-bind", git1, "config") > i);
         assert_se(find_bind(a, "--ro-bind", git1, "objects/info") > i);
+        /* objects/ a mount of its own: the agent cannot rename it, nor its info/ with it. */
+        assert_se(find_bind(a, "--bind", git1, "objects") > i);
+        assert_se(find_bind(a, "--ro-bind", git1, "objects/info") > find_bind(a, "--bind", git1, "objects"));
         assert_se(find_bind(a, "--ro-bind", objects, NULL) >= 0);
         assert_se(find_bind(a, "--bind", objects, NULL) < 0);
         assert_se(find_bind(a, "--ro-bind", repo_git, NULL) < 0);
@@ -203,6 +212,8 @@ static void test_argv(void) {
                 assert_se(!streq(a[i], repo_git));
                 if (streq(a[i], "--bind"))
                         assert_se(!endswith(a[i + 1], "/config") && !startswith(a[i + 1], repo_git));
+                if (streq(a[i], "--bind-fd"))
+                        assert_se(!endswith(a[i + 2], "/config") && !startswith(a[i + 2], repo_git));
                 if (strstr(a[i], "bind") || streq(a[i], "--tmpfs"))
                         last_bind = i;
                 if (streq(a[i], "--"))
@@ -212,16 +223,30 @@ static void test_argv(void) {
         /* The root is made read-only after everything is mounted in it. */
         assert_se(find_args(a, "--remount-ro", "/", NULL) > last_bind);
 
-        /* The seccomp fd is one of the fds to keep, and all of them are O_CLOEXEC here. */
+        /* Every fd bwrap is told of (the seccomp filter's, the data's, the
+         * binds') is one of the fds to keep, and nothing else is; all of them
+         * are O_CLOEXEC here. */
         i = find_args(a, "--seccomp", NULL, NULL);
         assert_se(i >= 0 && i < dashes);
-        assert_se(cmd.n_fds == (self.separate ? 4 : 3));
-        for (size_t k = 0; k < cmd.n_fds; k++) {
-                assert_se(fcntl(cmd.fds[k], F_GETFD) == FD_CLOEXEC);
-                if (atoi(a[i + 1]) == cmd.fds[k])
-                        i = -1;
+        {
+                size_t named = 0;
+
+                for (int k = 0; k < dashes; k++)
+                        if (streq(a[k], "--seccomp") || streq(a[k], "--ro-bind-data") || streq(a[k], "--userns") ||
+                            streq(a[k], "--bind-fd") || streq(a[k], "--ro-bind-fd")) {
+                                bool found = false;
+
+                                for (size_t f = 0; f < cmd.n_fds; f++)
+                                        found = found || atoi(a[k + 1]) == cmd.fds[f];
+                                assert_se(found);
+                                named++;
+                        }
+                assert_se(named == cmd.n_fds);
+                /* The worktree, its .git, the home, the git directory and its five. */
+                assert_se(find_bind(a, "--bind", wt1, NULL) > 0 && find_args(a, "--bind-fd", NULL, wt1) > 0);
         }
-        assert_se(i == -1);
+        for (size_t k = 0; k < cmd.n_fds; k++)
+                assert_se(fcntl(cmd.fds[k], F_GETFD) == FD_CLOEXEC);
 
         /* The command, looked up outside, after "--". */
         assert_se(a[dashes + 1][0] == '/' && endswith(a[dashes + 1], "/sh"));
@@ -250,7 +275,7 @@ static void test_network_and_extra_paths(void) {
         assert_se(find_args(cmd.argv, "--unshare-net", NULL, NULL) < 0);
         assert_se(find_bind(cmd.argv, "--ro-bind", extra, NULL) > 0);
         /* A missing path is skipped (with a warning), not an error. */
-        assert_se(find_args(cmd.argv, "--ro-bind", "/nonexistent/path", NULL) < 0);
+        assert_se(find_bind(cmd.argv, "--ro-bind", "/nonexistent/path", NULL) < 0);
 }
 
 /* Binds that would show the agent the store, the state directory, or other
@@ -360,10 +385,10 @@ static void test_npm_program(void) {
 
         config_for_test(&c);
         assert_se(build(&c, command, &cmd) >= 0);
-        assert_se(find_args(cmd.argv, "--ro-bind", pkg, pkg) >= 0);
-        assert_se(find_args(cmd.argv, "--ro-bind", node, node) >= 0);
+        assert_se(find_bind(cmd.argv, "--ro-bind", pkg, NULL) >= 0);
+        assert_se(find_bind(cmd.argv, "--ro-bind", node, NULL) >= 0);
         /* Not the whole prefix. */
-        assert_se(find_args(cmd.argv, "--ro-bind", bin, NULL) < 0);
+        assert_se(find_bind(cmd.argv, "--ro-bind", bin, NULL) < 0);
         dashes = find_args(cmd.argv, "--", NULL, NULL);
         assert_se(dashes > 0 && streq(cmd.argv[dashes + 1], cli) && streq(cmd.argv[dashes + 2], "--version"));
         snprintf(path_env, sizeof(path_env), "PATH=%s:", bin);
@@ -391,8 +416,8 @@ static void test_other_worktrees(void) {
                 _cleanup_(sandbox_command_done) SandboxCommand cmd = {};
 
                 assert_se(sandbox_build(&p, &cmd) >= 0);
-                assert_se(find_args(cmd.argv, "--ro-bind", objects, NULL) < 0);
-                assert_se(find_args(cmd.argv, "--bind", gd, NULL) < 0);
+                assert_se(find_bind(cmd.argv, "--ro-bind", objects, NULL) < 0);
+                assert_se(find_bind(cmd.argv, "--bind", gd, NULL) < 0);
         }
         {
                 SandboxCommand cmd = {};

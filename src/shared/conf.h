@@ -102,3 +102,4 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 size_t strv_length(char *const *l);
 int strv_push(char ***l, char *value);          /* takes ownership of value */
 int strv_extend(char ***l, const char *value);  /* copies value */
+int strv_extend_all(char ***l, char *const *add); /* copies each of add */

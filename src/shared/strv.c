@@ -41,3 +41,12 @@ int strv_push(char ***l, char *value) {
 int strv_extend(char ***l, const char *value) {
         return strv_push(l, strdup(value));
 }
+
+int strv_extend_all(char ***l, char *const *add) {
+        for (char *const *i = add; i && *i; i++) {
+                int r = strv_extend(l, *i);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

@@ -183,6 +183,16 @@ static int queue_status(WorkerTask *t, TaskState status) {
 }
 
 /* What makima does with an event beyond storing it. */
+/* A session id as the CLI makes them (a UUID, or the fake agent's
+ * "fake-session-…"): letters, digits, '-' and '_', not starting with '-'. */
+static bool session_id_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > 128 || s[0] == '-')
+                return false;
+        return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
+}
+
 static int act_on(WorkerTask *t, const StreamEvent *e) {
         const char *auth;
         int r;
@@ -196,6 +206,13 @@ static int act_on(WorkerTask *t, const StreamEvent *e) {
 
         switch (e->type) {
         case STREAM_EVENT_SYSTEM_INIT:
+                /* The agent names it: it becomes a file name in its home and an
+                 * argument of the next run, so only the CLI's own shape is kept. */
+                if (e->session_id && !session_id_is_valid(e->session_id)) {
+                        log_warning("Task %s: the agent's session id is not one (%zu bytes); ignoring it.", t->id8,
+                                    strlen(e->session_id));
+                        return 0;
+                }
                 if (e->session_id && !streq_ptr(e->session_id, t->task->session_id)) {
                         r = free_and_strdup(&t->task->session_id, e->session_id);
                         if (r < 0)
@@ -405,7 +422,7 @@ bool worker_task_session_exists(WorkerTask *t) {
         _cleanup_free_ char *cwd = strdup(t->task->worktree), *path = NULL, *config = NULL;
         const char *dir = NULL;
 
-        if (!cwd || !t->task->session_id)
+        if (!cwd || !t->task->session_id || !session_id_is_valid(t->task->session_id))
                 return false;
         for (char *p = cwd; *p; p++)
                 if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))

@@ -5,6 +5,9 @@
  * gate, under the circuit breaker. Also the wait after a rate limit the CLI
  * gave up on, which is not an iteration. */
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "git-util.h"
@@ -173,42 +176,18 @@ static int continuation_prompt(const CompletionGate *gate, const char *gate_erro
         return 0;
 }
 
-void worker_task_loop_iteration_done(WorkerTask *t) {
+/* After the fingerprint (NULL: none, or it could not be taken): the
+ * circuit breaker decides, or the next iteration starts. */
+static void iteration_checked(WorkerTask *t, const char *fingerprint) {
         _cleanup_(completion_gate_freep) CompletionGate *gate = NULL;
-        _cleanup_free_ char *gate_error = NULL, *fingerprint = NULL, *reason = NULL, *what = NULL, *prompt = NULL;
+        _cleanup_free_ char *gate_error = NULL, *reason = NULL, *what = NULL, *prompt = NULL;
         double cost = MAX(t->task->cost_usd - t->cost_base, 0.0);
         CircuitBreakerTrip trip;
-        usec_t before;
         int r;
 
-        t->n_waits = 0;
         r = completion_gate_find(strempty(t->loop_text), t->loop_text_len, &gate, &gate_error);
         if (r == -ENOMEM)
                 return finish_oom(t);
-
-        if (gate && gate->ready) {
-                _cleanup_free_ char *summary = NULL;
-
-                if (completion_gate_summary(gate, &summary) < 0 || iteration_event(t, summary, cost, gate, LOG_INFO) < 0)
-                        return finish_oom(t);
-                worker_task_finish(t, TASK_DONE, NULL);
-                return;
-        }
-
-        /* Synchronous: a few git runs, each in its own sandbox, milliseconds
-         * on a worktree of ordinary size (bench/loop measures the whole
-         * restart). A task without a repository has no fingerprint: its
-         * iterations count as no progress. */
-        before = now_usec();
-        r = t->git_dir ? git_worktree_fingerprint(&t->manager->git,
-                                                  &(GitTaskRepo) { .worktree = t->task->worktree,
-                                                                   .git_dir = t->git_dir, .borrowed = t->borrowed },
-                                                  &fingerprint, NULL)
-                       : -ENOTDIR;
-        if (r == -ENOMEM)
-                return finish_oom(t);
-        log_debug("Task %s: worktree fingerprint in %.1f ms%s.", t->id8,
-                  (double) (now_usec() - before) / USEC_PER_MSEC, r < 0 ? " (failed)" : "");
 
         r = circuit_breaker_record(&t->breaker, fingerprint, gate, cost, &trip, &reason);
         if (r < 0)
@@ -240,6 +219,127 @@ void worker_task_loop_iteration_done(WorkerTask *t) {
         }
         if (t->phase == WORKER_TASK_AGENT)
                 worker_task_process_controls(t);
+}
+
+/* The fingerprint is git on what the agent wrote: in a child of its own, in
+ * the task's cgroup (its limits, killed with it), so that git that takes
+ * long (a FIFO of the agent's, a sparse file of terabytes; each run is cut
+ * off after GIT_TIMEOUT_SEC) holds neither the worker's other tasks nor
+ * this one's heartbeat and cancel. It prints the fingerprint. */
+static _noreturn_ void fingerprint_child(const WorkerTask *t, int fd) {
+        _cleanup_free_ char *fingerprint = NULL;
+        sigset_t none;
+
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        (void) signal(SIGPIPE, SIG_DFL);
+        if (task_cgroup_join(&t->cgroup) < 0)
+                _exit(EXIT_FAILURE);
+        if (git_worktree_fingerprint(worker_task_child_git((WorkerTask *) t),
+                                     &(GitTaskRepo) { .worktree = t->task->worktree, .git_dir = t->git_dir,
+                                                      .borrowed = t->borrowed },
+                                     &fingerprint, NULL) < 0)
+                _exit(EXIT_FAILURE);
+        if (write(fd, fingerprint, strlen(fingerprint)) != (ssize_t) strlen(fingerprint))
+                _exit(EXIT_FAILURE);
+        _exit(EXIT_SUCCESS);
+}
+
+static int on_fingerprint_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        WorkerTask *t = userdata;
+        char buf[256];
+        ssize_t n;
+
+        t->prepare_source = sd_event_source_disable_unref(t->prepare_source);
+        t->prepare_pid = 0;
+        worker_task_scratch_remove(t);
+        n = read(t->prepare_fd, buf, sizeof buf - 1);
+        closep(&t->prepare_fd);
+        t->prepare_fd = -EBADF;
+        log_debug("Task %s: worktree fingerprint in %.1f ms%s.", t->id8,
+                  (double) (now_usec() - t->fingerprint_started) / USEC_PER_MSEC,
+                  si->si_code == CLD_EXITED && si->si_status == 0 ? "" : " (failed)");
+
+        if (t->lease_lost) {
+                worker_task_finish(t, t->task->status, NULL);
+                return 0;
+        }
+        if (t->cancel_request_id) {
+                worker_task_cancelled(t);
+                return 0;
+        }
+        if (t->stopping || t->phase == WORKER_TASK_FINISHED)
+                return 0;       /* handed back by the manager */
+        if (si->si_code != CLD_EXITED || si->si_status != 0 || n <= 0)
+                n = 0;
+        buf[n] = '\0';
+        iteration_checked(t, n > 0 ? buf : NULL);
+        return 0;
+}
+
+void worker_task_loop_iteration_done(WorkerTask *t) {
+        _cleanup_(completion_gate_freep) CompletionGate *gate = NULL;
+        _cleanup_free_ char *gate_error = NULL;
+        double cost = MAX(t->task->cost_usd - t->cost_base, 0.0);
+        int p[2], r;
+        pid_t pid;
+
+        t->n_waits = 0;
+        r = completion_gate_find(strempty(t->loop_text), t->loop_text_len, &gate, &gate_error);
+        if (r == -ENOMEM)
+                return finish_oom(t);
+
+        if (gate && gate->ready) {
+                _cleanup_free_ char *summary = NULL;
+
+                if (completion_gate_summary(gate, &summary) < 0 || iteration_event(t, summary, cost, gate, LOG_INFO) < 0)
+                        return finish_oom(t);
+                worker_task_finish(t, TASK_DONE, NULL);
+                return;
+        }
+
+        /* A task without a repository has no fingerprint: its iterations
+         * count as no progress. */
+        if (!t->git_dir)
+                return iteration_checked(t, NULL);
+        r = worker_task_scratch_make(t);
+        if (r < 0) {
+                log_warning_errno(r, "Task %s: failed to make a scratch directory, no fingerprint: %m", t->id8);
+                return iteration_checked(t, NULL);
+        }
+        if (pipe2(p, O_CLOEXEC) < 0) {
+                log_warning_errno(errno, "Task %s: failed to make a pipe, no fingerprint: %m", t->id8);
+                worker_task_scratch_remove(t);
+                return iteration_checked(t, NULL);
+        }
+        t->fingerprint_started = now_usec();
+        pid = fork();
+        if (pid < 0) {
+                log_warning_errno(errno, "Task %s: failed to fork, no fingerprint: %m", t->id8);
+                (void) close(p[0]);
+                (void) close(p[1]);
+                worker_task_scratch_remove(t);
+                return iteration_checked(t, NULL);
+        }
+        if (pid == 0) {
+                (void) close(p[0]);
+                fingerprint_child(t, p[1]);
+        }
+        (void) close(p[1]);
+        t->prepare_fd = p[0];
+        t->prepare_pid = pid;
+        (void) fcntl(t->prepare_fd, F_SETFL, O_NONBLOCK);
+        r = sd_event_add_child(t->manager->event, &t->prepare_source, pid, WEXITED, on_fingerprint_exit, t);
+        if (r < 0) {
+                log_warning_errno(r, "Task %s: failed to watch the fingerprint's child: %m", t->id8);
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                t->prepare_pid = 0;
+                closep(&t->prepare_fd);
+                t->prepare_fd = -EBADF;
+                worker_task_scratch_remove(t);
+                return iteration_checked(t, NULL);
+        }
 }
 
 static int on_wait_over(sd_event_source *s, uint64_t usec, void *userdata) {

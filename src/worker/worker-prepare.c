@@ -64,34 +64,67 @@ static char *reason(const char *git_words, const char *format, ...) {
         return r < 0 ? NULL : s;
 }
 
-/* A task not made by an administrator names only a repository granted to
- * its owner: the canonical path (what the task's git will really read) is
- * a granted one or lies below one. Asked of the path as it is now, so a
- * symlink swapped in after the API's check leads nowhere new. Returns 1 if
- * granted. */
-static int repo_granted(const char *repo, char *const *grants) {
-        _cleanup_free_ char *canonical = realpath(repo, NULL);
+/* The grants, canonical (those that exist). */
+static int grants_canonical(char *const *grants, char ***ret) {
+        _cleanup_(strv_freep) char **l = NULL;
+        int r;
 
-        if (!canonical)
-                return errno == ENOMEM ? -ENOMEM : 0;
         for (char *const *g = grants; g && *g; g++) {
-                _cleanup_free_ char *granted = realpath(*g, NULL);
+                char *granted = realpath(*g, NULL);
 
-                if (granted && path_is_under(canonical, granted))
-                        return 1;
+                if (!granted) {
+                        if (errno == ENOMEM)
+                                return -ENOMEM;
+                        continue;
+                }
+                r = strv_push(&l, granted);
+                if (r < 0)
+                        return r;
         }
+        *ret = TAKE_PTR(l);
         return 0;
 }
 
+/* Whether every one of paths lies, canonical, in a grant. */
+static int paths_granted(char *const *paths, char *const *granted) {
+        for (char *const *p = paths; p && *p; p++) {
+                _cleanup_free_ char *canonical = realpath(*p, NULL);
+                bool ok = false;
+
+                if (!canonical)
+                        return errno == ENOMEM ? -ENOMEM : 0;
+                for (char *const *g = granted; g && *g && !ok; g++)
+                        ok = path_is_under(canonical, *g);
+                if (!ok)
+                        return 0;
+        }
+        return 1;
+}
+
+/* A task not made by an administrator names only a repository granted to
+ * its owner: every path its git will read (the repository's top, where its
+ * .git file leads, the object directories it borrows) is, canonical, a
+ * granted one or lies below one. Asked of the paths as they are now, so a
+ * link swapped in after the API's check leads nowhere new; and the path
+ * resolved here is the one used from here on. */
 static void prepare(const Manager *m, const Task *task, char *const *grants, Prepared *p) {
         const GitContext *ctx = &m->git;
         _cleanup_(task_paths_done) TaskPaths paths = {};
-        _cleanup_free_ char *err = NULL, *cache = NULL;
+        _cleanup_free_ char *err = NULL, *cache = NULL, *canonical = NULL;
+        _cleanup_(strv_freep) char **granted = NULL, **repo_paths = NULL;
+        const char *repo = task->repo;
+        bool check_grants = task->repo && !git_repo_is_url(task->repo) && !task->admin;
         int r;
 
         /* Before anything is made for it. */
-        if (task->repo && !git_repo_is_url(task->repo) && !task->admin) {
-                r = repo_granted(task->repo, grants);
+        if (check_grants) {
+                r = grants_canonical(grants, &granted);
+                if (r < 0)
+                        goto oom;
+                canonical = realpath(task->repo, NULL);
+                if (!canonical && errno == ENOMEM)
+                        goto oom;
+                r = canonical ? paths_granted((char *[]) { canonical, NULL }, granted) : 0;
                 if (r < 0)
                         goto oom;
                 if (r == 0) {
@@ -99,6 +132,7 @@ static void prepare(const Manager *m, const Task *task, char *const *grants, Pre
                                           task->repo, strna(task->owner));
                         return;
                 }
+                repo = canonical;
         }
 
         r = task_paths(m->config, task->id, task->worktree, &paths);
@@ -127,7 +161,7 @@ static void prepare(const Manager *m, const Task *task, char *const *grants, Pre
                         return;
                 }
         }
-        r = git_resolve_repo(ctx, task->repo, cache, &p->repo_path, &err);
+        r = git_resolve_repo(ctx, repo, cache, &p->repo_path, &err);
         if (r == -ENOMEM)
                 goto oom;
         if (r < 0) {
@@ -179,6 +213,24 @@ static void prepare(const Manager *m, const Task *task, char *const *grants, Pre
                 p->error = reason(err, "cannot use repository %s: %s", task->repo, strerror(-r));
                 return;
         }
+        /* git found the repository's top above the path named, or its .git
+         * leads elsewhere, or it borrows objects from elsewhere: all of it
+         * must be granted too. */
+        if (check_grants) {
+                r = git_repo_paths(p->repo_path, &repo_paths);
+                if (r >= 0)
+                        r = strv_extend_all(&repo_paths, p->borrowed);
+                if (r >= 0)
+                        r = paths_granted(repo_paths, granted);
+                if (r < 0)
+                        goto oom;
+                if (r == 0) {
+                        p->error = reason(NULL, "the repository %s reaches beyond what is granted to %s (its top, "
+                                          "its git directory or the objects it borrows): refused",
+                                          task->repo, strna(task->owner));
+                        return;
+                }
+        }
 
         r = task_dir_make(paths.git_dir, &m->agent);
         if (r < 0) {
@@ -222,7 +274,9 @@ static _noreturn_ void prepare_child(const WorkerTask *t, char *const *grants, i
         (void) signal(SIGPIPE, SIG_DFL);
 
         /* git runs on the repository and what the agent wrote: within the
-         * task's limits, and killed with it. */
+         * task's limits, and killed with it; its snapshots where the worker
+         * removes them, whatever becomes of us. */
+        (void) worker_task_child_git((WorkerTask *) t);
         if (task_cgroup_join(&t->cgroup) < 0)
                 p.error = strdup("the worker could not move the preparation into the task's cgroup");
         else
@@ -376,6 +430,7 @@ static int on_prepare_exit(sd_event_source *s, const siginfo_t *si, void *userda
 
         t->prepare_source = sd_event_source_disable_unref(t->prepare_source);
         t->prepare_pid = 0;
+        worker_task_scratch_remove(t);
         r = read_result(t->prepare_fd, &p);
         closep(&t->prepare_fd);
         t->prepare_fd = -EBADF;
@@ -436,6 +491,9 @@ int worker_task_prepare(WorkerTask *t) {
         if (r < 0)
                 return r;
 
+        r = worker_task_scratch_make(t);
+        if (r < 0)
+                return log_error_errno(r, "Task %s: failed to make a scratch directory: %m", t->id8);
         if (pipe2(p, O_CLOEXEC) < 0)
                 return log_error_errno(errno, "Task %s: failed to make a pipe: %m", t->id8);
         pid = fork();

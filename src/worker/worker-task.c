@@ -9,6 +9,7 @@
 
 #include "json-util.h"
 #include "log.h"
+#include "sandbox-task.h"
 #include "worker-journal.h"
 #include "worker-manager.h"
 #include "worker-task.h"
@@ -70,6 +71,40 @@ static void close_agent_io(WorkerTask *t) {
         t->stdin_fd = t->stdout_fd = t->stderr_fd = -EBADF;
 }
 
+int worker_task_scratch_make(WorkerTask *t) {
+        _cleanup_free_ char *dir = NULL;
+        int r;
+
+        worker_task_scratch_remove(t);
+        if (asprintf(&dir, "%s/makima-worker-%.8s-XXXXXX", getenv("TMPDIR") ?: "/tmp", t->task->id) < 0)
+                return -ENOMEM;
+        if (!mkdtemp(dir))
+                return -errno;
+        r = task_dir_make(dir, &t->manager->agent);
+        if (r < 0) {
+                (void) rmdir(dir);
+                return r;
+        }
+        t->scratch = TAKE_PTR(dir);
+        return 0;
+}
+
+void worker_task_scratch_remove(WorkerTask *t) {
+        int r;
+
+        if (!t->scratch)
+                return;
+        r = task_dir_remove(t->scratch, &t->manager->agent);
+        if (r < 0)
+                log_warning_errno(r, "Task %s: failed to remove %s: %m", t->id8, t->scratch);
+        t->scratch = mfree(t->scratch);
+}
+
+const GitContext *worker_task_child_git(WorkerTask *t) {
+        t->manager->git.scratch_dir = t->scratch;
+        return &t->manager->git;
+}
+
 WorkerTask *worker_task_free(WorkerTask *t) {
         if (!t)
                 return NULL;
@@ -88,6 +123,7 @@ WorkerTask *worker_task_free(WorkerTask *t) {
         sd_event_source_disable_unref(t->prepare_source);
         sd_event_source_disable_unref(t->child_source);
         closep(&t->prepare_fd);
+        worker_task_scratch_remove(t);
         close_agent_io(t);
         line_reader_done(&t->stdout_reader);
         line_reader_done(&t->stderr_reader);

@@ -13,6 +13,7 @@
 #include <systemd/sd-event.h>
 
 #include "circuit-breaker.h"
+#include "git-util.h"
 #include "model.h"
 #include "sandbox-cgroup.h"
 #include "store.h"
@@ -62,6 +63,8 @@ typedef struct WorkerTask {
         char *repo_path;                /* the resolved repository */
         char *git_dir;                  /* the task's own git directory; NULL: no repository */
         char **borrowed;                /* the object directories it borrows */
+        char *scratch;                  /* the snapshots of the child in prepare_pid (git's), removed
+                                         * once it is gone */
 
         /* the agent */
         char *home;
@@ -107,6 +110,7 @@ typedef struct WorkerTask {
         unsigned n_waits;               /* rate-limit waits in a row, for the backoff */
         sd_event_source *wait_timer;
         usec_t exited_at;               /* the last agent's exit, for the debug log of the restart */
+        usec_t fingerprint_started;     /* the fingerprint's child (in prepare_pid) started */
 
         /* control */
         bool interrupt_pending;         /* the next result ends an interrupted turn */
@@ -152,6 +156,14 @@ int worker_task_flush(WorkerTask *t);
  * priority and one-line summary. Takes nothing; copies. */
 int worker_task_add_event(WorkerTask *t, const char *type, const char *payload, size_t payload_len, int priority,
                           const char *summary);
+
+/* A scratch directory for the git of the next child (t->scratch), and its
+ * removal once the child has been reaped, killed or not. */
+int worker_task_scratch_make(WorkerTask *t);
+void worker_task_scratch_remove(WorkerTask *t);
+/* In that child: the manager's git context (its own copy, in the child)
+ * puts its snapshots there. */
+const GitContext *worker_task_child_git(WorkerTask *t);
 
 /* worker-prepare.c: forks the child that prepares the worktree. */
 int worker_task_prepare(WorkerTask *t);
