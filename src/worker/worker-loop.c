@@ -250,24 +250,12 @@ static int on_fingerprint_exit(sd_event_source *s, const siginfo_t *si, void *us
         char buf[256];
         ssize_t n;
 
-        t->prepare_source = sd_event_source_disable_unref(t->prepare_source);
-        t->prepare_pid = 0;
-        worker_task_scratch_remove(t);
         n = read(t->prepare_fd, buf, sizeof buf - 1);
-        closep(&t->prepare_fd);
-        t->prepare_fd = -EBADF;
         log_debug("Task %s: worktree fingerprint in %.1f ms%s.", t->id8,
                   (double) (now_usec() - t->fingerprint_started) / USEC_PER_MSEC,
                   si->si_code == CLD_EXITED && si->si_status == 0 ? "" : " (failed)");
-
-        if (t->lease_lost) {
-                worker_task_finish(t, t->task->status, NULL);
+        if (worker_task_child_gone(t))
                 return 0;
-        }
-        if (t->cancel_request_id) {
-                worker_task_cancelled(t);
-                return 0;
-        }
         if (t->stopping || t->phase == WORKER_TASK_FINISHED)
                 return 0;       /* handed back by the manager */
         if (si->si_code != CLD_EXITED || si->si_status != 0 || n <= 0)

@@ -428,21 +428,9 @@ static int on_prepare_exit(sd_event_source *s, const siginfo_t *si, void *userda
         WorkerTask *t = userdata;
         int r;
 
-        t->prepare_source = sd_event_source_disable_unref(t->prepare_source);
-        t->prepare_pid = 0;
-        worker_task_scratch_remove(t);
         r = read_result(t->prepare_fd, &p);
-        closep(&t->prepare_fd);
-        t->prepare_fd = -EBADF;
-
-        if (t->lease_lost) {
-                worker_task_finish(t, t->task->status, NULL);
+        if (worker_task_child_gone(t))
                 return 0;
-        }
-        if (t->cancel_request_id) {
-                worker_task_cancelled(t);
-                return 0;
-        }
         if (r < 0 || si->si_code != CLD_EXITED || si->si_status != 0) {
                 _cleanup_free_ char *why = NULL;
 

@@ -100,6 +100,23 @@ void worker_task_scratch_remove(WorkerTask *t) {
         t->scratch = mfree(t->scratch);
 }
 
+bool worker_task_child_gone(WorkerTask *t) {
+        t->prepare_source = sd_event_source_disable_unref(t->prepare_source);
+        t->prepare_pid = 0;
+        closep(&t->prepare_fd);
+        t->prepare_fd = -EBADF;
+        worker_task_scratch_remove(t);
+        if (t->lease_lost) {
+                worker_task_finish(t, t->task->status, NULL);
+                return true;
+        }
+        if (t->cancel_request_id) {
+                worker_task_cancelled(t);
+                return true;
+        }
+        return false;
+}
+
 const GitContext *worker_task_child_git(WorkerTask *t) {
         t->manager->git.scratch_dir = t->scratch;
         return &t->manager->git;

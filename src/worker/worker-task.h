@@ -161,6 +161,10 @@ int worker_task_add_event(WorkerTask *t, const char *type, const char *payload, 
  * removal once the child has been reaped, killed or not. */
 int worker_task_scratch_make(WorkerTask *t);
 void worker_task_scratch_remove(WorkerTask *t);
+/* The child in prepare_pid was reaped (and what it said read): forgets it,
+ * its pipe and its scratch directory. Returns true if the task ended
+ * meanwhile (its lease lost, or cancelled), which it then has been told. */
+bool worker_task_child_gone(WorkerTask *t);
 /* In that child: the manager's git context (its own copy, in the child)
  * puts its snapshots there. */
 const GitContext *worker_task_child_git(WorkerTask *t);
