@@ -411,6 +411,19 @@ W2=$(create_task "Alongside.")
 wait_status "$W2" done 30
 req admin POST "/api/v1/tasks/$FF/cancel"
 wait_status "$FF" cancelled 15
+# A diff larger than the API sends is cut, never refused; git on a worktree
+# of millions of short lines is bounded by the task's memory, not the API's.
+BIG=$(create_task $'Write a lot.\nfake: sh seq 3000000 >big.txt')
+wait_status "$BIG" done 60
+req admin GET "/api/v1/tasks/$BIG/diff"
+expect_status 200 "a diff over 16 MiB"
+expect_header Makima-Diff-Truncated ': 1$'
+(( ${#BODY} > 15000000 && ${#BODY} <= 16777216 )) || fail "the cut diff has ${#BODY} bytes"
+LINES=$(create_task $'Short lines.\nfake: sh yes a | head -c 60000000 >lines.txt' '.memory_max = 67108864')
+wait_status "$LINES" done 60
+req admin GET "/api/v1/tasks/$LINES/diff"
+expect_error 409 diff_failed "the diff of 30 million lines under MemoryMax=64M"
+say "2b. 30 million lines under MemoryMax=64M: $(jqr .error.message)"
 say "2b. passed"
 
 # ---- 3. owners: only granted paths, resolved where the worker reads them ----
@@ -476,8 +489,47 @@ for path in "$BOB_AREA/borrowing" "$BOB_AREA/pointing" "$TMP/big/bob"; do
         expect_status 201 "bob's task on $path"
         id=$(jqr .id)
         wait_status "$id" failed 30
-        expect_json '.error | test("reaches beyond what is granted to bob")' true
+        # A grant inside a repository is no repository: git is not let up out of it.
+        if [[ "$path" == "$TMP/big/bob" ]]; then
+                expect_json '.error | test("is not a git repository")' true
+        else
+                expect_json '.error | test("reaches beyond what is granted to bob")' true
+        fi
 done
+# Nothing out of a grant is even looked at: a .git file leading to a
+# root-only file, to a root-only directory and to nothing at all gives one
+# and the same answer, and a shallow file linked to a root-only file is not
+# read (its first line would come back in git's complaint).
+mkdir -m 0700 "$TMP/rootonly"
+echo "TOPSECRET-$UNIQ" >"$TMP/rootonly/secret"
+chmod 0600 "$TMP/rootonly/secret"
+answers=()
+for target in "$TMP/rootonly/secret" "$TMP/rootonly" "$TMP/rootonly/nothing-$UNIQ"; do
+        rm -rf "$BOB_AREA/probe"
+        mkdir "$BOB_AREA/probe"
+        echo "gitdir: $target" >"$BOB_AREA/probe/.git"
+        req "$BOB" POST /api/v1/tasks "$(jq -nc --arg r "$BOB_AREA/probe" '{plan: "p", repo: $r}')"
+        id=$(jqr .id)
+        wait_status "$id" failed 30
+        answers+=("$(jqr .error)")
+done
+[[ "${answers[0]}" == "${answers[1]}" && "${answers[1]}" == "${answers[2]}" ]] ||
+        fail "the answers tell paths apart: ${answers[*]}"
+say "3. a .git file out of the grant, whatever is there: ${answers[0]}"
+git init -q -b main "$BOB_AREA/shallow"
+git -C "$BOB_AREA/shallow" -c user.name=b -c user.email=b@example.invalid commit -q --allow-empty -m bob
+ln -s "$TMP/rootonly/secret" "$BOB_AREA/shallow/.git/shallow"
+req "$BOB" POST /api/v1/tasks "$(jq -nc --arg r "$BOB_AREA/shallow" '{plan: "p", repo: $r}')"
+id=$(jqr .id)
+wait_status "$id" failed 30
+! grep -q TOPSECRET <<<"$BODY" || fail "a root-only file was read for bob: $BODY"
+# A FIFO in a granted repository holds no preparation.
+git init -q -b main "$BOB_AREA/fifo"
+git -C "$BOB_AREA/fifo" -c user.name=b -c user.email=b@example.invalid commit -q --allow-empty -m bob
+mkfifo "$BOB_AREA/fifo/.git/objects/info/alternates"
+req "$BOB" POST /api/v1/tasks "$(jq -nc --arg r "$BOB_AREA/fifo" '{plan: "p", repo: $r}')"
+id=$(jqr .id)
+wait_status "$id" failed 30
 
 # A URL is cloned into the owner's cache, by the worker, and works as any
 # repository: here an administrator's file:// URL, without a base branch.

@@ -124,10 +124,15 @@ static int on_diff_output(sd_event_source *s, int fd, uint32_t revents, void *us
                 ssize_t n;
 
                 if (j->allocated - j->size < 65536) {
-                        size_t a = MAX(j->allocated * 2, (size_t) 65536);
+                        /* Up to all the child may write (header, error, a whole cut diff) and
+                         * a little more, so that more than that is seen as such. */
+                        const size_t most = sizeof(DiffHeader) + DIFF_ERROR_MAX + DIFF_MAX_BYTES + 65536;
+                        size_t a = MIN(MAX(j->allocated * 2, (size_t) 65536), most);
                         char *b;
 
-                        if (a > sizeof(DiffHeader) + DIFF_ERROR_MAX + DIFF_MAX_BYTES + 65536) {
+                        if (a <= j->allocated) {
+                                if (j->size < j->allocated)
+                                        goto fill;
                                 /* More than the child may write: it is not telling the truth. */
                                 j->overflow = true;
                                 (void) kill(-j->pid, SIGKILL);
@@ -142,6 +147,7 @@ static int on_diff_output(sd_event_source *s, int fd, uint32_t revents, void *us
                         j->buf = b;
                         j->allocated = a;
                 }
+        fill:
                 n = read(fd, j->buf + j->size, j->allocated - j->size);
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -355,6 +361,9 @@ int api_task_diff(Request *r) {
         if (j->pid == 0) {
                 fd_read = -EBADF;
                 m->git.scratch_dir = j->scratch;        /* the child's own copy */
+                /* The task's memory limit, as address space (at least 512 MiB: git must start). */
+                m->git.memory_max = MAX(t->memory_max > 0 ? (uint64_t) t->memory_max : m->config->sandbox_memory_max,
+                                        UINT64_C(512) << 20);
                 diff_child(fd_write, parent, &m->git,
                            &(GitTaskRepo) { .worktree = t->worktree, .git_dir = paths.git_dir, .borrowed = borrowed },
                            t->base_commit ?: t->base_branch);

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -342,7 +343,8 @@ static int pipe_above_stdio(int *ret_read, int *ret_write) {
 
 /* Between fork and execve: async-signal-safe calls only. A failure is
  * reported through errno_fd, which execve closes when it succeeds. */
-static _noreturn_ void git_child(const SandboxCommand *cmd, int null_fd, int out_fd, int err_fd, int errno_fd) {
+static _noreturn_ void git_child(const SandboxCommand *cmd, uint64_t address_space, int null_fd, int out_fd,
+                                 int err_fd, int errno_fd) {
         struct sigaction sa = { .sa_handler = SIG_DFL };
         sigset_t ss;
         int e;
@@ -355,6 +357,12 @@ static _noreturn_ void git_child(const SandboxCommand *cmd, int null_fd, int out
         (void) sigprocmask(SIG_SETMASK, &ss, NULL);
 
         if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
+                goto fail;
+        /* Where no cgroup holds it (makima-api's diff), git's memory is
+         * bounded here: a worktree of a few hundred MB of short lines would
+         * otherwise cost gigabytes. */
+        if (address_space > 0 &&
+            setrlimit(RLIMIT_AS, &(struct rlimit) { .rlim_cur = address_space, .rlim_max = address_space }) < 0)
                 goto fail;
         errno = -sandbox_command_exec(cmd);
 fail:
@@ -460,7 +468,7 @@ static int git_exec(const GitJail *jail, const char *dir, const char *const *arg
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                git_child(&cmd, null_fd, out_w, err_w, errno_w);
+                git_child(&cmd, jail->context->memory_max, null_fd, out_w, err_w, errno_w);
 
         out_w = safe_close(out_w);
         err_w = safe_close(err_w);

@@ -22,6 +22,9 @@
 #include "sha256.h"
 
 /* How deep a chain of borrowed object directories is followed (git's own limit). */
+/* Alternates and shallow files are a few lines; more is not one of git's. */
+#define ALTERNATES_MAX_BYTES (64U * 1024U)
+#define SHALLOW_MAX_BYTES (16U * 1024U * 1024U)
 #define ALTERNATES_DEPTH_MAX 5
 
 bool git_repo_is_url(const char *s) {
@@ -78,19 +81,59 @@ int git_open_beneath(int dir_fd, const char *path, int flags) {
         return fd < 0 ? -errno : (int) fd;
 }
 
-static int read_first_line(const char *path, char **ret) {
-        _cleanup_fclose_ FILE *f = NULL;
-        _cleanup_free_ char *line = NULL;
-        size_t n = 0;
+/* What a repository (the user's, or the agent's) holds, read on the host:
+ * a regular file at path, reached through no link at all (path's
+ * directories are canonical already), not waited on (a FIFO), not more than
+ * max bytes. */
+static int read_file(const char *path, size_t max, char **ret) {
+        _cleanup_close_ int fd = -EBADF;
+        GitOutput o = { .max = max };
+        char buf[4096];
+        ssize_t n;
 
-        f = fopen(path, "re");
-        if (!f)
-                return -errno;
-        if (getline(&line, &n, f) < 0)
-                return ferror(f) ? -EIO : -EBADMSG;
-        line[strcspn(line, "\r\n")] = '\0';
-        *ret = TAKE_PTR(line);
+        fd = path_open_canonical(path, O_RDONLY | O_NOCTTY | O_NONBLOCK, S_IFREG);
+        if (fd < 0)
+                return fd == -ENOTDIR || fd == -EISDIR || fd == -ELOOP ? -EBADFD : fd;
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+                if (git_output_append(&o, buf, (size_t) n) < 0) {
+                        git_output_done(&o);
+                        return -ENOMEM;
+                }
+        if (n < 0 || o.truncated || git_output_append(&o, "", 0) < 0) {
+                git_output_done(&o);
+                return n < 0 ? -errno : o.truncated ? -EFBIG : -ENOMEM;
+        }
+        *ret = o.data;
         return 0;
+}
+
+static int read_first_line(const char *path, char **ret) {
+        char *text = NULL;
+        int r;
+
+        r = read_file(path, 4096, &text);
+        if (r < 0)
+                return r;
+        text[strcspn(text, "\r\n")] = '\0';
+        *ret = text;
+        return 0;
+}
+
+/* Whether the caller may have git read canonical (a path of a repository's,
+ * resolved): with allowed roots (an owner's grants), only in one of them. */
+static bool path_allowed(const GitContext *ctx, const char *canonical) {
+        if (!ctx->allowed_roots)
+                return true;
+        for (char *const *a = ctx->allowed_roots; *a; a++)
+                if (path_is_under(canonical, *a))
+                        return true;
+        return false;
+}
+
+/* The one answer for a repository that leads out of what is allowed: it
+ * says nothing of what lies there, nor whether anything does. */
+static int not_allowed(char **ret_error, const char *repo) {
+        return git_set_error(ret_error, -EPERM, "'%s' leads beyond the paths granted for it", repo);
 }
 
 static int join(const char *dir, const char *rel, char **ret) {
@@ -113,13 +156,17 @@ static bool is_bare_repository(const char *dir) {
 /* What git discovery would find from dir, done by hand: the nearest
  * directory up that has a .git or is a bare repository. Found on the host
  * because git's sandbox must be given the repository to look into. */
-static int find_repository_top(const char *dir, char **ret, bool *ret_bare) {
+static int find_repository_top(const GitContext *ctx, const char *dir, char **ret, bool *ret_bare) {
         _cleanup_free_ char *d = strdup(dir);
 
         if (!d)
                 return -ENOMEM;
         for (;;) {
                 _cleanup_free_ char *dotgit = NULL;
+
+                /* Not up out of what the caller may use: there is no repository. */
+                if (!path_allowed(ctx, d))
+                        return -EINVAL;
 
                 if (join(d, ".git", &dotgit) < 0)
                         return -ENOMEM;
@@ -145,29 +192,41 @@ static int find_repository_top(const char *dir, char **ret, bool *ret_bare) {
 /* The paths git must read for the repository at top: top itself, and where
  * a .git file leads (a linked worktree's or --separate-git-dir's git
  * directory, and its common directory). */
-static int repository_paths(const char *top, char ***ret) {
+static int repository_paths(const GitContext *ctx, const char *top, char ***ret, char **ret_error) {
         _cleanup_(strv_freep) char **l = NULL;
         _cleanup_free_ char *dotgit = NULL, *line = NULL, *gitdir = NULL, *commondir_file = NULL, *rel = NULL,
-                            *common = NULL;
+                            *common = NULL, *spelled = NULL;
         struct stat st;
         int r;
 
+        if (!path_allowed(ctx, top))
+                return not_allowed(ret_error, top);
         r = strv_extend(&l, top);
         if (r < 0 || join(top, ".git", &dotgit) < 0)
                 return -ENOMEM;
         if (lstat(dotgit, &st) >= 0 && S_ISREG(st.st_mode) && read_first_line(dotgit, &line) >= 0 &&
             startswith(line, "gitdir: ")) {
-                r = join(top, line + strlen("gitdir: "), &gitdir);
-                if (r < 0)
+                /* Where it leads is checked before anything there is looked at. */
+                r = join(top, line + strlen("gitdir: "), &spelled);
+                if (r >= 0)
+                        r = path_canonical(spelled, &gitdir);
+                if (r == -ENOMEM)
                         return r;
+                if (r < 0 || !path_allowed(ctx, gitdir))
+                        return not_allowed(ret_error, top);
                 if (!path_is_under(gitdir, top) && (r = strv_extend(&l, gitdir)) < 0)
                         return r;
                 if (join(gitdir, "commondir", &commondir_file) < 0)
                         return -ENOMEM;
                 if (read_first_line(commondir_file, &rel) >= 0) {
-                        r = join(gitdir, rel, &common);
-                        if (r < 0)
+                        spelled = mfree(spelled);
+                        r = join(gitdir, rel, &spelled);
+                        if (r >= 0)
+                                r = path_canonical(spelled, &common);
+                        if (r == -ENOMEM)
                                 return r;
+                        if (r < 0 || !path_allowed(ctx, common))
+                                return not_allowed(ret_error, top);
                         if (!path_is_under(common, top) && !path_is_under(common, gitdir) &&
                             (r = strv_extend(&l, common)) < 0)
                                 return r;
@@ -188,15 +247,15 @@ static void repo_jail_done(RepoJail *j) {
         strv_free(j->paths);
 }
 
-int git_repo_paths(const char *top, char ***ret) {
-        return repository_paths(top, ret);
+int git_repo_paths(const GitContext *ctx, const char *top, char ***ret, char **ret_error) {
+        return repository_paths(ctx, top, ret, ret_error);
 }
 
-static int repo_jail(const GitContext *ctx, const char *top, RepoJail *ret) {
+static int repo_jail(const GitContext *ctx, const char *top, RepoJail *ret, char **ret_error) {
         int r;
 
         *ret = (RepoJail) {};
-        r = repository_paths(top, &ret->paths);
+        r = repository_paths(ctx, top, &ret->paths, ret_error);
         if (r < 0)
                 return r;
         ret->jail = (GitJail) {
@@ -225,7 +284,7 @@ static int resolve_local(const GitContext *ctx, const char *repo, char **ret_pat
                 return git_set_error(ret_error, -errno, "cannot stat repository '%s': %m", repo);
         if (!S_ISDIR(st.st_mode))
                 return git_set_error(ret_error, -ENOTDIR, "'%s' is not a git repository", repo);
-        r = find_repository_top(real, &top, &bare);
+        r = find_repository_top(ctx, real, &top, &bare);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
@@ -233,7 +292,7 @@ static int resolve_local(const GitContext *ctx, const char *repo, char **ret_pat
 
         /* git, in its sandbox as the agent's user, must agree: this also
          * tells early when that user cannot read the repository. */
-        r = repo_jail(ctx, top, &j);
+        r = repo_jail(ctx, top, &j, ret_error);
         if (r < 0)
                 return r;
         r = git_out(&j.jail, top, GIT_ARGV("rev-parse", bare ? "--absolute-git-dir" : "--show-toplevel"), &answer,
@@ -450,7 +509,7 @@ int git_default_branch(const GitContext *ctx, const char *repo_path, char **ret_
         _cleanup_free_ char *branch = NULL;
         int r;
 
-        r = repo_jail(ctx, repo_path, &j);
+        r = repo_jail(ctx, repo_path, &j, ret_error);
         if (r < 0)
                 return r;
         r = git_probe(&j.jail, repo_path, GIT_ARGV("symbolic-ref", "--short", "-q", "HEAD"), &branch, ret_error);
@@ -462,15 +521,16 @@ int git_default_branch(const GitContext *ctx, const char *repo_path, char **ret_
         return 0;
 }
 
-static int add_object_dirs(char ***l, const char *objects, unsigned depth) {
-        _cleanup_free_ char *canonical = NULL, *alternates = NULL, *line = NULL;
-        _cleanup_fclose_ FILE *f = NULL;
-        size_t n = 0;
+static int add_object_dirs(const GitContext *ctx, char ***l, const char *objects, unsigned depth) {
+        _cleanup_free_ char *canonical = NULL, *alternates = NULL, *text = NULL;
+        char *save = NULL;
         int r;
 
         r = path_canonical(objects, &canonical);
         if (r < 0)
                 return r;
+        if (!path_allowed(ctx, canonical))
+                return -EPERM;
         for (char **i = *l; i && *i; i++)
                 if (streq(*i, canonical))
                         return 0;
@@ -479,19 +539,20 @@ static int add_object_dirs(char ***l, const char *objects, unsigned depth) {
                 return r;
         if (join(canonical, "info/alternates", &alternates) < 0)
                 return -ENOMEM;
-        f = fopen(alternates, "re");
-        if (!f)
-                return errno == ENOENT ? 0 : -errno;
-        while (getline(&line, &n, f) > 0) {
+        r = read_file(alternates, ALTERNATES_MAX_BYTES, &text);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        for (char *line = strtok_r(text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
                 _cleanup_free_ char *dir = NULL;
 
-                line[strcspn(line, "\r\n")] = '\0';
                 if (isempty(line) || line[0] == '#')
                         continue;
                 r = join(canonical, line, &dir);
                 if (r < 0)
                         return r;
-                r = add_object_dirs(l, dir, depth + 1);
+                r = add_object_dirs(ctx, l, dir, depth + 1);
                 if (r < 0)
                         return r;
         }
@@ -504,7 +565,7 @@ int git_repo_object_dirs(const GitContext *ctx, const char *repo_path, char ***r
         _cleanup_free_ char *common = NULL, *objects = NULL;
         int r;
 
-        r = repo_jail(ctx, repo_path, &j);
+        r = repo_jail(ctx, repo_path, &j, ret_error);
         if (r < 0)
                 return r;
         r = git_out(&j.jail, repo_path, GIT_ARGV("rev-parse", "--path-format=absolute", "--git-common-dir"), &common,
@@ -513,7 +574,9 @@ int git_repo_object_dirs(const GitContext *ctx, const char *repo_path, char ***r
                 return r;
         if (join(common, "objects", &objects) < 0)
                 return -ENOMEM;
-        r = add_object_dirs(&l, objects, 0);
+        r = add_object_dirs(ctx, &l, objects, 0);
+        if (r == -EPERM)
+                return not_allowed(ret_error, repo_path);
         if (r < 0)
                 return git_set_error(ret_error, r, "cannot read the object directories of %s: %s", repo_path,
                                      strerror(-r));
@@ -737,35 +800,6 @@ static int task_repo_exists(const GitTaskRepo *t, char **ret_error) {
         return 1;
 }
 
-static int read_file(const char *path, char **ret) {
-        _cleanup_close_ int fd = -EBADF;
-        GitOutput o = {};
-        char buf[4096];
-        ssize_t n;
-
-        struct stat st;
-
-        /* Not a FIFO or a device in its place: that would hang, or never end. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        while ((n = read(fd, buf, sizeof buf)) > 0)
-                if (git_output_append(&o, buf, (size_t) n) < 0) {
-                        git_output_done(&o);
-                        return -ENOMEM;
-                }
-        if (n < 0 || git_output_append(&o, "", 0) < 0) {
-                git_output_done(&o);
-                return n < 0 ? -errno : -ENOMEM;
-        }
-        *ret = o.data;
-        return 0;
-}
-
 /* A shallow repository's boundary goes with its objects: without it, git
  * would find parents missing. The first borrowed directory is the
  * repository's own objects/. */
@@ -778,7 +812,7 @@ static int copy_shallow(int git_fd, const GitTaskRepo *t, char **ret_error) {
         common = path_dirname(t->borrowed[0]);
         if (!common || asprintf(&from, "%s/shallow", common) < 0)
                 return -ENOMEM;
-        r = read_file(from, &text);
+        r = read_file(from, SHALLOW_MAX_BYTES, &text);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -815,7 +849,7 @@ int git_task_repo_prepare(const GitContext *ctx, const GitTaskRepo *t, const cha
                 return rewrite_task_files(t, ret_error);
         }
 
-        r = repo_jail(ctx, repo_path, &rj);
+        r = repo_jail(ctx, repo_path, &rj, ret_error);
         if (r < 0)
                 return r;
         r = resolve_base(&rj.jail, repo_path, base, &commit, &base_branch, ret_error);

@@ -30,6 +30,10 @@ typedef struct GitContext {
         const SandboxIdentity *agent;
         const SandboxIdentity *caller;
         const char *bwrap;              /* NULL: bwrap in $PATH */
+        char *const *allowed_roots;     /* NULL, or the only (canonical) directories the paths of a
+                                         * repository may lie in: its top, where its .git leads, the
+                                         * object directories it borrows (-EPERM otherwise) */
+        uint64_t memory_max;            /* 0, or the address space each git may use (RLIMIT_AS) */
         const char *scratch_dir;        /* where snapshots go (NULL: $TMPDIR, else /tmp): a directory
                                          * the caller removes after the child that runs git, killed
                                          * or not */
@@ -66,7 +70,7 @@ int git_default_branch(const GitContext *ctx, const char *repo_path, char **ret_
 /* The paths git reads for the repository at top (git_resolve_repo()'s
  * answer): top itself, and where its .git file leads (a linked worktree's
  * or --separate-git-dir's git directory, and its common directory). */
-int git_repo_paths(const char *top, char ***ret);
+int git_repo_paths(const GitContext *ctx, const char *top, char ***ret, char **ret_error);
 
 /* The object directories of a repository (resolved with git_resolve_repo()):
  * its own and those it borrows itself, recursively, canonical. */

@@ -70,18 +70,43 @@ int path_normalize(const char *path, char **ret) {
 }
 
 int path_canonical(const char *path, char **ret) {
+        _cleanup_free_ char *normalized = NULL, *parent = NULL, *resolved = NULL;
+        const char *last;
         char *t;
+        int r;
 
         if (!path || path[0] != '/')
                 return -EINVAL;
-        t = realpath(path, NULL);
+        r = path_normalize(path, &normalized);
+        if (r < 0)
+                return r;
+        t = realpath(normalized, NULL);
         if (t) {
                 *ret = t;
                 return 0;
         }
-        if (errno != ENOENT)
+        if (!IN_SET(errno, ENOENT, ENOTDIR, EACCES))
                 return -errno;
-        return path_normalize(path, ret);
+        if (streq(normalized, "/"))
+                return -errno;
+        /* What is not there (or not ours to see) is where its nearest
+         * existing parent really is: a link on the way is followed, so that
+         * the answer does not depend on whether the rest exists. */
+        last = strrchr(normalized, '/') + 1;
+        parent = path_dirname(normalized);
+        if (!parent)
+                return -ENOMEM;
+        r = path_canonical(parent, &resolved);
+        if (r < 0)
+                return r;
+        if (asprintf(&t, "%s%s%s", resolved, streq(resolved, "/") ? "" : "/", last) < 0)
+                return -ENOMEM;
+        *ret = t;
+        return 0;
+}
+
+int path_open_canonical(const char *path, int flags, mode_t type) {
+        return path_open_beneath(AT_FDCWD, path, flags, type);
 }
 
 char *path_dirname(const char *path) {
@@ -245,7 +270,7 @@ void sandbox_program_done(SandboxProgram *p) {
 int path_open_beneath(int dir_fd, const char *path, int flags, mode_t type) {
         struct open_how how = {
                 .flags = (uint64_t) (flags | O_NOFOLLOW | O_CLOEXEC),
-                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+                .resolve = (dir_fd == AT_FDCWD ? 0 : RESOLVE_BENEATH) | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
         };
         struct stat st;
         long fd;

@@ -10,16 +10,21 @@
 bool path_is_under(const char *path, const char *dir);
 /* The absolute path with "//", "." and ".." taken out by spelling alone. */
 int path_normalize(const char *path, char **ret);
-/* realpath() for a path that exists, else its normalized spelling. */
+/* realpath() for a path that exists; else its nearest existing parent's,
+ * with the rest of the path (normalized) after it. */
 int path_canonical(const char *path, char **ret);
 char *path_dirname(const char *path);
 
 /* Opens path (relative) beneath dir_fd with flags (O_CLOEXEC added)
  * following no symbolic link on the way, and none at its end: what an agent
  * may have written is opened as what it is, never as what a link it made
- * points to. With type (S_IFDIR, S_IFREG; 0: anything but a link), -ENOTDIR
+ * points to. (dir_fd AT_FDCWD: path may be absolute, see
+ * path_open_canonical().) With type (S_IFDIR, S_IFREG; 0: anything but a link), -ENOTDIR
  * or -EISDIR when it is something else (a link, a FIFO, …). */
 int path_open_beneath(int dir_fd, const char *path, int flags, mode_t type);
+/* The same for an absolute path, canonical already (path_canonical()): a
+ * link anywhere on it, put there since, makes it fail (-ELOOP). */
+int path_open_canonical(const char *path, int flags, mode_t type);
 
 /* An agent's program and what it needs bound to run. */
 typedef struct SandboxProgram {

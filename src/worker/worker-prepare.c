@@ -107,8 +107,16 @@ static int paths_granted(char *const *paths, char *const *granted) {
  * granted one or lies below one. Asked of the paths as they are now, so a
  * link swapped in after the API's check leads nowhere new; and the path
  * resolved here is the one used from here on. */
+/* The one answer for a repository that reaches beyond its grants: it says
+ * nothing of what lies there, nor whether anything does. */
+static void beyond_grants(Prepared *p, const Task *task) {
+        p->error = reason(NULL, "the repository %s reaches beyond what is granted to %s (its top, its git "
+                          "directory or the objects it borrows): refused", task->repo, strna(task->owner));
+}
+
 static void prepare(const Manager *m, const Task *task, char *const *grants, Prepared *p) {
-        const GitContext *ctx = &m->git;
+        GitContext gctx = m->git;
+        const GitContext *ctx = &gctx;
         _cleanup_(task_paths_done) TaskPaths paths = {};
         _cleanup_free_ char *err = NULL, *cache = NULL, *canonical = NULL;
         _cleanup_(strv_freep) char **granted = NULL, **repo_paths = NULL;
@@ -133,6 +141,8 @@ static void prepare(const Manager *m, const Task *task, char *const *grants, Pre
                         return;
                 }
                 repo = canonical;
+                /* Nothing out of the grants is read, nor bound for git, from here on. */
+                gctx.allowed_roots = granted;
         }
 
         r = task_paths(m->config, task->id, task->worktree, &paths);
@@ -164,6 +174,8 @@ static void prepare(const Manager *m, const Task *task, char *const *grants, Pre
         r = git_resolve_repo(ctx, repo, cache, &p->repo_path, &err);
         if (r == -ENOMEM)
                 goto oom;
+        if (r == -EPERM && check_grants)
+                return beyond_grants(p, task);
         if (r < 0) {
                 if (r == -ENOENT)
                         p->error = reason(err, "repository %s does not exist", task->repo);
@@ -179,6 +191,8 @@ static void prepare(const Manager *m, const Task *task, char *const *grants, Pre
                 r = git_default_branch(ctx, p->repo_path, &p->base, &err);
                 if (r == -ENOMEM)
                         goto oom;
+                if (r == -EPERM && check_grants)
+                        return beyond_grants(p, task);
                 if (r < 0) {
                         p->error = reason(err, "cannot find the default branch of %s: %s", task->repo, strerror(-r));
                         return;
@@ -201,6 +215,8 @@ static void prepare(const Manager *m, const Task *task, char *const *grants, Pre
         r = git_repo_object_dirs(ctx, p->repo_path, &p->borrowed, &err);
         if (r == -ENOMEM)
                 goto oom;
+        if (r == -EPERM && check_grants)
+                return beyond_grants(p, task);
         if (r < 0) {
                 p->error = reason(err, "cannot read the objects of %s: %s", task->repo, strerror(-r));
                 return;
@@ -213,23 +229,21 @@ static void prepare(const Manager *m, const Task *task, char *const *grants, Pre
                 p->error = reason(err, "cannot use repository %s: %s", task->repo, strerror(-r));
                 return;
         }
-        /* git found the repository's top above the path named, or its .git
-         * leads elsewhere, or it borrows objects from elsewhere: all of it
-         * must be granted too. */
+        /* Checked as they were found (allowed_roots); once more, all of
+         * them, as they are now. */
         if (check_grants) {
-                r = git_repo_paths(p->repo_path, &repo_paths);
+                err = mfree(err);
+                r = git_repo_paths(ctx, p->repo_path, &repo_paths, &err);
+                if (r == -EPERM)
+                        return beyond_grants(p, task);
                 if (r >= 0)
                         r = strv_extend_all(&repo_paths, p->borrowed);
                 if (r >= 0)
                         r = paths_granted(repo_paths, granted);
                 if (r < 0)
                         goto oom;
-                if (r == 0) {
-                        p->error = reason(NULL, "the repository %s reaches beyond what is granted to %s (its top, "
-                                          "its git directory or the objects it borrows): refused",
-                                          task->repo, strna(task->owner));
-                        return;
-                }
+                if (r == 0)
+                        return beyond_grants(p, task);
         }
 
         r = task_dir_make(paths.git_dir, &m->agent);
